@@ -1,0 +1,4 @@
+import { EnableCitext1763769600000 } from './1763769600000-EnableCitext.js';
+
+/** Every migration, oldest first. `npm run migration:generate|create` adds new ones here. */
+export const migrations = [EnableCitext1763769600000];

@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyInstance, type RawServerDefault, type FastifyBaseLogger } from 'fastify';
+import cookie from '@fastify/cookie';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Container } from './container.js';
+import { opsRoutes } from './modules/ops/routes.js';
+import { registerErrorHandling } from './shared/error-handler.js';
+import { RateLimitedError } from './shared/errors.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** false: no access-log line for this route (probes). */
+    accessLog?: boolean;
+  }
+}
+
+export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, ZodTypeProvider>;
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Keeps a caller's X-Request-Id (from a proxy) when it is sane, so one id follows a request end to end. */
+function requestId(request: IncomingMessage): string {
+  const given = request.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+function trustHops(hops: number) {
+  return (_address: string, hop: number) => hop < hops;
+}
+
+export async function buildApp(container: Container): Promise<App> {
+  const { config, logger, metrics } = container;
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // Fastify's two lines per request are replaced by the one access line of the onResponse hook.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    genReqId: requestId,
+    // A hop count trusts that many proxies in front of us, as proxy-addr counts them.
+    trustProxy: typeof config.TRUST_PROXY === 'number' ? trustHops(config.TRUST_PROXY) : config.TRUST_PROXY,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandling(app);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  // One access-log line per request (instead of Fastify's two) and the duration histogram.
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpRequestDuration.observe({ route, method: request.method, status_code: reply.statusCode }, reply.elapsedTime / 1000);
+    if (request.routeOptions.config.accessLog === false) return;
+    request.log.info({ method: request.method, url: request.url, statusCode: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10, ip: request.ip }, 'request completed');
+  });
+
+  if (config.SECURITY_HEADERS_ENABLED) {
+    await app.register(helmet, {
+      hsts: { maxAge: config.HSTS_MAX_AGE, includeSubDomains: true },
+      contentSecurityPolicy: {
+        // Outside production the server is reached over plain http (LAN, tunnels): do not
+        // ask browsers to rewrite its own URLs to https.
+        directives: { upgradeInsecureRequests: config.NODE_ENV === 'production' ? [] : null },
+      },
+    });
+  }
+  await app.register(cors, { origin: config.FRONTEND_URL, credentials: true });
+  await app.register(cookie, { secret: config.SESSION_SECRET });
+  await app.register(rateLimit, {
+    global: true,
+    max: config.RATE_LIMIT_REQUESTS,
+    timeWindow: config.RATE_LIMIT_WINDOW,
+    redis: container.redis.client,
+    nameSpace: 'parley:rate-limit:',
+    // Limits fail open when Redis is down: availability wins, and /ready reports the outage.
+    skipOnError: true,
+    errorResponseBuilder: (_request, context) => new RateLimitedError(Math.max(1, Math.ceil(context.ttl / 1000))),
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Parley API', version: '0.1.0', description: 'Real-time speaking practice backend. Errors are always `{ error: { code, message, details? } }`.' },
+      servers: [{ url: config.APP_URL }],
+      tags: [{ name: 'ops', description: 'Health, readiness and metrics' }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
+
+  await app.register(opsRoutes, {
+    db: container.db,
+    redis: container.redis.client,
+    registry: metrics.registry,
+    clock: container.clock,
+    metricsToken: config.METRICS_TOKEN,
+  });
+
+  return app;
+}

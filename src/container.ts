@@ -1,0 +1,98 @@
+import path from 'node:path';
+import type { DataSource } from 'typeorm';
+import type { Config } from './config/load.js';
+import { entities, migrations } from './database-schema.js';
+import { systemClock, type Clock } from './infra/clock.js';
+import { createDataSource, runMigrationsLocked } from './infra/database.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './infra/embedded-postgres.js';
+import { randomIds, type IdGenerator } from './infra/ids.js';
+import { loadSigningKeys, type SigningKeys } from './infra/keys.js';
+import { createLogger, type Logger } from './infra/logger.js';
+import { createMetrics, type Metrics } from './infra/metrics.js';
+import { createRedis, type RedisConnection } from './infra/redis.js';
+
+export interface Container {
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  ids: IdGenerator;
+  db: DataSource;
+  redis: RedisConnection;
+  metrics: Metrics;
+  keys: SigningKeys;
+  /** Which parts run on the embedded defaults rather than configured services. */
+  embedded: { database: boolean; redis: boolean };
+  /** Closes Redis, the database pool and the embedded PostgreSQL, in that order. */
+  close(): Promise<void>;
+}
+
+export interface ContainerOptions {
+  /** Folder that relative paths (DATA_DIR, JWT_KEYS_DIR) are resolved against. */
+  cwd: string;
+  logger?: Logger;
+  clock?: Clock;
+  ids?: IdGenerator;
+}
+
+/** The only place that constructs Parley's adapters and services. */
+export async function createContainer(config: Config, options: ContainerOptions): Promise<Container> {
+  const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
+  const production = config.NODE_ENV === 'production';
+  const cleanups: Array<() => Promise<void>> = [];
+  const closeAll = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => logger.error({ err: error }, 'error while closing'));
+    cleanups.length = 0;
+  };
+
+  try {
+    const keys = await loadSigningKeys(
+      {
+        dir: path.resolve(options.cwd, config.JWT_KEYS_DIR),
+        privateKeyPath: config.JWT_PRIVATE_KEY_PATH && path.resolve(options.cwd, config.JWT_PRIVATE_KEY_PATH),
+        publicKeyPath: config.JWT_PUBLIC_KEY_PATH && path.resolve(options.cwd, config.JWT_PUBLIC_KEY_PATH),
+        kid: config.JWT_KEY_ID,
+      },
+      { production, onGenerated: (kid) => logger.warn({ kid, dir: config.JWT_KEYS_DIR }, 'generated a development JWT key pair') },
+    );
+
+    let embeddedDatabase: EmbeddedDatabase | undefined;
+    if (!config.DATABASE_URL) {
+      embeddedDatabase = await startEmbeddedPostgres({ dataDir: path.resolve(options.cwd, config.DATA_DIR, 'postgres'), database: 'parley', logger });
+      cleanups.push(embeddedDatabase.stop);
+    }
+    const db = createDataSource({ url: config.DATABASE_URL ?? embeddedDatabase!.url, poolSize: config.DATABASE_POOL_SIZE, entities, migrations });
+    await db.initialize();
+    cleanups.push(() => db.destroy());
+    if (config.DATABASE_MIGRATE_ON_START) {
+      const applied = await runMigrationsLocked(db);
+      if (applied.length) logger.info({ migrations: applied }, 'applied migrations');
+    }
+
+    const redis = createRedis(config.REDIS_URL, (error) => logger.warn({ err: { message: error.message } }, 'Redis connection error'));
+    cleanups.push(redis.close);
+
+    const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded };
+    if (production && embedded.redis) {
+      logger.warn('REDIS_URL is not set: running on the in-process Redis emulation, which serves ONE instance only and loses its data on restart');
+    }
+    if (production && embedded.database) {
+      logger.warn('DATABASE_URL is not set: running on an embedded PostgreSQL under DATA_DIR; use a managed PostgreSQL in production');
+    }
+
+    return {
+      config,
+      logger,
+      clock: options.clock ?? systemClock,
+      ids: options.ids ?? randomIds,
+      db,
+      redis,
+      metrics: createMetrics(),
+      keys,
+      embedded,
+      close: closeAll,
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}

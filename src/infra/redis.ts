@@ -1,0 +1,41 @@
+import { Redis } from 'ioredis';
+import RedisMock from 'ioredis-mock';
+
+export interface RedisConnection {
+  client: Redis;
+  /** True when this is the in-process emulation (single instance only). */
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * A real Redis when `url` is given, else ioredis-mock: the same ioredis API either way, so
+ * the rest of Parley has one code path.
+ */
+export function createRedis(url: string | undefined, onConnectionError: (error: Error) => void = () => undefined): RedisConnection {
+  if (!url) {
+    const client = new RedisMock() as unknown as Redis;
+    return { client, embedded: true, close: async () => void client.disconnect() };
+  }
+  const client = new Redis(url, {
+    // Fail a command after a short retry instead of queueing it for ever while Redis is down:
+    // /ready reports the outage and requests fail fast.
+    maxRetriesPerRequest: 2,
+    connectTimeout: 3_000,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+  });
+  // ioredis emits an error on every reconnect attempt; report the first of each outage only.
+  let reported = false;
+  client.on('error', (error: Error) => {
+    if (!reported) onConnectionError(error);
+    reported = true;
+  });
+  client.on('ready', () => (reported = false));
+  return {
+    client,
+    embedded: false,
+    close: async () => {
+      await client.quit().catch(() => client.disconnect());
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+import { AppError, ERROR_CODES, type ErrorCode, type ErrorDetails } from './errors.js';
+import type { ErrorResponse } from './http-schemas.js';
+
+/** Fastify's own client errors, by the code Fastify gives them. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
+};
+
+/** Any other 4xx Fastify or a plugin raises, by status. */
+const CODE_BY_STATUS: Record<number, ErrorCode> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  422: 'unprocessable',
+  429: 'rate_limited',
+};
+
+interface Mapped {
+  status: number;
+  code: ErrorCode;
+  message: string;
+  details?: ErrorDetails | undefined;
+  headers?: Record<string, string> | undefined;
+}
+
+function mapError(error: FastifyError | Error): Mapped | null {
+  if (error instanceof AppError) {
+    return { status: error.statusCode, code: error.code, message: error.message, details: error.details, headers: error.headers };
+  }
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const where = (error as FastifyError).validationContext ?? 'body';
+    const fields = error.validation.map((issue) => ({
+      in: where,
+      path: issue.instancePath.replace(/^\//, '').replaceAll('/', '.'),
+      message: issue.message,
+    }));
+    return { status: 400, code: 'validation_failed', message: `Invalid ${where}`, details: { fields } };
+  }
+  if (isResponseSerializationErrorSafe(error)) return null;
+  const fastifyCode = 'code' in error && typeof error.code === 'string' ? FASTIFY_CODES[error.code] : undefined;
+  const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
+  if (fastifyCode) return { status: ERROR_CODES[fastifyCode], code: fastifyCode, message: error.message };
+  if (status >= 400 && status < 500) {
+    return { status, code: CODE_BY_STATUS[status] ?? 'bad_request', message: error.message };
+  }
+  return null;
+}
+
+function isResponseSerializationErrorSafe(error: Error): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === 'FST_ERR_RESPONSE_SERIALIZATION' && isResponseSerializationError(error);
+}
+
+export function sendError(reply: FastifyReply, mapped: Mapped): FastifyReply {
+  const body: ErrorResponse = { error: { code: mapped.code, message: mapped.message, ...(mapped.details ? { details: mapped.details } : {}) } };
+  if (mapped.headers) reply.headers(mapped.headers);
+  return reply.status(mapped.status).type('application/json; charset=utf-8').send(body);
+}
+
+/**
+ * The one place errors become HTTP responses: known errors keep their status and code,
+ * anything unexpected is logged with its stack and answered as a bare 500.
+ */
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const mapped = mapError(error);
+    if (mapped && mapped.status < 500) {
+      request.log.info({ code: mapped.code, status: mapped.status }, 'request rejected');
+      return sendError(reply, mapped);
+    }
+    if (mapped) {
+      request.log.warn({ code: mapped.code, status: mapped.status, reason: mapped.message }, 'request failed on a dependency');
+      return sendError(reply, mapped);
+    }
+    request.log.error({ err: error }, 'unexpected error');
+    return sendError(reply, { status: 500, code: 'internal_error', message: 'Internal server error' });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, { status: 404, code: 'route_not_found', message: `Route ${request.method} ${request.url.split('?')[0]} not found` }),
+  );
+}

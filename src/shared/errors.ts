@@ -1,0 +1,84 @@
+/**
+ * The stable catalogue of error codes clients may branch on. Add codes, never rename one.
+ * Every error response is `{ error: { code, message, details? } }`.
+ */
+export const ERROR_CODES = {
+  validation_failed: 400,
+  invalid_json: 400,
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  route_not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
+  version_conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  unprocessable: 422,
+  rate_limited: 429,
+  internal_error: 500,
+  dependency_unavailable: 503,
+} as const satisfies Record<string, number>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export type ErrorDetails = Record<string, unknown>;
+
+/** Base of every error Parley raises on purpose; the error handler turns it into a response. */
+export class AppError extends Error {
+  override name = 'AppError';
+  readonly statusCode: number;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: ErrorDetails,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+    this.statusCode = ERROR_CODES[code];
+  }
+}
+
+export class ValidationError extends AppError {
+  constructor(message: string, details?: ErrorDetails) {
+    super('validation_failed', message, details);
+  }
+}
+
+export class UnauthorizedError extends AppError {
+  constructor(message = 'Authentication required') {
+    super('unauthorized', message);
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message = 'You are not allowed to do this') {
+    super('forbidden', message);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(what = 'Resource') {
+    super('not_found', `${what} not found`);
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string, details?: ErrorDetails) {
+    super('conflict', message, details);
+  }
+}
+
+export class RateLimitedError extends AppError {
+  constructor(retryAfterSeconds: number) {
+    super('rate_limited', `Too many requests, retry in ${retryAfterSeconds} s`, { retryAfterSeconds }, { 'retry-after': String(retryAfterSeconds) });
+  }
+}
+
+export class DependencyUnavailableError extends AppError {
+  constructor(message: string, details?: ErrorDetails) {
+    super('dependency_unavailable', message, details);
+  }
+}

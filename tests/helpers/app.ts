@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, inject } from 'vitest';
+import { buildApp, type App } from '../../src/app.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createContainer, type Container, type ContainerOptions } from '../../src/container.js';
+import { createLogger, type Logger } from '../../src/infra/logger.js';
+
+export interface TestApp {
+  app: App;
+  container: Container;
+  close(): Promise<void>;
+}
+
+let database: Promise<string> | undefined;
+let databaseName: string | undefined;
+let redisFlushed = false;
+
+function withDatabase(url: string, name: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${name}`;
+  return parsed.toString();
+}
+
+/** This test file's own database, cloned from the migrated template on first use. */
+export function testDatabaseUrl(): Promise<string> {
+  database ??= (async () => {
+    databaseName = `parley_t_${randomBytes(6).toString('hex')}`;
+    const admin = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${databaseName} TEMPLATE ${inject('templateDatabase')}`);
+    } finally {
+      await admin.end();
+    }
+    return withDatabase(inject('adminDatabaseUrl'), databaseName);
+  })();
+  return database;
+}
+
+afterAll(async () => {
+  if (!databaseName) return;
+  const admin = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
+  await admin.end();
+});
+
+/**
+ * Real Redis when TEST_REDIS_URL is set: each worker gets its own db index, emptied when a
+ * file first uses it. Otherwise undefined, i.e. the in-process emulation.
+ */
+export async function testRedisUrl(): Promise<string | undefined> {
+  const base = inject('redisUrl');
+  if (!base) return undefined;
+  const url = new URL(base);
+  url.pathname = `/${Number(process.env.VITEST_POOL_ID ?? 1) % 16}`;
+  if (!redisFlushed) {
+    const client = new Redis(url.toString());
+    await client.flushdb();
+    await client.quit();
+    redisFlushed = true;
+  }
+  return url.toString();
+}
+
+/** Settings every test app shares; a test overrides what it is about. */
+export async function testEnv(overrides: Record<string, string | undefined> = {}): Promise<Record<string, string | undefined>> {
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: await testDatabaseUrl(),
+    REDIS_URL: await testRedisUrl(),
+    DATABASE_MIGRATE_ON_START: 'false',
+    JWT_KEYS_DIR: inject('keysDir'),
+    ...overrides,
+  };
+}
+
+export interface BuildTestAppOptions extends Partial<Omit<ContainerOptions, 'cwd'>> {
+  env?: Record<string, string | undefined>;
+  /** Adds test-only routes before the app is sealed. */
+  extend?: (app: App) => void | Promise<void>;
+}
+
+export async function buildTestApp(options: BuildTestAppOptions = {}): Promise<TestApp> {
+  const cwd = mkdtempSync(path.join(os.tmpdir(), 'parley-app-'));
+  const config = loadConfig({ env: await testEnv(options.env), cwd });
+  const container = await createContainer(config, { cwd, ...options });
+  const app = await buildApp(container);
+  await options.extend?.(app);
+  await app.ready();
+  return {
+    app,
+    container,
+    close: async () => {
+      await app.close();
+      await container.close();
+    },
+  };
+}
+
+/** A logger whose lines the test can read back as parsed JSON. */
+export function capturingLogger(level = 'info'): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      callback();
+    },
+  });
+  return { logger: createLogger({ level, destination }), lines };
+}

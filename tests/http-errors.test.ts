@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { buildTestApp, capturingLogger, type TestApp } from './helpers/app.js';
+
+const { logger, lines } = capturingLogger();
+let t: TestApp;
+
+beforeAll(async () => {
+  t = await buildTestApp({
+    logger,
+    env: { RATE_LIMIT_REQUESTS: '1000', BODY_LIMIT_BYTES: '2048' },
+    extend: (app) => {
+      app.post(
+        '/test/echo/:id',
+        {
+          schema: {
+            params: z.object({ id: z.uuid() }),
+            querystring: z.object({ verbose: z.enum(['yes', 'no']).optional() }),
+            body: z.strictObject({ email: z.email(), age: z.number().int().min(13) }),
+          },
+        },
+        async (request) => ({ id: request.params.id, email: request.body.email }),
+      );
+      app.get('/test/boom', async () => {
+        throw new Error('database password is hunter2');
+      });
+      app.get('/test/limited', { config: { rateLimit: { max: 2, timeWindow: 60_000 } } }, async () => ({ ok: true }));
+    },
+  });
+});
+afterAll(() => t.close());
+
+const id = '8f0e3c1e-8a65-4f5e-9d7a-2f6c0d1b9a10';
+
+describe('one error shape for every failure', () => {
+  it('answers invalid fields with 400 validation_failed listing each field', async () => {
+    const res = await t.app.inject({ method: 'POST', url: `/test/echo/${id}`, payload: { email: 'not-an-email', age: 3 } });
+    expect(res.statusCode).toBe(400);
+    const body = res.json();
+    expect(body.error.code).toBe('validation_failed');
+    expect(body.error.details.fields.map((field: { path: string }) => field.path).sort()).toEqual(['age', 'email']);
+    expect(body.error.details.fields[0].in).toBe('body');
+  });
+
+  it('rejects unknown body fields', async () => {
+    const res = await t.app.inject({ method: 'POST', url: `/test/echo/${id}`, payload: { email: 'a@b.co', age: 20, role: 'admin' } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe('validation_failed');
+  });
+
+  it('names the params and querystring when they are wrong', async () => {
+    const params = await t.app.inject({ method: 'POST', url: '/test/echo/not-a-uuid', payload: { email: 'a@b.co', age: 20 } });
+    expect(params.json().error.details.fields[0]).toMatchObject({ in: 'params', path: 'id' });
+    const query = await t.app.inject({ method: 'POST', url: `/test/echo/${id}?verbose=maybe`, payload: { email: 'a@b.co', age: 20 } });
+    expect(query.json().error.details.fields[0]).toMatchObject({ in: 'querystring', path: 'verbose' });
+  });
+
+  it('passes valid input to the handler', async () => {
+    const res = await t.app.inject({ method: 'POST', url: `/test/echo/${id}`, payload: { email: 'a@b.co', age: 20 } });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ id, email: 'a@b.co' });
+  });
+
+  it('answers malformed JSON with 400 invalid_json', async () => {
+    const res = await t.app.inject({ method: 'POST', url: `/test/echo/${id}`, headers: { 'content-type': 'application/json' }, payload: '{"email": ' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe('invalid_json');
+  });
+
+  it('answers an unsupported content type with 415', async () => {
+    const res = await t.app.inject({ method: 'POST', url: `/test/echo/${id}`, headers: { 'content-type': 'application/xml' }, payload: '<a/>' });
+    expect(res.statusCode).toBe(415);
+    expect(res.json().error.code).toBe('unsupported_media_type');
+  });
+
+  it('answers an unknown route with 404 route_not_found', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/no/such/route?x=1' });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toEqual({ error: { code: 'route_not_found', message: 'Route GET /no/such/route not found' } });
+  });
+
+  it('answers a body over the limit with 413 payload_too_large', async () => {
+    const res = await t.app.inject({ method: 'POST', url: `/test/echo/${id}`, payload: { email: `${'a'.repeat(4000)}@b.co`, age: 20 } });
+    expect(res.statusCode).toBe(413);
+    expect(res.json().error.code).toBe('payload_too_large');
+  });
+
+  it('answers the request over the limit with 429 and Retry-After', async () => {
+    const statuses: number[] = [];
+    let last;
+    for (let i = 0; i < 3; i += 1) {
+      last = await t.app.inject({ method: 'GET', url: '/test/limited', remoteAddress: '203.0.113.9' });
+      statuses.push(last.statusCode);
+    }
+    expect(statuses).toEqual([200, 200, 429]);
+    expect(last!.json().error.code).toBe('rate_limited');
+    expect(Number(last!.headers['retry-after'])).toBeGreaterThan(0);
+    // another client is not affected
+    const other = await t.app.inject({ method: 'GET', url: '/test/limited', remoteAddress: '203.0.113.10' });
+    expect(other.statusCode).toBe(200);
+  });
+
+  it('hides an unexpected error behind 500 internal_error and logs its stack', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/test/boom' });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ error: { code: 'internal_error', message: 'Internal server error' } });
+    expect(res.body).not.toContain('hunter2');
+    expect(res.body).not.toContain('at ');
+    const logged = lines.find((line) => line.msg === 'unexpected error');
+    expect(logged).toBeDefined();
+    expect(String((logged!.err as { stack: string }).stack)).toContain('http-errors.test.ts');
+    expect(logged!.requestId).toBe(res.headers['x-request-id']);
+  });
+
+  it('returns a request id on every response and keeps a sane one the caller sent', async () => {
+    const mine = await t.app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'edge-abc.123' } });
+    expect(mine.headers['x-request-id']).toBe('edge-abc.123');
+    const hostile = await t.app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'a b\u0007<script>' } });
+    expect(hostile.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
