@@ -35,9 +35,11 @@ function trustHops(hops: number) {
 }
 
 export async function buildApp(container: Container): Promise<App> {
-  const { config, logger, metrics } = container;
+  const { config, metrics } = container;
+  // Typed as Fastify's logger so the instance type stays the default one routes expect.
+  const loggerInstance: FastifyBaseLogger = container.logger;
   const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
+    loggerInstance,
     // Fastify's two lines per request are replaced by the one access line of the onResponse hook.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     genReqId: requestId,
@@ -59,7 +61,10 @@ export async function buildApp(container: Container): Promise<App> {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpRequestDuration.observe({ route, method: request.method, status_code: reply.statusCode }, reply.elapsedTime / 1000);
     if (request.routeOptions.config.accessLog === false) return;
-    request.log.info({ method: request.method, url: request.url, statusCode: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10, ip: request.ip }, 'request completed');
+    request.log.info(
+      { method: request.method, url: request.url, statusCode: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10, ip: request.ip },
+      'request completed',
+    );
   });
 
   if (config.SECURITY_HEADERS_ENABLED) {
@@ -88,7 +93,11 @@ export async function buildApp(container: Container): Promise<App> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Parley API', version: '0.1.0', description: 'Real-time speaking practice backend. Errors are always `{ error: { code, message, details? } }`.' },
+      info: {
+        title: 'Parley API',
+        version: '0.1.0',
+        description: 'Real-time speaking practice backend. Errors are always `{ error: { code, message, details? } }`.',
+      },
       servers: [{ url: config.APP_URL }],
       tags: [{ name: 'ops', description: 'Health, readiness and metrics' }],
     },

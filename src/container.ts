@@ -55,12 +55,15 @@ export async function createContainer(config: Config, options: ContainerOptions)
       { production, onGenerated: (kid) => logger.warn({ kid, dir: config.JWT_KEYS_DIR }, 'generated a development JWT key pair') },
     );
 
+    let databaseUrl = config.DATABASE_URL;
     let embeddedDatabase: EmbeddedDatabase | undefined;
-    if (!config.DATABASE_URL) {
-      embeddedDatabase = await startEmbeddedPostgres({ dataDir: path.resolve(options.cwd, config.DATA_DIR, 'postgres'), database: 'parley', logger });
-      cleanups.push(embeddedDatabase.stop);
+    if (!databaseUrl) {
+      const started = await startEmbeddedPostgres({ dataDir: path.resolve(options.cwd, config.DATA_DIR, 'postgres'), database: 'parley', logger });
+      cleanups.push(() => started.stop());
+      embeddedDatabase = started;
+      databaseUrl = started.url;
     }
-    const db = createDataSource({ url: config.DATABASE_URL ?? embeddedDatabase!.url, poolSize: config.DATABASE_POOL_SIZE, entities, migrations });
+    const db = createDataSource({ url: databaseUrl, poolSize: config.DATABASE_POOL_SIZE, entities, migrations });
     await db.initialize();
     cleanups.push(() => db.destroy());
     if (config.DATABASE_MIGRATE_ON_START) {
@@ -69,7 +72,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
     }
 
     const redis = createRedis(config.REDIS_URL, (error) => logger.warn({ err: { message: error.message } }, 'Redis connection error'));
-    cleanups.push(redis.close);
+    cleanups.push(() => redis.close());
 
     const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded };
     if (production && embedded.redis) {

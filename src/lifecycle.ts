@@ -12,7 +12,11 @@ export async function shutdown(app: App, container: Container, timeoutMs: number
     timer = setTimeout(() => resolve('timeout'), timeoutMs);
     timer.unref();
   });
+  // A keep-alive connection whose request finishes after close() began would stay open and
+  // hold close() up; close such connections as soon as they fall idle.
+  const sweeper = setInterval(() => app.server.closeIdleConnections(), 50);
   const outcome = await Promise.race([app.close().then(() => 'closed' as const), timedOut]);
+  clearInterval(sweeper);
   clearTimeout(timer);
   if (outcome === 'timeout') {
     container.logger.warn({ timeoutMs }, 'in-flight requests did not finish in time; closing their connections');

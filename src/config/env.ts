@@ -36,31 +36,46 @@ const origins = z.string().transform((text) =>
  */
 export const envSchema = z
   .object({
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('development').describe('development | test | production. Production refuses generated keys and missing secrets.'),
+    NODE_ENV: z
+      .enum(['development', 'test', 'production'])
+      .default('development')
+      .describe('development | test | production. Production refuses generated keys and missing secrets.'),
     HOST: z.string().min(1).default('0.0.0.0').describe('Interface the HTTP server binds to.'),
     PORT: port.default(5503).describe('HTTP and Socket.io port.'),
     APP_URL: z.url().default('http://localhost:5503').describe('Public base URL of this server, used in links it sends (e-mails, signed URLs).'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
-    TRUST_PROXY: trustProxy.default(false).describe('Behind Nginx or Cloudflare: true, a hop count, or proxy IPs/CIDRs. The client IP for limits and logs then comes from X-Forwarded-For.'),
+    TRUST_PROXY: trustProxy
+      .prefault('false')
+      .describe('Behind Nginx or Cloudflare: true, a hop count, or proxy IPs/CIDRs. The client IP for limits and logs then comes from X-Forwarded-For.'),
     BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576).describe('Largest JSON body accepted, in bytes (larger gets 413).'),
-    SHUTDOWN_TIMEOUT: duration.default(10_000).describe('On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut.'),
+    SHUTDOWN_TIMEOUT: duration.prefault('10s').describe('On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut.'),
     DATA_DIR: z.string().min(1).default('.data').describe('Where the embedded defaults keep their data (PostgreSQL under postgres/).'),
 
-    SESSION_SECRET: z.string().min(32, 'must be at least 32 characters').optional().describe('Signs cookies and CSRF tokens. Required in production; a random one is made per start otherwise.'),
-    FRONTEND_URL: origins.default(['http://localhost:3000']).describe('Comma-separated browser origins allowed by CORS.'),
-    SECURITY_HEADERS_ENABLED: flag.default(true).describe('Send helmet security headers (CSP, HSTS, ...).'),
+    SESSION_SECRET: z
+      .string()
+      .min(32, 'must be at least 32 characters')
+      .optional()
+      .describe('Signs cookies and CSRF tokens. Required in production; a random one is made per start otherwise.'),
+    FRONTEND_URL: origins.prefault('http://localhost:3000').describe('Comma-separated browser origins allowed by CORS.'),
+    SECURITY_HEADERS_ENABLED: flag.prefault('true').describe('Send helmet security headers (CSP, HSTS, ...).'),
     HSTS_MAX_AGE: z.coerce.number().int().min(0).default(31_536_000).describe('Strict-Transport-Security max-age in seconds when security headers are on.'),
     RATE_LIMIT_REQUESTS: z.coerce.number().int().min(1).default(300).describe('Default requests per client IP per window; routes may set their own.'),
-    RATE_LIMIT_WINDOW: duration.default(60_000).describe('Window of the default rate limit (e.g. 60s, 15m).'),
+    RATE_LIMIT_WINDOW: duration.prefault('60s').describe('Window of the default rate limit (e.g. 60s, 15m).'),
     METRICS_TOKEN: z.string().min(16).optional().describe('When set, GET /metrics requires "Authorization: Bearer <token>".'),
 
     DATABASE_URL: z.url().optional().describe('postgres://user:pass@host:5432/db. Unset: an embedded PostgreSQL is started under DATA_DIR on a free port.'),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10).describe('Connections in the PostgreSQL pool.'),
-    DATABASE_MIGRATE_ON_START: flag.default(true).describe('Run pending migrations at start (under an advisory lock, so several instances may start at once).'),
+    DATABASE_MIGRATE_ON_START: flag
+      .prefault('true')
+      .describe('Run pending migrations at start (under an advisory lock, so several instances may start at once).'),
 
     REDIS_URL: z.url().optional().describe('redis://host:6379/0. Unset: an in-process emulation (ioredis-mock), single instance only.'),
 
-    JWT_KEYS_DIR: z.string().min(1).default('keys').describe('Folder of the RSA key pair (private.pem, public.pem, kid). Generated on first start in development.'),
+    JWT_KEYS_DIR: z
+      .string()
+      .min(1)
+      .default('keys')
+      .describe('Folder of the RSA key pair (private.pem, public.pem, kid). Generated on first start in development.'),
     JWT_PRIVATE_KEY_PATH: z.string().min(1).optional().describe('Overrides JWT_KEYS_DIR/private.pem.'),
     JWT_PUBLIC_KEY_PATH: z.string().min(1).optional().describe('Overrides JWT_KEYS_DIR/public.pem.'),
     JWT_KEY_ID: z.string().min(1).optional().describe('Overrides the key id stored in JWT_KEYS_DIR/kid.'),
@@ -73,7 +88,10 @@ export type EnvKey = keyof typeof envSchema.shape;
 /** The order and headings of `.env.example`. Every key of envSchema appears in exactly one group. */
 export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] }> = [
   { title: 'Server', keys: ['NODE_ENV', 'HOST', 'PORT', 'APP_URL', 'LOG_LEVEL', 'TRUST_PROXY', 'BODY_LIMIT_BYTES', 'SHUTDOWN_TIMEOUT', 'DATA_DIR'] },
-  { title: 'HTTP security', keys: ['SESSION_SECRET', 'FRONTEND_URL', 'SECURITY_HEADERS_ENABLED', 'HSTS_MAX_AGE', 'RATE_LIMIT_REQUESTS', 'RATE_LIMIT_WINDOW', 'METRICS_TOKEN'] },
+  {
+    title: 'HTTP security',
+    keys: ['SESSION_SECRET', 'FRONTEND_URL', 'SECURITY_HEADERS_ENABLED', 'HSTS_MAX_AGE', 'RATE_LIMIT_REQUESTS', 'RATE_LIMIT_WINDOW', 'METRICS_TOKEN'],
+  },
   { title: 'PostgreSQL', keys: ['DATABASE_URL', 'DATABASE_POOL_SIZE', 'DATABASE_MIGRATE_ON_START'] },
   { title: 'Redis', keys: ['REDIS_URL'] },
   { title: 'Access-token signing keys (RS256)', keys: ['JWT_KEYS_DIR', 'JWT_PRIVATE_KEY_PATH', 'JWT_PUBLIC_KEY_PATH', 'JWT_KEY_ID'] },
@@ -82,9 +100,33 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
 /** Settings of modules that have not landed yet; listed in `.env.example` so operators can plan. */
 export const PLANNED_ENV: ReadonlyArray<{ module: string; keys: readonly string[] }> = [
   { module: 'auth', keys: ['JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ACCESS_EXPIRY', 'JWT_REFRESH_EXPIRY', 'BCRYPT_COST', 'BETA_MODE'] },
-  { module: 'external identity', keys: ['GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET', 'AUTH_EXCHANGE_HS256_SECRET', 'AUTH_EXCHANGE_ISSUER', 'AUTH_EXCHANGE_AUDIENCE', 'AUTH_EXCHANGE_JWKS_URL', 'AUTHORIZED_USER_EMAIL'] },
+  {
+    module: 'external identity',
+    keys: [
+      'GITHUB_CLIENT_ID',
+      'GITHUB_CLIENT_SECRET',
+      'AUTH_EXCHANGE_HS256_SECRET',
+      'AUTH_EXCHANGE_ISSUER',
+      'AUTH_EXCHANGE_AUDIENCE',
+      'AUTH_EXCHANGE_JWKS_URL',
+      'AUTHORIZED_USER_EMAIL',
+    ],
+  },
   { module: 'matchmaking', keys: ['TURN_SECRET', 'TURN_HOST', 'TURN_PORT'] },
-  { module: 'payments', keys: ['PAYMENT_PROVIDER', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'STRIPE_SUCCESS_URL', 'STRIPE_CANCEL_URL', 'PAYPAL_CLIENT_ID', 'PAYPAL_CLIENT_SECRET', 'PAYPAL_MODE', 'PAYPAL_WEBHOOK_ID'] },
+  {
+    module: 'payments',
+    keys: [
+      'PAYMENT_PROVIDER',
+      'STRIPE_SECRET_KEY',
+      'STRIPE_WEBHOOK_SECRET',
+      'STRIPE_SUCCESS_URL',
+      'STRIPE_CANCEL_URL',
+      'PAYPAL_CLIENT_ID',
+      'PAYPAL_CLIENT_SECRET',
+      'PAYPAL_MODE',
+      'PAYPAL_WEBHOOK_ID',
+    ],
+  },
   { module: 'notifications', keys: ['FIREBASE_PROJECT_ID', 'FIREBASE_CLIENT_EMAIL', 'FIREBASE_PRIVATE_KEY'] },
   { module: 'storage', keys: ['STORAGE_ENDPOINT', 'STORAGE_ACCESS_KEY', 'STORAGE_SECRET_KEY', 'STORAGE_BUCKET_NAME', 'STORAGE_PUBLIC_URL'] },
   { module: 'email', keys: ['RESEND_API_KEY', 'SMTP_URL', 'EMAIL_FROM'] },

@@ -97,7 +97,17 @@ export async function startEmbeddedPostgres(options: { dataDir: string; database
 
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
     logger.info({ dataDir }, 'initialising embedded PostgreSQL (first start)');
-    await server.initialise();
+    try {
+      await server.initialise();
+    } catch (error) {
+      if (runningAsRoot && String(error).includes('Permission denied')) {
+        throw new Error(
+          `embedded PostgreSQL runs as the "postgres" user (PostgreSQL refuses root), which cannot reach ${dataDir}: set DATA_DIR to a folder every user can traverse, run as a non-root user, or set DATABASE_URL`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
   }
   try {
     await server.start();

@@ -14,7 +14,7 @@ export interface RedisConnection {
  */
 export function createRedis(url: string | undefined, onConnectionError: (error: Error) => void = () => undefined): RedisConnection {
   if (!url) {
-    const client = new RedisMock() as unknown as Redis;
+    const client = new RedisMock();
     return { client, embedded: true, close: async () => void client.disconnect() };
   }
   const client = new Redis(url, {

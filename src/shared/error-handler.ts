@@ -58,7 +58,9 @@ function mapError(error: FastifyError | Error): Mapped | null {
 }
 
 function isResponseSerializationErrorSafe(error: Error): boolean {
-  return typeof error === 'object' && error !== null && 'code' in error && error.code === 'FST_ERR_RESPONSE_SERIALIZATION' && isResponseSerializationError(error);
+  return (
+    typeof error === 'object' && error !== null && 'code' in error && error.code === 'FST_ERR_RESPONSE_SERIALIZATION' && isResponseSerializationError(error)
+  );
 }
 
 export function sendError(reply: FastifyReply, mapped: Mapped): FastifyReply {

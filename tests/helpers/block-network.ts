@@ -6,6 +6,7 @@ import net from 'node:net';
  */
 const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 
+// eslint-disable-next-line @typescript-eslint/unbound-method -- re-applied below with the socket as `this`
 const originalConnect = net.Socket.prototype.connect;
 net.Socket.prototype.connect = function connect(this: net.Socket, ...args: unknown[]) {
   const [first] = args;
@@ -15,5 +16,5 @@ net.Socket.prototype.connect = function connect(this: net.Socket, ...args: unkno
   if (!isUnixSocket && host && !LOOPBACK.test(host)) {
     throw new Error(`test tried to connect to ${host}: outside network is blocked in tests`);
   }
-  return (originalConnect as (...a: unknown[]) => net.Socket).apply(this, args);
-} as typeof net.Socket.prototype.connect;
+  return Reflect.apply(originalConnect, this, args) as net.Socket;
+};

@@ -1,0 +1,91 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseDurationMs } from '../src/config/duration.js';
+import { ConfigError, loadConfig } from '../src/config/load.js';
+
+function emptyDir(): string {
+  return mkdtempSync(path.join(os.tmpdir(), 'parley-config-'));
+}
+
+describe('loadConfig', () => {
+  it('starts on documented defaults with nothing set', () => {
+    const config = loadConfig({ env: {}, cwd: emptyDir() });
+    expect(config).toMatchObject({ NODE_ENV: 'development', PORT: 5503, HOST: '0.0.0.0', TRUST_PROXY: false, RATE_LIMIT_WINDOW: 60_000 });
+    expect(config.DATABASE_URL).toBeUndefined();
+    expect(config.REDIS_URL).toBeUndefined();
+    expect(config.SESSION_SECRET.length).toBeGreaterThanOrEqual(32);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('names the variable and what is wrong, on one line', () => {
+    const attempt = () => loadConfig({ env: { PORT: 'eighty', DATABASE_URL: 'not a url' }, cwd: emptyDir() });
+    expect(attempt).toThrow(ConfigError);
+    try {
+      attempt();
+    } catch (error) {
+      const message = (error as Error).message;
+      expect(message).not.toContain('\n');
+      expect(message).toMatch(/PORT .*\(got "eighty"\)/);
+      expect(message).toContain('DATABASE_URL');
+    }
+  });
+
+  it('never echoes a secret value in the error', () => {
+    expect(() => loadConfig({ env: { SESSION_SECRET: 'short-secret-value' }, cwd: emptyDir() })).toThrow(/SESSION_SECRET must be at least 32 characters$/);
+  });
+
+  it('refuses to start in production without SESSION_SECRET', () => {
+    expect(() => loadConfig({ env: { NODE_ENV: 'production' }, cwd: emptyDir() })).toThrow('SESSION_SECRET is required in production');
+  });
+
+  it('reads .env, then ENV_FILE, then the process environment, later winning', () => {
+    const cwd = emptyDir();
+    const secrets = path.join(cwd, '..', `${path.basename(cwd)}-secrets.env`);
+    writeFileSync(path.join(cwd, '.env'), `PORT=6001\nLOG_LEVEL=debug\nHOST=127.0.0.1\nENV_FILE=${secrets}\n`);
+    writeFileSync(secrets, 'PORT=6002\nLOG_LEVEL=warn\n');
+    const config = loadConfig({ env: { PORT: '6003' }, cwd });
+    expect(config.PORT).toBe(6003);
+    expect(config.LOG_LEVEL).toBe('warn');
+    expect(config.HOST).toBe('127.0.0.1');
+  });
+
+  it('reports an ENV_FILE that cannot be read', () => {
+    expect(() => loadConfig({ env: { ENV_FILE: '../JayaAppSecrets/environment.env' }, cwd: emptyDir() })).toThrow(
+      /^ENV_FILE: cannot read .*environment\.env \(ENOENT\)$/,
+    );
+  });
+
+  it('treats an empty value as unset', () => {
+    const config = loadConfig({ env: { DATABASE_URL: '', PORT: '' }, cwd: emptyDir() });
+    expect(config.DATABASE_URL).toBeUndefined();
+    expect(config.PORT).toBe(5503);
+  });
+
+  it('parses TRUST_PROXY as a flag, a hop count or a list of proxies', () => {
+    const cwd = emptyDir();
+    expect(loadConfig({ env: { TRUST_PROXY: 'true' }, cwd }).TRUST_PROXY).toBe(true);
+    expect(loadConfig({ env: { TRUST_PROXY: '2' }, cwd }).TRUST_PROXY).toBe(2);
+    expect(loadConfig({ env: { TRUST_PROXY: '10.0.0.0/8,127.0.0.1' }, cwd }).TRUST_PROXY).toBe('10.0.0.0/8,127.0.0.1');
+  });
+
+  it('splits FRONTEND_URL into origins and parses booleans', () => {
+    const config = loadConfig({ env: { FRONTEND_URL: 'https://a.example, https://b.example', SECURITY_HEADERS_ENABLED: 'off' }, cwd: emptyDir() });
+    expect(config.FRONTEND_URL).toEqual(['https://a.example', 'https://b.example']);
+    expect(config.SECURITY_HEADERS_ENABLED).toBe(false);
+    expect(() => loadConfig({ env: { SECURITY_HEADERS_ENABLED: 'perhaps' }, cwd: emptyDir() })).toThrow(/SECURITY_HEADERS_ENABLED/);
+  });
+});
+
+describe('parseDurationMs', () => {
+  it.each([
+    ['15m', 900_000],
+    ['30d', 2_592_000_000],
+    ['60s', 60_000],
+    ['250ms', 250],
+    ['1000', 1000],
+  ])('reads %s', (text, ms) => expect(parseDurationMs(text)).toBe(ms));
+
+  it.each(['', 'soon', '5 weeks', '-1s'])('rejects %j', (text) => expect(parseDurationMs(text)).toBeNull());
+});

@@ -1,0 +1,59 @@
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { repoRoot, run } from './helpers/spawn.js';
+
+const tsx = path.join(repoRoot, 'node_modules/.bin/tsx');
+const script = path.join(repoRoot, 'scripts/migration.ts');
+const name = `parley_cli_${randomBytes(4).toString('hex')}`;
+let url: string;
+
+async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+beforeAll(async () => {
+  await admin((client) => client.query(`CREATE DATABASE ${name}`));
+  const parsed = new URL(inject('adminDatabaseUrl'));
+  parsed.pathname = `/${name}`;
+  url = parsed.toString();
+});
+afterAll(() => admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)));
+
+async function migration(command: string) {
+  const spawned = run(tsx, [script, command], { cwd: mkdtempSync(path.join(os.tmpdir(), 'parley-mig-')), env: { DATABASE_URL: url } });
+  const code = await spawned.exit;
+  return { code, output: spawned.output() };
+}
+
+describe('npm run migration:* on a configured database', () => {
+  it('shows, runs and reverts migrations', async () => {
+    const before = await migration('show');
+    expect(before.code).toBe(0);
+    expect(before.output).toMatch(/^\[ \] EnableCitext/m);
+
+    const applied = await migration('run');
+    expect(applied.output).toContain('applied: EnableCitext');
+    expect((await migration('run')).output).toContain('no pending migrations');
+    expect((await migration('show')).output).toMatch(/^\[X\] EnableCitext/m);
+
+    const reverted = await migration('revert');
+    expect(reverted.code).toBe(0);
+    expect((await migration('show')).output).toMatch(/^\[ \] EnableCitext/m);
+  }, 60_000);
+
+  it('rejects an unknown command', async () => {
+    const result = await migration('explode');
+    expect(result.code).toBe(1);
+    expect(result.output).toContain('unknown command "explode"');
+  });
+});
