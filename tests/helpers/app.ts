@@ -85,7 +85,7 @@ export async function testEnv(overrides: Record<string, string | undefined> = {}
 export interface BuildTestAppOptions extends Partial<Omit<ContainerOptions, 'cwd'>> {
   env?: Record<string, string | undefined>;
   /** Adds test-only routes before the app is sealed. */
-  extend?: (app: App) => void | Promise<void>;
+  extend?: (app: App) => unknown;
 }
 
 export async function buildTestApp(options: BuildTestAppOptions = {}): Promise<TestApp> {
