@@ -121,7 +121,12 @@ export async function buildApp(container: Container): Promise<App> {
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    // as for the API's own CSP: no https upgrade outside production, where /docs is served over http
+    transformStaticCSP: (header) => (config.NODE_ENV === 'production' ? header : header.replace(/\s*upgrade-insecure-requests;?/, '')),
+  });
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
 
   await app.register(opsRoutes, {
