@@ -1,4 +1,5 @@
 import { EnableCitext1763769600000 } from './1763769600000-EnableCitext.js';
+import { CreateAccounts1763776800000 } from './1763776800000-CreateAccounts.js';
 
 /** Every migration, oldest first. `npm run migration:generate|create` adds new ones here. */
-export const migrations = [EnableCitext1763769600000];
+export const migrations = [EnableCitext1763769600000, CreateAccounts1763776800000];

@@ -9,7 +9,11 @@ import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler, type
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Container } from './container.js';
 import { deferredChildLoggerFactory } from './infra/request-logger.js';
+import { auditRoutes } from './modules/audit/routes.js';
+import { authRoutes } from './modules/auth/routes.js';
+import { betaRoutes } from './modules/beta/routes.js';
 import { opsRoutes } from './modules/ops/routes.js';
+import { registerAuthGuard } from './shared/auth.js';
 import { registerErrorHandling } from './shared/error-handler.js';
 import { RateLimitedError } from './shared/errors.js';
 import { computeSecurityHeaders } from './shared/security-headers.js';
@@ -116,7 +120,13 @@ export async function buildApp(container: Container): Promise<App> {
         description: 'Real-time speaking practice backend. Errors are always `{ error: { code, message, details? } }`.',
       },
       servers: [{ url: config.APP_URL }],
-      tags: [{ name: 'ops', description: 'Health, readiness and metrics' }],
+      tags: [
+        { name: 'auth', description: 'Accounts, tokens and device sessions' },
+        { name: 'account', description: 'The signed-in account' },
+        { name: 'private beta', description: 'Invite keys' },
+        { name: 'ops', description: 'Health, readiness and metrics' },
+      ],
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
@@ -128,6 +138,17 @@ export async function buildApp(container: Container): Promise<App> {
     transformStaticCSP: (header) => (config.NODE_ENV === 'production' ? header : header.replace(/\s*upgrade-insecure-requests;?/, '')),
   });
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
+
+  registerAuthGuard(app, container.services.tokens, container.services.users);
+  const { services } = container;
+  await app.register(authRoutes, {
+    auth: services.auth,
+    tokens: services.tokens,
+    users: services.users,
+    limits: { login: config.AUTH_LOGIN_LIMIT, register: config.AUTH_REGISTER_LIMIT, forgotPassword: config.AUTH_FORGOT_PASSWORD_LIMIT },
+  });
+  await app.register(auditRoutes, { audit: services.audit });
+  await app.register(betaRoutes, { beta: services.beta });
 
   await app.register(opsRoutes, {
     db: container.db,

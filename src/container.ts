@@ -10,6 +10,14 @@ import { loadSigningKeys, type SigningKeys } from './infra/keys.js';
 import { createLogger, type Logger } from './infra/logger.js';
 import { createMetrics, type Metrics } from './infra/metrics.js';
 import { createRedis, type RedisConnection } from './infra/redis.js';
+import { createLogMailer, createResendMailer, createSmtpMailer, type Mailer } from './infra/mailer.js';
+import { createBcryptHasher } from './infra/passwords.js';
+import { createPreparedReader } from './infra/sql.js';
+import { AuditService } from './modules/audit/service.js';
+import { AuthService } from './modules/auth/service.js';
+import { TokenService } from './modules/auth/tokens.js';
+import { BetaService } from './modules/beta/service.js';
+import { UsersService } from './modules/users/service.js';
 
 export interface Container {
   config: Config;
@@ -20,10 +28,20 @@ export interface Container {
   redis: RedisConnection;
   metrics: Metrics;
   keys: SigningKeys;
+  mailer: Mailer;
+  services: Services;
   /** Which parts run on the embedded defaults rather than configured services. */
   embedded: { database: boolean; redis: boolean };
   /** Closes Redis, the database pool and the embedded PostgreSQL, in that order. */
   close(): Promise<void>;
+}
+
+export interface Services {
+  audit: AuditService;
+  users: UsersService;
+  beta: BetaService;
+  tokens: TokenService;
+  auth: AuthService;
 }
 
 export interface ContainerOptions {
@@ -74,6 +92,40 @@ export async function createContainer(config: Config, options: ContainerOptions)
     const redis = createRedis(config.REDIS_URL, (error) => logger.warn({ err: { message: error.message } }, 'Redis connection error'));
     cleanups.push(() => redis.close());
 
+    const clock = options.clock ?? systemClock;
+    const ids = options.ids ?? randomIds;
+    const mailer = config.RESEND_API_KEY
+      ? createResendMailer(config.RESEND_API_KEY, config.RESEND_API_URL, config.EMAIL_FROM)
+      : config.SMTP_URL
+        ? createSmtpMailer(config.SMTP_URL, config.EMAIL_FROM)
+        : createLogMailer(logger);
+    const hasher = await createBcryptHasher(config.BCRYPT_COST, config.BCRYPT_CONCURRENCY);
+
+    const audit = new AuditService(db, clock, ids);
+    await audit.ensurePartitions();
+    // Partitions for the coming month exist long before it starts; checked again every day.
+    const partitionTimer = setInterval(
+      () => void audit.ensurePartitions().catch((error: unknown) => logger.error({ err: error }, 'could not create activity_logs partitions')),
+      86_400_000,
+    );
+    partitionTimer.unref();
+    cleanups.push(async () => clearInterval(partitionTimer));
+
+    const users = new UsersService(db, createPreparedReader(db), clock, ids);
+    const beta = new BetaService(db, clock, ids, audit);
+    const tokens = new TokenService(keys, redis.client, clock, {
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      accessTtlMs: config.JWT_ACCESS_EXPIRY,
+    });
+    const auth = new AuthService(db, redis.client, tokens, hasher, mailer, users, beta, audit, clock, ids, logger, {
+      appUrl: config.APP_URL,
+      refreshTtlMs: config.JWT_REFRESH_EXPIRY,
+      reuseGraceMs: config.REFRESH_REUSE_GRACE,
+      betaMode: config.BETA_MODE === 'on',
+      accountFailureLimit: config.AUTH_ACCOUNT_FAILURE_LIMIT,
+    });
+
     const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded };
     if (production && embedded.redis) {
       logger.warn('REDIS_URL is not set: running on the in-process Redis emulation, which serves ONE instance only and loses its data on restart');
@@ -85,12 +137,14 @@ export async function createContainer(config: Config, options: ContainerOptions)
     return {
       config,
       logger,
-      clock: options.clock ?? systemClock,
-      ids: options.ids ?? randomIds,
+      clock,
+      ids,
       db,
       redis,
       metrics: createMetrics(),
       keys,
+      mailer,
+      services: { audit, users, beta, tokens, auth },
       embedded,
       close: closeAll,
     };

@@ -4,6 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { schemaDiff } from './helpers/schema-diff.js';
 import { repoRoot, run } from './helpers/spawn.js';
 
 const tsx = path.join(repoRoot, 'node_modules/.bin/tsx');
@@ -30,7 +31,10 @@ beforeAll(async () => {
 afterAll(() => admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)));
 
 async function migration(command: string) {
-  const spawned = run(tsx, [script, command], { cwd: mkdtempSync(path.join(os.tmpdir(), 'parley-mig-')), env: { DATABASE_URL: url } });
+  const spawned = run(tsx, [script, command], {
+    cwd: mkdtempSync(path.join(os.tmpdir(), 'parley-mig-')),
+    env: { DATABASE_URL: url, TSX_TSCONFIG_PATH: path.join(repoRoot, 'tsconfig.json') },
+  });
   const code = await spawned.exit;
   return { code, output: spawned.output() };
 }
@@ -39,16 +43,18 @@ describe('npm run migration:* on a configured database', () => {
   it('shows, runs and reverts migrations', async () => {
     const before = await migration('show');
     expect(before.code).toBe(0);
-    expect(before.output).toMatch(/^\[ \] EnableCitext/m);
+    expect(before.output).toMatch(/^\[ \] EnableCitext1763769600000\n\[ \] CreateAccounts1763776800000$/m);
 
     const applied = await migration('run');
-    expect(applied.output).toContain('applied: EnableCitext');
+    expect(applied.output).toContain('applied: EnableCitext1763769600000, CreateAccounts1763776800000');
     expect((await migration('run')).output).toContain('no pending migrations');
-    expect((await migration('show')).output).toMatch(/^\[X\] EnableCitext/m);
+    // the entities describe exactly what the migrations built, so migration:generate starts from a clean diff
+    expect(await schemaDiff(url)).toEqual([]);
+    expect((await migration('show')).output).toMatch(/^\[X\] EnableCitext1763769600000\n\[X\] CreateAccounts1763776800000$/m);
 
     const reverted = await migration('revert');
     expect(reverted.code).toBe(0);
-    expect((await migration('show')).output).toMatch(/^\[ \] EnableCitext/m);
+    expect((await migration('show')).output).toMatch(/^\[X\] EnableCitext1763769600000\n\[ \] CreateAccounts1763776800000$/m);
   }, 60_000);
 
   it('rejects an unknown command', async () => {

@@ -23,6 +23,18 @@ const trustProxy = z.string().transform((text): boolean | number | string => {
   return text;
 });
 
+/** "5/15m": at most 5 requests per 15 minutes. */
+const limit = z.string().transform((text, ctx) => {
+  const [count, window] = text.split('/');
+  const max = Number(count);
+  const windowMs = window ? parseDurationMs(window) : null;
+  if (!Number.isInteger(max) || max < 1 || !windowMs) {
+    ctx.addIssue({ code: 'custom', message: 'expected COUNT/WINDOW such as 5/15m' });
+    return z.NEVER;
+  }
+  return { max, windowMs };
+});
+
 const origins = z.string().transform((text) =>
   text
     .split(',')
@@ -79,6 +91,36 @@ export const envSchema = z
     JWT_PRIVATE_KEY_PATH: z.string().min(1).optional().describe('Overrides JWT_KEYS_DIR/private.pem.'),
     JWT_PUBLIC_KEY_PATH: z.string().min(1).optional().describe('Overrides JWT_KEYS_DIR/public.pem.'),
     JWT_KEY_ID: z.string().min(1).optional().describe('Overrides the key id stored in JWT_KEYS_DIR/kid.'),
+    JWT_ISSUER: z.string().min(1).default('parley').describe('iss of the access tokens Parley signs and accepts.'),
+    JWT_AUDIENCE: z.string().min(1).default('parley-api').describe('aud of the access tokens Parley signs and accepts.'),
+    JWT_ACCESS_EXPIRY: duration.prefault('15m').describe('Access-token lifetime.'),
+    JWT_REFRESH_EXPIRY: duration.prefault('30d').describe('Refresh-token (device session) lifetime without use.'),
+    REFRESH_REUSE_GRACE: duration
+      .prefault('10s')
+      .describe(
+        'A refresh token presented again this soon after its rotation (two tabs, a retried request) gets the same new pair instead of revoking the session.',
+      ),
+
+    BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12).describe('bcrypt cost factor (12: about 4 hashes per second per core).'),
+    BCRYPT_CONCURRENCY: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(16)
+      .default(2)
+      .describe('Password hashes computed at once; the rest queue, so token checks keep threads of their own.'),
+    AUTH_LOGIN_LIMIT: limit.prefault('5/15m').describe('Login attempts per client IP.'),
+    AUTH_REGISTER_LIMIT: limit.prefault('10/1h').describe('Registrations per client IP.'),
+    AUTH_FORGOT_PASSWORD_LIMIT: limit.prefault('3/1h').describe('Password-reset requests per client IP.'),
+    AUTH_ACCOUNT_FAILURE_LIMIT: limit
+      .prefault('10/15m')
+      .describe('Failed logins per account, from any IP, before the account answers 429 for the rest of the window.'),
+    BETA_MODE: z.enum(['on', 'off']).default('off').describe('on: registering needs a valid invite key (private beta).'),
+
+    EMAIL_FROM: z.string().min(3).default('Parley <no-reply@parley.local>').describe('Sender of account e-mails.'),
+    SMTP_URL: z.url().optional().describe('smtp(s)://user:pass@host:port to send e-mail through SMTP.'),
+    RESEND_API_KEY: z.string().min(1).optional().describe('Send e-mail through Resend (wins over SMTP_URL). Neither set: e-mails are written to the log.'),
+    RESEND_API_URL: z.url().default('https://api.resend.com').describe('Resend API base URL.'),
   })
   .strip();
 
@@ -94,12 +136,32 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
   },
   { title: 'PostgreSQL', keys: ['DATABASE_URL', 'DATABASE_POOL_SIZE', 'DATABASE_MIGRATE_ON_START'] },
   { title: 'Redis', keys: ['REDIS_URL'] },
-  { title: 'Access-token signing keys (RS256)', keys: ['JWT_KEYS_DIR', 'JWT_PRIVATE_KEY_PATH', 'JWT_PUBLIC_KEY_PATH', 'JWT_KEY_ID'] },
+  {
+    title: 'Accounts and tokens',
+    keys: [
+      'JWT_KEYS_DIR',
+      'JWT_PRIVATE_KEY_PATH',
+      'JWT_PUBLIC_KEY_PATH',
+      'JWT_KEY_ID',
+      'JWT_ISSUER',
+      'JWT_AUDIENCE',
+      'JWT_ACCESS_EXPIRY',
+      'JWT_REFRESH_EXPIRY',
+      'REFRESH_REUSE_GRACE',
+      'BCRYPT_COST',
+      'BCRYPT_CONCURRENCY',
+      'AUTH_LOGIN_LIMIT',
+      'AUTH_REGISTER_LIMIT',
+      'AUTH_FORGOT_PASSWORD_LIMIT',
+      'AUTH_ACCOUNT_FAILURE_LIMIT',
+      'BETA_MODE',
+    ],
+  },
+  { title: 'E-mail', keys: ['EMAIL_FROM', 'SMTP_URL', 'RESEND_API_KEY', 'RESEND_API_URL'] },
 ];
 
 /** Settings of modules that have not landed yet; listed in `.env.example` so operators can plan. */
 export const PLANNED_ENV: ReadonlyArray<{ module: string; keys: readonly string[] }> = [
-  { module: 'auth', keys: ['JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ACCESS_EXPIRY', 'JWT_REFRESH_EXPIRY', 'BCRYPT_COST', 'BETA_MODE'] },
   {
     module: 'external identity',
     keys: [
@@ -129,6 +191,5 @@ export const PLANNED_ENV: ReadonlyArray<{ module: string; keys: readonly string[
   },
   { module: 'notifications', keys: ['FIREBASE_PROJECT_ID', 'FIREBASE_CLIENT_EMAIL', 'FIREBASE_PRIVATE_KEY'] },
   { module: 'storage', keys: ['STORAGE_ENDPOINT', 'STORAGE_ACCESS_KEY', 'STORAGE_SECRET_KEY', 'STORAGE_BUCKET_NAME', 'STORAGE_PUBLIC_URL'] },
-  { module: 'email', keys: ['RESEND_API_KEY', 'SMTP_URL', 'EMAIL_FROM'] },
   { module: 'AI partner', keys: ['OLLAMA_BASE_URL', 'OLLAMA_KEY_ENCRYPTION_KEY'] },
 ];

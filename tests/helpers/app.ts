@@ -78,6 +78,11 @@ export async function testEnv(overrides: Record<string, string | undefined> = {}
     REDIS_URL: await testRedisUrl(),
     DATABASE_MIGRATE_ON_START: 'false',
     JWT_KEYS_DIR: inject('keysDir'),
+    // cheap hashes and loose limits, except where a test is about them
+    BCRYPT_COST: '4',
+    AUTH_LOGIN_LIMIT: '1000/15m',
+    AUTH_REGISTER_LIMIT: '1000/1h',
+    AUTH_FORGOT_PASSWORD_LIMIT: '1000/1h',
     ...overrides,
   };
 }
@@ -103,6 +108,14 @@ export async function buildTestApp(options: BuildTestAppOptions = {}): Promise<T
       await container.close();
     },
   };
+}
+
+/** Empties every table (between tests that must not see each other's rows). */
+export async function truncateAll(t: TestApp): Promise<void> {
+  await t.container.db.query(
+    'TRUNCATE users, profiles, device_sessions, refresh_tokens, password_reset_tokens, email_verification_tokens, invite_keys, activity_logs CASCADE',
+  );
+  await t.container.redis.client.flushdb();
 }
 
 /** A logger whose lines the test can read back as parsed JSON. */

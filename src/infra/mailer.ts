@@ -1,0 +1,49 @@
+import nodemailer from 'nodemailer';
+import type { Logger } from './logger.js';
+
+export interface MailMessage {
+  to: string;
+  subject: string;
+  text: string;
+}
+
+export interface Mailer {
+  readonly kind: 'log' | 'smtp' | 'resend';
+  send(message: MailMessage): Promise<void>;
+}
+
+/** Development default: the message (with its link) goes to the log. */
+export function createLogMailer(logger: Logger): Mailer {
+  return {
+    kind: 'log',
+    send: async (message) => {
+      logger.info({ mail: { to: message.to, subject: message.subject, text: message.text } }, 'e-mail (not sent: no SMTP_URL or RESEND_API_KEY)');
+    },
+  };
+}
+
+export function createSmtpMailer(url: string, from: string): Mailer {
+  const transport = nodemailer.createTransport(url);
+  return {
+    kind: 'smtp',
+    send: async (message) => {
+      await transport.sendMail({ from, to: message.to, subject: message.subject, text: message.text });
+    },
+  };
+}
+
+/** Resend's HTTP API (POST /emails with a Bearer key). */
+export function createResendMailer(apiKey: string, baseUrl: string, from: string): Mailer {
+  return {
+    kind: 'resend',
+    send: async (message) => {
+      const response = await fetch(new URL('/emails', baseUrl), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ from, to: [message.to], subject: message.subject, text: message.text }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (!response.ok) throw new Error(`Resend answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+    },
+  };
+}

@@ -1,0 +1,20 @@
+import type { Pool } from 'pg';
+import type { DataSource } from 'typeorm';
+
+/**
+ * Named (prepared) statements straight on the pg pool, for hot read paths where TypeORM's
+ * query runner and entity hydration cost more than the query itself.
+ */
+export interface PreparedReader {
+  one<T>(name: string, text: string, values: unknown[]): Promise<T | undefined>;
+}
+
+export function createPreparedReader(dataSource: DataSource): PreparedReader {
+  const pool = (dataSource.driver as unknown as { master: Pool }).master;
+  return {
+    one: async <T>(name: string, text: string, values: unknown[]) => {
+      const result = await pool.query({ name, text, values });
+      return result.rows[0] as T | undefined;
+    },
+  };
+}

@@ -1,0 +1,148 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import type { Clock } from '../../infra/clock.js';
+import type { IdGenerator } from '../../infra/ids.js';
+import { decodeCursor, toPage } from '../../shared/pagination.js';
+
+/** What the activity log records; a stable list, so readers can filter on it. */
+export const ACTIVITY_TYPES = [
+  'register',
+  'login',
+  'login_failed',
+  'logout',
+  'logout_all',
+  'session_revoked',
+  'refresh_token_reused',
+  'password_reset_requested',
+  'password_reset',
+  'email_verified',
+  'invite_created',
+  'invite_used',
+  'role_changed',
+  'user_banned',
+  'user_unbanned',
+] as const;
+export type ActivityType = (typeof ACTIVITY_TYPES)[number];
+
+export interface ActivityEntry {
+  type: ActivityType;
+  /** The account the entry is about. */
+  userId?: string | null;
+  /** Who did it, when not the user themself (an admin). */
+  actorId?: string | null;
+  ip?: string | null;
+  userAgent?: string | null;
+  metadata?: Record<string, unknown>;
+}
+
+export interface ActivityRecord {
+  id: string;
+  type: ActivityType;
+  userId: string | null;
+  actorId: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  metadata: Record<string, unknown>;
+  createdAt: Date;
+}
+
+interface ActivityRow {
+  id: string;
+  type: ActivityType;
+  user_id: string | null;
+  actor_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  metadata: Record<string, unknown>;
+  created_at: Date;
+}
+
+function monthStart(date: Date, offset: number): Date {
+  return new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + offset, 1));
+}
+
+/**
+ * The activity and security log, in a PostgreSQL table partitioned by month. Entries are
+ * written in the caller's transaction, so an action and its record commit together.
+ */
+export class AuditService {
+  constructor(
+    private readonly db: DataSource,
+    private readonly clock: Clock,
+    private readonly ids: IdGenerator,
+  ) {}
+
+  /** Creates this month's and the next `monthsAhead` months' partitions when missing. */
+  async ensurePartitions(monthsAhead = 1): Promise<string[]> {
+    const now = this.clock.now();
+    const created: string[] = [];
+    for (let offset = 0; offset <= monthsAhead; offset += 1) {
+      const from = monthStart(now, offset);
+      const to = monthStart(now, offset + 1);
+      const name = `activity_logs_${from.getUTCFullYear()}_${String(from.getUTCMonth() + 1).padStart(2, '0')}`;
+      const [{ exists }] = await this.db.query<[{ exists: boolean }]>('SELECT to_regclass($1) IS NOT NULL AS exists', [name]);
+      if (exists) continue;
+      await this.db.query(`CREATE TABLE IF NOT EXISTS ${name} PARTITION OF activity_logs FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`);
+      created.push(name);
+    }
+    return created;
+  }
+
+  async record(entry: ActivityEntry, manager: EntityManager | DataSource = this.db): Promise<void> {
+    await manager.query(
+      'INSERT INTO activity_logs (id, user_id, actor_id, type, ip, user_agent, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+      [
+        this.ids.uuid(),
+        entry.userId ?? null,
+        entry.actorId ?? null,
+        entry.type,
+        entry.ip ?? null,
+        entry.userAgent?.slice(0, 512) ?? null,
+        JSON.stringify(entry.metadata ?? {}),
+        this.clock.now(),
+      ],
+    );
+  }
+
+  /** Entries about one user, newest first. */
+  async listForUser(userId: string, limit: number, cursor?: string) {
+    return this.list({ userId }, limit, cursor);
+  }
+
+  async list(filter: { userId?: string; type?: ActivityType; from?: Date; to?: Date }, limit: number, cursor?: string) {
+    const position = decodeCursor(cursor);
+    const where: string[] = [];
+    const values: unknown[] = [];
+    const add = (sql: string, value: unknown) => {
+      values.push(value);
+      where.push(sql.replace('?', `$${values.length}`));
+    };
+    if (filter.userId) add('user_id = ?', filter.userId);
+    if (filter.type) add('type = ?', filter.type);
+    if (filter.from) add('created_at >= ?', filter.from);
+    if (filter.to) add('created_at < ?', filter.to);
+    if (position) {
+      values.push(position.createdAt, position.id);
+      where.push(`(created_at, id) < ($${values.length - 1}, $${values.length})`);
+    }
+    values.push(limit + 1);
+    const rows = await this.db.query<ActivityRow[]>(
+      `SELECT id, type, user_id, actor_id, ip, user_agent, metadata, created_at FROM activity_logs
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+      values,
+    );
+    return toPage(
+      rows.map((row) => ({ ...row, createdAt: row.created_at })),
+      limit,
+      (row): ActivityRecord => ({
+        id: row.id,
+        type: row.type,
+        userId: row.user_id,
+        actorId: row.actor_id,
+        ip: row.ip,
+        userAgent: row.user_agent,
+        metadata: row.metadata,
+        createdAt: row.created_at,
+      }),
+    );
+  }
+}

@@ -1,0 +1,437 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { In, IsNull, QueryFailedError, type DataSource, type EntityManager } from 'typeorm';
+import type { Clock } from '../../infra/clock.js';
+import type { IdGenerator } from '../../infra/ids.js';
+import type { Logger } from '../../infra/logger.js';
+import type { Mailer } from '../../infra/mailer.js';
+import type { PasswordHasher } from '../../infra/passwords.js';
+import type { AuthContext, Role } from '../../shared/auth.js';
+import { AppError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
+import type { AuditService } from '../audit/service.js';
+import type { BetaService } from '../beta/service.js';
+import type { UsersService } from '../users/service.js';
+import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken, type Platform } from './entities.js';
+import { sha256, type TokenService } from './tokens.js';
+
+export interface AuthSettings {
+  appUrl: string;
+  refreshTtlMs: number;
+  reuseGraceMs: number;
+  betaMode: boolean;
+  accountFailureLimit: { max: number; windowMs: number };
+}
+
+/** Where a request came from, for sessions and the audit log. */
+export interface RequestMeta {
+  ip: string;
+  userAgent: string | null;
+}
+
+export interface Device {
+  deviceId: string;
+  platform: Platform;
+}
+
+export interface TokenPair {
+  accessToken: string;
+  refreshToken: string;
+  tokenType: 'Bearer';
+  expiresIn: number;
+  user: { id: string; email: string; role: Role };
+}
+
+export interface SessionView {
+  id: string;
+  deviceId: string;
+  platform: Platform;
+  userAgent: string | null;
+  ip: string | null;
+  createdAt: Date;
+  lastUsedAt: Date;
+  current: boolean;
+}
+
+/** Both one-time token tables share one class shape. */
+type OneTimeTokenEntity = typeof PasswordResetToken;
+
+const RESET_TTL_MS = 60 * 60_000;
+const VERIFICATION_TTL_MS = 24 * 60 * 60_000;
+
+function opaqueToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+function isUniqueViolation(error: unknown, constraint: string): boolean {
+  return (
+    error instanceof QueryFailedError &&
+    (error.driverError as { code?: string; constraint?: string }).code === '23505' &&
+    (error.driverError as { constraint?: string }).constraint === constraint
+  );
+}
+
+/**
+ * The pair issued by a rotation is kept for the reuse grace period, encrypted with a key
+ * derived from the rotated token itself: only a holder of that token can read it back.
+ */
+function sealPair(oldToken: string, pair: TokenPair): string {
+  const key = createHash('sha256').update(`parley-rotation:${oldToken}`).digest();
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  const body = Buffer.concat([cipher.update(JSON.stringify(pair), 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64');
+}
+
+function openPair(oldToken: string, sealed: string): TokenPair {
+  const raw = Buffer.from(sealed, 'base64');
+  const key = createHash('sha256').update(`parley-rotation:${oldToken}`).digest();
+  const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+  decipher.setAuthTag(raw.subarray(12, 28));
+  return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')) as TokenPair;
+}
+
+/** Accounts' credentials and device sessions: sign-up, sign-in, refresh, sign-out, reset, verification. */
+export class AuthService {
+  constructor(
+    private readonly db: DataSource,
+    private readonly redis: Redis,
+    private readonly tokens: TokenService,
+    private readonly hasher: PasswordHasher,
+    private readonly mailer: Mailer,
+    private readonly users: UsersService,
+    private readonly beta: BetaService,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+    private readonly ids: IdGenerator,
+    private readonly logger: Logger,
+    private readonly settings: AuthSettings,
+  ) {}
+
+  async register(input: { email: string; password: string; inviteKey?: string | undefined } & Device, meta: RequestMeta): Promise<TokenPair> {
+    if (this.settings.betaMode && !input.inviteKey) throw new AppError('invite_required', 'Parley is in private beta: an invite key is required');
+    const passwordHash = await this.hasher.hash(input.password);
+    const verification = opaqueToken();
+    let pair: TokenPair;
+    try {
+      pair = await this.db.transaction(async (manager) => {
+        if (await this.users.emailExists(input.email, manager)) throw new AppError('email_taken', 'An account with this e-mail already exists');
+        const user = await this.users.createWithProfile(manager, { email: input.email, passwordHash });
+        if (this.settings.betaMode && input.inviteKey) await this.beta.consume(manager, input.inviteKey, input.email, user.id);
+        await this.insertOneTimeToken(manager, EmailVerificationToken, user.id, verification, VERIFICATION_TTL_MS);
+        await this.audit.record({ type: 'register', userId: user.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { platform: input.platform } }, manager);
+        return this.openSession(manager, { id: user.id, email: user.email, role: user.role }, input, meta);
+      });
+    } catch (error) {
+      if (isUniqueViolation(error, 'users_email_unique')) throw new AppError('email_taken', 'An account with this e-mail already exists');
+      throw error;
+    }
+    this.sendLater({
+      to: input.email,
+      subject: 'Confirm your e-mail for Parley',
+      text: `Welcome to Parley! Confirm your e-mail address: ${this.link('/verify-email', verification)}\n\nThe link is valid for 24 hours.`,
+    });
+    return pair;
+  }
+
+  async login(input: { email: string; password: string } & Device, meta: RequestMeta): Promise<TokenPair> {
+    const failuresKey = `auth:login-failures:${sha256(input.email.toLowerCase())}`;
+    const failures = Number(await this.redis.get(failuresKey));
+    if (failures >= this.settings.accountFailureLimit.max) {
+      const ttlMs = await this.redis.pttl(failuresKey);
+      throw new RateLimitedError(Math.max(1, Math.ceil(ttlMs / 1000)));
+    }
+    const account = await this.users.findCredentials(input.email);
+    // The hash is checked even for an unknown e-mail (against a dummy), so both answers take as long.
+    const passwordOk = await this.hasher.verify(input.password, account?.passwordHash ?? null);
+    if (!account || account.deleted || !passwordOk) {
+      const count = await this.redis.incr(failuresKey);
+      if (count === 1) await this.redis.pexpire(failuresKey, this.settings.accountFailureLimit.windowMs);
+      await this.audit.record({
+        type: 'login_failed',
+        userId: account && !account.deleted ? account.id : null,
+        ip: meta.ip,
+        userAgent: meta.userAgent,
+        metadata: { reason: 'invalid_credentials' },
+      });
+      throw new AppError('invalid_credentials', 'E-mail or password is incorrect');
+    }
+    if (account.isBanned) {
+      await this.audit.record({ type: 'login_failed', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { reason: 'account_banned' } });
+      throw new AppError('account_banned', 'This account is banned');
+    }
+    await this.redis.del(failuresKey);
+    const { pair, replaced } = await this.db.transaction(async (manager) => {
+      const replacedSessions = await this.revokeSessions(manager, { userId: account.id, deviceId: input.deviceId }, 'replaced');
+      await this.audit.record(
+        { type: 'login', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { platform: input.platform, deviceId: input.deviceId } },
+        manager,
+      );
+      return { pair: await this.openSession(manager, account, input, meta), replaced: replacedSessions };
+    });
+    await this.tokens.denySessions(replaced);
+    return pair;
+  }
+
+  /**
+   * Rotates a refresh token. A token presented again within the grace period (a retried
+   * request, two tabs) gets the same new pair; later, it is reuse: the whole device session
+   * is revoked.
+   */
+  async refresh(refreshToken: string, meta: RequestMeta): Promise<TokenPair> {
+    const hash = sha256(refreshToken);
+    const now = this.clock.now();
+    const graceKey = `auth:rotated:${hash}`;
+    const rotated = await this.db.transaction(async (manager) => {
+      const newId = this.ids.uuid();
+      const claimed = await manager
+        .createQueryBuilder()
+        .update(RefreshToken)
+        .set({ revoked: true, revokedAt: now, replacedBy: newId })
+        .where('token_hash = :hash AND NOT revoked AND expires_at > :now', { hash, now })
+        .returning(['session_id', 'user_id'])
+        .execute();
+      const row = (claimed.raw as Array<{ session_id: string; user_id: string }>)[0];
+      if (!row) return null;
+      const session = await manager.getRepository(DeviceSession).findOne({ where: { id: row.session_id }, lock: { mode: 'pessimistic_write' } });
+      if (!session || session.revokedAt || session.expiresAt <= now) throw new AppError('session_revoked', 'This session was signed out');
+      const account = await this.users.findSummary(row.user_id);
+      if (!account) throw new AppError('session_revoked', 'This account no longer exists');
+      if (account.isBanned) throw new AppError('account_banned', 'This account is banned');
+      const pair = await this.issuePair(manager, account, session.id, newId);
+      await manager.update(
+        DeviceSession,
+        { id: session.id },
+        { lastUsedAt: now, expiresAt: new Date(now.getTime() + this.settings.refreshTtlMs), ip: meta.ip },
+      );
+      // Stored before commit: a concurrent refresh with the same token waits on the row lock
+      // above and then finds the pair here.
+      await this.redis.set(graceKey, sealPair(refreshToken, pair), 'PX', this.settings.reuseGraceMs);
+      return pair;
+    });
+    if (rotated) return rotated;
+    return this.refreshOfUsedToken(refreshToken, hash, graceKey, now, meta);
+  }
+
+  private async refreshOfUsedToken(refreshToken: string, hash: string, graceKey: string, now: Date, meta: RequestMeta): Promise<TokenPair> {
+    const token = await this.db.getRepository(RefreshToken).findOne({ where: { tokenHash: hash } });
+    if (!token) throw new AppError('invalid_token', 'Unknown refresh token');
+    if (!token.revoked) throw new AppError('token_expired', 'The refresh token has expired: sign in again');
+    if (!token.replacedBy) throw new AppError('session_revoked', 'This session was signed out');
+    if (token.revokedAt && now.getTime() - token.revokedAt.getTime() <= this.settings.reuseGraceMs) {
+      const sealed = await this.redis.get(graceKey);
+      if (sealed) return openPair(refreshToken, sealed);
+      throw new AppError('refresh_in_progress', 'This refresh token is being rotated; retry in a moment');
+    }
+    const revoked = await this.db.transaction(async (manager) => {
+      const ids = await this.revokeSessions(manager, { sessionId: token.sessionId }, 'token_reused');
+      await this.audit.record(
+        { type: 'refresh_token_reused', userId: token.userId, ip: meta.ip, userAgent: meta.userAgent, metadata: { sessionId: token.sessionId } },
+        manager,
+      );
+      return ids;
+    });
+    await this.tokens.denySessions([token.sessionId, ...revoked]);
+    this.logger.warn({ userId: token.userId, sessionId: token.sessionId }, 'refresh token reuse: session revoked');
+    throw new AppError('token_reused', 'This refresh token was already used; the session has been signed out');
+  }
+
+  async logout(auth: AuthContext, meta: RequestMeta): Promise<void> {
+    await this.endSessions(auth.userId, { sessionId: auth.sessionId }, 'logout', meta);
+  }
+
+  async logoutAll(auth: AuthContext, meta: RequestMeta): Promise<void> {
+    await this.endSessions(auth.userId, { userId: auth.userId }, 'logout_all', meta);
+  }
+
+  async revokeSession(auth: AuthContext, sessionId: string, meta: RequestMeta): Promise<void> {
+    const owned = await this.db.getRepository(DeviceSession).exists({ where: { id: sessionId, userId: auth.userId, revokedAt: IsNull() } });
+    if (!owned) throw new NotFoundError('Session');
+    await this.endSessions(auth.userId, { sessionId }, 'session_revoked', meta);
+  }
+
+  /**
+   * Signs a user out everywhere (a ban, a reset done by someone else): refresh tokens
+   * revoked in the caller's transaction; call `denySessions` with the result after commit.
+   */
+  async revokeAllSessions(manager: EntityManager, userId: string, reason: string): Promise<string[]> {
+    return this.revokeSessions(manager, { userId }, reason);
+  }
+
+  async denySessions(sessionIds: string[]): Promise<void> {
+    await this.tokens.denySessions(sessionIds);
+  }
+
+  async listSessions(auth: AuthContext): Promise<SessionView[]> {
+    const sessions = await this.db.getRepository(DeviceSession).find({
+      where: { userId: auth.userId, revokedAt: IsNull() },
+      order: { lastUsedAt: 'DESC' },
+    });
+    const now = this.clock.now();
+    return sessions
+      .filter((session) => session.expiresAt > now)
+      .map((session) => ({
+        id: session.id,
+        deviceId: session.deviceId,
+        platform: session.platform,
+        userAgent: session.userAgent,
+        ip: session.ip,
+        createdAt: session.createdAt,
+        lastUsedAt: session.lastUsedAt,
+        current: session.id === auth.sessionId,
+      }));
+  }
+
+  /** Always succeeds from the caller's view, whether or not the account exists. */
+  async forgotPassword(email: string, meta: RequestMeta): Promise<void> {
+    const account = await this.users.findCredentials(email);
+    if (!account || account.deleted || account.isBanned) return;
+    const token = opaqueToken();
+    await this.db.transaction(async (manager) => {
+      await this.insertOneTimeToken(manager, PasswordResetToken, account.id, token, RESET_TTL_MS);
+      await this.audit.record({ type: 'password_reset_requested', userId: account.id, ip: meta.ip, userAgent: meta.userAgent }, manager);
+    });
+    this.sendLater({
+      to: account.email,
+      subject: 'Reset your Parley password',
+      text: `Someone asked to reset the password of your Parley account. If it was you, choose a new one: ${this.link('/reset-password', token)}\n\nThe link is valid for 1 hour and works once. If it was not you, ignore this e-mail.`,
+    });
+  }
+
+  async resetPassword(token: string, newPassword: string, meta: RequestMeta): Promise<void> {
+    const passwordHash = await this.hasher.hash(newPassword);
+    const revoked = await this.db.transaction(async (manager) => {
+      const userId = await this.useOneTimeToken(manager, PasswordResetToken, token);
+      if (!userId) throw new AppError('invalid_reset_token', 'This reset link is invalid, expired or already used');
+      await this.users.setPassword(manager, userId, passwordHash);
+      // Any other reset link of this account dies with the password it was meant to replace.
+      await manager.update(PasswordResetToken, { userId, used: false }, { used: true, usedAt: this.clock.now() });
+      const sessions = await this.revokeSessions(manager, { userId }, 'password_reset');
+      await this.audit.record(
+        { type: 'password_reset', userId, ip: meta.ip, userAgent: meta.userAgent, metadata: { sessionsRevoked: sessions.length } },
+        manager,
+      );
+      return sessions;
+    });
+    await this.tokens.denySessions(revoked);
+  }
+
+  async verifyEmail(token: string, meta: RequestMeta): Promise<void> {
+    await this.db.transaction(async (manager) => {
+      const userId = await this.useOneTimeToken(manager, EmailVerificationToken, token);
+      if (!userId) throw new AppError('invalid_verification_token', 'This verification link is invalid, expired or already used');
+      await this.users.markVerified(manager, userId);
+      await this.audit.record({ type: 'email_verified', userId, ip: meta.ip, userAgent: meta.userAgent }, manager);
+    });
+  }
+
+  async resendVerification(auth: AuthContext): Promise<void> {
+    const account = await this.users.findSummary(auth.userId);
+    if (!account) throw new NotFoundError('Account');
+    if (account.isVerified) throw new AppError('already_verified', 'This e-mail address is already verified');
+    const token = opaqueToken();
+    await this.db.transaction((manager) => this.insertOneTimeToken(manager, EmailVerificationToken, account.id, token, VERIFICATION_TTL_MS));
+    this.sendLater({
+      to: account.email,
+      subject: 'Confirm your e-mail for Parley',
+      text: `Confirm your e-mail address: ${this.link('/verify-email', token)}\n\nThe link is valid for 24 hours.`,
+    });
+  }
+
+  private link(path: string, token: string): string {
+    const url = new URL(path, this.settings.appUrl);
+    url.searchParams.set('token', token);
+    return url.toString();
+  }
+
+  /** Mail goes out after the response, so its latency cannot reveal whether an account exists. */
+  private sendLater(message: { to: string; subject: string; text: string }): void {
+    this.mailer.send(message).catch((error: unknown) => this.logger.error({ err: error, subject: message.subject }, 'could not send e-mail'));
+  }
+
+  private async insertOneTimeToken(manager: EntityManager, entity: OneTimeTokenEntity, userId: string, token: string, ttlMs: number): Promise<void> {
+    const now = this.clock.now();
+    await manager.insert(entity, { id: this.ids.uuid(), userId, tokenHash: sha256(token), expiresAt: new Date(now.getTime() + ttlMs), createdAt: now });
+  }
+
+  /** Marks a one-time token used if it is unused and unexpired; of concurrent uses one wins. */
+  private async useOneTimeToken(manager: EntityManager, entity: OneTimeTokenEntity, token: string): Promise<string | null> {
+    const now = this.clock.now();
+    const result = await manager
+      .createQueryBuilder()
+      .update(entity)
+      .set({ used: true, usedAt: now })
+      .where('token_hash = :hash AND NOT used AND expires_at > :now', { hash: sha256(token), now })
+      .returning(['user_id'])
+      .execute();
+    return (result.raw as Array<{ user_id: string }>)[0]?.user_id ?? null;
+  }
+
+  private async openSession(manager: EntityManager, account: { id: string; email: string; role: Role }, device: Device, meta: RequestMeta): Promise<TokenPair> {
+    const now = this.clock.now();
+    const session = {
+      id: this.ids.uuid(),
+      userId: account.id,
+      deviceId: device.deviceId,
+      platform: device.platform,
+      userAgent: meta.userAgent?.slice(0, 512) ?? null,
+      ip: meta.ip,
+      createdAt: now,
+      lastUsedAt: now,
+      expiresAt: new Date(now.getTime() + this.settings.refreshTtlMs),
+    };
+    await manager.insert(DeviceSession, session);
+    return this.issuePair(manager, account, session.id, this.ids.uuid());
+  }
+
+  private async issuePair(manager: EntityManager, account: { id: string; email: string; role: Role }, sessionId: string, tokenId: string): Promise<TokenPair> {
+    const now = this.clock.now();
+    const refreshToken = opaqueToken();
+    await manager.insert(RefreshToken, {
+      id: tokenId,
+      sessionId,
+      userId: account.id,
+      tokenHash: sha256(refreshToken),
+      expiresAt: new Date(now.getTime() + this.settings.refreshTtlMs),
+      createdAt: now,
+    });
+    const accessToken = await this.tokens.issueAccessToken({ userId: account.id, email: account.email, role: account.role, sessionId });
+    return {
+      accessToken,
+      refreshToken,
+      tokenType: 'Bearer',
+      expiresIn: this.tokens.accessTtlSeconds,
+      user: { id: account.id, email: account.email, role: account.role },
+    };
+  }
+
+  /** Revokes matching live sessions and their refresh tokens; returns the session ids. */
+  private async revokeSessions(manager: EntityManager, match: { userId?: string; deviceId?: string; sessionId?: string }, reason: string): Promise<string[]> {
+    const where = {
+      revokedAt: IsNull(),
+      ...(match.userId ? { userId: match.userId } : {}),
+      ...(match.deviceId ? { deviceId: match.deviceId } : {}),
+      ...(match.sessionId ? { id: match.sessionId } : {}),
+    };
+    const sessions = await manager.getRepository(DeviceSession).find({ where, select: { id: true } });
+    const ids = sessions.map((session) => session.id);
+    if (!ids.length) return [];
+    const now = this.clock.now();
+    await manager.update(DeviceSession, { id: In(ids) }, { revokedAt: now, revokeReason: reason });
+    await manager.update(RefreshToken, { sessionId: In(ids), revoked: false }, { revoked: true, revokedAt: now });
+    return ids;
+  }
+
+  private async endSessions(
+    userId: string,
+    match: { userId?: string; sessionId?: string },
+    type: 'logout' | 'logout_all' | 'session_revoked',
+    meta: RequestMeta,
+  ): Promise<void> {
+    const ids = await this.db.transaction(async (manager) => {
+      const revoked = await this.revokeSessions(manager, match, type);
+      await this.audit.record({ type, userId, ip: meta.ip, userAgent: meta.userAgent, metadata: { sessions: revoked.length } }, manager);
+      return revoked;
+    });
+    await this.tokens.denySessions(ids);
+  }
+}
