@@ -18,3 +18,13 @@ export function createPreparedReader(dataSource: DataSource): PreparedReader {
     },
   };
 }
+
+interface Queryable {
+  query(sql: string, parameters?: unknown[]): Promise<unknown>;
+}
+
+/** Runs an UPDATE ... RETURNING (TypeORM answers it as [rows, rowCount]) and returns the rows. */
+export async function updateReturning<T>(manager: Queryable, sql: string, parameters: unknown[]): Promise<T[]> {
+  const [rows] = (await manager.query(sql, parameters)) as [T[], number];
+  return rows;
+}

@@ -20,7 +20,8 @@ export async function startSmtpCapture() {
       stream.on('end', () => {
         const mail = { to: session.envelope.rcptTo.map((rcpt) => rcpt.address), raw };
         messages.push(mail);
-        for (const waiter of waiters.filter((w) => mail.to.includes(w.to))) {
+        const waiter = waiters.find((w) => mail.to.includes(w.to));
+        if (waiter) {
           waiters.splice(waiters.indexOf(waiter), 1);
           waiter.resolve(mail);
         }

@@ -6,6 +6,7 @@ import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
 import type { Mailer } from '../../infra/mailer.js';
 import type { PasswordHasher } from '../../infra/passwords.js';
+import { updateReturning } from '../../infra/sql.js';
 import type { AuthContext, Role } from '../../shared/auth.js';
 import { AppError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
 import type { AuditService } from '../audit/service.js';
@@ -183,14 +184,11 @@ export class AuthService {
     const graceKey = `auth:rotated:${hash}`;
     const rotated = await this.db.transaction(async (manager) => {
       const newId = this.ids.uuid();
-      const claimed = await manager
-        .createQueryBuilder()
-        .update(RefreshToken)
-        .set({ revoked: true, revokedAt: now, replacedBy: newId })
-        .where('token_hash = :hash AND NOT revoked AND expires_at > :now', { hash, now })
-        .returning(['session_id', 'user_id'])
-        .execute();
-      const row = (claimed.raw as Array<{ session_id: string; user_id: string }>)[0];
+      const [row] = await updateReturning<{ session_id: string; user_id: string }>(
+        manager,
+        'UPDATE refresh_tokens SET revoked = true, revoked_at = $1, replaced_by = $2 WHERE token_hash = $3 AND NOT revoked AND expires_at > $1 RETURNING session_id, user_id',
+        [now, newId, hash],
+      );
       if (!row) return null;
       const session = await manager.getRepository(DeviceSession).findOne({ where: { id: row.session_id }, lock: { mode: 'pessimistic_write' } });
       if (!session || session.revokedAt || session.expiresAt <= now) throw new AppError('session_revoked', 'This session was signed out');
@@ -233,6 +231,30 @@ export class AuthService {
     await this.tokens.denySessions([token.sessionId, ...revoked]);
     this.logger.warn({ userId: token.userId, sessionId: token.sessionId }, 'refresh token reuse: session revoked');
     throw new AppError('token_reused', 'This refresh token was already used; the session has been signed out');
+  }
+
+  /**
+   * For the operator's command line only (there is no HTTP way to become admin): promotes an
+   * existing account, or creates an admin account with `password`.
+   */
+  async ensureAdmin(email: string, password: string | undefined): Promise<'created' | 'promoted' | 'already_admin'> {
+    const existing = await this.users.findCredentials(email);
+    if (existing && !existing.deleted) {
+      if (existing.role === 'admin') return 'already_admin';
+      await this.db.transaction(async (manager) => {
+        await this.users.setRole(manager, existing.id, 'admin');
+        await this.audit.record({ type: 'role_changed', userId: existing.id, metadata: { from: existing.role, to: 'admin', by: 'command line' } }, manager);
+      });
+      return 'promoted';
+    }
+    if (!password) throw new AppError('validation_failed', 'No account with this e-mail: give a password to create one');
+    const passwordHash = await this.hasher.hash(password);
+    await this.db.transaction(async (manager) => {
+      const user = await this.users.createWithProfile(manager, { email, passwordHash, role: 'admin' });
+      await this.users.markVerified(manager, user.id);
+      await this.audit.record({ type: 'register', userId: user.id, metadata: { role: 'admin', by: 'command line' } }, manager);
+    });
+    return 'created';
   }
 
   async logout(auth: AuthContext, meta: RequestMeta): Promise<void> {
@@ -356,14 +378,13 @@ export class AuthService {
   /** Marks a one-time token used if it is unused and unexpired; of concurrent uses one wins. */
   private async useOneTimeToken(manager: EntityManager, entity: OneTimeTokenEntity, token: string): Promise<string | null> {
     const now = this.clock.now();
-    const result = await manager
-      .createQueryBuilder()
-      .update(entity)
-      .set({ used: true, usedAt: now })
-      .where('token_hash = :hash AND NOT used AND expires_at > :now', { hash: sha256(token), now })
-      .returning(['user_id'])
-      .execute();
-    return (result.raw as Array<{ user_id: string }>)[0]?.user_id ?? null;
+    const table = manager.getRepository(entity).metadata.tableName;
+    const [row] = await updateReturning<{ user_id: string }>(
+      manager,
+      `UPDATE ${table} SET used = true, used_at = $1 WHERE token_hash = $2 AND NOT used AND expires_at > $1 RETURNING user_id`,
+      [now, sha256(token)],
+    );
+    return row?.user_id ?? null;
   }
 
   private async openSession(manager: EntityManager, account: { id: string; email: string; role: Role }, device: Device, meta: RequestMeta): Promise<TokenPair> {

@@ -1,0 +1,39 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { createContainer } from '../src/container.js';
+import { createLogger } from '../src/infra/logger.js';
+import { AppError } from '../src/shared/errors.js';
+import { cliConfig } from './cli-config.js';
+
+/**
+ * npm run admin:create -- --email ops@example.com [--password '...']
+ * Promotes an existing account to admin, or creates an admin account (then --password, or
+ * ADMIN_PASSWORD in the environment, is required). The only way to become admin.
+ */
+const { values } = parseArgs({ options: { email: { type: 'string' }, password: { type: 'string' } } });
+const email = z.email().safeParse(values.email?.trim().toLowerCase());
+if (!email.success) {
+  console.error('parley: usage: npm run admin:create -- --email you@example.com [--password "at least 8 characters"]');
+  process.exit(1);
+}
+const password = values.password ?? process.env.ADMIN_PASSWORD;
+if (password !== undefined && (password.length < 8 || Buffer.byteLength(password) > 72)) {
+  console.error('parley: the password needs 8 characters to 72 bytes');
+  process.exit(1);
+}
+
+const config = cliConfig();
+const container = await createContainer(config, { cwd: process.cwd(), logger: createLogger({ level: 'warn' }) });
+let exitCode = 0;
+try {
+  const outcome = await container.services.auth.ensureAdmin(email.data, password);
+  console.log(
+    { created: `created admin ${email.data}`, promoted: `promoted ${email.data} to admin`, already_admin: `${email.data} is already an admin` }[outcome],
+  );
+} catch (error) {
+  console.error(`parley: ${error instanceof AppError ? error.message : String(error)}`);
+  exitCode = 1;
+} finally {
+  await container.close();
+}
+process.exit(exitCode);

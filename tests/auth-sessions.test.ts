@@ -1,0 +1,133 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { buildTestApp, truncateAll, type TestApp } from './helpers/app.js';
+import { bearer, login, register } from './helpers/auth.js';
+import { manualClock } from './helpers/clock.js';
+
+const clock = manualClock();
+let t: TestApp;
+beforeAll(async () => {
+  t = await buildTestApp({ clock });
+});
+afterAll(() => t.close());
+beforeEach(() => truncateAll(t));
+
+const refresh = (refreshToken: string) => t.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken } });
+const me = (accessToken: string) => t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(accessToken) });
+
+describe('POST /auth/refresh', () => {
+  it('rotates: a new pair for the same device session, and the old token stops working', async () => {
+    const first = await register(t.app);
+    const res = await refresh(first.refreshToken);
+    expect(res.statusCode).toBe(200);
+    const second = res.json();
+    expect(second.refreshToken).not.toBe(first.refreshToken);
+    expect(second.user).toEqual(first.user);
+    expect((await me(second.accessToken)).statusCode).toBe(200);
+    const [{ sessions }] = await t.container.db.query('SELECT count(DISTINCT session_id)::int AS sessions FROM refresh_tokens');
+    expect(sessions).toBe(1);
+  });
+
+  it('revokes the whole device session when an already-rotated token is presented again', async () => {
+    const stolen = await register(t.app);
+    const legit = (await refresh(stolen.refreshToken)).json();
+    const newer = (await refresh(legit.refreshToken)).json();
+    clock.advance(11_000); // past the reuse grace period
+
+    const reuse = await refresh(stolen.refreshToken);
+    expect(reuse.statusCode).toBe(401);
+    expect(reuse.json().error.code).toBe('token_reused');
+    // every token of the family is dead, and so are its access tokens, at once
+    expect((await refresh(newer.refreshToken)).statusCode).toBe(401);
+    expect((await me(newer.accessToken)).json().error.code).toBe('session_revoked');
+    const [event] = await t.container.db.query("SELECT user_id FROM activity_logs WHERE type = 'refresh_token_reused'");
+    expect(event.user_id).toBe(stolen.user.id);
+  });
+
+  it('issues exactly one new pair for concurrent refreshes with the same token', async () => {
+    const { refreshToken } = await register(t.app);
+    const results = await Promise.all(Array.from({ length: 5 }, () => refresh(refreshToken)));
+    expect(results.map((res) => res.statusCode)).toEqual([200, 200, 200, 200, 200]);
+    expect(new Set(results.map((res) => res.json().refreshToken)).size).toBe(1);
+    const [{ live }] = await t.container.db.query('SELECT count(*)::int AS live FROM refresh_tokens WHERE NOT revoked');
+    expect(live).toBe(1);
+    // and the session survived: the new token works
+    expect((await refresh(results[0]!.json().refreshToken)).statusCode).toBe(200);
+  });
+
+  it('rejects an unknown token and an expired one', async () => {
+    expect((await refresh('x'.repeat(43))).json().error.code).toBe('invalid_token');
+    const { refreshToken } = await register(t.app);
+    clock.advance(31 * 86_400_000);
+    const expired = await refresh(refreshToken);
+    expect(expired.statusCode).toBe(401);
+    expect(expired.json().error.code).toBe('token_expired');
+  });
+
+  it('refuses to refresh a banned account', async () => {
+    const { refreshToken, user } = await register(t.app);
+    await t.container.db.query('UPDATE users SET is_banned = true WHERE id = $1', [user.id]);
+    const res = await refresh(refreshToken);
+    expect(res.statusCode).toBe(403);
+    expect(res.json().error.code).toBe('account_banned');
+    // nothing was rotated: the failed attempt left no half-written rows
+    const [{ tokens }] = await t.container.db.query('SELECT count(*)::int AS tokens FROM refresh_tokens');
+    expect(tokens).toBe(1);
+  });
+});
+
+describe('signing out', () => {
+  it('logout ends this device only: its access token fails at once, the other device keeps working', async () => {
+    const phone = await register(t.app);
+    const laptop = await login(t.app, phone.email);
+    const res = await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(phone.accessToken) });
+    expect(res.statusCode).toBe(204);
+    expect((await me(phone.accessToken)).json().error.code).toBe('session_revoked');
+    expect((await refresh(phone.refreshToken)).statusCode).toBe(401);
+    expect((await me(laptop.accessToken)).statusCode).toBe(200);
+  });
+
+  it('logout-all ends every device', async () => {
+    const phone = await register(t.app);
+    const laptop = await login(t.app, phone.email);
+    expect((await t.app.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(laptop.accessToken) })).statusCode).toBe(204);
+    for (const pair of [phone, laptop]) {
+      expect((await me(pair.accessToken)).statusCode).toBe(401);
+      expect((await refresh(pair.refreshToken)).statusCode).toBe(401);
+    }
+  });
+});
+
+describe('device sessions', () => {
+  it('lists my devices with the current one marked', async () => {
+    const phone = await register(t.app, { deviceId: 'phone-1', platform: 'ios' });
+    const laptop = await login(t.app, phone.email, { deviceId: 'laptop-1', platform: 'web' });
+    const res = await t.app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(laptop.accessToken) });
+    expect(res.statusCode).toBe(200);
+    const items = res.json().items;
+    expect(items).toHaveLength(2);
+    expect(items.find((item: { current: boolean }) => item.current)).toMatchObject({ deviceId: 'laptop-1', platform: 'web' });
+    expect(items.find((item: { current: boolean }) => !item.current)).toMatchObject({ deviceId: 'phone-1', platform: 'ios' });
+  });
+
+  it('signs one of my devices out by id', async () => {
+    const phone = await register(t.app);
+    const laptop = await login(t.app, phone.email);
+    const phoneSession = (await t.app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(laptop.accessToken) }))
+      .json()
+      .items.find((item: { current: boolean }) => !item.current);
+    const res = await t.app.inject({ method: 'DELETE', url: `/auth/sessions/${phoneSession.id}`, headers: bearer(laptop.accessToken) });
+    expect(res.statusCode).toBe(204);
+    expect((await me(phone.accessToken)).json().error.code).toBe('session_revoked');
+    expect((await me(laptop.accessToken)).statusCode).toBe(200);
+  });
+
+  it("answers 404 for another user's session and leaves it alone", async () => {
+    const mine = await register(t.app);
+    const theirs = await register(t.app);
+    const theirSession = (await t.app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(theirs.accessToken) })).json().items[0];
+    const res = await t.app.inject({ method: 'DELETE', url: `/auth/sessions/${theirSession.id}`, headers: bearer(mine.accessToken) });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error.code).toBe('not_found');
+    expect((await me(theirs.accessToken)).statusCode).toBe(200);
+  });
+});
