@@ -11,17 +11,32 @@ export interface LoadResult {
 
 export interface LoadOptions {
   url: string;
+  method?: 'GET' | 'POST';
+  body?: string;
   connections?: number;
   durationSeconds?: number;
+  /** Fixed total request rate (latency measurement) instead of as fast as possible. */
+  overallRate?: number;
   headers?: Record<string, string>;
+  warmup?: boolean;
 }
 
-/** Drives `url` with autocannon after a short warm-up and returns throughput and latency. */
-export async function load({ url, connections = 32, durationSeconds = 10, headers = {} }: LoadOptions): Promise<LoadResult> {
-  await autocannon({ url, connections, duration: 2, headers });
-  const result = await autocannon({ url, connections, duration: durationSeconds, headers });
+/** Drives `url` with autocannon (after a short warm-up) and returns throughput and latency. */
+export async function load({
+  url,
+  method = 'GET',
+  body,
+  connections = 32,
+  durationSeconds = 10,
+  overallRate,
+  headers = {},
+  warmup = true,
+}: LoadOptions): Promise<LoadResult> {
+  const options = { url, method, body, connections, headers, ...(overallRate ? { overallRate } : {}) };
+  if (warmup) await autocannon({ ...options, duration: 2 });
+  const result = await autocannon({ ...options, duration: durationSeconds });
   return {
-    requestsPerSecond: Math.round(result.requests.average),
+    requestsPerSecond: Math.round(result.requests.average * 10) / 10,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     errors: result.errors,
@@ -64,4 +79,8 @@ export async function startServer(
   }
   child.kill('SIGKILL');
   throw new Error(`${options.readyUrl} never became ready: ${stderr}`);
+}
+
+export function best(results: LoadResult[]): LoadResult {
+  return results.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
 }

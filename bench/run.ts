@@ -4,13 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findFreePort } from '../src/infra/embedded-postgres.js';
-import { load, startServer, type LoadResult } from './lib.js';
+import { best, load, startServer, type LoadResult } from './lib.js';
 
 /**
  * npm run bench
- * Starts Parley (compiled, every production plugin on, LOG_LEVEL=info) and a bare Fastify
- * hello-world, drives both with autocannon in the same run, and writes bench/results/.
- * Uses BENCH_DATABASE_URL / BENCH_REDIS_URL when set, else the embedded defaults.
+ * Starts Parley (compiled, every production plugin on, LOG_LEVEL=info, bcrypt cost 12) and a
+ * bare Fastify hello-world, drives both with autocannon in the same run, and writes
+ * bench/results/http.json. Uses BENCH_DATABASE_URL / BENCH_REDIS_URL when set, else the
+ * embedded defaults. The login limits are lifted so the bench can measure logins.
  */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const durationSeconds = Number(process.env.BENCH_DURATION ?? 10);
@@ -37,25 +38,52 @@ const parley = await startServer(process.execPath, [path.join(root, 'dist/src/ma
     PORT: String(parleyPort),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'info',
+    BCRYPT_COST: '12',
+    AUTH_LOGIN_LIMIT: '1000000/1m',
+    AUTH_REGISTER_LIMIT: '1000000/1m',
+    RATE_LIMIT_REQUESTS: '100000000',
     DATABASE_URL: process.env.BENCH_DATABASE_URL,
     REDIS_URL: process.env.BENCH_REDIS_URL,
   },
   readyUrl: `http://127.0.0.1:${parleyPort}/ready`,
 });
+const base = `http://127.0.0.1:${parleyPort}`;
 
-// Both servers run side by side (each idle while the other is driven), measured in
-// alternating rounds; the better round of each is kept, so a noisy moment on this shared
-// machine does not decide the ratio.
-const best = (results: LoadResult[]) => results.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
-const baselineRounds: LoadResult[] = [];
-const parleyRounds: LoadResult[] = [];
+// One account: its token for /auth/me, its credentials for the logins.
+const credentials = { email: `bench-${Date.now()}@parley.test`, password: 'benchmark passphrase', deviceId: 'bench', platform: 'web' };
+const registered = await fetch(`${base}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(credentials) });
+if (registered.status !== 201) throw new Error(`could not register the bench account: ${registered.status} ${await registered.text()}`);
+const { accessToken } = (await registered.json()) as { accessToken: string };
+const authorized = { authorization: `Bearer ${accessToken}` };
+const loginRequest = {
+  url: `${base}/auth/login`,
+  method: 'POST' as const,
+  headers: { 'content-type': 'application/json' },
+  // a device of its own per request would grow the sessions table without end; one device is replaced each time
+  body: JSON.stringify({ ...credentials, deviceId: 'bench-login' }),
+};
+
+// Throughput: both servers side by side (each idle while the other is driven), alternating
+// rounds, the better round of each kept so a noisy moment does not decide a ratio.
+const rounds_ = { baseline: [] as LoadResult[], health: [] as LoadResult[], me: [] as LoadResult[] };
 for (let round = 0; round < rounds; round += 1) {
-  baselineRounds.push(await load({ url: `http://127.0.0.1:${baselinePort}/health`, connections, durationSeconds }));
-  parleyRounds.push(await load({ url: `http://127.0.0.1:${parleyPort}/health`, connections, durationSeconds }));
+  rounds_.baseline.push(await load({ url: `http://127.0.0.1:${baselinePort}/health`, connections, durationSeconds }));
+  rounds_.health.push(await load({ url: `${base}/health`, connections, durationSeconds }));
+  rounds_.me.push(await load({ url: `${base}/auth/me`, connections, durationSeconds, headers: authorized }));
 }
-const baselineHealth = best(baselineRounds);
-const parleyHealth = best(parleyRounds);
 await baseline.stop();
+const baselineHealth = best(rounds_.baseline);
+
+// Logins per second against bcrypt cost 12.
+const logins = await load({ ...loginRequest, connections: 8, durationSeconds, warmup: false });
+
+// /auth/me latency at a fixed 500 req/s, idle and while 4 clients loop on login.
+const meAtRate = { url: `${base}/auth/me`, headers: authorized, connections: 10, overallRate: 500, durationSeconds };
+const meIdle = await load(meAtRate);
+const [meDuringLogins, burst] = await Promise.all([
+  load({ ...meAtRate, warmup: false }),
+  load({ ...loginRequest, connections: 4, durationSeconds, warmup: false }),
+]);
 await parley.stop();
 
 const ratio = (result: LoadResult) => Math.round((result.requestsPerSecond / baselineHealth.requestsPerSecond) * 100) / 100;
@@ -66,21 +94,31 @@ const report = {
     connections,
     durationSeconds,
     rounds,
+    bcryptCost: 12,
     database: process.env.BENCH_DATABASE_URL ? 'configured' : 'embedded',
     redis: process.env.BENCH_REDIS_URL ? 'configured' : 'embedded',
   },
   scenarios: {
     'baseline GET /health (bare Fastify)': { ...baselineHealth, ratio: 1 },
-    'GET /health': { ...parleyHealth, ratio: ratio(parleyHealth) },
+    'GET /health': { ...best(rounds_.health), ratio: ratio(best(rounds_.health)) },
+    'GET /auth/me': { ...best(rounds_.me), ratio: ratio(best(rounds_.me)) },
+    'POST /auth/login (bcrypt 12, 8 clients)': logins,
+    'GET /auth/me at 500 req/s, idle': meIdle,
+    'GET /auth/me at 500 req/s, 4 clients looping on login': {
+      ...meDuringLogins,
+      p99VsIdle: Math.round((meDuringLogins.p99Ms / Math.max(meIdle.p99Ms, 1)) * 100) / 100,
+    },
+    'POST /auth/login during that burst': burst,
   },
 };
 
 mkdirSync(path.join(root, 'bench/results'), { recursive: true });
-writeFileSync(path.join(root, 'bench/results/platform.json'), `${JSON.stringify(report, null, 2)}\n`);
-console.log(`\n${'scenario'.padEnd(40)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'ratio'.padStart(6)}`);
+writeFileSync(path.join(root, 'bench/results/http.json'), `${JSON.stringify(report, null, 2)}\n`);
+console.log(`\n${'scenario'.padEnd(56)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'ratio'.padStart(6)} ${'non2xx'.padStart(7)}`);
 for (const [name, result] of Object.entries(report.scenarios)) {
+  const shown = 'ratio' in result ? result.ratio : 'p99VsIdle' in result ? `${result.p99VsIdle}x` : '';
   console.log(
-    `${name.padEnd(40)} ${String(result.requestsPerSecond).padStart(8)} ${String(result.p50Ms).padStart(7)} ${String(result.p99Ms).padStart(7)} ${String(result.ratio).padStart(6)}`,
+    `${name.padEnd(56)} ${String(result.requestsPerSecond).padStart(8)} ${String(result.p50Ms).padStart(7)} ${String(result.p99Ms).padStart(7)} ${String(shown).padStart(6)} ${String(result.non2xx).padStart(7)}`,
   );
 }
-console.log('\nwrote bench/results/platform.json');
+console.log('\nratio: req/s over bare Fastify; for the burst row, its p99 over the idle p99. Wrote bench/results/http.json');

@@ -104,7 +104,10 @@ export async function buildApp(container: Container): Promise<App> {
     global: true,
     max: config.RATE_LIMIT_REQUESTS,
     timeWindow: config.RATE_LIMIT_WINDOW,
-    redis: container.redis.client,
+    // On real Redis the counters are shared by every instance. The in-process emulation runs
+    // the store's Lua script in a JavaScript Lua VM (about 1 ms per request); it serves one
+    // instance only anyway, so its counters stay in the plugin's in-memory store.
+    ...(container.redis.embedded ? {} : { redis: container.redis.client }),
     nameSpace: 'parley:rate-limit:',
     // Limits fail open when Redis is down: availability wins, and /ready reports the outage.
     skipOnError: true,

@@ -100,6 +100,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
         ? createSmtpMailer(config.SMTP_URL, config.EMAIL_FROM)
         : createLogMailer(logger);
     const hasher = await createBcryptHasher(config.BCRYPT_COST, config.BCRYPT_CONCURRENCY);
+    cleanups.push(() => hasher.close());
 
     const audit = new AuditService(db, clock, ids);
     await audit.ensurePartitions();

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseDurationMs } from './duration.js';
 
@@ -102,13 +103,11 @@ export const envSchema = z
       ),
 
     BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12).describe('bcrypt cost factor (12: about 4 hashes per second per core).'),
-    BCRYPT_CONCURRENCY: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .max(16)
-      .default(2)
-      .describe('Password hashes computed at once; the rest queue, so token checks keep threads of their own.'),
+    BCRYPT_CONCURRENCY: z
+      .union([z.literal('auto'), z.coerce.number().int().min(1).max(64)])
+      .transform((value) => (value === 'auto' ? availableParallelism() : value))
+      .prefault('auto')
+      .describe('Password hashes computed at once, each in a low-priority worker thread (auto: one per core); the rest queue.'),
     AUTH_LOGIN_LIMIT: limit.prefault('5/15m').describe('Login attempts per client IP.'),
     AUTH_REGISTER_LIMIT: limit.prefault('10/1h').describe('Registrations per client IP.'),
     AUTH_FORGOT_PASSWORD_LIMIT: limit.prefault('3/1h').describe('Password-reset requests per client IP.'),

@@ -1,42 +1,90 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import bcrypt from 'bcrypt';
-
-/** Runs at most `limit` tasks at once; the rest wait in arrival order. */
-export class Semaphore {
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(private readonly limit: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active += 1;
-    try {
-      return await task();
-    } finally {
-      this.active -= 1;
-      this.waiting.shift()?.();
-    }
-  }
-}
 
 export interface PasswordHasher {
   hash(password: string): Promise<string>;
   /** Compares against `hash`, or against a dummy hash when there is none, so both take the same time. */
   verify(password: string, hash: string | null): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+// Runs in each worker thread. Linux keeps nice values per thread, so setPriority(19) here
+// lowers this thread only: hashing then yields the CPU to the event loop, the database and
+// everything else, and a login burst no longer stretches other requests' latency.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const os = require('node:os');
+const bcrypt = require(workerData.bcryptPath);
+try { os.setPriority(19); } catch {}
+parentPort.on('message', ({ id, op, password, hash, cost }) => {
+  try {
+    const result = op === 'hash' ? bcrypt.hashSync(password, cost) : bcrypt.compareSync(password, hash);
+    parentPort.postMessage({ id, result });
+  } catch (error) {
+    parentPort.postMessage({ id, error: String(error && error.message || error) });
+  }
+});
+`;
+
+interface Task {
+  id: number;
+  message: { op: 'hash' | 'compare'; password: string; hash?: string; cost?: number };
+  resolve: (value: string | boolean) => void;
+  reject: (error: Error) => void;
 }
 
 /**
- * bcrypt on libuv's thread pool, at most `concurrency` hashes at a time: a login burst then
- * queues here instead of occupying every pool thread that token verification also needs.
+ * bcrypt in `concurrency` low-priority worker threads; further requests queue. Neither the
+ * event loop nor libuv's thread pool (which token checks use) ever waits on a hash.
  */
 export async function createBcryptHasher(cost: number, concurrency: number): Promise<PasswordHasher> {
-  const gate = new Semaphore(concurrency);
+  const bcryptPath = createRequire(import.meta.url).resolve('bcrypt');
+  const idle: Worker[] = [];
+  const busy = new Map<Worker, Task>();
+  const queue: Task[] = [];
+  let nextId = 0;
+
+  const dispatch = () => {
+    while (idle.length && queue.length) {
+      const worker = idle.pop()!;
+      const task = queue.shift()!;
+      busy.set(worker, task);
+      worker.postMessage({ id: task.id, ...task.message });
+    }
+  };
+
+  for (let i = 0; i < concurrency; i += 1) {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { bcryptPath } });
+    worker.unref();
+    worker.on('message', (reply: { id: number; result?: string | boolean; error?: string }) => {
+      const task = busy.get(worker);
+      busy.delete(worker);
+      idle.push(worker);
+      if (task) {
+        if (reply.error !== undefined) task.reject(new Error(reply.error));
+        else task.resolve(reply.result!);
+      }
+      dispatch();
+    });
+    idle.push(worker);
+  }
+
+  const run = (message: Task['message']) =>
+    new Promise<string | boolean>((resolve, reject) => {
+      queue.push({ id: (nextId += 1), message, resolve, reject });
+      dispatch();
+    });
+
   const dummyHash = await bcrypt.hash('parley-dummy-password-for-equal-timing', cost);
   return {
-    hash: (password) => gate.run(() => bcrypt.hash(password, cost)),
+    hash: async (password) => (await run({ op: 'hash', password, cost })) as string,
     verify: async (password, hash) => {
-      const matches = await gate.run(() => bcrypt.compare(password, hash ?? dummyHash));
+      const matches = (await run({ op: 'compare', password, hash: hash ?? dummyHash })) as boolean;
       return hash !== null && matches;
+    },
+    close: async () => {
+      await Promise.all([...idle, ...busy.keys()].map((worker) => worker.terminate()));
     },
   };
 }

@@ -48,10 +48,8 @@ function bearerToken(request: FastifyRequest): string | undefined {
  */
 export function registerAuthGuard(app: FastifyInstance, verifier: AccessTokenVerifier, roles: RoleLookup): void {
   app.decorateRequest('auth', null);
-  // preValidation: after the route's rate limit (an onRequest hook), before input validation.
-  app.addHook('preValidation', async (request) => {
+  const guard = async (request: FastifyRequest) => {
     const requirement = request.routeOptions.config.auth;
-    if (!requirement) return;
     const token = bearerToken(request);
     if (!token) {
       if (requirement === 'optional') return;
@@ -61,6 +59,13 @@ export function registerAuthGuard(app: FastifyInstance, verifier: AccessTokenVer
     if (requirement === 'admin' && (await roles.currentRole(request.auth.userId)) !== 'admin') {
       throw new ForbiddenError('Admins only');
     }
+  };
+  // Attached only to routes that declare `auth`, as a preValidation hook: after the route's
+  // rate limit (an onRequest hook), before input validation. Routes must be added after this.
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.auth) return;
+    const existing = route.preValidation ? [route.preValidation].flat() : [];
+    route.preValidation = [guard, ...existing];
   });
 }
 
