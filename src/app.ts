@@ -13,6 +13,10 @@ import { auditRoutes } from './modules/audit/routes.js';
 import { authRoutes } from './modules/auth/routes.js';
 import { betaRoutes } from './modules/beta/routes.js';
 import { opsRoutes } from './modules/ops/routes.js';
+import { localStorageRoutes } from './modules/storage/routes.js';
+import { usersRoutes } from './modules/users/routes.js';
+import { LocalStorage } from './infra/storage.js';
+import multipart from '@fastify/multipart';
 import { registerAuthGuard } from './shared/auth.js';
 import { registerErrorHandling } from './shared/error-handler.js';
 import { RateLimitedError } from './shared/errors.js';
@@ -80,6 +84,10 @@ export async function buildApp(container: Container): Promise<App> {
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.observeHttpRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
+    if (request.auth) {
+      const userId = request.auth.userId;
+      container.services.users.touchLastActive(userId).catch((error: unknown) => loggerInstance.warn({ err: error, userId }, 'could not record activity'));
+    }
     if (request.routeOptions.config.accessLog !== false) {
       // The root logger with the id as a field: the same line request.log would write,
       // without creating a child logger for every request.
@@ -126,6 +134,7 @@ export async function buildApp(container: Container): Promise<App> {
       tags: [
         { name: 'auth', description: 'Accounts, tokens and device sessions' },
         { name: 'account', description: 'The signed-in account' },
+        { name: 'users', description: 'Profiles, avatars and account deletion' },
         { name: 'private beta', description: 'Invite keys' },
         { name: 'ops', description: 'Health, readiness and metrics' },
       ],
@@ -150,6 +159,9 @@ export async function buildApp(container: Container): Promise<App> {
     users: services.users,
     limits: { login: config.AUTH_LOGIN_LIMIT, register: config.AUTH_REGISTER_LIMIT, forgotPassword: config.AUTH_FORGOT_PASSWORD_LIMIT },
   });
+  await app.register(multipart, { limits: { files: 1, fields: 0, parts: 2, fileSize: config.AVATAR_MAX_BYTES } });
+  await app.register(usersRoutes, { users: services.users, auth: services.auth, avatarMaxBytes: config.AVATAR_MAX_BYTES });
+  if (container.storage instanceof LocalStorage) await app.register(localStorageRoutes, { storage: container.storage });
   await app.register(auditRoutes, { audit: services.audit });
   await app.register(betaRoutes, { beta: services.beta });
 

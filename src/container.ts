@@ -13,6 +13,7 @@ import { createRedis, type RedisConnection } from './infra/redis.js';
 import { createLogMailer, createResendMailer, createSmtpMailer, type Mailer } from './infra/mailer.js';
 import { createBcryptHasher } from './infra/passwords.js';
 import { createPreparedReader } from './infra/sql.js';
+import { LocalStorage, S3Storage, type ObjectStorage } from './infra/storage.js';
 import { AuditService } from './modules/audit/service.js';
 import { AuthService } from './modules/auth/service.js';
 import { TokenService } from './modules/auth/tokens.js';
@@ -29,9 +30,10 @@ export interface Container {
   metrics: Metrics;
   keys: SigningKeys;
   mailer: Mailer;
+  storage: ObjectStorage;
   services: Services;
   /** Which parts run on the embedded defaults rather than configured services. */
-  embedded: { database: boolean; redis: boolean };
+  embedded: { database: boolean; redis: boolean; storage: boolean };
   /** Closes Redis, the database pool and the embedded PostgreSQL, in that order. */
   close(): Promise<void>;
 }
@@ -112,7 +114,23 @@ export async function createContainer(config: Config, options: ContainerOptions)
     partitionTimer.unref();
     cleanups.push(async () => clearInterval(partitionTimer));
 
-    const users = new UsersService(db, createPreparedReader(db), clock, ids);
+    const storage = config.STORAGE_BUCKET_NAME
+      ? new S3Storage({
+          bucket: config.STORAGE_BUCKET_NAME,
+          region: config.STORAGE_REGION,
+          endpoint: config.STORAGE_ENDPOINT,
+          accessKeyId: config.STORAGE_ACCESS_KEY,
+          secretAccessKey: config.STORAGE_SECRET_KEY,
+          publicUrl: config.STORAGE_PUBLIC_URL,
+        })
+      : new LocalStorage(path.resolve(options.cwd, config.DATA_DIR, 'storage'), config.APP_URL, `${config.SESSION_SECRET}:storage-urls`, () => clock.now());
+    if (storage instanceof S3Storage) cleanups.push(async () => storage.close());
+
+    const users = new UsersService(db, createPreparedReader(db), redis.client, storage, clock, ids, logger, {
+      urlTtlSeconds: Math.floor(config.STORAGE_URL_TTL / 1000),
+      avatarMaxPixels: config.AVATAR_MAX_PIXELS,
+      lastActiveThrottleMs: config.LAST_ACTIVE_THROTTLE,
+    });
     const beta = new BetaService(db, clock, ids, audit);
     const tokens = new TokenService(keys, redis.client, clock, {
       issuer: config.JWT_ISSUER,
@@ -127,7 +145,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       accountFailureLimit: config.AUTH_ACCOUNT_FAILURE_LIMIT,
     });
 
-    const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded };
+    const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded, storage: storage.kind === 'local' };
     if (production && embedded.redis) {
       logger.warn('REDIS_URL is not set: running on the in-process Redis emulation, which serves ONE instance only and loses its data on restart');
     }
@@ -145,6 +163,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       metrics: createMetrics(),
       keys,
       mailer,
+      storage,
       services: { audit, users, beta, tokens, auth },
       embedded,
       close: closeAll,

@@ -43,18 +43,23 @@ describe('npm run migration:* on a configured database', () => {
   it('shows, runs and reverts migrations', async () => {
     const before = await migration('show');
     expect(before.code).toBe(0);
-    expect(before.output).toMatch(/^\[ \] EnableCitext1763769600000\n\[ \] CreateAccounts1763776800000$/m);
+    expect(before.output).toMatch(/^\[ \] EnableCitext1763769600000\n\[ \] CreateAccounts1763776800000\n\[ \] ProfileAvatarKeyAndWallet1763784000000$/m);
 
     const applied = await migration('run');
-    expect(applied.output).toContain('applied: EnableCitext1763769600000, CreateAccounts1763776800000');
+    expect(applied.output).toContain('applied: EnableCitext1763769600000, CreateAccounts1763776800000, ProfileAvatarKeyAndWallet1763784000000');
     expect((await migration('run')).output).toContain('no pending migrations');
     // the entities describe exactly what the migrations built, so migration:generate starts from a clean diff
     expect(await schemaDiff(url)).toEqual([]);
-    expect((await migration('show')).output).toMatch(/^\[X\] EnableCitext1763769600000\n\[X\] CreateAccounts1763776800000$/m);
+    expect((await migration('show')).output).toMatch(
+      /^\[X\] EnableCitext1763769600000\n\[X\] CreateAccounts1763776800000\n\[X\] ProfileAvatarKeyAndWallet1763784000000$/m,
+    );
 
     const reverted = await migration('revert');
     expect(reverted.code).toBe(0);
-    expect((await migration('show')).output).toMatch(/^\[X\] EnableCitext1763769600000\n\[ \] CreateAccounts1763776800000$/m);
+    expect((await migration('show')).output).toMatch(/^\[X\] CreateAccounts1763776800000\n\[ \] ProfileAvatarKeyAndWallet1763784000000$/m);
+    // and forward again: down() undid exactly what up() did
+    expect((await migration('run')).output).toContain('applied: ProfileAvatarKeyAndWallet1763784000000');
+    expect(await schemaDiff(url)).toEqual([]);
   }, 60_000);
 
   it('rejects an unknown command', async () => {

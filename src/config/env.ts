@@ -116,6 +116,34 @@ export const envSchema = z
       .describe('Failed logins per account, from any IP, before the account answers 429 for the rest of the window.'),
     BETA_MODE: z.enum(['on', 'off']).default('off').describe('on: registering needs a valid invite key (private beta).'),
 
+    STORAGE_BUCKET_NAME: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('S3, R2 or MinIO bucket. Unset: files live under DATA_DIR/storage and the server serves them through signed URLs.'),
+    STORAGE_ENDPOINT: z
+      .url()
+      .optional()
+      .describe('S3-compatible endpoint (R2: https://<account>.r2.cloudflarestorage.com, MinIO: http://localhost:9000). Unset: AWS S3.'),
+    STORAGE_REGION: z.string().min(1).default('auto').describe('Bucket region (R2: auto).'),
+    STORAGE_ACCESS_KEY: z.string().min(1).optional().describe('Access key id for the bucket.'),
+    STORAGE_SECRET_KEY: z.string().min(1).optional().describe('Secret access key for the bucket.'),
+    STORAGE_PUBLIC_URL: z.url().optional().describe('Public (CDN) base URL of the bucket: public files (avatars) link there instead of to presigned URLs.'),
+    STORAGE_URL_TTL: duration.prefault('1h').describe('Lifetime of the signed URLs handed to clients.'),
+    AVATAR_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(5 * 1024 * 1024)
+      .describe('Largest avatar upload, in bytes (larger gets 413).'),
+    AVATAR_MAX_PIXELS: z.coerce
+      .number()
+      .int()
+      .min(10_000)
+      .default(40_000_000)
+      .describe('Largest avatar in pixels (width x height); guards against decompression bombs.'),
+    LAST_ACTIVE_THROTTLE: duration.prefault('60s').describe("A user's last_active_at is written at most this often."),
+
     EMAIL_FROM: z.string().min(3).default('Parley <no-reply@parley.local>').describe('Sender of account e-mails.'),
     SMTP_URL: z.url().optional().describe('smtp(s)://user:pass@host:port to send e-mail through SMTP.'),
     RESEND_API_KEY: z.string().min(1).optional().describe('Send e-mail through Resend (wins over SMTP_URL). Neither set: e-mails are written to the log.'),
@@ -157,6 +185,21 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
     ],
   },
   { title: 'E-mail', keys: ['EMAIL_FROM', 'SMTP_URL', 'RESEND_API_KEY', 'RESEND_API_URL'] },
+  {
+    title: 'Object storage and profiles',
+    keys: [
+      'STORAGE_BUCKET_NAME',
+      'STORAGE_ENDPOINT',
+      'STORAGE_REGION',
+      'STORAGE_ACCESS_KEY',
+      'STORAGE_SECRET_KEY',
+      'STORAGE_PUBLIC_URL',
+      'STORAGE_URL_TTL',
+      'AVATAR_MAX_BYTES',
+      'AVATAR_MAX_PIXELS',
+      'LAST_ACTIVE_THROTTLE',
+    ],
+  },
 ];
 
 /** Settings of modules that have not landed yet; listed in `.env.example` so operators can plan. */
@@ -189,6 +232,5 @@ export const PLANNED_ENV: ReadonlyArray<{ module: string; keys: readonly string[
     ],
   },
   { module: 'notifications', keys: ['FIREBASE_PROJECT_ID', 'FIREBASE_CLIENT_EMAIL', 'FIREBASE_PRIVATE_KEY'] },
-  { module: 'storage', keys: ['STORAGE_ENDPOINT', 'STORAGE_ACCESS_KEY', 'STORAGE_SECRET_KEY', 'STORAGE_BUCKET_NAME', 'STORAGE_PUBLIC_URL'] },
   { module: 'AI partner', keys: ['OLLAMA_BASE_URL', 'OLLAMA_KEY_ENCRYPTION_KEY'] },
 ];

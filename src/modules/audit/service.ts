@@ -15,6 +15,7 @@ export const ACTIVITY_TYPES = [
   'password_reset_requested',
   'password_reset',
   'email_verified',
+  'account_deleted',
   'invite_created',
   'invite_used',
   'role_changed',

@@ -257,6 +257,26 @@ export class AuthService {
     return 'created';
   }
 
+  /**
+   * Deletes the caller's account (soft): the password confirms it when the account has one;
+   * every session ends at once.
+   */
+  async deleteAccount(auth: AuthContext, password: string | undefined, meta: RequestMeta): Promise<void> {
+    const account = await this.users.findCredentials(auth.email);
+    if (!account || account.deleted || account.id !== auth.userId) throw new AppError('session_revoked', 'This account no longer exists');
+    if (account.passwordHash && !(password !== undefined && (await this.hasher.verify(password, account.passwordHash)))) {
+      throw new AppError('invalid_credentials', 'Confirm with your current password');
+    }
+    const { sessions, avatarKey } = await this.db.transaction(async (manager) => {
+      const revoked = await this.revokeSessions(manager, { userId: account.id }, 'account_deleted');
+      const avatar = await this.users.softDelete(manager, account.id);
+      await this.audit.record({ type: 'account_deleted', userId: account.id, ip: meta.ip, userAgent: meta.userAgent }, manager);
+      return { sessions: revoked, avatarKey: avatar };
+    });
+    await this.tokens.denySessions(sessions);
+    if (avatarKey) await this.users.deleteFile(avatarKey);
+  }
+
   async logout(auth: AuthContext, meta: RequestMeta): Promise<void> {
     await this.endSessions(auth.userId, { sessionId: auth.sessionId }, 'logout', meta);
   }

@@ -48,6 +48,7 @@ export class User {
 
 @Entity('profiles')
 @Unique('profiles_username_unique', ['username'])
+@Unique('profiles_wallet_address_unique', ['walletAddress'])
 @Check('profiles_english_level_check', `english_level IN ('beginner', 'intermediate', 'advanced')`)
 @Check('profiles_learning_goal_check', `learning_goal IN ('fluency', 'business', 'travel', 'exam')`)
 export class Profile {
@@ -64,8 +65,9 @@ export class Profile {
   @Column({ name: 'display_name', type: 'varchar', length: 80, nullable: true })
   displayName!: string | null;
 
-  @Column({ name: 'avatar_url', type: 'text', nullable: true })
-  avatarUrl!: string | null;
+  /** Storage key of the avatar (avatars/{userId}/{ts}.webp); its URL is made when read. */
+  @Column({ name: 'avatar_key', type: 'text', nullable: true })
+  avatarKey!: string | null;
 
   @Column({ type: 'text', nullable: true })
   bio!: string | null;
@@ -84,6 +86,10 @@ export class Profile {
 
   @Column({ type: 'varchar', length: 64, nullable: true })
   timezone!: string | null;
+
+  /** An EVM address, lower-cased. */
+  @Column({ name: 'wallet_address', type: 'varchar', length: 42, nullable: true })
+  walletAddress!: string | null;
 
   @Column({ name: 'total_practice_mins', type: 'integer', default: 0 })
   totalPracticeMins!: number;

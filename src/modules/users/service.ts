@@ -1,9 +1,98 @@
-import type { DataSource, EntityManager } from 'typeorm';
+import type { Redis } from 'ioredis';
+import { QueryFailedError, type DataSource, type EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
-import type { PreparedReader } from '../../infra/sql.js';
+import { ImageRejectedError, sniffImageType, toSquareWebp } from '../../infra/images.js';
+import type { Logger } from '../../infra/logger.js';
+import { updateReturning, type PreparedReader } from '../../infra/sql.js';
+import type { ObjectStorage } from '../../infra/storage.js';
 import type { Role, RoleLookup } from '../../shared/auth.js';
-import { Profile, User } from './entities.js';
+import { AppError, NotFoundError } from '../../shared/errors.js';
+import { ENGLISH_LEVELS, LEARNING_GOALS, Profile, User } from './entities.js';
+
+export interface ProfileSettings {
+  urlTtlSeconds: number;
+  avatarMaxPixels: number;
+  lastActiveThrottleMs: number;
+}
+
+/** The fields a user edits with PATCH /users/me. */
+export interface ProfilePatch {
+  username?: string | null | undefined;
+  displayName?: string | null | undefined;
+  bio?: string | null | undefined;
+  nativeLanguage?: string | null | undefined;
+  englishLevel?: (typeof ENGLISH_LEVELS)[number] | null | undefined;
+  learningGoal?: (typeof LEARNING_GOALS)[number] | null | undefined;
+  country?: string | null | undefined;
+  timezone?: string | null | undefined;
+}
+
+export interface ProfileView {
+  username: string | null;
+  displayName: string | null;
+  avatarUrl: string | null;
+  bio: string | null;
+  nativeLanguage: string | null;
+  englishLevel: (typeof ENGLISH_LEVELS)[number] | null;
+  learningGoal: (typeof LEARNING_GOALS)[number] | null;
+  country: string | null;
+  timezone: string | null;
+  walletAddress: string | null;
+  totalPracticeMins: number;
+  totalSessions: number;
+  streakDays: number;
+  lastSessionAt: Date | null;
+  version: number;
+}
+
+export interface MeView {
+  id: string;
+  email: string;
+  role: Role;
+  isVerified: boolean;
+  createdAt: Date;
+  profile: ProfileView;
+  completion: ProfileCompletion;
+}
+
+export interface PublicProfileView {
+  id: string;
+  username: string | null;
+  displayName: string | null;
+  avatarUrl: string | null;
+  bio: string | null;
+  nativeLanguage: string | null;
+  englishLevel: (typeof ENGLISH_LEVELS)[number] | null;
+  country: string | null;
+  totalSessions: number;
+  totalPracticeMins: number;
+  streakDays: number;
+  memberSince: Date;
+}
+
+/** Whether a user may enter matchmaking, and what is missing if not. */
+export interface ProfileCompletion {
+  complete: boolean;
+  missing: Array<'username' | 'englishLevel'>;
+}
+
+const PATCH_COLUMNS: Record<keyof ProfilePatch, string> = {
+  username: 'username',
+  displayName: 'display_name',
+  bio: 'bio',
+  nativeLanguage: 'native_language',
+  englishLevel: 'english_level',
+  learningGoal: 'learning_goal',
+  country: 'country',
+  timezone: 'timezone',
+};
+
+function uniqueViolation(error: unknown): string | null {
+  if (!(error instanceof QueryFailedError)) return null;
+  const driverError = error.driverError as { code?: string; constraint?: string };
+  return driverError.code === '23505' ? (driverError.constraint ?? 'unique') : null;
+}
 
 /** What sign-in needs to know about an account. */
 export interface Credentials {
@@ -35,11 +124,18 @@ interface SummaryRow {
 
 /** Accounts and their profiles. Other modules use this service, never the tables. */
 export class UsersService implements RoleLookup {
+  /** When this instance last wrote each user's last_active_at (the throttle's local half). */
+  private readonly lastTouched = new Map<string, number>();
+
   constructor(
     private readonly db: DataSource,
     private readonly reader: PreparedReader,
+    private readonly redis: Redis,
+    private readonly storage: ObjectStorage,
     private readonly clock: Clock,
     private readonly ids: IdGenerator,
+    private readonly logger: Logger,
+    private readonly settings: ProfileSettings,
   ) {}
 
   /** Creates the user and its empty profile in the caller's transaction. */
@@ -96,5 +192,215 @@ export class UsersService implements RoleLookup {
 
   async setRole(manager: EntityManager, userId: string, role: Role): Promise<void> {
     await manager.update(User, { id: userId }, { role, updatedAt: this.clock.now(), version: () => 'version + 1' });
+  }
+
+  private async loadLive(userId: string): Promise<{ user: User; profile: Profile }> {
+    const user = await this.db.getRepository(User).findOne({ where: { id: userId } });
+    const profile = user && !user.deletedAt ? await this.db.getRepository(Profile).findOne({ where: { userId } }) : null;
+    if (!user || !profile) throw new NotFoundError('User');
+    return { user, profile };
+  }
+
+  private avatarUrl(key: string | null): Promise<string | null> {
+    return key ? this.storage.url(key, { ttlSeconds: this.settings.urlTtlSeconds, public: true }) : Promise.resolve(null);
+  }
+
+  private completionOf(profile: Pick<Profile, 'username' | 'englishLevel'>): ProfileCompletion {
+    const missing: ProfileCompletion['missing'] = [];
+    if (!profile.username) missing.push('username');
+    if (!profile.englishLevel) missing.push('englishLevel');
+    return { complete: missing.length === 0, missing };
+  }
+
+  private async meView(user: User, profile: Profile): Promise<MeView> {
+    return {
+      id: user.id,
+      email: user.email,
+      role: user.role,
+      isVerified: user.isVerified,
+      createdAt: user.createdAt,
+      profile: {
+        username: profile.username,
+        displayName: profile.displayName,
+        avatarUrl: await this.avatarUrl(profile.avatarKey),
+        bio: profile.bio,
+        nativeLanguage: profile.nativeLanguage,
+        englishLevel: profile.englishLevel,
+        learningGoal: profile.learningGoal,
+        country: profile.country,
+        timezone: profile.timezone,
+        walletAddress: profile.walletAddress,
+        totalPracticeMins: profile.totalPracticeMins,
+        totalSessions: profile.totalSessions,
+        streakDays: profile.streakDays,
+        lastSessionAt: profile.lastSessionAt,
+        version: profile.version,
+      },
+      completion: this.completionOf(profile),
+    };
+  }
+
+  async getMe(userId: string): Promise<MeView> {
+    const { user, profile } = await this.loadLive(userId);
+    return this.meView(user, profile);
+  }
+
+  /** Only what anyone may see: never e-mail, role or ban state. */
+  async getPublic(userId: string): Promise<PublicProfileView> {
+    const { user, profile } = await this.loadLive(userId);
+    return {
+      id: user.id,
+      username: profile.username,
+      displayName: profile.displayName,
+      avatarUrl: await this.avatarUrl(profile.avatarKey),
+      bio: profile.bio,
+      nativeLanguage: profile.nativeLanguage,
+      englishLevel: profile.englishLevel,
+      country: profile.country,
+      totalSessions: profile.totalSessions,
+      totalPracticeMins: profile.totalPracticeMins,
+      streakDays: profile.streakDays,
+      memberSince: user.createdAt,
+    };
+  }
+
+  async profileCompletion(userId: string): Promise<ProfileCompletion> {
+    const { profile } = await this.loadLive(userId);
+    return this.completionOf(profile);
+  }
+
+  /**
+   * Optimistic update: applied only if the profile is still at `expectedVersion`; otherwise
+   * 409 version_conflict with the current version, and nothing is written.
+   */
+  async updateProfile(userId: string, patch: ProfilePatch, expectedVersion: number): Promise<MeView> {
+    const entries = Object.entries(patch).filter(([, value]) => value !== undefined) as Array<[keyof ProfilePatch, unknown]>;
+    const values: unknown[] = [userId, expectedVersion, this.clock.now()];
+    const sets = entries.map(([field, value]) => {
+      values.push(value);
+      return `${PATCH_COLUMNS[field]} = $${values.length}`;
+    });
+    let updated: unknown[];
+    try {
+      updated = await updateReturning(
+        this.db,
+        `UPDATE profiles SET ${[...sets, 'version = version + 1', 'updated_at = $3'].join(', ')} WHERE user_id = $1 AND version = $2 RETURNING user_id`,
+        values,
+      );
+    } catch (error) {
+      if (uniqueViolation(error) === 'profiles_username_unique') throw new AppError('username_taken', 'This username is taken');
+      throw error;
+    }
+    if (!updated.length) await this.throwVersionConflict(userId);
+    return this.getMe(userId);
+  }
+
+  private async throwVersionConflict(userId: string): Promise<never> {
+    const { profile } = await this.loadLive(userId);
+    throw new AppError('version_conflict', 'The profile changed since you read it: reload and apply your change again', { currentVersion: profile.version });
+  }
+
+  /**
+   * Replaces the avatar: the image is checked by its bytes, made a 400x400 WebP, stored, and
+   * only then is the profile pointed at it and the old file deleted. A failure at any step
+   * leaves the previous avatar in place.
+   */
+  async setAvatar(userId: string, upload: Buffer): Promise<MeView> {
+    await this.loadLive(userId);
+    if (!sniffImageType(upload)) throw new AppError('unsupported_media_type', 'The avatar must be a JPEG, PNG or WebP image');
+    let webp: Buffer;
+    try {
+      webp = await toSquareWebp(upload, 400, this.settings.avatarMaxPixels);
+    } catch (error) {
+      if (error instanceof ImageRejectedError && error.reason === 'too_many_pixels') {
+        throw new AppError('image_too_large', `The image has more than ${this.settings.avatarMaxPixels} pixels`);
+      }
+      throw new AppError('invalid_image', 'The image cannot be read');
+    }
+    const key = `avatars/${userId}/${this.clock.now().getTime()}-${this.ids.uuid().slice(0, 8)}.webp`;
+    await this.storage.put(key, webp, 'image/webp');
+    let previous: string | null;
+    try {
+      const [row] = await updateReturning<{ previous: string | null }>(
+        this.db,
+        'UPDATE profiles p SET avatar_key = $2, version = p.version + 1, updated_at = $3 FROM profiles old WHERE p.user_id = $1 AND old.user_id = p.user_id RETURNING old.avatar_key AS previous',
+        [userId, key, this.clock.now()],
+      );
+      previous = row?.previous ?? null;
+    } catch (error) {
+      await this.storage.delete(key).catch(() => undefined);
+      throw error;
+    }
+    if (previous) await this.deleteQuietly(previous);
+    return this.getMe(userId);
+  }
+
+  async removeAvatar(userId: string): Promise<void> {
+    const [row] = await updateReturning<{ previous: string | null }>(
+      this.db,
+      'UPDATE profiles p SET avatar_key = NULL, version = p.version + 1, updated_at = $2 FROM profiles old WHERE p.user_id = $1 AND old.user_id = p.user_id AND old.avatar_key IS NOT NULL RETURNING old.avatar_key AS previous',
+      [userId, this.clock.now()],
+    );
+    if (row?.previous) await this.deleteQuietly(row.previous);
+  }
+
+  /** An orphaned file costs a little storage; a failed delete must not fail the request. */
+  private async deleteQuietly(key: string): Promise<void> {
+    await this.storage.delete(key).catch((error: unknown) => this.logger.warn({ err: error, key }, 'could not delete a replaced file'));
+  }
+
+  async setWallet(userId: string, address: string): Promise<MeView> {
+    try {
+      await this.db.query('UPDATE profiles SET wallet_address = $2, version = version + 1, updated_at = $3 WHERE user_id = $1', [
+        userId,
+        address.toLowerCase(),
+        this.clock.now(),
+      ]);
+    } catch (error) {
+      if (uniqueViolation(error) === 'profiles_wallet_address_unique') throw new AppError('wallet_taken', 'This wallet is registered to another account');
+      throw error;
+    }
+    return this.getMe(userId);
+  }
+
+  /**
+   * Soft delete in the caller's transaction: the account can no longer sign in, personal
+   * fields are cleared, rows others see (call history) stay. Returns the avatar key to delete
+   * after commit.
+   */
+  async softDelete(manager: EntityManager, userId: string): Promise<string | null> {
+    const now = this.clock.now();
+    const [profile] = await manager.query<Array<{ avatar_key: string | null }>>('SELECT avatar_key FROM profiles WHERE user_id = $1 FOR UPDATE', [userId]);
+    await manager.query(`UPDATE users SET email = $2, password_hash = NULL, deleted_at = $3, updated_at = $3, version = version + 1 WHERE id = $1`, [
+      userId,
+      `deleted-${userId}@deleted.invalid`,
+      now,
+    ]);
+    await manager.query(
+      `UPDATE profiles SET username = NULL, display_name = NULL, avatar_key = NULL, bio = NULL, native_language = NULL, country = NULL,
+       timezone = NULL, wallet_address = NULL, version = version + 1, updated_at = $2 WHERE user_id = $1`,
+      [userId, now],
+    );
+    return profile?.avatar_key ?? null;
+  }
+
+  async deleteFile(key: string): Promise<void> {
+    await this.deleteQuietly(key);
+  }
+
+  /**
+   * Keeps last_active_at current without a write per request: at most one write per user
+   * per throttle period, across instances (a Redis SET NX), after a local check that skips
+   * even that round trip.
+   */
+  async touchLastActive(userId: string): Promise<void> {
+    const now = this.clock.now().getTime();
+    const last = this.lastTouched.get(userId);
+    if (last !== undefined && now - last < this.settings.lastActiveThrottleMs) return;
+    this.lastTouched.set(userId, now);
+    if (this.lastTouched.size > 100_000) this.lastTouched.clear();
+    const claimed = await this.redis.set(`users:active:${userId}`, '1', 'PX', this.settings.lastActiveThrottleMs, 'NX');
+    if (claimed !== 'OK') return;
+    await this.reader.one('users-touch-last-active', 'UPDATE profiles SET last_active_at = $2 WHERE user_id = $1', [userId, new Date(now)]);
   }
 }

@@ -1,0 +1,145 @@
+import { createHmac } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { DeleteObjectCommand, PutObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { safeEqual } from '../shared/crypto.js';
+
+/**
+ * Where files live. Keys follow the document's layout: avatars/{userId}/{ts}.webp,
+ * thumbnails/..., videos/..., attachments/...
+ */
+export interface ObjectStorage {
+  readonly kind: 'local' | 's3';
+  put(key: string, body: Buffer, contentType: string): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** A URL a client can fetch the object from for `ttlSeconds` (a CDN URL when the object is public and one is configured). */
+  url(key: string, options: { ttlSeconds: number; public?: boolean }): Promise<string>;
+}
+
+const KEY = /^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\/){0,8}[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+
+/** Keys are relative paths of safe segments: no "..", no leading "/", no backslashes. */
+export function assertValidKey(key: string): void {
+  if (!KEY.test(key) || key.split('/').some((segment) => segment === '.' || segment === '..' || segment.includes('..'))) {
+    throw new Error(`invalid storage key: ${JSON.stringify(key)}`);
+  }
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.webp': 'image/webp',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.m3u8': 'application/vnd.apple.mpegurl',
+  '.ts': 'video/mp2t',
+  '.mp4': 'video/mp4',
+  '.pdf': 'application/pdf',
+};
+
+export function contentTypeOf(key: string): string {
+  return CONTENT_TYPES[path.extname(key).toLowerCase()] ?? 'application/octet-stream';
+}
+
+/**
+ * The embedded default: a folder on disk, served by Parley itself at /storage/<key> through
+ * URLs signed with HMAC-SHA256 and an expiry.
+ */
+export class LocalStorage implements ObjectStorage {
+  readonly kind = 'local';
+
+  constructor(
+    private readonly root: string,
+    private readonly publicBaseUrl: string,
+    private readonly secret: string,
+    private readonly now: () => Date,
+  ) {}
+
+  /** The file of `key`, guaranteed to be inside the root. */
+  pathOf(key: string): string {
+    assertValidKey(key);
+    const file = path.resolve(this.root, key);
+    if (!file.startsWith(path.resolve(this.root) + path.sep)) throw new Error(`invalid storage key: ${JSON.stringify(key)}`);
+    return file;
+  }
+
+  async put(key: string, body: Buffer): Promise<void> {
+    const file = this.pathOf(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, body);
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+  }
+
+  private signature(key: string, expires: number): string {
+    return createHmac('sha256', this.secret).update(`${key}\n${expires}`).digest('base64url');
+  }
+
+  async url(key: string, { ttlSeconds }: { ttlSeconds: number }): Promise<string> {
+    assertValidKey(key);
+    const expires = Math.floor(this.now().getTime() / 1000) + ttlSeconds;
+    const url = new URL(`/storage/${key}`, this.publicBaseUrl);
+    url.searchParams.set('expires', String(expires));
+    url.searchParams.set('signature', this.signature(key, expires));
+    return url.toString();
+  }
+
+  /** The file behind a signed URL, or null when the signature is wrong, expired or the file is gone. */
+  async open(key: string, expires: number, signature: string): Promise<{ stream: Readable; size: number; contentType: string } | null> {
+    if (!KEY.test(key) || expires < this.now().getTime() / 1000 || !safeEqual(signature, this.signature(key, expires))) return null;
+    const file = this.pathOf(key);
+    const info = await stat(file).catch(() => null);
+    if (!info?.isFile()) return null;
+    return { stream: createReadStream(file), size: info.size, contentType: contentTypeOf(key) };
+  }
+}
+
+export interface S3Options {
+  bucket: string;
+  region: string;
+  endpoint?: string | undefined;
+  accessKeyId?: string | undefined;
+  secretAccessKey?: string | undefined;
+  publicUrl?: string | undefined;
+}
+
+/** S3, Cloudflare R2 or MinIO through the AWS SDK; presigned GET URLs for private objects. */
+export class S3Storage implements ObjectStorage {
+  readonly kind = 's3';
+  private readonly client: S3Client;
+
+  constructor(private readonly options: S3Options) {
+    this.client = new S3Client({
+      region: options.region,
+      ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
+      ...(options.accessKeyId && options.secretAccessKey
+        ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } }
+        : {}),
+    });
+  }
+
+  async put(key: string, body: Buffer, contentType: string): Promise<void> {
+    assertValidKey(key);
+    await this.client.send(new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: body, ContentType: contentType, ContentLength: body.length }));
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidKey(key);
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }));
+  }
+
+  async url(key: string, { ttlSeconds, public: isPublic = false }: { ttlSeconds: number; public?: boolean }): Promise<string> {
+    assertValidKey(key);
+    if (isPublic && this.options.publicUrl)
+      return new URL(key, this.options.publicUrl.endsWith('/') ? this.options.publicUrl : `${this.options.publicUrl}/`).toString();
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.options.bucket, Key: key }), { expiresIn: ttlSeconds });
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}
