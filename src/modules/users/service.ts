@@ -8,7 +8,7 @@ import { updateReturning, type PreparedReader } from '../../infra/sql.js';
 import type { ObjectStorage } from '../../infra/storage.js';
 import type { Role, RoleLookup } from '../../shared/auth.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
-import { ENGLISH_LEVELS, LEARNING_GOALS, Profile, User } from './entities.js';
+import { type ENGLISH_LEVELS, type LEARNING_GOALS, Profile, User } from './entities.js';
 
 export interface ProfileSettings {
   urlTtlSeconds: number;
