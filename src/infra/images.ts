@@ -25,8 +25,8 @@ export async function toSquareWebp(input: Buffer, size: number, maxPixels: numbe
   let metadata;
   try {
     metadata = await image.metadata();
-  } catch {
-    throw new ImageRejectedError('undecodable');
+  } catch (error) {
+    throw new ImageRejectedError(String(error).includes('pixel limit') ? 'too_many_pixels' : 'undecodable');
   }
   if (!metadata.width || !metadata.height) throw new ImageRejectedError('undecodable');
   if (metadata.width * metadata.height > maxPixels) throw new ImageRejectedError('too_many_pixels');

@@ -7,7 +7,7 @@ import type { Logger } from '../../infra/logger.js';
 import { updateReturning, type PreparedReader } from '../../infra/sql.js';
 import type { ObjectStorage } from '../../infra/storage.js';
 import type { Role, RoleLookup } from '../../shared/auth.js';
-import { AppError, NotFoundError } from '../../shared/errors.js';
+import { AppError, DependencyUnavailableError, NotFoundError } from '../../shared/errors.js';
 import { type ENGLISH_LEVELS, type LEARNING_GOALS, Profile, User } from './entities.js';
 
 export interface ProfileSettings {
@@ -318,7 +318,12 @@ export class UsersService implements RoleLookup {
       throw new AppError('invalid_image', 'The image cannot be read');
     }
     const key = `avatars/${userId}/${this.clock.now().getTime()}-${this.ids.uuid().slice(0, 8)}.webp`;
-    await this.storage.put(key, webp, 'image/webp');
+    try {
+      await this.storage.put(key, webp, 'image/webp');
+    } catch (error) {
+      this.logger.error({ err: error, key }, 'could not store an avatar');
+      throw new DependencyUnavailableError('File storage is unavailable; try again later');
+    }
     let previous: string | null;
     try {
       const [row] = await updateReturning<{ previous: string | null }>(
