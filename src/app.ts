@@ -13,6 +13,11 @@ import { auditRoutes } from './modules/audit/routes.js';
 import { authRoutes } from './modules/auth/routes.js';
 import { betaRoutes } from './modules/beta/routes.js';
 import { opsRoutes } from './modules/ops/routes.js';
+import { registerMatchmakingGateway } from './modules/matchmaking/gateway.js';
+import { sessionsRoutes } from './modules/sessions/routes.js';
+import { registerSignalingGateway } from './modules/signaling/gateway.js';
+import { createSocketServer } from './infra/realtime.js';
+import { registerSocketAuth } from './shared/socket-auth.js';
 import { localStorageRoutes } from './modules/storage/routes.js';
 import { usersRoutes } from './modules/users/routes.js';
 import { LocalStorage } from './infra/storage.js';
@@ -135,6 +140,7 @@ export async function buildApp(container: Container): Promise<App> {
         { name: 'auth', description: 'Accounts, tokens and device sessions' },
         { name: 'account', description: 'The signed-in account' },
         { name: 'users', description: 'Profiles, avatars and account deletion' },
+        { name: 'calls', description: 'Call history and ratings' },
         { name: 'private beta', description: 'Invite keys' },
         { name: 'ops', description: 'Health, readiness and metrics' },
       ],
@@ -164,6 +170,29 @@ export async function buildApp(container: Container): Promise<App> {
   if (container.storage instanceof LocalStorage) await app.register(localStorageRoutes, { storage: container.storage });
   await app.register(auditRoutes, { audit: services.audit });
   await app.register(betaRoutes, { beta: services.beta });
+
+  await app.register(sessionsRoutes, { sessions: services.sessions });
+
+  // Socket.io on the same port: matchmaking and signaling.
+  const sockets = createSocketServer(app.server, {
+    corsOrigins: config.FRONTEND_URL,
+    maxMessageBytes: config.SIGNAL_MAX_BYTES,
+    redis: container.redis.embedded ? undefined : container.redis.client,
+  });
+  container.realtime.attach(sockets.io);
+  registerSocketAuth(sockets.io, services.tokens, services.users);
+  const stopMatchmakingTimers = registerMatchmakingGateway(sockets.io, {
+    matchmaking: services.matchmaking,
+    bus: container.realtime,
+    logger: container.logger,
+    searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
+    reconnectGraceMs: config.CALL_RECONNECT_GRACE,
+  });
+  registerSignalingGateway(sockets.io, { matchmaking: services.matchmaking, bus: container.realtime, logger: container.logger });
+  app.addHook('preClose', async () => {
+    stopMatchmakingTimers();
+    await sockets.close();
+  });
 
   await app.register(opsRoutes, {
     db: container.db,

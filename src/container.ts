@@ -19,6 +19,10 @@ import { AuthService } from './modules/auth/service.js';
 import { TokenService } from './modules/auth/tokens.js';
 import { BetaService } from './modules/beta/service.js';
 import { UsersService } from './modules/users/service.js';
+import { SessionsService } from './modules/sessions/service.js';
+import { MatchmakingService } from './modules/matchmaking/service.js';
+import { RealtimeBus } from './infra/realtime.js';
+import { randomBytes } from 'node:crypto';
 
 export interface Container {
   config: Config;
@@ -31,6 +35,8 @@ export interface Container {
   keys: SigningKeys;
   mailer: Mailer;
   storage: ObjectStorage;
+  /** Reaches connected users; bound to the Socket.io server by buildApp. */
+  realtime: RealtimeBus;
   services: Services;
   /** Which parts run on the embedded defaults rather than configured services. */
   embedded: { database: boolean; redis: boolean; storage: boolean };
@@ -39,6 +45,8 @@ export interface Container {
 }
 
 export interface Services {
+  sessions: SessionsService;
+  matchmaking: MatchmakingService;
   audit: AuditService;
   users: UsersService;
   beta: BetaService;
@@ -145,6 +153,20 @@ export async function createContainer(config: Config, options: ContainerOptions)
       accountFailureLimit: config.AUTH_ACCOUNT_FAILURE_LIMIT,
     });
 
+    const realtime = new RealtimeBus();
+    tokens.onSessionsDenied((sessionIds) => realtime.disconnectSessions(sessionIds));
+    const sessions = new SessionsService(db, users, clock, ids);
+    const matchmaking = new MatchmakingService(redis.client, users, sessions, realtime, clock, ids, logger, {
+      searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
+      turn: {
+        host: config.TURN_HOST,
+        port: config.TURN_PORT,
+        // Without a configured secret no Coturn can check the credentials; a random one keeps them unguessable.
+        secret: config.TURN_SECRET ?? randomBytes(32).toString('hex'),
+        ttlSeconds: Math.floor(config.TURN_CREDENTIAL_TTL / 1000),
+      },
+    });
+
     const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded, storage: storage.kind === 'local' };
     if (production && embedded.redis) {
       logger.warn('REDIS_URL is not set: running on the in-process Redis emulation, which serves ONE instance only and loses its data on restart');
@@ -164,7 +186,8 @@ export async function createContainer(config: Config, options: ContainerOptions)
       keys,
       mailer,
       storage,
-      services: { audit, users, beta, tokens, auth },
+      realtime,
+      services: { audit, users, beta, tokens, auth, sessions, matchmaking },
       embedded,
       close: closeAll,
     };

@@ -144,6 +144,22 @@ export const envSchema = z
       .describe('Largest avatar in pixels (width x height); guards against decompression bombs.'),
     LAST_ACTIVE_THROTTLE: duration.prefault('60s').describe("A user's last_active_at is written at most this often."),
 
+    TURN_HOST: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Coturn host handed to clients in match_found (turn: and stun: URLs). Unset: no ICE servers (direct connections only).'),
+    TURN_PORT: port.default(3478).describe('Coturn listening port.'),
+    TURN_SECRET: z
+      .string()
+      .min(16)
+      .optional()
+      .describe('static-auth-secret of Coturn (use-auth-secret): signs the TURN REST credentials. Required with TURN_HOST in production.'),
+    TURN_CREDENTIAL_TTL: duration.prefault('1h').describe('Lifetime of the TURN credentials in match_found.'),
+    MATCH_SEARCH_TIMEOUT: duration.prefault('5m').describe('A search ends with search_timeout after this long without a match.'),
+    CALL_RECONNECT_GRACE: duration.prefault('10s').describe('A call survives a network drop this long; the user rejoins the room with join_room.'),
+    SIGNAL_MAX_BYTES: z.coerce.number().int().min(1024).default(65_536).describe('Largest Socket.io message (SDP offers are a few KB).'),
+
     EMAIL_FROM: z.string().min(3).default('Parley <no-reply@parley.local>').describe('Sender of account e-mails.'),
     SMTP_URL: z.url().optional().describe('smtp(s)://user:pass@host:port to send e-mail through SMTP.'),
     RESEND_API_KEY: z.string().min(1).optional().describe('Send e-mail through Resend (wins over SMTP_URL). Neither set: e-mails are written to the log.'),
@@ -186,6 +202,10 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
   },
   { title: 'E-mail', keys: ['EMAIL_FROM', 'SMTP_URL', 'RESEND_API_KEY', 'RESEND_API_URL'] },
   {
+    title: 'Matchmaking, signaling and TURN',
+    keys: ['TURN_HOST', 'TURN_PORT', 'TURN_SECRET', 'TURN_CREDENTIAL_TTL', 'MATCH_SEARCH_TIMEOUT', 'CALL_RECONNECT_GRACE', 'SIGNAL_MAX_BYTES'],
+  },
+  {
     title: 'Object storage and profiles',
     keys: [
       'STORAGE_BUCKET_NAME',
@@ -216,7 +236,6 @@ export const PLANNED_ENV: ReadonlyArray<{ module: string; keys: readonly string[
       'AUTHORIZED_USER_EMAIL',
     ],
   },
-  { module: 'matchmaking', keys: ['TURN_SECRET', 'TURN_HOST', 'TURN_PORT'] },
   {
     module: 'payments',
     keys: [

@@ -58,5 +58,8 @@ export function loadConfig({ env, cwd }: LoadConfigOptions): Config {
   if (parsed.NODE_ENV === 'production' && !parsed.SESSION_SECRET) {
     throw new ConfigError('Invalid configuration: SESSION_SECRET is required in production (at least 32 characters)');
   }
+  if (parsed.NODE_ENV === 'production' && parsed.TURN_HOST && !parsed.TURN_SECRET) {
+    throw new ConfigError("Invalid configuration: TURN_SECRET is required with TURN_HOST in production (it must match Coturn's static-auth-secret)");
+  }
   return Object.freeze({ ...parsed, SESSION_SECRET: parsed.SESSION_SECRET ?? randomBytes(32).toString('base64url') });
 }

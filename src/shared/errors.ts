@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   version_conflict: 409,
   email_taken: 409,
   username_taken: 409,
+  already_rated: 409,
   wallet_taken: 409,
   already_verified: 409,
   refresh_in_progress: 409,

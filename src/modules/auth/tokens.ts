@@ -30,6 +30,7 @@ export class TokenService implements AccessTokenVerifier {
   private readonly verified = new Map<string, { context: AuthContext; expiresAtMs: number }>();
   private readonly keysByKid: Map<string, SigningKeys['publicKey']>;
   private jwksDocument: { keys: JWK[] } | undefined;
+  private readonly deniedListeners: Array<(sessionIds: string[]) => void> = [];
 
   constructor(
     private readonly keys: SigningKeys,
@@ -122,5 +123,11 @@ export class TokenService implements AccessTokenVerifier {
     const pipeline = this.redis.pipeline();
     for (const id of sessionIds) pipeline.set(this.denyKey(id), '1', 'PX', this.options.accessTtlMs);
     await pipeline.exec();
+    for (const listener of this.deniedListeners) listener(sessionIds);
+  }
+
+  /** Called after sessions are denied (the realtime layer closes their sockets). */
+  onSessionsDenied(listener: (sessionIds: string[]) => void): void {
+    this.deniedListeners.push(listener);
   }
 }

@@ -408,4 +408,61 @@ export class UsersService implements RoleLookup {
     if (claimed !== 'OK') return;
     await this.reader.one('users-touch-last-active', 'UPDATE profiles SET last_active_at = $2 WHERE user_id = $1', [userId, new Date(now)]);
   }
+
+  /**
+   * Adds a finished call to the user's stats in the caller's transaction: one more session,
+   * its minutes, and the day streak counted in the user's own time zone.
+   */
+  async recordCall(manager: EntityManager, userId: string, call: { seconds: number; endedAt: Date }): Promise<void> {
+    const [row] = await manager.query<Array<{ timezone: string | null; last_session_at: Date | null; streak_days: number }>>(
+      'SELECT timezone, last_session_at, streak_days FROM profiles WHERE user_id = $1 FOR UPDATE',
+      [userId],
+    );
+    if (!row) return;
+    const day = (date: Date) => localDay(date, row.timezone ?? 'UTC');
+    const today = day(call.endedAt);
+    const last = row.last_session_at ? day(row.last_session_at) : null;
+    const streak = last === today ? Math.max(row.streak_days, 1) : last === previousDay(today) ? row.streak_days + 1 : 1;
+    await manager.query(
+      `UPDATE profiles SET total_sessions = total_sessions + 1, total_practice_mins = total_practice_mins + $2, streak_days = $3,
+       last_session_at = GREATEST(COALESCE(last_session_at, $4), $4), updated_at = $4 WHERE user_id = $1`,
+      [userId, Math.round(call.seconds / 60), streak, call.endedAt],
+    );
+  }
+
+  /** Names to show for users in lists (call history); deleted users keep their id only. */
+  async publicNames(ids: string[]): Promise<Map<string, { id: string; username: string | null; displayName: string | null }>> {
+    if (!ids.length) return new Map();
+    const rows = await this.db.query<Array<{ user_id: string; username: string | null; display_name: string | null }>>(
+      'SELECT user_id, username, display_name FROM profiles WHERE user_id = ANY($1)',
+      [ids],
+    );
+    return new Map(rows.map((row) => [row.user_id, { id: row.user_id, username: row.username, displayName: row.display_name }]));
+  }
+
+  /** What a matched partner sees in match_found. */
+  async matchCard(userId: string): Promise<{ displayName: string; avatarUrl: string | null; level: string | null }> {
+    const { profile } = await this.loadLive(userId);
+    return {
+      displayName: profile.displayName ?? profile.username ?? 'Partner',
+      avatarUrl: await this.avatarUrl(profile.avatarKey),
+      level: profile.englishLevel,
+    };
+  }
+
+  /** Whether the account may use realtime features now (exists, not deleted, not banned). */
+  async isActive(userId: string): Promise<boolean> {
+    const summary = await this.findSummary(userId);
+    return Boolean(summary && !summary.isBanned);
+  }
+}
+
+/** YYYY-MM-DD of `date` in `timeZone`. */
+function localDay(date: Date, timeZone: string): string {
+  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(date);
+}
+
+function previousDay(day: string): string {
+  const [year, month, date] = day.split('-').map(Number) as [number, number, number];
+  return new Date(Date.UTC(year, month - 1, date - 1)).toISOString().slice(0, 10);
 }

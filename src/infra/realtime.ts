@@ -1,0 +1,74 @@
+import type { Server as HttpServer } from 'node:http';
+import { createShardedAdapter } from '@socket.io/redis-adapter';
+import { Server, type Socket } from 'socket.io';
+import type { Redis } from 'ioredis';
+
+/**
+ * How services reach connected users, on whichever instance holds their sockets. Bound to
+ * the Socket.io server once the HTTP server exists; every socket joins `user:<id>` and
+ * `session:<sid>`.
+ */
+export class RealtimeBus {
+  private io: Server | undefined;
+
+  attach(io: Server): void {
+    this.io = io;
+  }
+
+  private get server(): Server {
+    if (!this.io) throw new Error('realtime server not attached');
+    return this.io;
+  }
+
+  emitToUser(userId: string, event: string, payload?: unknown): void {
+    if (payload === undefined) this.server.to(`user:${userId}`).emit(event);
+    else this.server.to(`user:${userId}`).emit(event, payload);
+  }
+
+  /** Whether the user has a connected socket on any instance. */
+  async isOnline(userId: string): Promise<boolean> {
+    return (await this.server.in(`user:${userId}`).fetchSockets()).length > 0;
+  }
+
+  /** Closes the sockets of these device sessions everywhere (logout, ban, reuse). */
+  disconnectSessions(sessionIds: string[]): void {
+    if (!this.io || !sessionIds.length) return;
+    this.io.in(sessionIds.map((id) => `session:${id}`)).disconnectSockets(true);
+  }
+}
+
+export interface RealtimeOptions {
+  corsOrigins: string[];
+  maxMessageBytes: number;
+  /** Real Redis: the sharded Redis adapter relays events between instances. */
+  redis?: Redis | undefined;
+}
+
+export function createSocketServer(httpServer: HttpServer, options: RealtimeOptions): { io: Server; close(): Promise<void> } {
+  const io = new Server(httpServer, {
+    cors: { origin: options.corsOrigins, credentials: true },
+    maxHttpBufferSize: options.maxMessageBytes,
+    serveClient: false,
+    pingInterval: 10_000,
+    pingTimeout: 5_000,
+  });
+  const clients: Redis[] = [];
+  if (options.redis) {
+    const pub = options.redis.duplicate();
+    const sub = options.redis.duplicate();
+    clients.push(pub, sub);
+    // Sharded pub/sub (Redis 7): a message to `user:<id>` reaches only the instances that
+    // hold that room, which suits 1:1 signaling better than broadcasting to every instance.
+    io.adapter(createShardedAdapter(pub, sub, { subscriptionMode: 'dynamic' }));
+  }
+  return {
+    io,
+    close: async () => {
+      io.disconnectSockets(true);
+      io.engine.close();
+      await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
+    },
+  };
+}
+
+export type { Socket };

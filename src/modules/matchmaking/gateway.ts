@@ -1,0 +1,95 @@
+import { z } from 'zod';
+import type { Server, Socket } from 'socket.io';
+import type { Logger } from '../../infra/logger.js';
+import type { RealtimeBus } from '../../infra/realtime.js';
+import { emitError, type SocketData } from '../../shared/socket-auth.js';
+import { QUEUE_LEVELS, type MatchmakingService } from './service.js';
+
+const findPartnerSchema = z.strictObject({ level: z.enum(QUEUE_LEVELS).optional(), topic: z.string().trim().min(1).max(80).optional() }).optional();
+
+export interface MatchmakingGatewayOptions {
+  matchmaking: MatchmakingService;
+  bus: RealtimeBus;
+  logger: Logger;
+  searchTimeoutMs: number;
+  reconnectGraceMs: number;
+}
+
+type Ack = ((reply: unknown) => void) | undefined;
+
+/** find_partner / cancel_search, the search timeout, and what a lost connection ends. */
+export function registerMatchmakingGateway(io: Server, { matchmaking, bus, logger, searchTimeoutMs, reconnectGraceMs }: MatchmakingGatewayOptions): () => void {
+  const searchTimers = new Map<string, NodeJS.Timeout>();
+  const graceTimers = new Set<NodeJS.Timeout>();
+
+  const clearSearchTimer = (userId: string) => {
+    clearTimeout(searchTimers.get(userId));
+    searchTimers.delete(userId);
+  };
+
+  io.on('connection', (socket: Socket) => {
+    const { userId, sessionId } = (socket.data as SocketData).auth;
+    void socket.join([`user:${userId}`, `session:${sessionId}`]);
+
+    const guard = (work: () => Promise<void>) =>
+      work().catch((error: unknown) => {
+        logger.error({ err: error, userId }, 'matchmaking event failed');
+        emitError(socket, 'internal_error', 'Something went wrong; try again');
+      });
+
+    socket.on('find_partner', (payload: unknown, ack: Ack) =>
+      guard(async () => {
+        const parsed = findPartnerSchema.safeParse(typeof payload === 'function' ? undefined : payload);
+        if (!parsed.success)
+          return emitError(socket, 'validation_failed', 'Invalid find_partner payload', {
+            fields: parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+          });
+        const outcome = await matchmaking.findPartner(userId, parsed.data ?? {});
+        if (outcome.status === 'rejected') {
+          emitError(socket, outcome.code, outcome.message, outcome.missing ? { missing: outcome.missing } : undefined);
+        } else if (outcome.status === 'queued') {
+          socket.emit('searching', { estimated_wait_seconds: outcome.estimatedWaitSeconds });
+          clearSearchTimer(userId);
+          searchTimers.set(
+            userId,
+            setTimeout(() => {
+              searchTimers.delete(userId);
+              void matchmaking.cancelSearch(userId).then((ended) => ended && bus.emitToUser(userId, 'search_timeout', { reason: 'no partner found in time' }));
+            }, searchTimeoutMs),
+          );
+        }
+        if (typeof ack === 'function') ack({ status: outcome.status });
+      }),
+    );
+
+    socket.on('cancel_search', (ack: Ack) =>
+      guard(async () => {
+        clearSearchTimer(userId);
+        const cancelled = await matchmaking.cancelSearch(userId);
+        if (typeof ack === 'function') ack({ cancelled });
+      }),
+    );
+
+    socket.on('disconnect', () =>
+      guard(async () => {
+        if (await bus.isOnline(userId)) return; // another tab or device of this user is still here
+        clearSearchTimer(userId);
+        await matchmaking.cancelSearch(userId);
+        const roomId = await matchmaking.activeRoom(userId);
+        if (!roomId) return;
+        // A short network drop must not end the call: the user may come back and rejoin.
+        const timer = setTimeout(() => {
+          graceTimers.delete(timer);
+          void guard(async () => {
+            if (!(await bus.isOnline(userId))) await matchmaking.endRoom(roomId, userId, 'disconnected');
+          });
+        }, reconnectGraceMs);
+        graceTimers.add(timer);
+      }),
+    );
+  });
+
+  return () => {
+    for (const timer of [...searchTimers.values(), ...graceTimers]) clearTimeout(timer);
+  };
+}

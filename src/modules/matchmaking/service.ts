@@ -1,0 +1,207 @@
+import type { Redis } from 'ioredis';
+import type { Clock } from '../../infra/clock.js';
+import type { IdGenerator } from '../../infra/ids.js';
+import type { Logger } from '../../infra/logger.js';
+import type { RealtimeBus } from '../../infra/realtime.js';
+import type { EndedBy, SessionsService } from '../sessions/service.js';
+import type { UsersService } from '../users/service.js';
+import { iceServersFor, type TurnSettings } from './turn.js';
+
+export const QUEUE_LEVELS = ['all', 'beginner', 'intermediate', 'advanced'] as const;
+export type QueueLevel = (typeof QUEUE_LEVELS)[number];
+
+const ROOM_TTL_SECONDS = 2 * 60 * 60;
+const SEARCHING = 'match:searching:';
+const QUEUE = 'match:queue:';
+/** HASH userId -> when they joined the queue (ms), for the wait estimate. */
+const QUEUED_AT = 'match:queued-at';
+
+/**
+ * Pairs atomically: skips (and drops) queue entries whose search has ended, never pairs a
+ * user with themself, and queues the caller only when nobody compatible is waiting.
+ * The searching key holds the queue level so a cancel knows which queue to leave.
+ */
+const FIND_PARTNER = `
+local me = ARGV[1]
+if redis.call('EXISTS', ARGV[4] .. me) == 1 then return {'already_searching'} end
+while true do
+  local other = redis.call('LPOP', KEYS[1])
+  if not other then break end
+  if other ~= me and redis.call('EXISTS', ARGV[4] .. other) == 1 then
+    redis.call('DEL', ARGV[4] .. other)
+    local since = redis.call('HGET', KEYS[2], other)
+    redis.call('HDEL', KEYS[2], other)
+    return {'matched', other, since}
+  end
+end
+redis.call('RPUSH', KEYS[1], me)
+redis.call('SET', ARGV[4] .. me, ARGV[2], 'PX', ARGV[3])
+redis.call('HSET', KEYS[2], me, ARGV[5])
+return {'queued'}
+`;
+
+const CANCEL_SEARCH = `
+local level = redis.call('GET', ARGV[2] .. ARGV[1])
+if not level then return 0 end
+redis.call('DEL', ARGV[2] .. ARGV[1])
+redis.call('LREM', ARGV[3] .. level, 0, ARGV[1])
+redis.call('HDEL', ARGV[4], ARGV[1])
+return 1
+`;
+
+type MatchRedis = Redis & {
+  parleyFindPartner(
+    queue: string,
+    queuedAt: string,
+    userId: string,
+    level: string,
+    ttlMs: number,
+    prefix: string,
+    nowMs: number,
+  ): Promise<[string, string?, string?]>;
+  parleyCancelSearch(userId: string, searchingPrefix: string, queuePrefix: string, queuedAt: string): Promise<number>;
+};
+
+export interface MatchmakingSettings {
+  searchTimeoutMs: number;
+  turn: TurnSettings;
+}
+
+export type FindOutcome =
+  | { status: 'queued'; estimatedWaitSeconds: number }
+  | { status: 'matched'; roomId: string }
+  | { status: 'rejected'; code: 'account_banned' | 'profile_incomplete' | 'already_searching' | 'already_in_room'; message: string; missing?: string[] };
+
+export interface Room {
+  roomId: string;
+  users: string[];
+}
+
+/** The queue and the rooms, in Redis (keys as module 04 gives them), shared by every instance. */
+export class MatchmakingService {
+  private readonly redis: MatchRedis;
+
+  constructor(
+    redis: Redis,
+    private readonly users: UsersService,
+    private readonly sessions: SessionsService,
+    private readonly bus: RealtimeBus,
+    private readonly clock: Clock,
+    private readonly ids: IdGenerator,
+    private readonly logger: Logger,
+    private readonly settings: MatchmakingSettings,
+  ) {
+    redis.defineCommand('parleyFindPartner', { numberOfKeys: 2, lua: FIND_PARTNER });
+    redis.defineCommand('parleyCancelSearch', { numberOfKeys: 0, lua: CANCEL_SEARCH });
+    this.redis = redis as MatchRedis;
+  }
+
+  private userRoomKey(userId: string): string {
+    return `match:user:${userId}:room`;
+  }
+
+  async activeRoom(userId: string): Promise<string | null> {
+    return this.redis.get(this.userRoomKey(userId));
+  }
+
+  async findPartner(userId: string, request: { level?: QueueLevel | undefined; topic?: string | undefined }): Promise<FindOutcome> {
+    if (!(await this.users.isActive(userId))) return { status: 'rejected', code: 'account_banned', message: 'This account cannot use matchmaking' };
+    const completion = await this.users.profileCompletion(userId);
+    if (!completion.complete) return { status: 'rejected', code: 'profile_incomplete', message: 'Complete your profile first', missing: completion.missing };
+    if (await this.activeRoom(userId)) return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
+    const level = request.level ?? 'all';
+    const now = this.clock.now().getTime();
+    const [outcome, partnerId, since] = await this.redis.parleyFindPartner(
+      `${QUEUE}${level}`,
+      QUEUED_AT,
+      userId,
+      level,
+      this.settings.searchTimeoutMs,
+      SEARCHING,
+      now,
+    );
+    if (outcome === 'already_searching') return { status: 'rejected', code: 'already_searching', message: 'You are already searching' };
+    if (outcome === 'queued' || !partnerId) return { status: 'queued', estimatedWaitSeconds: await this.estimatedWait(level) };
+    if (since) await this.recordWait(level, (now - Number(since)) / 1000);
+    return { status: 'matched', roomId: await this.openRoom(partnerId, userId, level, request.topic ?? null) };
+  }
+
+  /** A moving average of how long the waiting side of recent matches waited, per queue. */
+  private async recordWait(level: QueueLevel, seconds: number): Promise<void> {
+    const key = `match:stats:wait:${level}`;
+    const previous = Number(await this.redis.get(key));
+    const average = Number.isFinite(previous) && previous > 0 ? previous * 0.8 + seconds * 0.2 : seconds;
+    await this.redis.set(key, average.toFixed(1), 'EX', 3600);
+  }
+
+  private async estimatedWait(level: QueueLevel): Promise<number> {
+    const recent = Number(await this.redis.get(`match:stats:wait:${level}`));
+    return Number.isFinite(recent) && recent > 0 ? Math.max(1, Math.round(recent)) : 30;
+  }
+
+  /** Ends a search; true when there was one. */
+  async cancelSearch(userId: string): Promise<boolean> {
+    return (await this.redis.parleyCancelSearch(userId, SEARCHING, QUEUE, QUEUED_AT)) === 1;
+  }
+
+  /** Creates the room and the call, and tells both users (on whichever instance). */
+  private async openRoom(waitingId: string, arrivingId: string, level: QueueLevel, topic: string | null): Promise<string> {
+    const roomId = this.ids.uuid();
+    const now = this.clock.now();
+    const pipeline = this.redis.multi();
+    pipeline.sadd(`match:room:${roomId}:users`, waitingId, arrivingId).expire(`match:room:${roomId}:users`, ROOM_TTL_SECONDS);
+    pipeline
+      .hset(`match:room:${roomId}:meta`, { createdAt: now.toISOString(), topic: topic ?? '', level, userAId: waitingId, userBId: arrivingId })
+      .expire(`match:room:${roomId}:meta`, ROOM_TTL_SECONDS);
+    pipeline.set(this.userRoomKey(waitingId), roomId, 'EX', ROOM_TTL_SECONDS).set(this.userRoomKey(arrivingId), roomId, 'EX', ROOM_TTL_SECONDS);
+    await pipeline.exec();
+    await this.sessions.open({ roomId, userAId: waitingId, userBId: arrivingId, topic, level });
+    const [cardA, cardB] = await Promise.all([this.users.matchCard(waitingId), this.users.matchCard(arrivingId)]);
+    for (const [userId, partner] of [
+      [waitingId, cardB],
+      [arrivingId, cardA],
+    ] as const) {
+      this.bus.emitToUser(userId, 'match_found', { roomId, partner, iceServers: iceServersFor(userId, now, this.settings.turn) });
+    }
+    return roomId;
+  }
+
+  async room(roomId: string): Promise<Room | null> {
+    const users = await this.redis.smembers(`match:room:${roomId}:users`);
+    return users.length === 2 ? { roomId, users } : null;
+  }
+
+  async isMember(roomId: string, userId: string): Promise<boolean> {
+    return (await this.redis.sismember(`match:room:${roomId}:users`, userId)) === 1;
+  }
+
+  /** Records that `userId` joined the room's signaling; the first to join is the caller. */
+  async join(roomId: string, userId: string): Promise<{ callerId: string; joined: string[] }> {
+    await this.redis.set(`match:room:${roomId}:caller`, userId, 'EX', ROOM_TTL_SECONDS, 'NX');
+    await this.redis.multi().sadd(`match:room:${roomId}:joined`, userId).expire(`match:room:${roomId}:joined`, ROOM_TTL_SECONDS).exec();
+    const [callerId, joined] = await Promise.all([this.redis.get(`match:room:${roomId}:caller`), this.redis.smembers(`match:room:${roomId}:joined`)]);
+    return { callerId: callerId ?? userId, joined };
+  }
+
+  /**
+   * Ends the call of a room once (whoever and whichever instance asks first), tells the
+   * partner why, and removes the room.
+   */
+  async endRoom(roomId: string, endedByUserId: string | null, reason: 'ended' | 'disconnected' | 'timeout' | 'banned'): Promise<boolean> {
+    const meta = await this.redis.hgetall(`match:room:${roomId}:meta`);
+    const endedBy: EndedBy = endedByUserId === meta.userAId ? 'user_a' : endedByUserId === meta.userBId ? 'user_b' : 'timeout';
+    const closed = await this.sessions.close(roomId, endedBy);
+    const users = await this.redis.smembers(`match:room:${roomId}:users`);
+    await this.redis.del(
+      `match:room:${roomId}:users`,
+      `match:room:${roomId}:meta`,
+      `match:room:${roomId}:joined`,
+      `match:room:${roomId}:caller`,
+      ...users.map((id) => this.userRoomKey(id)),
+    );
+    if (!closed) return false;
+    for (const userId of users.filter((id) => id !== endedByUserId)) this.bus.emitToUser(userId, 'peer_left', { reason });
+    this.logger.info({ roomId, reason, durationSeconds: closed.durationSeconds }, 'call ended');
+    return true;
+  }
+}

@@ -1,0 +1,135 @@
+import { QueryFailedError, type DataSource } from 'typeorm';
+import type { Clock } from '../../infra/clock.js';
+import type { IdGenerator } from '../../infra/ids.js';
+import { updateReturning } from '../../infra/sql.js';
+import { AppError, NotFoundError } from '../../shared/errors.js';
+import { decodeCursor, toPage } from '../../shared/pagination.js';
+import type { UsersService } from '../users/service.js';
+import { CallSession, SessionRating, type EndedBy } from './entities.js';
+
+export type { EndedBy };
+
+export interface CallView {
+  id: string;
+  roomId: string;
+  partner: { id: string; username: string | null; displayName: string | null };
+  topic: string | null;
+  level: string | null;
+  startedAt: Date;
+  endedAt: Date | null;
+  durationSeconds: number | null;
+  endedBy: EndedBy | null;
+  myRating: number | null;
+}
+
+interface CallRow {
+  id: string;
+  room_id: string;
+  user_a_id: string;
+  user_b_id: string;
+  topic: string | null;
+  level: string | null;
+  started_at: Date;
+  ended_at: Date | null;
+  duration_seconds: number | null;
+  ended_by: EndedBy | null;
+  my_rating: number | null;
+}
+
+/** Calls between matched users: opened at match, closed exactly once, rated once per participant. */
+export class SessionsService {
+  constructor(
+    private readonly db: DataSource,
+    private readonly users: UsersService,
+    private readonly clock: Clock,
+    private readonly ids: IdGenerator,
+  ) {}
+
+  async open(call: { roomId: string; userAId: string; userBId: string; topic: string | null; level: string | null }): Promise<string> {
+    const now = this.clock.now();
+    const id = this.ids.uuid();
+    await this.db.getRepository(CallSession).insert({ id, ...call, startedAt: now, createdAt: now });
+    return id;
+  }
+
+  /**
+   * Ends the call of `roomId` if it is still running, and adds it to both users' stats in
+   * the same transaction. Of any number of concurrent closes (end_call, disconnects,
+   * timeouts, on any instance) exactly one does it; the others get null.
+   */
+  async close(roomId: string, endedBy: EndedBy): Promise<{ id: string; durationSeconds: number } | null> {
+    const now = this.clock.now();
+    return this.db.transaction(async (manager) => {
+      const [row] = await updateReturning<{ id: string; user_a_id: string; user_b_id: string; duration_seconds: number }>(
+        manager,
+        `UPDATE call_sessions SET ended_at = $2, ended_by = $3, duration_seconds = GREATEST(0, floor(extract(epoch FROM ($2::timestamptz - started_at))))::int
+         WHERE room_id = $1 AND ended_at IS NULL RETURNING id, user_a_id, user_b_id, duration_seconds`,
+        [roomId, now, endedBy],
+      );
+      if (!row) return null;
+      for (const userId of [row.user_a_id, row.user_b_id]) await this.users.recordCall(manager, userId, { seconds: row.duration_seconds, endedAt: now });
+      return { id: row.id, durationSeconds: row.duration_seconds };
+    });
+  }
+
+  private async view(rows: CallRow[], userId: string): Promise<CallView[]> {
+    const partnerIds = rows.map((row) => (row.user_a_id === userId ? row.user_b_id : row.user_a_id));
+    const names = await this.users.publicNames([...new Set(partnerIds)]);
+    return rows.map((row, index) => {
+      const partnerId = partnerIds[index]!;
+      return {
+        id: row.id,
+        roomId: row.room_id,
+        partner: names.get(partnerId) ?? { id: partnerId, username: null, displayName: null },
+        topic: row.topic,
+        level: row.level,
+        startedAt: row.started_at,
+        endedAt: row.ended_at,
+        durationSeconds: row.duration_seconds,
+        endedBy: row.ended_by,
+        myRating: row.my_rating,
+      };
+    });
+  }
+
+  private readonly select = `SELECT s.*, r.stars AS my_rating FROM call_sessions s
+    LEFT JOIN session_ratings r ON r.session_id = s.id AND r.rater_id = $1`;
+
+  /** My calls, newest first. */
+  async listMine(userId: string, limit: number, cursor?: string) {
+    const position = decodeCursor(cursor);
+    const rows = await this.db.query<CallRow[]>(
+      `${this.select} WHERE (s.user_a_id = $1 OR s.user_b_id = $1) ${position ? 'AND (s.started_at, s.id) < ($3, $4)' : ''}
+       ORDER BY s.started_at DESC, s.id DESC LIMIT $2`,
+      position ? [userId, limit + 1, position.createdAt, position.id] : [userId, limit + 1],
+    );
+    const views = await this.view(rows, userId);
+    return toPage(
+      views.map((view) => ({ ...view, createdAt: view.startedAt })),
+      limit,
+      ({ createdAt: _createdAt, ...view }) => view,
+    );
+  }
+
+  /** One of my calls; someone else's is as unknown as a missing one. */
+  async getMine(userId: string, id: string): Promise<CallView> {
+    const rows = await this.db.query<CallRow[]>(`${this.select} WHERE s.id = $2 AND (s.user_a_id = $1 OR s.user_b_id = $1)`, [userId, id]);
+    if (!rows.length) throw new NotFoundError('Session');
+    return (await this.view(rows, userId))[0]!;
+  }
+
+  async rate(userId: string, id: string, stars: number): Promise<CallView> {
+    const call = await this.getMine(userId, id);
+    if (!call.endedAt) throw new AppError('conflict', 'Rate the call once it has ended');
+    try {
+      await this.db
+        .getRepository(SessionRating)
+        .insert({ id: this.ids.uuid(), sessionId: id, raterId: userId, ratedId: call.partner.id, stars, createdAt: this.clock.now() });
+    } catch (error) {
+      if (error instanceof QueryFailedError && (error.driverError as { code?: string }).code === '23505')
+        throw new AppError('already_rated', 'You have rated this call already');
+      throw error;
+    }
+    return this.getMine(userId, id);
+  }
+}

@@ -1,0 +1,78 @@
+import { z } from 'zod';
+import type { Server, Socket } from 'socket.io';
+import type { Logger } from '../../infra/logger.js';
+import type { RealtimeBus } from '../../infra/realtime.js';
+import { emitError, type SocketData } from '../../shared/socket-auth.js';
+import type { MatchmakingService } from '../matchmaking/service.js';
+
+const roomId = z.uuid();
+const sdp = z.string().min(1).max(20_000);
+const schemas = {
+  join_room: z.strictObject({ roomId }),
+  webrtc_offer: z.strictObject({ roomId, sdp }),
+  webrtc_answer: z.strictObject({ roomId, sdp }),
+  webrtc_ice: z.strictObject({
+    roomId,
+    candidate: z.strictObject({
+      candidate: z.string().max(1_000),
+      sdpMid: z.string().max(64).nullable().optional(),
+      sdpMLineIndex: z.number().int().min(0).max(64).nullable().optional(),
+      usernameFragment: z.string().max(256).nullable().optional(),
+    }),
+  }),
+  end_call: z.strictObject({ roomId }),
+};
+
+/**
+ * WebRTC signaling (module 05): a relay between the two members of a room. Every event
+ * checks that the sender is a member; nothing reaches anyone else.
+ */
+export function registerSignalingGateway(
+  io: Server,
+  { matchmaking, bus, logger }: { matchmaking: MatchmakingService; bus: RealtimeBus; logger: Logger },
+): void {
+  io.on('connection', (socket: Socket) => {
+    const { userId } = (socket.data as SocketData).auth;
+
+    function on<E extends keyof typeof schemas>(event: E, handle: (payload: z.infer<(typeof schemas)[E]>, partnerId: string) => Promise<void>) {
+      socket.on(String(event), (raw: unknown) => {
+        const parsed = schemas[event].safeParse(raw);
+        if (!parsed.success)
+          return emitError(socket, 'validation_failed', `Invalid ${event} payload`, {
+            fields: parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+          });
+        const payload = parsed.data as z.infer<(typeof schemas)[E]>;
+        void (async () => {
+          const room = await matchmaking.room(payload.roomId);
+          if (!room?.users.includes(userId)) return emitError(socket, 'not_in_room', 'You are not a member of this room');
+          await handle(
+            payload,
+            room.users.find((id) => id !== userId)!,
+          );
+        })().catch((error: unknown) => {
+          logger.error({ err: error, event, userId }, 'signaling event failed');
+          emitError(socket, 'internal_error', 'Something went wrong; try again');
+        });
+      });
+    }
+
+    on('join_room', async ({ roomId: id }, partnerId) => {
+      const { callerId, joined } = await matchmaking.join(id, userId);
+      const roleOf = (user: string) => (user === callerId ? 'caller' : 'receiver');
+      if (joined.length < 2) {
+        socket.emit('peer_joined', { role: roleOf(userId), yourRole: roleOf(userId) });
+        return;
+      }
+      // As module 05 gives it: with both present, both hear peer_joined { role: "receiver" };
+      // yourRole tells each which side of the offer it is.
+      bus.emitToUser(userId, 'peer_joined', { role: 'receiver', yourRole: roleOf(userId) });
+      bus.emitToUser(partnerId, 'peer_joined', { role: 'receiver', yourRole: roleOf(partnerId) });
+    });
+    on('webrtc_offer', async ({ sdp: offer }, partnerId) => bus.emitToUser(partnerId, 'webrtc_offer', { sdp: offer }));
+    on('webrtc_answer', async ({ sdp: answer }, partnerId) => bus.emitToUser(partnerId, 'webrtc_answer', { sdp: answer }));
+    on('webrtc_ice', async ({ candidate }, partnerId) => bus.emitToUser(partnerId, 'webrtc_ice', { candidate }));
+    on('end_call', async ({ roomId: id }) => {
+      await matchmaking.endRoom(id, userId, 'ended');
+    });
+  });
+}
