@@ -178,6 +178,8 @@ export async function buildApp(container: Container): Promise<App> {
     corsOrigins: config.FRONTEND_URL,
     maxMessageBytes: config.SIGNAL_MAX_BYTES,
     redis: container.redis.embedded ? undefined : container.redis.client,
+    channelPrefix: config.REALTIME_CHANNEL_PREFIX,
+    onRedisError: (error) => container.logger.warn({ err: { message: error.message } }, 'Socket.io Redis adapter connection error'),
   });
   container.realtime.attach(sockets.io);
   registerSocketAuth(sockets.io, services.tokens, services.users);

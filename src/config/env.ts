@@ -158,6 +158,12 @@ export const envSchema = z
     TURN_CREDENTIAL_TTL: duration.prefault('1h').describe('Lifetime of the TURN credentials in match_found.'),
     MATCH_SEARCH_TIMEOUT: duration.prefault('5m').describe('A search ends with search_timeout after this long without a match.'),
     CALL_RECONNECT_GRACE: duration.prefault('10s').describe('A call survives a network drop this long; the user rejoins the room with join_room.'),
+    REALTIME_CHANNEL_PREFIX: z
+      .string()
+      .min(1)
+      .max(64)
+      .default('parley')
+      .describe('Redis pub/sub channel prefix: instances sharing Redis and this prefix relay Socket.io events to each other.'),
     SIGNAL_MAX_BYTES: z.coerce.number().int().min(1024).default(65_536).describe('Largest Socket.io message (SDP offers are a few KB).'),
 
     EMAIL_FROM: z.string().min(3).default('Parley <no-reply@parley.local>').describe('Sender of account e-mails.'),
@@ -203,7 +209,16 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
   { title: 'E-mail', keys: ['EMAIL_FROM', 'SMTP_URL', 'RESEND_API_KEY', 'RESEND_API_URL'] },
   {
     title: 'Matchmaking, signaling and TURN',
-    keys: ['TURN_HOST', 'TURN_PORT', 'TURN_SECRET', 'TURN_CREDENTIAL_TTL', 'MATCH_SEARCH_TIMEOUT', 'CALL_RECONNECT_GRACE', 'SIGNAL_MAX_BYTES'],
+    keys: [
+      'TURN_HOST',
+      'TURN_PORT',
+      'TURN_SECRET',
+      'TURN_CREDENTIAL_TTL',
+      'MATCH_SEARCH_TIMEOUT',
+      'CALL_RECONNECT_GRACE',
+      'REALTIME_CHANNEL_PREFIX',
+      'SIGNAL_MAX_BYTES',
+    ],
   },
   {
     title: 'Object storage and profiles',

@@ -42,6 +42,8 @@ export interface RealtimeOptions {
   maxMessageBytes: number;
   /** Real Redis: the sharded Redis adapter relays events between instances. */
   redis?: Redis | undefined;
+  channelPrefix: string;
+  onRedisError: (error: Error) => void;
 }
 
 export function createSocketServer(httpServer: HttpServer, options: RealtimeOptions): { io: Server; close(): Promise<void> } {
@@ -56,10 +58,11 @@ export function createSocketServer(httpServer: HttpServer, options: RealtimeOpti
   if (options.redis) {
     const pub = options.redis.duplicate();
     const sub = options.redis.duplicate();
+    for (const client of [pub, sub]) client.on('error', options.onRedisError);
     clients.push(pub, sub);
     // Sharded pub/sub (Redis 7): a message to `user:<id>` reaches only the instances that
     // hold that room, which suits 1:1 signaling better than broadcasting to every instance.
-    io.adapter(createShardedAdapter(pub, sub, { subscriptionMode: 'dynamic' }));
+    io.adapter(createShardedAdapter(pub, sub, { channelPrefix: options.channelPrefix, subscriptionMode: 'dynamic' }));
   }
   return {
     io,

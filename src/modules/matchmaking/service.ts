@@ -111,15 +111,10 @@ export class MatchmakingService {
     if (await this.activeRoom(userId)) return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
     const level = request.level ?? 'all';
     const now = this.clock.now().getTime();
-    const [outcome, partnerId, since] = await this.redis.parleyFindPartner(
-      `${QUEUE}${level}`,
-      QUEUED_AT,
-      userId,
-      level,
-      this.settings.searchTimeoutMs,
-      SEARCHING,
-      now,
-    );
+    // The key outlives the gateway's timer a little: the timer ends the search and tells the
+    // client; the expiry only cleans up after an instance that died meanwhile.
+    const keyTtlMs = this.settings.searchTimeoutMs + 15_000;
+    const [outcome, partnerId, since] = await this.redis.parleyFindPartner(`${QUEUE}${level}`, QUEUED_AT, userId, level, keyTtlMs, SEARCHING, now);
     if (outcome === 'already_searching') return { status: 'rejected', code: 'already_searching', message: 'You are already searching' };
     if (outcome === 'queued' || !partnerId) return { status: 'queued', estimatedWaitSeconds: await this.estimatedWait(level) };
     if (since) await this.recordWait(level, (now - Number(since)) / 1000);

@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { buildTestApp, type TestApp } from './helpers/app.js';
+import { client, listen, readyUser } from './helpers/realtime.js';
+
+// Several instances need a Redis they share: the suite's real one (TEST_REDIS_URL, set in CI).
+const realRedis = Boolean(inject('redisUrl'));
+
+describe.runIf(realRedis)('two instances on one Redis', () => {
+  let one: TestApp;
+  let two: TestApp;
+  let urlOne: string;
+  let urlTwo: string;
+  beforeAll(async () => {
+    const shared = { REALTIME_CHANNEL_PREFIX: `parley-cluster-${process.pid}` };
+    one = await buildTestApp({ env: shared });
+    two = await buildTestApp({ env: shared });
+    urlOne = await listen(one.app);
+    urlTwo = await listen(two.app);
+  });
+  afterAll(async () => {
+    await one.close();
+    await two.close();
+  });
+
+  it('matches a user on instance A with a user on instance B, and relays their signaling both ways', async () => {
+    const a = await readyUser(one.app);
+    const b = await readyUser(two.app);
+    const ca = await client(urlOne, a.accessToken);
+    const cb = await client(urlTwo, b.accessToken);
+    try {
+      ca.socket.emit('find_partner', { level: 'all' });
+      await ca.next('searching');
+      cb.socket.emit('find_partner', { level: 'all' });
+      const [ma, mb] = await Promise.all([ca.next<{ roomId: string }>('match_found'), cb.next<{ roomId: string }>('match_found')]);
+      expect(ma.roomId).toBe(mb.roomId);
+      const roomId = ma.roomId;
+
+      ca.socket.emit('join_room', { roomId });
+      await ca.next('peer_joined');
+      cb.socket.emit('join_room', { roomId });
+      expect(await ca.next('peer_joined')).toMatchObject({ yourRole: 'caller' });
+      ca.socket.emit('webrtc_offer', { roomId, sdp: 'offer from A' });
+      expect(await cb.next('webrtc_offer')).toEqual({ sdp: 'offer from A' });
+      cb.socket.emit('webrtc_answer', { roomId, sdp: 'answer from B' });
+      expect(await ca.next('webrtc_answer')).toEqual({ sdp: 'answer from B' });
+      const candidate = { candidate: 'candidate:2 1 udp 1 198.51.100.2 40000 typ host', sdpMid: '0', sdpMLineIndex: 0 };
+      cb.socket.emit('webrtc_ice', { roomId, candidate });
+      expect(await ca.next('webrtc_ice')).toEqual({ candidate });
+      cb.socket.emit('end_call', { roomId });
+      expect(await ca.next('peer_left')).toEqual({ reason: 'ended' });
+    } finally {
+      ca.close();
+      cb.close();
+    }
+  });
+
+  it('closes a signed-out session on the other instance', async () => {
+    const user = await readyUser(one.app);
+    const c = await client(urlTwo, user.accessToken);
+    const closed = new Promise((resolve) => c.socket.once('disconnect', resolve));
+    await one.app.inject({ method: 'POST', url: '/auth/logout', headers: { authorization: `Bearer ${user.accessToken}` } });
+    expect(await closed).toBe('io server disconnect');
+  });
+});

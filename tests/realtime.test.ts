@@ -1,0 +1,248 @@
+import { createHmac } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp, type TestApp } from './helpers/app.js';
+import { bearer, register } from './helpers/auth.js';
+import { client, listen, readyUser, refusal, type Client } from './helpers/realtime.js';
+
+let t: TestApp;
+let url: string;
+const open: Client[] = [];
+beforeAll(async () => {
+  t = await buildTestApp({
+    env: { TURN_HOST: 'turn.parley.test', TURN_PORT: '3478', TURN_SECRET: 'turn-secret-for-tests', CALL_RECONNECT_GRACE: '400ms', MATCH_SEARCH_TIMEOUT: '5m' },
+  });
+  url = await listen(t.app);
+});
+afterEach(() => {
+  for (const c of open.splice(0)) c.close();
+});
+afterAll(() => t.close());
+
+async function connected(token: string): Promise<Client> {
+  const c = await client(url, token);
+  open.push(c);
+  return c;
+}
+
+interface MatchFound {
+  roomId: string;
+  partner: { displayName: string; avatarUrl: string | null; level: string };
+  iceServers: Array<{ urls: string[]; username?: string; credential?: string }>;
+}
+
+/** Two ready users, connected and matched. */
+async function matchedPair() {
+  const [a, b] = [await readyUser(t.app), await readyUser(t.app)];
+  const [ca, cb] = [await connected(a.accessToken), await connected(b.accessToken)];
+  ca.socket.emit('find_partner', { level: 'all' });
+  await ca.next('searching');
+  cb.socket.emit('find_partner', { level: 'all' });
+  const [ma, mb] = await Promise.all([ca.next<MatchFound>('match_found'), cb.next<MatchFound>('match_found')]);
+  return { a, b, ca, cb, ma, mb };
+}
+
+describe('socket handshake', () => {
+  it('refuses a socket without a token, with a revoked session, or of a banned account', async () => {
+    expect((await refusal(url, undefined)).code).toBe('unauthorized');
+    expect((await refusal(url, 'not.a.token')).code).toBe('invalid_token');
+    const revoked = await register(t.app);
+    await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(revoked.accessToken) });
+    expect((await refusal(url, revoked.accessToken)).code).toBe('session_revoked');
+    const banned = await register(t.app);
+    await t.container.db.query('UPDATE users SET is_banned = true WHERE id = $1', [banned.user.id]);
+    expect((await refusal(url, banned.accessToken)).code).toBe('account_banned');
+  });
+
+  it('closes the sockets of a session that signs out', async () => {
+    const account = await register(t.app);
+    const c = await connected(account.accessToken);
+    const closed = new Promise((resolve) => c.socket.once('disconnect', resolve));
+    await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(account.accessToken) });
+    expect(await closed).toBe('io server disconnect');
+  });
+});
+
+describe('matchmaking', () => {
+  it('asks for a complete profile first, naming what is missing', async () => {
+    const account = await register(t.app);
+    const c = await connected(account.accessToken);
+    c.socket.emit('find_partner', {});
+    expect(await c.next('error')).toEqual({
+      code: 'profile_incomplete',
+      message: 'Complete your profile first',
+      details: { missing: ['username', 'englishLevel'] },
+    });
+  });
+
+  it('queues the first seeker and matches the second, telling both with TURN credentials', async () => {
+    const { a, b, ma, mb } = await matchedPair();
+    expect(ma.roomId).toBe(mb.roomId);
+    expect(ma.partner).toMatchObject({ displayName: `u_${b.user.id.slice(0, 8)}`, level: 'intermediate' });
+    expect(mb.partner.displayName).toBe(`u_${a.user.id.slice(0, 8)}`);
+    const turn = ma.iceServers.find((server) => server.username)!;
+    expect(ma.iceServers[0]!.urls).toEqual(['stun:turn.parley.test:3478']);
+    expect(turn.urls).toEqual(['turn:turn.parley.test:3478?transport=udp', 'turn:turn.parley.test:3478?transport=tcp']);
+    const [expiry, userId] = turn.username!.split(':');
+    expect(userId).toBe(a.user.id);
+    expect(Number(expiry) - Date.now() / 1000).toBeGreaterThan(3500);
+    expect(turn.credential).toBe(createHmac('sha1', 'turn-secret-for-tests').update(turn.username!).digest('base64'));
+    const [row] = await t.container.db.query('SELECT user_a_id, user_b_id, ended_at FROM call_sessions WHERE room_id = $1', [ma.roomId]);
+    expect(row).toEqual({ user_a_id: a.user.id, user_b_id: b.user.id, ended_at: null });
+  });
+
+  it('reports the searching estimate under its documented name', async () => {
+    const user = await readyUser(t.app, 'advanced');
+    const c = await connected(user.accessToken);
+    c.socket.emit('find_partner', { level: 'advanced' });
+    const searching = await c.next<{ estimated_wait_seconds: number }>('searching');
+    expect(searching.estimated_wait_seconds).toBeGreaterThan(0);
+    c.socket.emit('cancel_search');
+  });
+
+  it('refuses a second search and a search during a call', async () => {
+    const user = await readyUser(t.app, 'beginner');
+    const c = await connected(user.accessToken);
+    c.socket.emit('find_partner', { level: 'beginner' });
+    await c.next('searching');
+    c.socket.emit('find_partner', { level: 'beginner' });
+    expect(await c.next('error')).toMatchObject({ code: 'already_searching' });
+    c.socket.emit('cancel_search');
+
+    const { ca } = await matchedPair();
+    ca.socket.emit('find_partner', {});
+    expect(await ca.next('error')).toMatchObject({ code: 'already_in_room' });
+  });
+
+  it('does not match a seeker who cancelled', async () => {
+    const [a, b] = [await readyUser(t.app, 'beginner'), await readyUser(t.app, 'beginner')];
+    const [ca, cb] = [await connected(a.accessToken), await connected(b.accessToken)];
+    ca.socket.emit('find_partner', { level: 'beginner' });
+    await ca.next('searching');
+    expect(await ca.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
+    cb.socket.emit('find_partner', { level: 'beginner' });
+    await cb.next('searching');
+    cb.socket.emit('cancel_search');
+  });
+
+  it('keeps level queues apart', async () => {
+    const [a, b] = [await readyUser(t.app), await readyUser(t.app)];
+    const [ca, cb] = [await connected(a.accessToken), await connected(b.accessToken)];
+    ca.socket.emit('find_partner', { level: 'advanced' });
+    await ca.next('searching');
+    cb.socket.emit('find_partner', { level: 'beginner' });
+    await cb.next('searching');
+    ca.socket.emit('cancel_search');
+    cb.socket.emit('cancel_search');
+  });
+
+  it('rejects an invalid payload', async () => {
+    const user = await readyUser(t.app);
+    const c = await connected(user.accessToken);
+    c.socket.emit('find_partner', { level: 'expert', admin: true });
+    expect(await c.next('error')).toMatchObject({ code: 'validation_failed' });
+  });
+});
+
+describe('signaling', () => {
+  it('assigns caller and receiver, and relays offer, answer and ICE between the two members only', async () => {
+    const { ca, cb, ma } = await matchedPair();
+    const roomId = ma.roomId;
+    ca.socket.emit('join_room', { roomId });
+    expect(await ca.next('peer_joined')).toEqual({ role: 'caller', yourRole: 'caller' });
+    cb.socket.emit('join_room', { roomId });
+    expect(await cb.next('peer_joined')).toEqual({ role: 'receiver', yourRole: 'receiver' });
+    expect(await ca.next('peer_joined')).toEqual({ role: 'receiver', yourRole: 'caller' });
+
+    const intruder = await connected((await readyUser(t.app)).accessToken);
+    intruder.socket.emit('webrtc_offer', { roomId, sdp: 'v=0 intruder' });
+    expect(await intruder.next('error')).toMatchObject({ code: 'not_in_room' });
+
+    ca.socket.emit('webrtc_offer', { roomId, sdp: 'v=0 offer' });
+    expect(await cb.next('webrtc_offer')).toEqual({ sdp: 'v=0 offer' });
+    cb.socket.emit('webrtc_answer', { roomId, sdp: 'v=0 answer' });
+    expect(await ca.next('webrtc_answer')).toEqual({ sdp: 'v=0 answer' });
+    const candidate = { candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host', sdpMid: '0', sdpMLineIndex: 0 };
+    ca.socket.emit('webrtc_ice', { roomId, candidate });
+    expect(await cb.next('webrtc_ice')).toEqual({ candidate });
+    // nothing of the intruder's reached the members
+    expect([...ca.received, ...cb.received].map((entry) => entry.payload)).not.toContainEqual({ sdp: 'v=0 intruder' });
+  });
+
+  it('bounds payload sizes', async () => {
+    const { ca, ma } = await matchedPair();
+    ca.socket.emit('webrtc_offer', { roomId: ma.roomId, sdp: 'x'.repeat(20_001) });
+    expect(await ca.next('error')).toMatchObject({ code: 'validation_failed' });
+  });
+});
+
+describe('ending a call', () => {
+  it('end_call closes the session once, tells the partner, updates both profiles, and allows one rating each', async () => {
+    const { a, b, ca, cb, ma } = await matchedPair();
+    ca.socket.emit('end_call', { roomId: ma.roomId });
+    expect(await cb.next('peer_left')).toEqual({ reason: 'ended' });
+    await expect
+      .poll(async () => (await t.container.db.query('SELECT ended_by FROM call_sessions WHERE room_id = $1', [ma.roomId]))[0].ended_by)
+      .toBe('user_a');
+    cb.socket.emit('end_call', { roomId: ma.roomId });
+    expect(await cb.next('error')).toMatchObject({ code: 'not_in_room' });
+    const stats = await t.container.db.query('SELECT total_sessions, streak_days FROM profiles WHERE user_id = ANY($1)', [[a.user.id, b.user.id]]);
+    expect(stats).toEqual([
+      { total_sessions: 1, streak_days: 1 },
+      { total_sessions: 1, streak_days: 1 },
+    ]);
+
+    const history = (await t.app.inject({ method: 'GET', url: '/sessions', headers: bearer(b.accessToken) })).json();
+    expect(history.items).toHaveLength(1);
+    const call = history.items[0];
+    expect(call).toMatchObject({ roomId: ma.roomId, partner: { id: a.user.id }, endedBy: 'user_a', myRating: null });
+    const rate = (token: string, stars: number) =>
+      t.app.inject({ method: 'POST', url: `/sessions/${call.id}/rate`, headers: bearer(token), payload: { stars } });
+    expect((await rate(b.accessToken, 5)).json().myRating).toBe(5);
+    expect((await rate(b.accessToken, 4)).json().error.code).toBe('already_rated');
+    expect((await rate(a.accessToken, 0)).statusCode).toBe(400);
+    const stranger = await register(t.app);
+    expect((await rate(stranger.accessToken, 3)).statusCode).toBe(404);
+    expect((await t.app.inject({ method: 'GET', url: `/sessions/${call.id}`, headers: bearer(stranger.accessToken) })).statusCode).toBe(404);
+  });
+
+  it('ends the call when a user stays away past the grace period', async () => {
+    const { ca, cb, ma } = await matchedPair();
+    ca.close();
+    expect(await cb.next('peer_left')).toEqual({ reason: 'disconnected' });
+    const [row] = await t.container.db.query('SELECT ended_by, duration_seconds FROM call_sessions WHERE room_id = $1', [ma.roomId]);
+    expect(row.ended_by).toBe('user_a');
+    expect(row.duration_seconds).toBeGreaterThanOrEqual(0);
+  });
+
+  it('keeps the call through a short drop when the user comes back', async () => {
+    const { a, ca, cb, ma } = await matchedPair();
+    ca.close();
+    const back = await connected(a.accessToken);
+    back.socket.emit('join_room', { roomId: ma.roomId });
+    expect(await back.next('peer_joined')).toMatchObject({ yourRole: 'caller' });
+    // past the grace period the call is still running
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(cb.received.map((entry) => entry.event)).not.toContain('peer_left');
+    const [row] = await t.container.db.query('SELECT ended_at FROM call_sessions WHERE room_id = $1', [ma.roomId]);
+    expect(row.ended_at).toBeNull();
+  });
+});
+
+describe('search timeout', () => {
+  it('ends a search that found nobody and tells the client', async () => {
+    const quick = await buildTestApp({ env: { MATCH_SEARCH_TIMEOUT: '300ms' } });
+    try {
+      const base = await listen(quick.app);
+      const user = await readyUser(quick.app, 'advanced');
+      const c = await client(base, user.accessToken);
+      c.socket.emit('find_partner', { level: 'advanced' });
+      await c.next('searching');
+      expect(await c.next('search_timeout')).toEqual({ reason: 'no partner found in time' });
+      c.socket.emit('find_partner', { level: 'advanced' });
+      await c.next('searching'); // searching again is allowed
+      c.close();
+    } finally {
+      await quick.close();
+    }
+  });
+});
