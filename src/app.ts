@@ -13,6 +13,9 @@ import { auditRoutes } from './modules/audit/routes.js';
 import { authRoutes } from './modules/auth/routes.js';
 import { betaRoutes } from './modules/beta/routes.js';
 import { opsRoutes } from './modules/ops/routes.js';
+import { demoRoutes } from './modules/demo/routes.js';
+import { projectRoot } from './infra/paths.js';
+import path from 'node:path';
 import { registerMatchmakingGateway } from './modules/matchmaking/gateway.js';
 import { sessionsRoutes } from './modules/sessions/routes.js';
 import { registerSignalingGateway } from './modules/signaling/gateway.js';
@@ -195,6 +198,8 @@ export async function buildApp(container: Container): Promise<App> {
     stopMatchmakingTimers();
     await sockets.close();
   });
+
+  if (config.DEMO_ENABLED ?? config.NODE_ENV !== 'production') await app.register(demoRoutes, { folder: path.join(projectRoot(), 'public/demo') });
 
   await app.register(opsRoutes, {
     db: container.db,

@@ -164,6 +164,7 @@ export const envSchema = z
       .max(64)
       .default('parley')
       .describe('Redis pub/sub channel prefix: instances sharing Redis and this prefix relay Socket.io events to each other.'),
+    DEMO_ENABLED: flag.optional().describe('Serve the demo client at /demo (default: on outside production, off in production).'),
     SIGNAL_MAX_BYTES: z.coerce.number().int().min(1024).default(65_536).describe('Largest Socket.io message (SDP offers are a few KB).'),
 
     EMAIL_FROM: z.string().min(3).default('Parley <no-reply@parley.local>').describe('Sender of account e-mails.'),
@@ -218,6 +219,7 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'CALL_RECONNECT_GRACE',
       'REALTIME_CHANNEL_PREFIX',
       'SIGNAL_MAX_BYTES',
+      'DEMO_ENABLED',
     ],
   },
   {

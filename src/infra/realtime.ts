@@ -50,7 +50,8 @@ export function createSocketServer(httpServer: HttpServer, options: RealtimeOpti
   const io = new Server(httpServer, {
     cors: { origin: options.corsOrigins, credentials: true },
     maxHttpBufferSize: options.maxMessageBytes,
-    serveClient: false,
+    // the demo page loads the client bundle from /socket.io/socket.io.min.js
+    serveClient: true,
     pingInterval: 10_000,
     pingTimeout: 5_000,
   });
