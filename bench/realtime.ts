@@ -19,7 +19,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SOCKETS = Number(process.env.BENCH_SOCKETS ?? 10_000);
 const USERS = Number(process.env.BENCH_MATCH_USERS ?? 2_000);
 const RATE = Number(process.env.BENCH_SEARCH_RATE ?? 500);
-const RELAYS = Number(process.env.BENCH_RELAYS ?? 20_000);
+const RELAYS = Number(process.env.BENCH_RELAYS ?? 10_000);
+const RELAY_RATE = Number(process.env.BENCH_RELAY_RATE ?? 1_000);
 const mode = process.env.BENCH_REDIS_URL ? 'redis-adapter' : 'embedded';
 
 execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
@@ -50,18 +51,28 @@ const percentile = (values: number[], p: number) => {
   return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! * 100) / 100;
 };
 async function post(pathname: string, body: unknown, token?: string, method = 'POST') {
-  const response = await fetch(`${base}${pathname}`, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
+  const response = await fetch(`${base}${pathname}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
   if (!response.ok) throw new Error(`${pathname}: ${response.status} ${await response.text()}`);
   return (await response.json()) as { accessToken: string; user: { id: string } };
 }
 async function readyUser(index: number): Promise<{ id: string; token: string }> {
-  const pair = await post('/auth/register', { email: `rt-${process.pid}-${index}@parley.test`, password: 'benchmark passphrase', deviceId: 'bench', platform: 'web' });
+  const pair = await post('/auth/register', {
+    email: `rt-${process.pid}-${index}@parley.test`,
+    password: 'benchmark passphrase',
+    deviceId: 'bench',
+    platform: 'web',
+  });
   await post('/users/me', { version: 1, username: `rt_${process.pid}_${index}`, englishLevel: 'intermediate' }, pair.accessToken, 'PATCH');
   return { id: pair.user.id, token: pair.accessToken };
 }
 async function inBatches<T>(count: number, size: number, make: (index: number) => Promise<T>): Promise<T[]> {
   const out: T[] = [];
-  for (let start = 0; start < count; start += size) out.push(...(await Promise.all(Array.from({ length: Math.min(size, count - start) }, (_, i) => make(start + i)))));
+  for (let start = 0; start < count; start += size)
+    out.push(...(await Promise.all(Array.from({ length: Math.min(size, count - start) }, (_, i) => make(start + i)))));
   return out;
 }
 const open = (token: string) =>
@@ -141,21 +152,29 @@ for (const [roomId, [, second]] of rooms) {
   // the second member echoes every candidate back
   sockets[second!]!.on('webrtc_ice', ({ candidate }: { candidate: unknown }) => sockets[second!]!.emit('webrtc_ice', { roomId, candidate }));
 }
+// An open loop at a steady rate spread over every call (signaling is bursty per call but
+// light overall); each candidate carries its send time's key, so the echo finds it.
 const relayRtts: number[] = [];
-const perRoom = Math.max(1, Math.floor(RELAYS / rooms.length));
-await Promise.all(
-  rooms.map(async ([roomId, [first]]) => {
-    const socket = sockets[first!]!;
-    for (let i = 0; i < perRoom; i += 1) {
-      const sent = performance.now();
-      await new Promise<void>((resolve) => {
-        socket.once('webrtc_ice', () => resolve());
-        socket.emit('webrtc_ice', { roomId, candidate: { candidate: `candidate:${i} 1 udp 2122260223 192.0.2.1 5${i % 10000} typ host`, sdpMid: '0', sdpMLineIndex: 0 } });
-      });
-      relayRtts.push(performance.now() - sent);
-    }
-  }),
-);
+const pending = new Map<string, number>();
+for (const [, [first]] of rooms) {
+  sockets[first!]!.on('webrtc_ice', ({ candidate }: { candidate: { candidate: string } }) => {
+    const sent = pending.get(candidate.candidate);
+    if (sent === undefined) return;
+    pending.delete(candidate.candidate);
+    relayRtts.push(performance.now() - sent);
+  });
+}
+const relayStart = performance.now();
+for (let i = 0; i < RELAYS; i += 1) {
+  const target = relayStart + (i * 1000) / RELAY_RATE;
+  while (performance.now() < target) await new Promise((resolve) => setImmediate(resolve));
+  const [roomId, [first]] = rooms[i % rooms.length]!;
+  const key = `candidate:${i} 1 udp 2122260223 192.0.2.1 50000 typ host`;
+  pending.set(key, performance.now());
+  sockets[first!]!.emit('webrtc_ice', { roomId, candidate: { candidate: key, sdpMid: '0', sdpMLineIndex: 0 } });
+}
+const deadline = performance.now() + 10_000;
+while (pending.size && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
 for (const socket of sockets) socket.disconnect();
 await server.stop();
 
@@ -163,9 +182,28 @@ const report = {
   date: new Date().toISOString(),
   mode,
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
-  capacity: { sockets: held.length, connectSeconds: Math.round(connectSeconds * 10) / 10, rssMiB: Math.round(rssHeld / 1_048_576), kibPerSocket: Math.round((rssHeld - rssBefore) / 1024 / held.length) },
-  matching: { users: USERS, searchesPerSecond: RATE, matched: matches.size, everyoneMatchedExactlyOnce: matchedOnce && roomsOfTwo, p50Ms: percentile(matchLatencies, 50), p99Ms: percentile(matchLatencies, 99) },
-  relay: { callsInProgress: rooms.length, roundTrips: relayRtts.length, p50Ms: percentile(relayRtts, 50), p99Ms: percentile(relayRtts, 99) },
+  capacity: {
+    sockets: held.length,
+    connectSeconds: Math.round(connectSeconds * 10) / 10,
+    rssMiB: Math.round(rssHeld / 1_048_576),
+    kibPerSocket: Math.round((rssHeld - rssBefore) / 1024 / held.length),
+  },
+  matching: {
+    users: USERS,
+    searchesPerSecond: RATE,
+    matched: matches.size,
+    everyoneMatchedExactlyOnce: matchedOnce && roomsOfTwo,
+    p50Ms: percentile(matchLatencies, 50),
+    p99Ms: percentile(matchLatencies, 99),
+  },
+  relay: {
+    callsInProgress: rooms.length,
+    roundTripsPerSecond: RELAY_RATE,
+    roundTrips: relayRtts.length,
+    lost: pending.size,
+    p50Ms: percentile(relayRtts, 50),
+    p99Ms: percentile(relayRtts, 99),
+  },
 };
 mkdirSync(path.join(root, 'bench/results'), { recursive: true });
 writeFileSync(path.join(root, `bench/results/realtime-${mode}.json`), `${JSON.stringify(report, null, 2)}\n`);

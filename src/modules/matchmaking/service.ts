@@ -23,6 +23,7 @@ const QUEUED_AT = 'match:queued-at';
  */
 const FIND_PARTNER = `
 local me = ARGV[1]
+if redis.call('EXISTS', ARGV[7] .. me .. ':room') == 1 then return {'already_in_room'} end
 if redis.call('EXISTS', ARGV[4] .. me) == 1 then return {'already_searching'} end
 while true do
   local other = redis.call('LPOP', KEYS[1])
@@ -31,6 +32,9 @@ while true do
     redis.call('DEL', ARGV[4] .. other)
     local since = redis.call('HGET', KEYS[2], other)
     redis.call('HDEL', KEYS[2], other)
+    -- both belong to the room in the same step, so neither can be matched again meanwhile
+    redis.call('SET', ARGV[7] .. other .. ':room', ARGV[6], 'EX', ARGV[8])
+    redis.call('SET', ARGV[7] .. me .. ':room', ARGV[6], 'EX', ARGV[8])
     return {'matched', other, since}
   end
 end
@@ -58,6 +62,9 @@ type MatchRedis = Redis & {
     ttlMs: number,
     prefix: string,
     nowMs: number,
+    roomId: string,
+    userRoomPrefix: string,
+    roomTtlSeconds: number,
   ): Promise<[string, string?, string?]>;
   parleyCancelSearch(userId: string, searchingPrefix: string, queuePrefix: string, queuedAt: string): Promise<number>;
 };
@@ -105,20 +112,34 @@ export class MatchmakingService {
   }
 
   async findPartner(userId: string, request: { level?: QueueLevel | undefined; topic?: string | undefined }): Promise<FindOutcome> {
-    if (!(await this.users.isActive(userId))) return { status: 'rejected', code: 'account_banned', message: 'This account cannot use matchmaking' };
-    const completion = await this.users.profileCompletion(userId);
+    const [{ active, completion }, room] = await Promise.all([this.users.matchmakingEligibility(userId), this.activeRoom(userId)]);
+    if (!active) return { status: 'rejected', code: 'account_banned', message: 'This account cannot use matchmaking' };
     if (!completion.complete) return { status: 'rejected', code: 'profile_incomplete', message: 'Complete your profile first', missing: completion.missing };
-    if (await this.activeRoom(userId)) return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
+    if (room) return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
     const level = request.level ?? 'all';
     const now = this.clock.now().getTime();
     // The key outlives the gateway's timer a little: the timer ends the search and tells the
     // client; the expiry only cleans up after an instance that died meanwhile.
     const keyTtlMs = this.settings.searchTimeoutMs + 15_000;
-    const [outcome, partnerId, since] = await this.redis.parleyFindPartner(`${QUEUE}${level}`, QUEUED_AT, userId, level, keyTtlMs, SEARCHING, now);
+    const roomId = this.ids.uuid();
+    const [outcome, partnerId, since] = await this.redis.parleyFindPartner(
+      `${QUEUE}${level}`,
+      QUEUED_AT,
+      userId,
+      level,
+      keyTtlMs,
+      SEARCHING,
+      now,
+      roomId,
+      'match:user:',
+      ROOM_TTL_SECONDS,
+    );
     if (outcome === 'already_searching') return { status: 'rejected', code: 'already_searching', message: 'You are already searching' };
+    if (outcome === 'already_in_room') return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
     if (outcome === 'queued' || !partnerId) return { status: 'queued', estimatedWaitSeconds: await this.estimatedWait(level) };
     if (since) await this.recordWait(level, (now - Number(since)) / 1000);
-    return { status: 'matched', roomId: await this.openRoom(partnerId, userId, level, request.topic ?? null) };
+    await this.openRoom(roomId, partnerId, userId, level, request.topic ?? null);
+    return { status: 'matched', roomId };
   }
 
   /** A moving average of how long the waiting side of recent matches waited, per queue. */
@@ -140,15 +161,13 @@ export class MatchmakingService {
   }
 
   /** Creates the room and the call, and tells both users (on whichever instance). */
-  private async openRoom(waitingId: string, arrivingId: string, level: QueueLevel, topic: string | null): Promise<string> {
-    const roomId = this.ids.uuid();
+  private async openRoom(roomId: string, waitingId: string, arrivingId: string, level: QueueLevel, topic: string | null): Promise<void> {
     const now = this.clock.now();
     const pipeline = this.redis.multi();
     pipeline.sadd(`match:room:${roomId}:users`, waitingId, arrivingId).expire(`match:room:${roomId}:users`, ROOM_TTL_SECONDS);
     pipeline
       .hset(`match:room:${roomId}:meta`, { createdAt: now.toISOString(), topic: topic ?? '', level, userAId: waitingId, userBId: arrivingId })
       .expire(`match:room:${roomId}:meta`, ROOM_TTL_SECONDS);
-    pipeline.set(this.userRoomKey(waitingId), roomId, 'EX', ROOM_TTL_SECONDS).set(this.userRoomKey(arrivingId), roomId, 'EX', ROOM_TTL_SECONDS);
     await pipeline.exec();
     await this.sessions.open({ roomId, userAId: waitingId, userBId: arrivingId, topic, level });
     const [cardA, cardB] = await Promise.all([this.users.matchCard(waitingId), this.users.matchCard(arrivingId)]);
@@ -158,7 +177,6 @@ export class MatchmakingService {
     ] as const) {
       this.bus.emitToUser(userId, 'match_found', { roomId, partner, iceServers: iceServersFor(userId, now, this.settings.turn) });
     }
-    return roomId;
   }
 
   async room(roomId: string): Promise<Room | null> {

@@ -440,13 +440,35 @@ export class UsersService implements RoleLookup {
     return new Map(rows.map((row) => [row.user_id, { id: row.user_id, username: row.username, displayName: row.display_name }]));
   }
 
+  /** One prepared read with what matchmaking needs of a user (hot: every search). */
+  private async matchRow(userId: string) {
+    return this.reader.one<{
+      is_banned: boolean;
+      username: string | null;
+      display_name: string | null;
+      english_level: string | null;
+      avatar_key: string | null;
+    }>(
+      'users-match-row',
+      'SELECT u.is_banned, p.username, p.display_name, p.english_level, p.avatar_key FROM users u JOIN profiles p ON p.user_id = u.id WHERE u.id = $1 AND u.deleted_at IS NULL',
+      [userId],
+    );
+  }
+
+  /** May this user search now: active (not banned or deleted) and with a complete profile. */
+  async matchmakingEligibility(userId: string): Promise<{ active: boolean; completion: ProfileCompletion }> {
+    const row = await this.matchRow(userId);
+    if (!row) return { active: false, completion: { complete: false, missing: [] } };
+    return { active: !row.is_banned, completion: this.completionOf({ username: row.username, englishLevel: row.english_level as Profile['englishLevel'] }) };
+  }
+
   /** What a matched partner sees in match_found. */
   async matchCard(userId: string): Promise<{ displayName: string; avatarUrl: string | null; level: string | null }> {
-    const { profile } = await this.loadLive(userId);
+    const row = await this.matchRow(userId);
     return {
-      displayName: profile.displayName ?? profile.username ?? 'Partner',
-      avatarUrl: await this.avatarUrl(profile.avatarKey),
-      level: profile.englishLevel,
+      displayName: row?.display_name ?? row?.username ?? 'Partner',
+      avatarUrl: await this.avatarUrl(row?.avatar_key ?? null),
+      level: row?.english_level ?? null,
     };
   }
 
