@@ -2,6 +2,13 @@ import { EnableCitext1763769600000 } from './1763769600000-EnableCitext.js';
 import { CreateAccounts1763776800000 } from './1763776800000-CreateAccounts.js';
 import { ProfileAvatarKeyAndWallet1763784000000 } from './1763784000000-ProfileAvatarKeyAndWallet.js';
 import { CreateCallSessions1763791200000 } from './1763791200000-CreateCallSessions.js';
+import { CreateReports1763798400000 } from './1763798400000-CreateReports.js';
 
 /** Every migration, oldest first. `npm run migration:generate|create` adds new ones here. */
-export const migrations = [EnableCitext1763769600000, CreateAccounts1763776800000, ProfileAvatarKeyAndWallet1763784000000, CreateCallSessions1763791200000];
+export const migrations = [
+  EnableCitext1763769600000,
+  CreateAccounts1763776800000,
+  ProfileAvatarKeyAndWallet1763784000000,
+  CreateCallSessions1763791200000,
+  CreateReports1763798400000,
+];

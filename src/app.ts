@@ -18,6 +18,8 @@ import { projectRoot } from './infra/paths.js';
 import path from 'node:path';
 import { registerMatchmakingGateway } from './modules/matchmaking/gateway.js';
 import { sessionsRoutes } from './modules/sessions/routes.js';
+import { reportsRoutes } from './modules/reports/routes.js';
+import { adminRoutes } from './modules/admin/routes.js';
 import { registerSignalingGateway } from './modules/signaling/gateway.js';
 import { createSocketServer } from './infra/realtime.js';
 import { registerSocketAuth } from './shared/socket-auth.js';
@@ -144,6 +146,8 @@ export async function buildApp(container: Container): Promise<App> {
         { name: 'account', description: 'The signed-in account' },
         { name: 'users', description: 'Profiles, avatars and account deletion' },
         { name: 'calls', description: 'Call history and ratings' },
+        { name: 'safety', description: 'Reports' },
+        { name: 'admin', description: 'Moderation and administration (admins only)' },
         { name: 'private beta', description: 'Invite keys' },
         { name: 'ops', description: 'Health, readiness and metrics' },
       ],
@@ -175,6 +179,8 @@ export async function buildApp(container: Container): Promise<App> {
   await app.register(betaRoutes, { beta: services.beta });
 
   await app.register(sessionsRoutes, { sessions: services.sessions });
+  await app.register(reportsRoutes, { reports: services.reports, admin: services.admin });
+  await app.register(adminRoutes, { admin: services.admin });
 
   // Socket.io on the same port: matchmaking and signaling.
   const sockets = createSocketServer(app.server, {

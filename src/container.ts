@@ -22,6 +22,8 @@ import { UsersService } from './modules/users/service.js';
 import { SessionsService } from './modules/sessions/service.js';
 import { MatchmakingService } from './modules/matchmaking/service.js';
 import { RealtimeBus } from './infra/realtime.js';
+import { ReportsService } from './modules/reports/service.js';
+import { AdminService } from './modules/admin/service.js';
 import { randomBytes } from 'node:crypto';
 
 export interface Container {
@@ -45,6 +47,8 @@ export interface Container {
 }
 
 export interface Services {
+  reports: ReportsService;
+  admin: AdminService;
   sessions: SessionsService;
   matchmaking: MatchmakingService;
   audit: AuditService;
@@ -167,6 +171,9 @@ export async function createContainer(config: Config, options: ContainerOptions)
       },
     });
 
+    const reports = new ReportsService(db, users, sessions, audit, clock, ids, logger);
+    const admin = new AdminService(db, users, auth, reports, matchmaking, audit, logger);
+
     const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded, storage: storage.kind === 'local' };
     if (production && embedded.redis) {
       logger.warn('REDIS_URL is not set: running on the in-process Redis emulation, which serves ONE instance only and loses its data on restart');
@@ -187,7 +194,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       mailer,
       storage,
       realtime,
-      services: { audit, users, beta, tokens, auth, sessions, matchmaking },
+      services: { audit, users, beta, tokens, auth, sessions, matchmaking, reports, admin },
       embedded,
       close: closeAll,
     };

@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   email_taken: 409,
   username_taken: 409,
   already_rated: 409,
+  already_reported: 409,
   wallet_taken: 409,
   already_verified: 409,
   refresh_in_progress: 409,

@@ -31,4 +31,32 @@ export const auditRoutes: FastifyPluginAsyncZod<{ audit: AuditService }> = async
     },
     async (request) => audit.listForUser(caller(request).userId, request.query.limit, request.query.cursor),
   );
+
+  app.get(
+    '/admin/activity',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['admin'],
+        summary: 'The activity log, newest first, by user, type and time range',
+        security: [{ bearer: [] }],
+        querystring: pageQuerySchema.extend({
+          userId: z.uuid().optional(),
+          type: z.enum(ACTIVITY_TYPES).optional(),
+          from: z.coerce.date().optional(),
+          to: z.coerce.date().optional(),
+        }),
+        response: {
+          200: pageSchema(activitySchema.extend({ userId: z.uuid().nullable(), actorId: z.uuid().nullable() })),
+          400: errorResponseSchema,
+          401: errorResponseSchema,
+          403: errorResponseSchema,
+        },
+      },
+    },
+    async (request) => {
+      const { limit, cursor, ...filter } = request.query;
+      return audit.list(filter, limit, cursor);
+    },
+  );
 };

@@ -21,6 +21,8 @@ export const ACTIVITY_TYPES = [
   'role_changed',
   'user_banned',
   'user_unbanned',
+  'user_flagged',
+  'report_reviewed',
 ] as const;
 export type ActivityType = (typeof ACTIVITY_TYPES)[number];
 

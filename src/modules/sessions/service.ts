@@ -118,6 +118,12 @@ export class SessionsService {
     return (await this.view(rows, userId))[0]!;
   }
 
+  /** The two users of a call, or null when there is no such call. */
+  async participants(id: string): Promise<[string, string] | null> {
+    const call = await this.db.getRepository(CallSession).findOne({ where: { id }, select: { userAId: true, userBId: true } });
+    return call ? [call.userAId, call.userBId] : null;
+  }
+
   async rate(userId: string, id: string, stars: number): Promise<CallView> {
     const call = await this.getMine(userId, id);
     if (!call.endedAt) throw new AppError('conflict', 'Rate the call once it has ended');

@@ -33,6 +33,10 @@ export class User {
   @Column({ name: 'banned_at', type: 'timestamptz', nullable: true })
   bannedAt!: Date | null;
 
+  /** When the user reached 3 pending reports and was flagged for an admin's review. */
+  @Column({ name: 'flagged_at', type: 'timestamptz', nullable: true })
+  flaggedAt!: Date | null;
+
   @Column({ type: 'integer', default: 1 })
   version!: number;
 

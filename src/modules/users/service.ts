@@ -477,6 +477,29 @@ export class UsersService implements RoleLookup {
     const summary = await this.findSummary(userId);
     return Boolean(summary && !summary.isBanned);
   }
+
+  async exists(userId: string): Promise<boolean> {
+    return Boolean(await this.findSummary(userId));
+  }
+
+  /** Bans or unbans in the caller's transaction; false when there is no such (live) user. */
+  async setBanned(manager: EntityManager, userId: string, banned: boolean, reason: string | null): Promise<boolean> {
+    const rows = await updateReturning<{ id: string }>(
+      manager,
+      'UPDATE users SET is_banned = $2, ban_reason = $3, banned_at = CASE WHEN $2 THEN $4::timestamptz ELSE NULL END, updated_at = $4, version = version + 1 WHERE id = $1 AND deleted_at IS NULL RETURNING id',
+      [userId, banned, banned ? reason : null, this.clock.now()],
+    );
+    return rows.length > 0;
+  }
+
+  /** Marks the user for an admin's review, once; true when this call flagged them. */
+  async flagForReview(manager: EntityManager, userId: string): Promise<boolean> {
+    const rows = await updateReturning<{ id: string }>(manager, 'UPDATE users SET flagged_at = $2 WHERE id = $1 AND flagged_at IS NULL RETURNING id', [
+      userId,
+      this.clock.now(),
+    ]);
+    return rows.length > 0;
+  }
 }
 
 /** YYYY-MM-DD of `date` in `timeZone`. */

@@ -1,0 +1,75 @@
+import type { DataSource } from 'typeorm';
+import type { Logger } from '../../infra/logger.js';
+import { NotFoundError } from '../../shared/errors.js';
+import type { AuditService } from '../audit/service.js';
+import type { AuthService } from '../auth/service.js';
+import type { MatchmakingService } from '../matchmaking/service.js';
+import type { ReportStatus, ReportsService, ReportView } from '../reports/service.js';
+import type { UsersService } from '../users/service.js';
+
+/** What admins do to accounts; every action is in the activity log under the admin's id. */
+export class AdminService {
+  constructor(
+    private readonly db: DataSource,
+    private readonly users: UsersService,
+    private readonly auth: AuthService,
+    private readonly reports: ReportsService,
+    private readonly matchmaking: MatchmakingService,
+    private readonly audit: AuditService,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * A ban takes effect everywhere at once: the flag and the revoked refresh tokens commit
+   * together; then the sessions are denied (their sockets close on every instance), and any
+   * search or call is left, the partner hearing peer_left.
+   */
+  async ban(adminId: string, userId: string, reason: string): Promise<void> {
+    const sessions = await this.db.transaction(async (manager) => {
+      if (!(await this.users.setBanned(manager, userId, true, reason))) throw new NotFoundError('User');
+      const revoked = await this.auth.revokeAllSessions(manager, userId, 'banned');
+      await this.audit.record({ type: 'user_banned', userId, actorId: adminId, metadata: { reason, sessionsRevoked: revoked.length } }, manager);
+      return revoked;
+    });
+    await this.afterBan(userId, sessions);
+  }
+
+  private async afterBan(userId: string, sessions: string[]): Promise<void> {
+    await this.auth.denySessions(sessions);
+    await this.matchmaking.cancelSearch(userId);
+    const roomId = await this.matchmaking.activeRoom(userId);
+    if (roomId) await this.matchmaking.endRoom(roomId, userId, 'disconnected');
+    this.logger.info({ userId, sessions: sessions.length }, 'user banned');
+  }
+
+  async unban(adminId: string, userId: string): Promise<void> {
+    await this.db.transaction(async (manager) => {
+      if (!(await this.users.setBanned(manager, userId, false, null))) throw new NotFoundError('User');
+      await this.audit.record({ type: 'user_unbanned', userId, actorId: adminId }, manager);
+    });
+  }
+
+  /** Records the decision on a report, and bans the reported user in the same transaction when asked. */
+  async reviewReport(
+    adminId: string,
+    reportId: string,
+    decision: { status: Exclude<ReportStatus, 'pending'>; adminNote?: string | undefined; ban?: { reason: string } | undefined },
+  ): Promise<ReportView> {
+    let banned: { userId: string; sessions: string[] } | null = null;
+    const report = await this.db.transaction(async (manager) => {
+      const reviewed = await this.reports.review(manager, adminId, reportId, decision);
+      if (decision.ban) {
+        await this.users.setBanned(manager, reviewed.reportedId, true, decision.ban.reason);
+        const sessions = await this.auth.revokeAllSessions(manager, reviewed.reportedId, 'banned');
+        await this.audit.record(
+          { type: 'user_banned', userId: reviewed.reportedId, actorId: adminId, metadata: { reason: decision.ban.reason, reportId } },
+          manager,
+        );
+        banned = { userId: reviewed.reportedId, sessions };
+      }
+      return reviewed;
+    });
+    if (banned) await this.afterBan((banned as { userId: string }).userId, (banned as { sessions: string[] }).sessions);
+    return report;
+  }
+}

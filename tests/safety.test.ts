@@ -1,0 +1,164 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp, type TestApp } from './helpers/app.js';
+import { bearer, login, PASSWORD, register, uniqueEmail, type Pair } from './helpers/auth.js';
+import { client, listen, readyUser, type Client } from './helpers/realtime.js';
+
+let t: TestApp;
+let url: string;
+let admin: Pair;
+beforeAll(async () => {
+  t = await buildTestApp({ env: { CALL_RECONNECT_GRACE: '60s' } });
+  url = await listen(t.app);
+  const email = uniqueEmail('admin');
+  await t.container.services.auth.ensureAdmin(email, PASSWORD);
+  admin = await login(t.app, email);
+});
+afterAll(() => t.close());
+
+const report = (token: string, payload: object) => t.app.inject({ method: 'POST', url: '/reports', headers: bearer(token), payload });
+
+/** Two ready users matched by the real matchmaking, with their sockets. */
+async function call(): Promise<{ a: Pair; b: Pair; ca: Client; cb: Client; roomId: string; sessionId: string }> {
+  const [a, b] = [await readyUser(t.app), await readyUser(t.app)];
+  const [ca, cb] = [await client(url, a.accessToken), await client(url, b.accessToken)];
+  ca.socket.emit('find_partner', {});
+  await ca.next('searching');
+  cb.socket.emit('find_partner', {});
+  const { roomId } = await ca.next<{ roomId: string }>('match_found');
+  await cb.next('match_found');
+  const [{ id }] = await t.container.db.query('SELECT id FROM call_sessions WHERE room_id = $1', [roomId]);
+  return { a, b, ca, cb, roomId, sessionId: id };
+}
+
+describe('POST /reports', () => {
+  it('accepts a report about my partner in a call, once per call', async () => {
+    const { a, b, ca, cb, sessionId } = await call();
+    const first = await report(a.accessToken, { reportedId: b.user.id, reason: 'harassment', description: 'rude', sessionId });
+    expect(first.statusCode).toBe(201);
+    expect(first.json()).toMatchObject({ reporterId: a.user.id, reportedId: b.user.id, sessionId, status: 'pending' });
+    const again = await report(a.accessToken, { reportedId: b.user.id, reason: 'spam', sessionId });
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error.code).toBe('already_reported');
+    const mine = (await t.app.inject({ method: 'GET', url: '/reports/mine', headers: bearer(a.accessToken) })).json();
+    expect(mine.items.map((item: { id: string }) => item.id)).toEqual([first.json().id]);
+    expect((await t.app.inject({ method: 'GET', url: '/reports/mine', headers: bearer(b.accessToken) })).json().items).toEqual([]);
+    ca.close();
+    cb.close();
+  });
+
+  it('refuses self-reports, unknown users, and a call the reported user was not in', async () => {
+    const { a, b, ca, cb, sessionId } = await call();
+    const stranger = await register(t.app);
+    const self = await report(a.accessToken, { reportedId: a.user.id, reason: 'spam' });
+    expect(self.statusCode).toBe(400);
+    expect((await report(a.accessToken, { reportedId: '7c9e6679-7425-40de-944b-e07fc1f90ae7', reason: 'spam' })).statusCode).toBe(404);
+    const notPartner = await report(a.accessToken, { reportedId: stranger.user.id, reason: 'spam', sessionId });
+    expect(notPartner.statusCode).toBe(403);
+    const outsider = await report(stranger.accessToken, { reportedId: b.user.id, reason: 'spam', sessionId });
+    expect(outsider.statusCode).toBe(403);
+    expect((await report(a.accessToken, { reportedId: b.user.id, reason: 'because' })).statusCode).toBe(400);
+    expect((await report(a.accessToken, { reportedId: b.user.id, reason: 'other', description: 'x'.repeat(1001) })).statusCode).toBe(400);
+    ca.close();
+    cb.close();
+  });
+
+  it('flags a user for review at 3 pending reports, once', async () => {
+    const target = await register(t.app);
+    for (let i = 0; i < 4; i += 1) {
+      const reporter = await register(t.app);
+      expect((await report(reporter.accessToken, { reportedId: target.user.id, reason: 'spam' })).statusCode).toBe(201);
+    }
+    const [user] = await t.container.db.query('SELECT flagged_at FROM users WHERE id = $1', [target.user.id]);
+    expect(user.flagged_at).not.toBeNull();
+    const [{ flags }] = await t.container.db.query("SELECT count(*)::int AS flags FROM activity_logs WHERE type = 'user_flagged' AND user_id = $1", [
+      target.user.id,
+    ]);
+    expect(flags).toBe(1);
+  });
+});
+
+describe('bans', () => {
+  it('take effect everywhere at once, even in a live call', async () => {
+    const { a, ca, cb, roomId } = await call();
+    const gone = new Promise((resolve) => ca.socket.once('disconnect', resolve));
+    const res = await t.app.inject({
+      method: 'PATCH',
+      url: `/admin/users/${a.user.id}/ban`,
+      headers: bearer(admin.accessToken),
+      payload: { reason: 'abusive language' },
+    });
+    expect(res.statusCode).toBe(204);
+    expect(await gone).toBe('io server disconnect');
+    expect(await cb.next('peer_left')).toEqual({ reason: 'disconnected' });
+    const [session] = await t.container.db.query('SELECT ended_at FROM call_sessions WHERE room_id = $1', [roomId]);
+    expect(session.ended_at).not.toBeNull();
+
+    expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(a.accessToken) })).json().error.code).toBe('session_revoked');
+    expect((await t.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: a.refreshToken } })).statusCode).toBe(401);
+    const loginAttempt = await t.app.inject({
+      method: 'POST',
+      url: '/auth/login',
+      payload: { email: (a as Pair & { email: string }).email, password: PASSWORD, deviceId: 'd', platform: 'web' },
+    });
+    expect(loginAttempt.json().error.code).toBe('account_banned');
+    const log = (await t.app.inject({ method: 'GET', url: `/admin/activity?userId=${a.user.id}&type=user_banned`, headers: bearer(admin.accessToken) })).json();
+    expect(log.items).toEqual([
+      expect.objectContaining({ type: 'user_banned', actorId: admin.user.id, metadata: expect.objectContaining({ reason: 'abusive language' }) }),
+    ]);
+
+    expect((await t.app.inject({ method: 'PATCH', url: `/admin/users/${a.user.id}/unban`, headers: bearer(admin.accessToken) })).statusCode).toBe(204);
+    expect((await login(t.app, (a as Pair & { email: string }).email)).user.id).toBe(a.user.id);
+    cb.close();
+  });
+
+  it('need a reason, and a user that exists', async () => {
+    const target = await register(t.app);
+    expect(
+      (await t.app.inject({ method: 'PATCH', url: `/admin/users/${target.user.id}/ban`, headers: bearer(admin.accessToken), payload: {} })).statusCode,
+    ).toBe(400);
+    expect(
+      (
+        await t.app.inject({
+          method: 'PATCH',
+          url: '/admin/users/7c9e6679-7425-40de-944b-e07fc1f90ae7/ban',
+          headers: bearer(admin.accessToken),
+          payload: { reason: 'spam bot' },
+        })
+      ).statusCode,
+    ).toBe(404);
+  });
+});
+
+describe('admin review of reports', () => {
+  it('lists reports by status and can action one with a ban in the same step', async () => {
+    const reporter = await register(t.app);
+    const target = await register(t.app);
+    const created = (await report(reporter.accessToken, { reportedId: target.user.id, reason: 'hate_speech' })).json();
+    const pending = (await t.app.inject({ method: 'GET', url: '/admin/reports?status=pending&limit=100', headers: bearer(admin.accessToken) })).json();
+    expect(pending.items.map((item: { id: string }) => item.id)).toContain(created.id);
+
+    const decided = await t.app.inject({
+      method: 'PATCH',
+      url: `/admin/reports/${created.id}`,
+      headers: bearer(admin.accessToken),
+      payload: { status: 'actioned', adminNote: 'confirmed', ban: { reason: 'hate speech' } },
+    });
+    expect(decided.statusCode).toBe(200);
+    expect(decided.json()).toMatchObject({ status: 'actioned', adminNote: 'confirmed' });
+    const [user] = await t.container.db.query('SELECT is_banned, ban_reason FROM users WHERE id = $1', [target.user.id]);
+    expect(user).toEqual({ is_banned: true, ban_reason: 'hate speech' });
+    expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(target.accessToken) })).statusCode).toBe(401);
+    const actioned = (await t.app.inject({ method: 'GET', url: '/admin/reports?status=actioned', headers: bearer(admin.accessToken) })).json();
+    expect(actioned.items.map((item: { id: string }) => item.id)).toContain(created.id);
+    expect(
+      (
+        await t.app.inject({
+          method: 'PATCH',
+          url: '/admin/reports/7c9e6679-7425-40de-944b-e07fc1f90ae7',
+          headers: bearer(admin.accessToken),
+          payload: { status: 'dismissed' },
+        })
+      ).statusCode,
+    ).toBe(404);
+  });
+});
