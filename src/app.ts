@@ -180,7 +180,7 @@ export async function buildApp(container: Container): Promise<App> {
 
   await app.register(sessionsRoutes, { sessions: services.sessions });
   await app.register(reportsRoutes, { reports: services.reports, admin: services.admin });
-  await app.register(adminRoutes, { admin: services.admin });
+  await app.register(adminRoutes, { admin: services.admin, clock: container.clock });
 
   // Socket.io on the same port: matchmaking and signaling.
   const sockets = createSocketServer(app.server, {

@@ -172,7 +172,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
     });
 
     const reports = new ReportsService(db, users, sessions, audit, clock, ids, logger);
-    const admin = new AdminService(db, users, auth, reports, matchmaking, audit, logger);
+    const admin = new AdminService(db, users, auth, reports, matchmaking, sessions, realtime, audit, logger);
 
     const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded, storage: storage.kind === 'local' };
     if (production && embedded.redis) {

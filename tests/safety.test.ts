@@ -162,3 +162,58 @@ describe('admin review of reports', () => {
     ).toBe(404);
   });
 });
+
+describe('admin views', () => {
+  it('counts users, calls, reports and who is online right now', async () => {
+    const { ca, cb } = await call();
+    const stats = (await t.app.inject({ method: 'GET', url: '/admin/stats', headers: bearer(admin.accessToken) })).json();
+    expect(stats.users.total).toBeGreaterThanOrEqual(3);
+    expect(stats.users.newToday).toBeGreaterThanOrEqual(2);
+    expect(stats.onlineNow).toBeGreaterThanOrEqual(2);
+    expect(stats.calls.today).toBeGreaterThanOrEqual(1);
+    expect(stats.pendingReports).toBeGreaterThanOrEqual(0);
+    ca.close();
+    cb.close();
+  });
+
+  it('searches users with a total, filters banned and flagged, and pages stably', async () => {
+    const marker = `findme${Date.now()}`;
+    const accounts = [];
+    for (let i = 0; i < 3; i += 1) accounts.push(await register(t.app, { email: `${marker}-${i}@parley.test` }));
+    await t.app.inject({
+      method: 'PATCH',
+      url: `/admin/users/${accounts[0]!.user.id}/ban`,
+      headers: bearer(admin.accessToken),
+      payload: { reason: 'testing filters' },
+    });
+    const first = (await t.app.inject({ method: 'GET', url: `/admin/users?search=${marker}&limit=2`, headers: bearer(admin.accessToken) })).json();
+    expect(first.total).toBe(3);
+    expect(first.items).toHaveLength(2);
+    const second = (
+      await t.app.inject({ method: 'GET', url: `/admin/users?search=${marker}&limit=2&cursor=${first.nextCursor}`, headers: bearer(admin.accessToken) })
+    ).json();
+    expect(second.items).toHaveLength(1);
+    expect(second.nextCursor).toBeNull();
+    expect(new Set([...first.items, ...second.items].map((item: { id: string }) => item.id)).size).toBe(3);
+    const banned = (await t.app.inject({ method: 'GET', url: `/admin/users?search=${marker}&banned=true`, headers: bearer(admin.accessToken) })).json();
+    expect(banned.items.map((item: { id: string }) => item.id)).toEqual([accounts[0]!.user.id]);
+    expect(banned.items[0]).toMatchObject({ isBanned: true, banReason: 'testing filters' });
+    // a search string is matched literally, not as a pattern
+    expect((await t.app.inject({ method: 'GET', url: '/admin/users?search=%25', headers: bearer(admin.accessToken) })).json().total).toBe(0);
+  });
+
+  it('shows one user with their calls and the reports they made and received', async () => {
+    const { a, b, ca, cb, sessionId } = await call();
+    await report(a.accessToken, { reportedId: b.user.id, reason: 'spam', sessionId });
+    const detail = (await t.app.inject({ method: 'GET', url: `/admin/users/${b.user.id}`, headers: bearer(admin.accessToken) })).json();
+    expect(detail.user).toMatchObject({ id: b.user.id });
+    expect(detail.recentSessions.map((s: { id: string }) => s.id)).toContain(sessionId);
+    expect(detail.reportsReceived).toEqual([expect.objectContaining({ reporterId: a.user.id, reason: 'spam' })]);
+    expect(detail.reportsMade).toEqual([]);
+    expect(
+      (await t.app.inject({ method: 'GET', url: '/admin/users/7c9e6679-7425-40de-944b-e07fc1f90ae7', headers: bearer(admin.accessToken) })).statusCode,
+    ).toBe(404);
+    ca.close();
+    cb.close();
+  });
+});

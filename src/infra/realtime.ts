@@ -30,6 +30,12 @@ export class RealtimeBus {
     return (await this.server.in(`user:${userId}`).fetchSockets()).length > 0;
   }
 
+  /** Distinct users with a socket, across every instance. */
+  async onlineUserCount(): Promise<number> {
+    const sockets = await this.server.fetchSockets();
+    return new Set(sockets.map((socket) => (socket.data as { auth?: { userId: string } }).auth?.userId)).size;
+  }
+
   /** Closes the sockets of these device sessions everywhere (logout, ban, reuse). */
   disconnectSessions(sessionIds: string[]): void {
     if (!this.io || !sessionIds.length) return;

@@ -4,6 +4,8 @@ import { NotFoundError } from '../../shared/errors.js';
 import type { AuditService } from '../audit/service.js';
 import type { AuthService } from '../auth/service.js';
 import type { MatchmakingService } from '../matchmaking/service.js';
+import type { SessionsService } from '../sessions/service.js';
+import type { RealtimeBus } from '../../infra/realtime.js';
 import type { ReportStatus, ReportsService, ReportView } from '../reports/service.js';
 import type { UsersService } from '../users/service.js';
 
@@ -15,9 +17,43 @@ export class AdminService {
     private readonly auth: AuthService,
     private readonly reports: ReportsService,
     private readonly matchmaking: MatchmakingService,
+    private readonly sessions: SessionsService,
+    private readonly bus: RealtimeBus,
     private readonly audit: AuditService,
     private readonly logger: Logger,
   ) {}
+
+  /** The dashboard's numbers; "today" is the UTC day. */
+  async stats(now: Date) {
+    const today = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+    const [users, calls, pendingReports, onlineNow] = await Promise.all([
+      this.users.counts(today),
+      this.sessions.counts(today),
+      this.reports.pendingCount(),
+      this.bus.onlineUserCount(),
+    ]);
+    return {
+      users: { total: users.total, newToday: users.newSince },
+      onlineNow,
+      calls: { today: calls.calls, practiceMinutesToday: calls.practiceMinutes },
+      pendingReports,
+    };
+  }
+
+  async searchUsers(filter: Parameters<UsersService['search']>[0], limit: number, cursor?: string) {
+    return this.users.search(filter, limit, cursor);
+  }
+
+  /** Everything an admin needs to judge one user. */
+  async userDetail(userId: string) {
+    const account = await this.users.getMe(userId);
+    const [sessions, reportsMade, reportsReceived] = await Promise.all([
+      this.sessions.listMine(userId, 10),
+      this.reports.list({ reporterId: userId }, 20),
+      this.reports.list({ reportedId: userId }, 20),
+    ]);
+    return { user: account, recentSessions: sessions.items, reportsMade: reportsMade.items, reportsReceived: reportsReceived.items };
+  }
 
   /**
    * A ban takes effect everywhere at once: the flag and the revoked refresh tokens commit

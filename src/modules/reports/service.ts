@@ -108,11 +108,15 @@ export class ReportsService {
     return true;
   }
 
+  async pendingCount(): Promise<number> {
+    return this.db.getRepository(Report).count({ where: { status: 'pending' } });
+  }
+
   async listMine(reporterId: string, limit: number, cursor?: string) {
     return this.list({ reporterId }, limit, cursor);
   }
 
-  async list(filter: { reporterId?: string; status?: ReportStatus }, limit: number, cursor?: string) {
+  async list(filter: { reporterId?: string; reportedId?: string; status?: ReportStatus }, limit: number, cursor?: string) {
     const position = decodeCursor(cursor);
     const query = this.db
       .getRepository(Report)
@@ -121,6 +125,7 @@ export class ReportsService {
       .addOrderBy('report.id', 'DESC')
       .take(limit + 1);
     if (filter.reporterId) query.andWhere('report.reporter_id = :reporterId', { reporterId: filter.reporterId });
+    if (filter.reportedId) query.andWhere('report.reported_id = :reportedId', { reportedId: filter.reportedId });
     if (filter.status) query.andWhere('report.status = :status', { status: filter.status });
     if (position) query.andWhere('(report.created_at, report.id) < (:createdAt, :id)', position);
     return toPage(await query.getMany(), limit, view);

@@ -118,6 +118,15 @@ export class SessionsService {
     return (await this.view(rows, userId))[0]!;
   }
 
+  /** Calls started, and practice minutes of calls ended, since `since`. */
+  async counts(since: Date): Promise<{ calls: number; practiceMinutes: number }> {
+    const [row] = await this.db.query<[{ calls: number; seconds: number }]>(
+      'SELECT count(*)::int AS calls, COALESCE(sum(duration_seconds), 0)::int AS seconds FROM call_sessions WHERE started_at >= $1',
+      [since],
+    );
+    return { calls: row.calls, practiceMinutes: Math.round(row.seconds / 60) };
+  }
+
   /** The two users of a call, or null when there is no such call. */
   async participants(id: string): Promise<[string, string] | null> {
     const call = await this.db.getRepository(CallSession).findOne({ where: { id }, select: { userAId: true, userBId: true } });

@@ -8,6 +8,7 @@ import { updateReturning, type PreparedReader } from '../../infra/sql.js';
 import type { ObjectStorage } from '../../infra/storage.js';
 import type { Role, RoleLookup } from '../../shared/auth.js';
 import { AppError, DependencyUnavailableError, NotFoundError } from '../../shared/errors.js';
+import { decodeCursor, toPage } from '../../shared/pagination.js';
 import { type ENGLISH_LEVELS, type LEARNING_GOALS, Profile, User } from './entities.js';
 
 export interface ProfileSettings {
@@ -490,6 +491,78 @@ export class UsersService implements RoleLookup {
       [userId, banned, banned ? reason : null, this.clock.now()],
     );
     return rows.length > 0;
+  }
+
+  /** Users and new users since `since`. */
+  async counts(since: Date): Promise<{ total: number; newSince: number }> {
+    const [row] = await this.db.query<[{ total: number; new_since: number }]>(
+      'SELECT count(*)::int AS total, count(*) FILTER (WHERE created_at >= $1)::int AS new_since FROM users WHERE deleted_at IS NULL',
+      [since],
+    );
+    return { total: row.total, newSince: row.new_since };
+  }
+
+  /** The admin's user list: search by e-mail or username, filters, newest first, with the total. */
+  async search(
+    filter: { search?: string | undefined; role?: Role | undefined; banned?: boolean | undefined; flagged?: boolean | undefined },
+    limit: number,
+    cursor?: string,
+  ) {
+    const position = decodeCursor(cursor);
+    const where = ['u.deleted_at IS NULL'];
+    const values: unknown[] = [];
+    const add = (sql: string, value: unknown) => {
+      values.push(value);
+      where.push(sql.replaceAll('?', `$${values.length}`));
+    };
+    if (filter.search) add('(u.email ILIKE ? OR p.username ILIKE ?)', `%${filter.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    if (filter.role) add('u.role = ?', filter.role);
+    if (filter.banned !== undefined) add('u.is_banned = ?', filter.banned);
+    if (filter.flagged !== undefined) where.push(filter.flagged ? 'u.flagged_at IS NOT NULL' : 'u.flagged_at IS NULL');
+    const filtered = `FROM users u JOIN profiles p ON p.user_id = u.id WHERE ${where.join(' AND ')}`;
+    const [{ total }] = await this.db.query<[{ total: number }]>(`SELECT count(*)::int AS total ${filtered}`, values);
+    const pageValues = [...values];
+    let keyset = '';
+    if (position) {
+      pageValues.push(position.createdAt, position.id);
+      keyset = ` AND (u.created_at, u.id) < ($${pageValues.length - 1}, $${pageValues.length})`;
+    }
+    pageValues.push(limit + 1);
+    const rows = await this.db.query<
+      Array<{
+        id: string;
+        email: string;
+        role: Role;
+        username: string | null;
+        display_name: string | null;
+        is_banned: boolean;
+        ban_reason: string | null;
+        flagged_at: Date | null;
+        created_at: Date;
+        last_active_at: Date | null;
+      }>
+    >(
+      `SELECT u.id, u.email, u.role, p.username, p.display_name, u.is_banned, u.ban_reason, u.flagged_at, u.created_at, p.last_active_at ${filtered}${keyset}
+       ORDER BY u.created_at DESC, u.id DESC LIMIT $${pageValues.length}`,
+      pageValues,
+    );
+    const page = toPage(
+      rows.map((row) => ({ ...row, createdAt: row.created_at })),
+      limit,
+      (row) => ({
+        id: row.id,
+        email: row.email,
+        role: row.role,
+        username: row.username,
+        displayName: row.display_name,
+        isBanned: row.is_banned,
+        banReason: row.ban_reason,
+        flaggedAt: row.flagged_at,
+        createdAt: row.created_at,
+        lastActiveAt: row.last_active_at,
+      }),
+    );
+    return { ...page, total };
   }
 
   /** Marks the user for an admin's review, once; true when this call flagged them. */
