@@ -21,7 +21,8 @@ const USERS = Number(process.env.BENCH_MATCH_USERS ?? 2_000);
 const RATE = Number(process.env.BENCH_SEARCH_RATE ?? 500);
 const RELAYS = Number(process.env.BENCH_RELAYS ?? 10_000);
 const RELAY_RATE = Number(process.env.BENCH_RELAY_RATE ?? 1_000);
-const mode = process.env.BENCH_REDIS_URL ? 'redis-adapter' : 'embedded';
+const adapter = process.env.BENCH_ADAPTER === 'classic' ? 'classic' : 'sharded';
+const mode = process.env.BENCH_REDIS_URL ? `redis-${adapter}-adapter` : 'embedded';
 
 execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
 const cwd = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-rt-'));
@@ -42,6 +43,7 @@ const server = await startServer(process.execPath, [path.join(root, 'dist/src/ma
     DATABASE_URL: process.env.BENCH_DATABASE_URL,
     REDIS_URL: process.env.BENCH_REDIS_URL,
     REALTIME_CHANNEL_PREFIX: `parley-bench-${process.pid}`,
+    REALTIME_ADAPTER: adapter,
   },
   readyUrl: `${base}/ready`,
 });

@@ -188,6 +188,7 @@ export async function buildApp(container: Container): Promise<App> {
     maxMessageBytes: config.SIGNAL_MAX_BYTES,
     redis: container.redis.embedded ? undefined : container.redis.client,
     channelPrefix: config.REALTIME_CHANNEL_PREFIX,
+    adapter: config.REALTIME_ADAPTER,
     onRedisError: (error) => container.logger.warn({ err: { message: error.message } }, 'Socket.io Redis adapter connection error'),
   });
   container.realtime.attach(sockets.io);

@@ -5,13 +5,13 @@ import { client, listen, readyUser } from './helpers/realtime.js';
 // Several instances need a Redis they share: the suite's real one (TEST_REDIS_URL, set in CI).
 const realRedis = Boolean(inject('redisUrl'));
 
-describe.runIf(realRedis)('two instances on one Redis', () => {
+describe.runIf(realRedis).each(['sharded', 'classic'])('two instances on one Redis (%s adapter)', (adapter) => {
   let one: TestApp;
   let two: TestApp;
   let urlOne: string;
   let urlTwo: string;
   beforeAll(async () => {
-    const shared = { REALTIME_CHANNEL_PREFIX: `parley-cluster-${process.pid}` };
+    const shared = { REALTIME_CHANNEL_PREFIX: `parley-cluster-${adapter}-${process.pid}`, REALTIME_ADAPTER: adapter };
     one = await buildTestApp({ env: shared });
     two = await buildTestApp({ env: shared });
     urlOne = await listen(one.app);

@@ -158,6 +158,10 @@ export const envSchema = z
     TURN_CREDENTIAL_TTL: duration.prefault('1h').describe('Lifetime of the TURN credentials in match_found.'),
     MATCH_SEARCH_TIMEOUT: duration.prefault('5m').describe('A search ends with search_timeout after this long without a match.'),
     CALL_RECONNECT_GRACE: duration.prefault('10s').describe('A call survives a network drop this long; the user rejoins the room with join_room.'),
+    REALTIME_ADAPTER: z
+      .enum(['sharded', 'classic'])
+      .default('sharded')
+      .describe('Socket.io Redis adapter: sharded pub/sub (Redis 7+, one channel per user room) or classic (any Redis, every instance hears every broadcast).'),
     REALTIME_CHANNEL_PREFIX: z
       .string()
       .min(1)
@@ -217,6 +221,7 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'TURN_CREDENTIAL_TTL',
       'MATCH_SEARCH_TIMEOUT',
       'CALL_RECONNECT_GRACE',
+      'REALTIME_ADAPTER',
       'REALTIME_CHANNEL_PREFIX',
       'SIGNAL_MAX_BYTES',
       'DEMO_ENABLED',

@@ -1,5 +1,5 @@
 import type { Server as HttpServer } from 'node:http';
-import { createShardedAdapter } from '@socket.io/redis-adapter';
+import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { Server, type Socket } from 'socket.io';
 import type { Redis } from 'ioredis';
 
@@ -49,6 +49,7 @@ export interface RealtimeOptions {
   /** Real Redis: the sharded Redis adapter relays events between instances. */
   redis?: Redis | undefined;
   channelPrefix: string;
+  adapter: 'sharded' | 'classic';
   onRedisError: (error: Error) => void;
 }
 
@@ -69,7 +70,12 @@ export function createSocketServer(httpServer: HttpServer, options: RealtimeOpti
     clients.push(pub, sub);
     // Sharded pub/sub (Redis 7): a message to `user:<id>` reaches only the instances that
     // hold that room, which suits 1:1 signaling better than broadcasting to every instance.
-    io.adapter(createShardedAdapter(pub, sub, { channelPrefix: options.channelPrefix, subscriptionMode: 'dynamic' }));
+    // Classic pub/sub works on any Redis.
+    io.adapter(
+      options.adapter === 'sharded'
+        ? createShardedAdapter(pub, sub, { channelPrefix: options.channelPrefix, subscriptionMode: 'dynamic' })
+        : createAdapter(pub, sub, { key: options.channelPrefix }),
+    );
   }
   return {
     io,
