@@ -13,7 +13,9 @@ import { startServer } from './lib.js';
  * authenticated sockets held and memory per socket; find_partner -> match_found latency at a
  * steady arrival rate (checking every client is matched exactly once); signaling relay round
  * trips with every call in progress. Embedded Redis (in-memory adapter), or BENCH_REDIS_URL
- * (sharded Redis adapter) with BENCH_DATABASE_URL. Results: bench/results/realtime-<mode>.json.
+ * with BENCH_DATABASE_URL (BENCH_ADAPTER=sharded|classic Redis adapter). BENCH_NODE_OPTIONS
+ * passes V8 flags to the server (e.g. --max-semi-space-size=64 for GC experiments).
+ * Results: bench/results/realtime-<mode>.json.
  */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SOCKETS = Number(process.env.BENCH_SOCKETS ?? 10_000);
@@ -44,6 +46,7 @@ const server = await startServer(process.execPath, [path.join(root, 'dist/src/ma
     REDIS_URL: process.env.BENCH_REDIS_URL,
     REALTIME_CHANNEL_PREFIX: `parley-bench-${process.pid}`,
     REALTIME_ADAPTER: adapter,
+    NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS,
   },
   readyUrl: `${base}/ready`,
 });
