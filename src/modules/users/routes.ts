@@ -5,7 +5,7 @@ import { AppError } from '../../shared/errors.js';
 import { errorResponseSchema } from '../../shared/http-schemas.js';
 import type { AuthService } from '../auth/service.js';
 import { ENGLISH_LEVELS, LEARNING_GOALS } from './entities.js';
-import type { UsersService } from './service.js';
+import { PUBLIC_PROFILE_FIELDS, type UsersService } from './service.js';
 
 export interface UsersRoutesOptions {
   users: UsersService;
@@ -61,21 +61,9 @@ const meSchema = z
   })
   .meta({ id: 'Me' });
 
-const publicProfileSchema = z
-  .object({
-    id: z.uuid(),
-    username: z.string().nullable(),
-    displayName: z.string().nullable(),
-    avatarUrl: z.string().nullable(),
-    bio: z.string().nullable(),
-    nativeLanguage: z.string().nullable(),
-    englishLevel: z.enum(ENGLISH_LEVELS).nullable(),
-    country: z.string().nullable(),
-    totalSessions: z.number().int(),
-    totalPracticeMins: z.number().int(),
-    streakDays: z.number().int(),
-    memberSince: z.date(),
-  })
+const publicProfileSchema = profileSchema
+  .pick(Object.fromEntries(PUBLIC_PROFILE_FIELDS.map((field) => [field, true])) as { [K in (typeof PUBLIC_PROFILE_FIELDS)[number]]: true })
+  .extend({ id: z.uuid(), memberSince: z.date() })
   .meta({ id: 'PublicProfile' });
 
 const patchSchema = z.strictObject({

@@ -57,20 +57,21 @@ export interface MeView {
   completion: ProfileCompletion;
 }
 
-export interface PublicProfileView {
-  id: string;
-  username: string | null;
-  displayName: string | null;
-  avatarUrl: string | null;
-  bio: string | null;
-  nativeLanguage: string | null;
-  englishLevel: (typeof ENGLISH_LEVELS)[number] | null;
-  country: string | null;
-  totalSessions: number;
-  totalPracticeMins: number;
-  streakDays: number;
-  memberSince: Date;
-}
+/** The fields of a profile anyone may see. */
+export const PUBLIC_PROFILE_FIELDS = [
+  'username',
+  'displayName',
+  'avatarUrl',
+  'bio',
+  'nativeLanguage',
+  'englishLevel',
+  'country',
+  'totalSessions',
+  'totalPracticeMins',
+  'streakDays',
+] as const;
+
+export type PublicProfileView = Pick<ProfileView, (typeof PUBLIC_PROFILE_FIELDS)[number]> & { id: string; memberSince: Date };
 
 /** Whether a user may enter matchmaking, and what is missing if not. */
 export interface ProfileCompletion {
