@@ -59,7 +59,9 @@ describe.runIf(hasCoturn)('TURN credentials against a real Coturn', () => {
     const [, turn] = iceServersFor('7c9e6679-7425-40de-944b-e07fc1f90ae7', new Date(), { host: '127.0.0.1', port, secret: SECRET, ttlSeconds: 3600 });
     const ok = await allocate(turn!.username!, turn!.credential!);
     expect(ok).not.toContain('Cannot complete Allocation');
-    expect(ok).toContain('Total lost packets 0');
+    // the client got past allocation and ran its relay exchange to the summary (a UDP packet
+    // may be lost on a loaded CI machine; that says nothing about the credentials)
+    expect(ok).toMatch(/Total lost packets \d+/);
 
     const tamperedPassword = await allocate(turn!.username!, `x${turn!.credential!.slice(1)}`);
     expect(tamperedPassword).toContain('Cannot complete Allocation');

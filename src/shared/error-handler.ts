@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, ERROR_CODES, type ErrorCode, type ErrorDetails } from './errors.js';
 import type { ErrorResponse } from './http-schemas.js';
 
@@ -47,7 +47,6 @@ function mapError(error: FastifyError | Error): Mapped | null {
     }));
     return { status: 400, code: 'validation_failed', message: `Invalid ${where}`, details: { fields } };
   }
-  if (isResponseSerializationErrorSafe(error)) return null;
   const fastifyCode = 'code' in error && typeof error.code === 'string' ? FASTIFY_CODES[error.code] : undefined;
   const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
   if (fastifyCode) return { status: ERROR_CODES[fastifyCode], code: fastifyCode, message: error.message };
@@ -55,12 +54,6 @@ function mapError(error: FastifyError | Error): Mapped | null {
     return { status, code: CODE_BY_STATUS[status] ?? 'bad_request', message: error.message };
   }
   return null;
-}
-
-function isResponseSerializationErrorSafe(error: Error): boolean {
-  return (
-    typeof error === 'object' && error !== null && 'code' in error && error.code === 'FST_ERR_RESPONSE_SERIALIZATION' && isResponseSerializationError(error)
-  );
 }
 
 export function sendError(reply: FastifyReply, mapped: Mapped): FastifyReply {

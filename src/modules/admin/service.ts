@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import type { Logger } from '../../infra/logger.js';
 import { NotFoundError } from '../../shared/errors.js';
 import type { AuditService } from '../audit/service.js';
@@ -61,13 +61,16 @@ export class AdminService {
    * search or call is left, the partner hearing peer_left.
    */
   async ban(adminId: string, userId: string, reason: string): Promise<void> {
-    const sessions = await this.db.transaction(async (manager) => {
-      if (!(await this.users.setBanned(manager, userId, true, reason))) throw new NotFoundError('User');
-      const revoked = await this.auth.revokeAllSessions(manager, userId, 'banned');
-      await this.audit.record({ type: 'user_banned', userId, actorId: adminId, metadata: { reason, sessionsRevoked: revoked.length } }, manager);
-      return revoked;
-    });
+    const sessions = await this.db.transaction((manager) => this.banIn(manager, adminId, userId, reason, {}));
     await this.afterBan(userId, sessions);
+  }
+
+  /** The transactional half of a ban; returns the revoked sessions for afterBan. */
+  private async banIn(manager: EntityManager, adminId: string, userId: string, reason: string, metadata: Record<string, unknown>): Promise<string[]> {
+    if (!(await this.users.setBanned(manager, userId, true, reason))) throw new NotFoundError('User');
+    const revoked = await this.auth.revokeAllSessions(manager, userId, 'banned');
+    await this.audit.record({ type: 'user_banned', userId, actorId: adminId, metadata: { reason, sessionsRevoked: revoked.length, ...metadata } }, manager);
+    return revoked;
   }
 
   private async afterBan(userId: string, sessions: string[]): Promise<void> {
@@ -91,21 +94,12 @@ export class AdminService {
     reportId: string,
     decision: { status: Exclude<ReportStatus, 'pending'>; adminNote?: string | undefined; ban?: { reason: string } | undefined },
   ): Promise<ReportView> {
-    let banned: { userId: string; sessions: string[] } | null = null;
-    const report = await this.db.transaction(async (manager) => {
+    const { report, revoked } = await this.db.transaction(async (manager) => {
       const reviewed = await this.reports.review(manager, adminId, reportId, decision);
-      if (decision.ban) {
-        await this.users.setBanned(manager, reviewed.reportedId, true, decision.ban.reason);
-        const sessions = await this.auth.revokeAllSessions(manager, reviewed.reportedId, 'banned');
-        await this.audit.record(
-          { type: 'user_banned', userId: reviewed.reportedId, actorId: adminId, metadata: { reason: decision.ban.reason, reportId } },
-          manager,
-        );
-        banned = { userId: reviewed.reportedId, sessions };
-      }
-      return reviewed;
+      const sessions = decision.ban ? await this.banIn(manager, adminId, reviewed.reportedId, decision.ban.reason, { reportId }) : null;
+      return { report: reviewed, revoked: sessions };
     });
-    if (banned) await this.afterBan((banned as { userId: string }).userId, (banned as { sessions: string[] }).sessions);
+    if (revoked) await this.afterBan(report.reportedId, revoked);
     return report;
   }
 }

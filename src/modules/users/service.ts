@@ -214,6 +214,26 @@ export class UsersService implements RoleLookup {
     return { complete: missing.length === 0, missing };
   }
 
+  private async profileView(profile: Profile): Promise<ProfileView> {
+    return {
+      username: profile.username,
+      displayName: profile.displayName,
+      avatarUrl: await this.avatarUrl(profile.avatarKey),
+      bio: profile.bio,
+      nativeLanguage: profile.nativeLanguage,
+      englishLevel: profile.englishLevel,
+      learningGoal: profile.learningGoal,
+      country: profile.country,
+      timezone: profile.timezone,
+      walletAddress: profile.walletAddress,
+      totalPracticeMins: profile.totalPracticeMins,
+      totalSessions: profile.totalSessions,
+      streakDays: profile.streakDays,
+      lastSessionAt: profile.lastSessionAt,
+      version: profile.version,
+    };
+  }
+
   private async meView(user: User, profile: Profile): Promise<MeView> {
     return {
       id: user.id,
@@ -221,23 +241,7 @@ export class UsersService implements RoleLookup {
       role: user.role,
       isVerified: user.isVerified,
       createdAt: user.createdAt,
-      profile: {
-        username: profile.username,
-        displayName: profile.displayName,
-        avatarUrl: await this.avatarUrl(profile.avatarKey),
-        bio: profile.bio,
-        nativeLanguage: profile.nativeLanguage,
-        englishLevel: profile.englishLevel,
-        learningGoal: profile.learningGoal,
-        country: profile.country,
-        timezone: profile.timezone,
-        walletAddress: profile.walletAddress,
-        totalPracticeMins: profile.totalPracticeMins,
-        totalSessions: profile.totalSessions,
-        streakDays: profile.streakDays,
-        lastSessionAt: profile.lastSessionAt,
-        version: profile.version,
-      },
+      profile: await this.profileView(profile),
       completion: this.completionOf(profile),
     };
   }
@@ -250,20 +254,8 @@ export class UsersService implements RoleLookup {
   /** Only what anyone may see: never e-mail, role or ban state. */
   async getPublic(userId: string): Promise<PublicProfileView> {
     const { user, profile } = await this.loadLive(userId);
-    return {
-      id: user.id,
-      username: profile.username,
-      displayName: profile.displayName,
-      avatarUrl: await this.avatarUrl(profile.avatarKey),
-      bio: profile.bio,
-      nativeLanguage: profile.nativeLanguage,
-      englishLevel: profile.englishLevel,
-      country: profile.country,
-      totalSessions: profile.totalSessions,
-      totalPracticeMins: profile.totalPracticeMins,
-      streakDays: profile.streakDays,
-      memberSince: user.createdAt,
-    };
+    const view = await this.profileView(profile);
+    return { id: user.id, ...Object.fromEntries(PUBLIC_PROFILE_FIELDS.map((field) => [field, view[field]])), memberSince: user.createdAt } as PublicProfileView;
   }
 
   async profileCompletion(userId: string): Promise<ProfileCompletion> {
