@@ -31,25 +31,29 @@ const cwd = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-rt-'));
 chmodSync(cwd, 0o755);
 const port = await findFreePort();
 const base = `http://127.0.0.1:${port}`;
-const server = await startServer(process.execPath, [path.join(root, 'dist/src/main.js')], {
-  cwd,
-  env: {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    BCRYPT_COST: '4',
-    AUTH_REGISTER_LIMIT: '1000000/1m',
-    RATE_LIMIT_REQUESTS: '100000000',
-    DATABASE_URL: process.env.BENCH_DATABASE_URL,
-    REDIS_URL: process.env.BENCH_REDIS_URL,
-    REALTIME_CHANNEL_PREFIX: `parley-bench-${process.pid}`,
-    REALTIME_ADAPTER: adapter,
-    NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS,
-  },
-  readyUrl: `${base}/ready`,
-});
+// Capacity runs on its own server process: collecting its 10,000 sockets' garbage (a major
+// GC of about 300 MB) would otherwise land in the relay measurement that follows.
+const startParley = () =>
+  startServer(process.execPath, [path.join(root, 'dist/src/main.js')], {
+    cwd,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      BCRYPT_COST: '4',
+      AUTH_REGISTER_LIMIT: '1000000/1m',
+      RATE_LIMIT_REQUESTS: '100000000',
+      DATABASE_URL: process.env.BENCH_DATABASE_URL,
+      REDIS_URL: process.env.BENCH_REDIS_URL,
+      REALTIME_CHANNEL_PREFIX: `parley-bench-${process.pid}`,
+      REALTIME_ADAPTER: adapter,
+      NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS,
+    },
+    readyUrl: `${base}/ready`,
+  });
+let server = await startParley();
 
 const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -86,6 +90,20 @@ const open = (token: string) =>
     socket.once('connect', () => resolve(socket));
     socket.once('connect_error', reject);
   });
+/**
+ * Calls `send(i)` for i = 0..count-1 at `perSecond`, sending whatever is due every
+ * millisecond. It sleeps in between: a busy-waiting pacer would take one of this machine's
+ * two cores from the server it measures.
+ */
+async function atSteadyRate(count: number, perSecond: number, send: (index: number) => void): Promise<void> {
+  const start = performance.now();
+  let sent = 0;
+  while (sent < count) {
+    const due = Math.min(count, Math.floor(((performance.now() - start) * perSecond) / 1000) + 1);
+    while (sent < due) send(sent++);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
 async function serverRssBytes(): Promise<number> {
   const text = await (await fetch(`${base}/metrics`)).text();
   return Number(/^process_resident_memory_bytes (\d+)/m.exec(text)?.[1] ?? 0);
@@ -103,6 +121,8 @@ await new Promise((resolve) => setTimeout(resolve, 1_000)); // let the server se
 const rssHeld = await serverRssBytes();
 for (const socket of held) socket.disconnect();
 console.log(`held ${held.length} sockets in ${connectSeconds.toFixed(1)} s`);
+await server.stop();
+server = await startParley();
 
 // 2. Matching at a steady arrival rate: every user searches once, in random order.
 const sockets = await inBatches(USERS, 250, (index) => open(users[index]!.token));
@@ -121,14 +141,10 @@ const allMatched = new Promise<void>((resolve) => {
   );
 });
 const order = [...sockets.keys()].sort(() => Math.random() - 0.5);
-const interval = 1000 / RATE;
-const matchStart = performance.now();
-for (let i = 0; i < order.length; i += 1) {
-  const target = matchStart + i * interval;
-  while (performance.now() < target) await new Promise((resolve) => setImmediate(resolve));
+await atSteadyRate(order.length, RATE, (i) => {
   searchedAt.set(order[i]!, performance.now());
   sockets[order[i]!]!.emit('find_partner', { level: 'all' });
-}
+});
 await Promise.race([allMatched, new Promise((resolve) => setTimeout(resolve, 30_000))]);
 const byRoom = new Map<string, number[]>();
 for (const [index, list] of matches) for (const match of list) byRoom.set(match.roomId, [...(byRoom.get(match.roomId) ?? []), index]);
@@ -159,7 +175,7 @@ for (const [roomId, [, second]] of rooms) {
 }
 // An open loop at a steady rate spread over every call (signaling is bursty per call but
 // light overall); each candidate carries its send time's key, so the echo finds it.
-const relayRtts: number[] = [];
+let relayRtts: number[] = [];
 const pending = new Map<string, number>();
 for (const [, [first]] of rooms) {
   sockets[first!]!.on('webrtc_ice', ({ candidate }: { candidate: { candidate: string } }) => {
@@ -169,17 +185,21 @@ for (const [, [first]] of rooms) {
     relayRtts.push(performance.now() - sent);
   });
 }
-const relayStart = performance.now();
-for (let i = 0; i < RELAYS; i += 1) {
-  const target = relayStart + (i * 1000) / RELAY_RATE;
-  while (performance.now() < target) await new Promise((resolve) => setImmediate(resolve));
-  const [roomId, [first]] = rooms[i % rooms.length]!;
-  const key = `candidate:${i} 1 udp 2122260223 192.0.2.1 50000 typ host`;
-  pending.set(key, performance.now());
-  sockets[first!]!.emit('webrtc_ice', { roomId, candidate: { candidate: key, sdpMid: '0', sdpMLineIndex: 0 } });
+async function relayAtSteadyRate(round: string, count: number): Promise<void> {
+  await atSteadyRate(count, RELAY_RATE, (i) => {
+    const [roomId, [first]] = rooms[i % rooms.length]!;
+    const key = `candidate:${round}${i} 1 udp 2122260223 192.0.2.1 50000 typ host`;
+    pending.set(key, performance.now());
+    sockets[first!]!.emit('webrtc_ice', { roomId, candidate: { candidate: key, sdpMid: '0', sdpMLineIndex: 0 } });
+  });
+  const deadline = performance.now() + 10_000;
+  while (pending.size && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
 }
-const deadline = performance.now() + 10_000;
-while (pending.size && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+// Two seconds of warm-up first (as the HTTP bench does), so the first relays of each call
+// and the JIT's first compilations are not what the measurement reports.
+await relayAtSteadyRate('warm-up', 2 * RELAY_RATE);
+relayRtts = [];
+await relayAtSteadyRate('', RELAYS);
 for (const socket of sockets) socket.disconnect();
 await server.stop();
 

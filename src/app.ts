@@ -200,7 +200,7 @@ export async function buildApp(container: Container): Promise<App> {
     searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
     reconnectGraceMs: config.CALL_RECONNECT_GRACE,
   });
-  registerSignalingGateway(sockets.io, { matchmaking: services.matchmaking, bus: container.realtime, logger: container.logger });
+  registerSignalingGateway(sockets.io, { matchmaking: services.matchmaking, bus: container.realtime, clock: container.clock, logger: container.logger });
   app.addHook('preClose', async () => {
     stopMatchmakingTimers();
     await sockets.close();

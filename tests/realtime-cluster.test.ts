@@ -48,6 +48,9 @@ describe.runIf(realRedis).each(['sharded', 'classic'])('two instances on one Red
       expect(await ca.next('webrtc_ice')).toEqual({ candidate });
       cb.socket.emit('end_call', { roomId });
       expect(await ca.next('peer_left')).toEqual({ reason: 'ended' });
+      // A's instance had A's membership in memory; ending the call on B's instance took it away.
+      ca.socket.emit('webrtc_ice', { roomId, candidate });
+      expect(await ca.next('error')).toMatchObject({ code: 'not_in_room' });
     } finally {
       ca.close();
       cb.close();

@@ -168,6 +168,47 @@ describe('signaling', () => {
     expect([...ca.received, ...cb.received].map((entry) => entry.payload)).not.toContainEqual({ sdp: 'v=0 intruder' });
   });
 
+  it('refuses relays in a call that has ended, though the socket had proved its membership', async () => {
+    const { ca, cb, ma } = await matchedPair();
+    const roomId = ma.roomId;
+    ca.socket.emit('join_room', { roomId });
+    await ca.next('peer_joined');
+    cb.socket.emit('join_room', { roomId });
+    await cb.next('peer_joined');
+    const candidate = { candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host', sdpMid: '0', sdpMLineIndex: 0 };
+    cb.socket.emit('webrtc_ice', { roomId, candidate });
+    expect(await ca.next('webrtc_ice')).toEqual({ candidate });
+
+    ca.socket.emit('end_call', { roomId });
+    expect(await cb.next('peer_left')).toEqual({ reason: 'ended' });
+    cb.socket.emit('webrtc_ice', { roomId, candidate: { ...candidate, candidate: 'candidate:after the call' } });
+    expect(await cb.next('error')).toMatchObject({ code: 'not_in_room' });
+    // a round trip on the first socket: a relay written to it earlier would arrive first
+    ca.socket.emit('end_call', { roomId });
+    expect(await ca.next('error')).toMatchObject({ code: 'not_in_room' });
+    expect(ca.received.map((entry) => entry.event)).not.toContain('webrtc_ice');
+  });
+
+  it('relays to the device that joined the call last, not to the other sockets of the same user', async () => {
+    const { a, ca, cb, ma } = await matchedPair();
+    const roomId = ma.roomId;
+    ca.socket.emit('join_room', { roomId });
+    await ca.next('peer_joined');
+    const phone = await connected(a.accessToken);
+    phone.socket.emit('join_room', { roomId });
+    await phone.next('peer_joined');
+    cb.socket.emit('join_room', { roomId });
+    await cb.next('peer_joined');
+
+    cb.socket.emit('webrtc_offer', { roomId, sdp: 'v=0 for the phone' });
+    expect(await phone.next('webrtc_offer')).toEqual({ sdp: 'v=0 for the phone' });
+    // The server answers the first socket in order, so once this reply arrives any relay
+    // meant for that socket would have arrived before it.
+    ca.socket.emit('find_partner', { level: 'all' });
+    expect(await ca.next('error')).toMatchObject({ code: 'already_in_room' });
+    expect(ca.received.map((entry) => entry.event)).not.toContain('webrtc_offer');
+  });
+
   it('bounds payload sizes', async () => {
     const { ca, ma } = await matchedPair();
     ca.socket.emit('webrtc_offer', { roomId: ma.roomId, sdp: 'x'.repeat(20_001) });

@@ -3,10 +3,17 @@ import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { Server, type Socket } from 'socket.io';
 import type { Redis } from 'ioredis';
 
+/** What the socket auth middleware leaves on every socket (only the part this file reads). */
+interface SocketData {
+  auth?: { userId: string };
+}
+
+const callRoom = (roomId: string) => `call:${roomId}`;
+
 /**
  * How services reach connected users, on whichever instance holds their sockets. Bound to
  * the Socket.io server once the HTTP server exists; every socket joins `user:<id>` and
- * `session:<sid>`.
+ * `session:<sid>`, and the socket taking part in a call `call:<roomId>`.
  */
 export class RealtimeBus {
   private io: Server | undefined;
@@ -25,6 +32,52 @@ export class RealtimeBus {
     else this.server.to(`user:${userId}`).emit(event, payload);
   }
 
+  /**
+   * Puts this socket in the call's Socket.io room. A call room holds one socket per user:
+   * the device that joined last takes the call from the user's other sockets, on any instance.
+   */
+  joinCall(socket: Socket, roomId: string, userId: string): void {
+    const room = callRoom(roomId);
+    this.server.in(`user:${userId}`).except(socket.id).socketsLeave(room);
+    void socket.join(room);
+  }
+
+  inCall(socket: Socket, roomId: string): boolean {
+    return socket.rooms.has(callRoom(roomId));
+  }
+
+  /**
+   * Sends to the partner's socket in the call. When that socket is on this instance the
+   * message goes straight to it: signaling is the hot path, and a Redis publish per message
+   * (read back on this instance's own subscription) was most of its cost and of its tail
+   * latency in bench:realtime.
+   */
+  relayInCall(socket: Socket, roomId: string, partnerId: string, event: string, payload: unknown): void {
+    const room = callRoom(roomId);
+    const partner = this.localPartner(socket, room, partnerId);
+    if (partner) partner.emit(event, payload);
+    else socket.to(room).emit(event, payload);
+  }
+
+  /** The partner's socket in the call when it is on this instance (a call room holds one socket per user). */
+  private localPartner(socket: Socket, room: string, partnerId: string): Socket | undefined {
+    const here = this.server.sockets.adapter.rooms.get(room);
+    if (here?.size !== 2) return undefined;
+    for (const id of here) {
+      if (id === socket.id) continue;
+      const other = this.server.sockets.sockets.get(id);
+      return (other?.data as SocketData | undefined)?.auth?.userId === partnerId ? other : undefined;
+    }
+    return undefined;
+  }
+
+  /** Takes every socket out of the call, on every instance; later relays find no member. */
+  closeCall(roomId: string): void {
+    if (!this.io) return;
+    const room = callRoom(roomId);
+    this.io.in(room).socketsLeave(room);
+  }
+
   /** Whether the user has a connected socket on any instance. */
   async isOnline(userId: string): Promise<boolean> {
     return (await this.server.in(`user:${userId}`).fetchSockets()).length > 0;
@@ -33,7 +86,7 @@ export class RealtimeBus {
   /** Distinct users with a socket, across every instance. */
   async onlineUserCount(): Promise<number> {
     const sockets = await this.server.fetchSockets();
-    return new Set(sockets.map((socket) => (socket.data as { auth?: { userId: string } }).auth?.userId)).size;
+    return new Set(sockets.map((socket) => (socket.data as SocketData).auth?.userId)).size;
   }
 
   /** Closes the sockets of these device sessions everywhere (logout, ban, reuse). */

@@ -82,6 +82,8 @@ export type FindOutcome =
 export interface Room {
   roomId: string;
   users: string[];
+  /** When Redis forgets the room (its TTL), if nobody ends it before. */
+  expiresAt: Date;
 }
 
 /** The queue and the rooms, in Redis (keys as module 04 gives them), shared by every instance. */
@@ -180,12 +182,9 @@ export class MatchmakingService {
   }
 
   async room(roomId: string): Promise<Room | null> {
-    const users = await this.redis.smembers(`match:room:${roomId}:users`);
-    return users.length === 2 ? { roomId, users } : null;
-  }
-
-  async isMember(roomId: string, userId: string): Promise<boolean> {
-    return (await this.redis.sismember(`match:room:${roomId}:users`, userId)) === 1;
+    const key = `match:room:${roomId}:users`;
+    const [[, users], [, ttlMs]] = (await this.redis.multi().smembers(key).pttl(key).exec()) as [[null, string[]], [null, number]];
+    return users.length === 2 ? { roomId, users, expiresAt: new Date(this.clock.now().getTime() + ttlMs) } : null;
   }
 
   /** Records that `userId` joined the room's signaling; the first to join is the caller. */
@@ -212,6 +211,7 @@ export class MatchmakingService {
       `match:room:${roomId}:caller`,
       ...users.map((id) => this.userRoomKey(id)),
     );
+    this.bus.closeCall(roomId);
     if (!closed) return false;
     for (const userId of users.filter((id) => id !== endedByUserId)) this.bus.emitToUser(userId, 'peer_left', { reason });
     this.logger.info({ roomId, reason, durationSeconds: closed.durationSeconds }, 'call ended');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Server, Socket } from 'socket.io';
+import type { Clock } from '../../infra/clock.js';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import { emitError, type SocketData } from '../../shared/socket-auth.js';
@@ -26,15 +27,51 @@ const schemas = {
 /**
  * WebRTC signaling (module 05): a relay between the two members of a room. Every event
  * checks that the sender is a member; nothing reaches anyone else.
+ *
+ * Membership is read from Redis once per socket and call; the socket then holds it as its
+ * place in the call's Socket.io room, which ending the call takes away on every instance.
+ * So offers, answers and ICE candidates are checked and relayed without a Redis round trip.
  */
 export function registerSignalingGateway(
   io: Server,
-  { matchmaking, bus, logger }: { matchmaking: MatchmakingService; bus: RealtimeBus; logger: Logger },
+  { matchmaking, bus, clock, logger }: { matchmaking: MatchmakingService; bus: RealtimeBus; clock: Clock; logger: Logger },
 ): void {
   io.on('connection', (socket: Socket) => {
     const { userId } = (socket.data as SocketData).auth;
+    /** The calls this socket proved it belongs to: the partner, and when Redis forgets the room. */
+    const calls = new Map<string, { partnerId: string; expiresAtMs: number }>();
 
-    function on<E extends keyof typeof schemas>(event: E, handle: (payload: z.infer<(typeof schemas)[E]>, partnerId: string) => Promise<void>) {
+    const fail = (event: string) => (error: unknown) => {
+      logger.error({ err: error, event, userId }, 'signaling event failed');
+      emitError(socket, 'internal_error', 'Something went wrong; try again');
+    };
+
+    /** Runs a handler that may be synchronous (the relays) or not, reporting either failure. */
+    const run = (event: string, work: () => Promise<void> | void) => {
+      try {
+        void work()?.catch(fail(event));
+      } catch (error) {
+        fail(event)(error);
+      }
+    };
+
+    const knownPartner = (roomId: string): string | null => {
+      const call = calls.get(roomId);
+      if (call && bus.inCall(socket, roomId) && call.expiresAtMs > clock.now().getTime()) return call.partnerId;
+      calls.delete(roomId);
+      return null;
+    };
+
+    const provePartner = async (roomId: string): Promise<string | null> => {
+      const room = await matchmaking.room(roomId);
+      if (!room?.users.includes(userId)) return null;
+      const partnerId = room.users.find((id) => id !== userId)!;
+      calls.set(roomId, { partnerId, expiresAtMs: room.expiresAt.getTime() });
+      bus.joinCall(socket, roomId, userId);
+      return partnerId;
+    };
+
+    function on<E extends keyof typeof schemas>(event: E, handle: (payload: z.infer<(typeof schemas)[E]>, partnerId: string) => Promise<void> | void) {
       socket.on(String(event), (raw: unknown) => {
         const parsed = schemas[event].safeParse(raw);
         if (!parsed.success)
@@ -42,17 +79,11 @@ export function registerSignalingGateway(
             fields: parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
           });
         const payload = parsed.data as z.infer<(typeof schemas)[E]>;
-        void (async () => {
-          const room = await matchmaking.room(payload.roomId);
-          if (!room?.users.includes(userId)) return emitError(socket, 'not_in_room', 'You are not a member of this room');
-          await handle(
-            payload,
-            room.users.find((id) => id !== userId)!,
-          );
-        })().catch((error: unknown) => {
-          logger.error({ err: error, event, userId }, 'signaling event failed');
-          emitError(socket, 'internal_error', 'Something went wrong; try again');
-        });
+        const partnerId = knownPartner(payload.roomId);
+        if (partnerId) return run(event, () => handle(payload, partnerId));
+        provePartner(payload.roomId)
+          .then((proven) => (proven ? run(event, () => handle(payload, proven)) : emitError(socket, 'not_in_room', 'You are not a member of this room')))
+          .catch(fail(event));
       });
     }
 
@@ -68,9 +99,9 @@ export function registerSignalingGateway(
       bus.emitToUser(userId, 'peer_joined', { role: 'receiver', yourRole: roleOf(userId) });
       bus.emitToUser(partnerId, 'peer_joined', { role: 'receiver', yourRole: roleOf(partnerId) });
     });
-    on('webrtc_offer', async ({ sdp: offer }, partnerId) => bus.emitToUser(partnerId, 'webrtc_offer', { sdp: offer }));
-    on('webrtc_answer', async ({ sdp: answer }, partnerId) => bus.emitToUser(partnerId, 'webrtc_answer', { sdp: answer }));
-    on('webrtc_ice', async ({ candidate }, partnerId) => bus.emitToUser(partnerId, 'webrtc_ice', { candidate }));
+    on('webrtc_offer', ({ roomId: id, sdp: offer }, partnerId) => bus.relayInCall(socket, id, partnerId, 'webrtc_offer', { sdp: offer }));
+    on('webrtc_answer', ({ roomId: id, sdp: answer }, partnerId) => bus.relayInCall(socket, id, partnerId, 'webrtc_answer', { sdp: answer }));
+    on('webrtc_ice', ({ roomId: id, candidate }, partnerId) => bus.relayInCall(socket, id, partnerId, 'webrtc_ice', { candidate }));
     on('end_call', async ({ roomId: id }) => {
       await matchmaking.endRoom(id, userId, 'ended');
     });
