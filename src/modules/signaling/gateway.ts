@@ -66,6 +66,8 @@ export function registerSignalingGateway(
       const room = await matchmaking.room(roomId);
       if (!room?.users.includes(userId)) return null;
       const partnerId = room.users.find((id) => id !== userId)!;
+      // forget the calls this socket has left, so a long-lived socket does not collect them
+      for (const id of calls.keys()) if (!bus.inCall(socket, id)) calls.delete(id);
       calls.set(roomId, { partnerId, expiresAtMs: room.expiresAt.getTime() });
       bus.joinCall(socket, roomId, userId);
       return partnerId;
