@@ -11,11 +11,13 @@ import { cliConfig } from './cli-config.js';
  * npm run migration:run | migration:revert | migration:show
  * npm run migration:generate -- AddThing   (or --name=AddThing, as `npm run ... --name=X` passes it)
  * npm run migration:create -- AddThing
+ *   --dir=<folder> writes the file and updates <folder>/index.ts instead of migrations/
  *
  * Works on DATABASE_URL, or on the embedded PostgreSQL under DATA_DIR when it is unset.
  */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const [command = 'show', ...rest] = process.argv.slice(2);
+const migrationsDir = path.resolve(rest.find((arg) => arg.startsWith('--dir='))?.slice(6) ?? path.join(root, 'migrations'));
 const nameArgument = rest.find((arg) => !arg.startsWith('--')) ?? rest.find((arg) => arg.startsWith('--name='))?.slice(7) ?? process.env.npm_config_name;
 
 function migrationName(): string {
@@ -32,7 +34,7 @@ function writeMigration(name: string, up: string[], down: string[]): string {
   const file = `${timestamp}-${name}.ts`;
   const lines = (queries: string[]) => queries.map((query) => `    await queryRunner.query(${JSON.stringify(query)});`).join('\n');
   writeFileSync(
-    path.join(root, 'migrations', file),
+    path.join(migrationsDir, file),
     `import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 export class ${className} implements MigrationInterface {
@@ -49,7 +51,7 @@ ${lines(down)}
 `,
   );
   // Register it in migrations/index.ts, which the server and the CLI both read.
-  const indexPath = path.join(root, 'migrations', 'index.ts');
+  const indexPath = path.join(migrationsDir, 'index.ts');
   const index = readFileSync(indexPath, 'utf8')
     .replace(/(\nexport const migrations = \[)/, `\nimport { ${className} } from './${file.replace(/\.ts$/, '.js')}';$1`)
     .replace(/(export const migrations = \[[^\]]*?)(,?\s*\];)/, `$1, ${className}];`);
@@ -58,7 +60,7 @@ ${lines(down)}
 }
 
 if (command === 'create') {
-  console.log(`created migrations/${writeMigration(migrationName(), [], [])}`);
+  console.log(`created ${path.relative(process.cwd(), path.join(migrationsDir, writeMigration(migrationName(), [], [])))}`);
   process.exit(0);
 }
 
@@ -100,7 +102,7 @@ try {
         sql.upQueries.map((query) => query.query),
         sql.downQueries.reverse().map((query) => query.query),
       );
-      console.log(`generated migrations/${file}`);
+      console.log(`generated ${path.relative(process.cwd(), path.join(migrationsDir, file))}`);
       break;
     }
     default:

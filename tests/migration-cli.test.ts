@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -31,8 +31,8 @@ beforeAll(async () => {
 });
 afterAll(() => admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)));
 
-async function migration(command: string) {
-  const spawned = run(tsx, [script, command], {
+async function migration(command: string, args: string[] = []) {
+  const spawned = run(tsx, [script, command, ...args], {
     cwd: mkdtempSync(path.join(os.tmpdir(), 'parley-mig-')),
     env: { DATABASE_URL: url, TSX_TSCONFIG_PATH: path.join(repoRoot, 'tsconfig.json') },
   });
@@ -41,7 +41,7 @@ async function migration(command: string) {
 }
 
 describe('npm run migration:* on a configured database', () => {
-  it('shows, runs and reverts migrations', async () => {
+  it('shows, runs, reverts and generates migrations', async () => {
     const names = migrations.map((migration) => migration.name);
     const listing = (marks: string[]) => names.map((name, index) => `${marks[index]} ${name}`).join('\n');
     const before = await migration('show');
@@ -54,10 +54,27 @@ describe('npm run migration:* on a configured database', () => {
     expect((await migration('show')).output).toContain(listing(names.map(() => '[X]')));
     // the entities describe exactly what the migrations built, so migration:generate starts from a clean diff
     expect(await schemaDiff(url)).toEqual([]);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-gen-'));
+    copyFileSync(path.join(repoRoot, 'migrations/index.ts'), path.join(dir, 'index.ts'));
+    expect((await migration('generate', ['Nothing', `--dir=${dir}`])).output).toContain('entities match the database: nothing to generate');
+    expect(readdirSync(dir)).toEqual(['index.ts']);
 
     const reverted = await migration('revert');
     expect(reverted.code).toBe(0);
     expect((await migration('show')).output).toContain(listing(names.map((_, index) => (index === names.length - 1 ? '[ ]' : '[X]'))));
+    // generate writes what the entities need and the database lacks (the reverted table), and registers it
+    const generated = await migration('generate', ['CatchUp', `--dir=${dir}`]);
+    expect(generated.code).toBe(0);
+    const file = readdirSync(dir).find((entry) => entry.endsWith('-CatchUp.ts'));
+    expect(generated.output).toContain(`${path.sep}${file}`);
+    expect(generated.output).toMatch(/generated \S+-CatchUp\.ts/);
+    const source = readFileSync(path.join(dir, file!), 'utf8');
+    expect(source).toContain('CREATE TABLE \\"reports\\"');
+    expect(source).toContain('DROP TABLE \\"reports\\"');
+    expect(readFileSync(path.join(dir, 'index.ts'), 'utf8')).toMatch(
+      /import \{ CatchUp\d+ \} from '\.\/\d+-CatchUp\.js';[\s\S]*CreateReports\d+, CatchUp\d+\]/,
+    );
+
     // and forward again: down() undid exactly what up() did
     expect((await migration('run')).output).toContain(`applied: ${names.at(-1)}`);
     expect(await schemaDiff(url)).toEqual([]);
