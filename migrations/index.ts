@@ -3,6 +3,7 @@ import { CreateAccounts1763776800000 } from './1763776800000-CreateAccounts.js';
 import { ProfileAvatarKeyAndWallet1763784000000 } from './1763784000000-ProfileAvatarKeyAndWallet.js';
 import { CreateCallSessions1763791200000 } from './1763791200000-CreateCallSessions.js';
 import { CreateReports1763798400000 } from './1763798400000-CreateReports.js';
+import { OpenCallsIndex1763805600000 } from './1763805600000-OpenCallsIndex.js';
 
 /** Every migration, oldest first. `npm run migration:generate|create` adds new ones here. */
 export const migrations = [
@@ -11,4 +12,5 @@ export const migrations = [
   ProfileAvatarKeyAndWallet1763784000000,
   CreateCallSessions1763791200000,
   CreateReports1763798400000,
+  OpenCallsIndex1763805600000,
 ];

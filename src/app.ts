@@ -199,6 +199,7 @@ export async function buildApp(container: Container): Promise<App> {
     logger: container.logger,
     searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
     reconnectGraceMs: config.CALL_RECONNECT_GRACE,
+    sweepIntervalMs: config.CALL_SWEEP_INTERVAL,
   });
   registerSignalingGateway(sockets.io, { matchmaking: services.matchmaking, bus: container.realtime, clock: container.clock, logger: container.logger });
   app.addHook('preClose', async () => {

@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from './helpers/app.js';
 import { bearer, register } from './helpers/auth.js';
+import { manualClock } from './helpers/clock.js';
 import { client, listen, readyUser, refusal, type Client } from './helpers/realtime.js';
 
 let t: TestApp;
@@ -266,6 +267,65 @@ describe('ending a call', () => {
     expect(cb.received.map((entry) => entry.event)).not.toContain('peer_left');
     const [row] = await t.container.db.query('SELECT ended_at FROM call_sessions WHERE room_id = $1', [ma.roomId]);
     expect(row.ended_at).toBeNull();
+  });
+});
+
+describe('calls past their time', () => {
+  const clock = manualClock();
+  let timed: TestApp;
+  let timedUrl: string;
+  beforeAll(async () => {
+    timed = await buildTestApp({ clock, env: { CALL_MAX_DURATION: '30m', CALL_SWEEP_INTERVAL: '50ms' } });
+    timedUrl = await listen(timed.app);
+  });
+  afterAll(() => timed.close());
+
+  async function pairOn() {
+    const [a, b] = [await readyUser(timed.app), await readyUser(timed.app)];
+    const [ca, cb] = [await client(timedUrl, a.accessToken), await client(timedUrl, b.accessToken)];
+    open.push(ca, cb);
+    ca.socket.emit('find_partner', { level: 'all' });
+    await ca.next('searching');
+    cb.socket.emit('find_partner', { level: 'all' });
+    const { roomId } = await ca.next<MatchFound>('match_found');
+    await cb.next('match_found');
+    return { ca, cb, roomId, keyA: `match:user:${a.user.id}:room`, keyB: `match:user:${b.user.id}:room` };
+  }
+  const callRow = async (roomId: string) =>
+    (await timed.container.db.query('SELECT ended_by, duration_seconds FROM call_sessions WHERE room_id = $1', [roomId]))[0];
+
+  it('ends a call that runs past CALL_MAX_DURATION, telling both, and frees both to search again', async () => {
+    const { ca, cb, roomId } = await pairOn();
+    clock.advance(29 * 60_000);
+    // Nothing tells when a sweep has run; four sweep intervals pass with the call under its limit
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await callRow(roomId)).toEqual({ ended_by: null, duration_seconds: null });
+    expect(ca.received.map((entry) => entry.event)).not.toContain('peer_left');
+
+    clock.advance(60_000 + 1);
+    expect(await ca.next('peer_left')).toEqual({ reason: 'timeout' });
+    expect(await cb.next('peer_left')).toEqual({ reason: 'timeout' });
+    expect(await callRow(roomId)).toEqual({ ended_by: 'timeout', duration_seconds: 30 * 60 });
+
+    ca.socket.emit('find_partner', { level: 'all' });
+    await ca.next('searching');
+    cb.socket.emit('find_partner', { level: 'all' });
+    expect((await cb.next<MatchFound>('match_found')).roomId).not.toBe(roomId);
+  });
+
+  it('ends a call whose room Redis no longer has, leaving alone the newer room a user is in', async () => {
+    const { ca, cb, roomId, keyA, keyB } = await pairOn();
+    const redis = timed.container.redis.client;
+    expect(await redis.mget(keyA, keyB)).toEqual([roomId, roomId]);
+    // Redis lost the room (its TTL passed, say) while user A already belongs to a newer one
+    await redis.del(`match:room:${roomId}:users`, `match:room:${roomId}:meta`);
+    await redis.set(keyA, 'a-newer-room');
+
+    expect(await ca.next('peer_left')).toEqual({ reason: 'timeout' });
+    expect(await cb.next('peer_left')).toEqual({ reason: 'timeout' });
+    expect((await callRow(roomId)).ended_by).toBe('timeout');
+    expect(await redis.mget(keyA, keyB)).toEqual(['a-newer-room', null]);
+    await redis.del(keyA);
   });
 });
 

@@ -158,6 +158,12 @@ export const envSchema = z
     TURN_CREDENTIAL_TTL: duration.prefault('1h').describe('Lifetime of the TURN credentials in match_found.'),
     MATCH_SEARCH_TIMEOUT: duration.prefault('5m').describe('A search ends with search_timeout after this long without a match.'),
     CALL_RECONNECT_GRACE: duration.prefault('10s').describe('A call survives a network drop this long; the user rejoins the room with join_room.'),
+    CALL_MAX_DURATION: duration
+      .prefault('2h')
+      .describe('A call still running after this long ends with ended_by timeout (peer_left reason "timeout" to both).'),
+    CALL_SWEEP_INTERVAL: duration
+      .prefault('1m')
+      .describe('How often each instance looks for calls past CALL_MAX_DURATION, or whose room Redis no longer has, and ends them.'),
     REALTIME_ADAPTER: z
       .enum(['sharded', 'classic'])
       .default('sharded')
@@ -221,6 +227,8 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'TURN_CREDENTIAL_TTL',
       'MATCH_SEARCH_TIMEOUT',
       'CALL_RECONNECT_GRACE',
+      'CALL_MAX_DURATION',
+      'CALL_SWEEP_INTERVAL',
       'REALTIME_ADAPTER',
       'REALTIME_CHANNEL_PREFIX',
       'SIGNAL_MAX_BYTES',

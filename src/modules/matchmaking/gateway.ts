@@ -13,14 +13,31 @@ export interface MatchmakingGatewayOptions {
   logger: Logger;
   searchTimeoutMs: number;
   reconnectGraceMs: number;
+  sweepIntervalMs: number;
 }
 
 type Ack = ((reply: unknown) => void) | undefined;
 
-/** find_partner / cancel_search, the search timeout, and what a lost connection ends. */
-export function registerMatchmakingGateway(io: Server, { matchmaking, bus, logger, searchTimeoutMs, reconnectGraceMs }: MatchmakingGatewayOptions): () => void {
+/**
+ * find_partner / cancel_search, the search timeout, what a lost connection ends, and the
+ * periodic sweep that ends calls past their time. Returns what stops the timers.
+ */
+export function registerMatchmakingGateway(
+  io: Server,
+  { matchmaking, bus, logger, searchTimeoutMs, reconnectGraceMs, sweepIntervalMs }: MatchmakingGatewayOptions,
+): () => void {
   const searchTimers = new Map<string, NodeJS.Timeout>();
   const graceTimers = new Set<NodeJS.Timeout>();
+  let sweeping = false;
+  const sweeper = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    matchmaking
+      .endStaleCalls()
+      .catch((error: unknown) => logger.error({ err: error }, 'ending stale calls failed'))
+      .finally(() => (sweeping = false));
+  }, sweepIntervalMs);
+  sweeper.unref();
 
   const clearSearchTimer = (userId: string) => {
     clearTimeout(searchTimers.get(userId));
@@ -90,6 +107,7 @@ export function registerMatchmakingGateway(io: Server, { matchmaking, bus, logge
   });
 
   return () => {
+    clearInterval(sweeper);
     for (const timer of [...searchTimers.values(), ...graceTimers]) clearTimeout(timer);
   };
 }

@@ -10,7 +10,8 @@ import { iceServersFor, type TurnSettings } from './turn.js';
 export const QUEUE_LEVELS = ['all', 'beginner', 'intermediate', 'advanced'] as const;
 export type QueueLevel = (typeof QUEUE_LEVELS)[number];
 
-const ROOM_TTL_SECONDS = 2 * 60 * 60;
+/** Open calls looked at per sweep, oldest first; more than any instance holds at once. */
+const SWEEP_BATCH = 5_000;
 const SEARCHING = 'match:searching:';
 const QUEUE = 'match:queue:';
 /** HASH userId -> when they joined the queue (ms), for the wait estimate. */
@@ -53,6 +54,14 @@ redis.call('HDEL', ARGV[4], ARGV[1])
 return 1
 `;
 
+/** Deletes the two users' room keys only while they still name this room (either may be in a newer one). */
+const LEAVE_ROOM = `
+for i = 1, 2 do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+end
+return 1
+`;
+
 type MatchRedis = Redis & {
   parleyFindPartner(
     queue: string,
@@ -67,10 +76,13 @@ type MatchRedis = Redis & {
     roomTtlSeconds: number,
   ): Promise<[string, string?, string?]>;
   parleyCancelSearch(userId: string, searchingPrefix: string, queuePrefix: string, queuedAt: string): Promise<number>;
+  parleyLeaveRoom(userARoomKey: string, userBRoomKey: string, roomId: string): Promise<number>;
 };
 
 export interface MatchmakingSettings {
   searchTimeoutMs: number;
+  /** Calls end with `timeout` after this long; the room's keys outlive it by ten minutes. */
+  maxCallMs: number;
   turn: TurnSettings;
 }
 
@@ -89,6 +101,7 @@ export interface Room {
 /** The queue and the rooms, in Redis (keys as module 04 gives them), shared by every instance. */
 export class MatchmakingService {
   private readonly redis: MatchRedis;
+  private readonly roomTtlSeconds: number;
 
   constructor(
     redis: Redis,
@@ -102,7 +115,9 @@ export class MatchmakingService {
   ) {
     redis.defineCommand('parleyFindPartner', { numberOfKeys: 2, lua: FIND_PARTNER });
     redis.defineCommand('parleyCancelSearch', { numberOfKeys: 0, lua: CANCEL_SEARCH });
+    redis.defineCommand('parleyLeaveRoom', { numberOfKeys: 2, lua: LEAVE_ROOM });
     this.redis = redis as MatchRedis;
+    this.roomTtlSeconds = Math.ceil(settings.maxCallMs / 1000) + 10 * 60;
   }
 
   private userRoomKey(userId: string): string {
@@ -134,7 +149,7 @@ export class MatchmakingService {
       now,
       roomId,
       'match:user:',
-      ROOM_TTL_SECONDS,
+      this.roomTtlSeconds,
     );
     if (outcome === 'already_searching') return { status: 'rejected', code: 'already_searching', message: 'You are already searching' };
     if (outcome === 'already_in_room') return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
@@ -166,10 +181,10 @@ export class MatchmakingService {
   private async openRoom(roomId: string, waitingId: string, arrivingId: string, level: QueueLevel, topic: string | null): Promise<void> {
     const now = this.clock.now();
     const pipeline = this.redis.multi();
-    pipeline.sadd(`match:room:${roomId}:users`, waitingId, arrivingId).expire(`match:room:${roomId}:users`, ROOM_TTL_SECONDS);
+    pipeline.sadd(`match:room:${roomId}:users`, waitingId, arrivingId).expire(`match:room:${roomId}:users`, this.roomTtlSeconds);
     pipeline
       .hset(`match:room:${roomId}:meta`, { createdAt: now.toISOString(), topic: topic ?? '', level, userAId: waitingId, userBId: arrivingId })
-      .expire(`match:room:${roomId}:meta`, ROOM_TTL_SECONDS);
+      .expire(`match:room:${roomId}:meta`, this.roomTtlSeconds);
     await pipeline.exec();
     await this.sessions.open({ roomId, userAId: waitingId, userBId: arrivingId, topic, level });
     const [cardA, cardB] = await Promise.all([this.users.matchCard(waitingId), this.users.matchCard(arrivingId)]);
@@ -189,8 +204,8 @@ export class MatchmakingService {
 
   /** Records that `userId` joined the room's signaling; the first to join is the caller. */
   async join(roomId: string, userId: string): Promise<{ callerId: string; joined: string[] }> {
-    await this.redis.set(`match:room:${roomId}:caller`, userId, 'EX', ROOM_TTL_SECONDS, 'NX');
-    await this.redis.multi().sadd(`match:room:${roomId}:joined`, userId).expire(`match:room:${roomId}:joined`, ROOM_TTL_SECONDS).exec();
+    await this.redis.set(`match:room:${roomId}:caller`, userId, 'EX', this.roomTtlSeconds, 'NX');
+    await this.redis.multi().sadd(`match:room:${roomId}:joined`, userId).expire(`match:room:${roomId}:joined`, this.roomTtlSeconds).exec();
     const [callerId, joined] = await Promise.all([this.redis.get(`match:room:${roomId}:caller`), this.redis.smembers(`match:room:${roomId}:joined`)]);
     return { callerId: callerId ?? userId, joined };
   }
@@ -203,18 +218,38 @@ export class MatchmakingService {
     const meta = await this.redis.hgetall(`match:room:${roomId}:meta`);
     const endedBy: EndedBy = endedByUserId === meta.userAId ? 'user_a' : endedByUserId === meta.userBId ? 'user_b' : 'timeout';
     const closed = await this.sessions.close(roomId, endedBy);
-    const users = await this.redis.smembers(`match:room:${roomId}:users`);
-    await this.redis.del(
-      `match:room:${roomId}:users`,
-      `match:room:${roomId}:meta`,
-      `match:room:${roomId}:joined`,
-      `match:room:${roomId}:caller`,
-      ...users.map((id) => this.userRoomKey(id)),
-    );
+    const roomUsers = await this.redis.smembers(`match:room:${roomId}:users`);
+    // a room Redis already forgot still has its two users on the call row
+    const users = roomUsers.length ? roomUsers : (closed?.userIds ?? []);
+    await this.redis.del(`match:room:${roomId}:users`, `match:room:${roomId}:meta`, `match:room:${roomId}:joined`, `match:room:${roomId}:caller`);
+    const [userA, userB] = users;
+    if (userA && userB) await this.redis.parleyLeaveRoom(this.userRoomKey(userA), this.userRoomKey(userB), roomId);
     this.bus.closeCall(roomId);
     if (!closed) return false;
     for (const userId of users.filter((id) => id !== endedByUserId)) this.bus.emitToUser(userId, 'peer_left', { reason });
     this.logger.info({ roomId, reason, durationSeconds: closed.durationSeconds }, 'call ended');
     return true;
+  }
+
+  /**
+   * Ends, with ended_by `timeout`, the calls that ran past CALL_MAX_DURATION (which also ends,
+   * at the latest then, a call whose dropped user's grace timer died with its instance) and
+   * the calls whose room Redis no longer has (expired or lost). Every instance may sweep at
+   * once: a call still closes exactly once.
+   */
+  async endStaleCalls(): Promise<number> {
+    const calls = await this.sessions.openCalls(SWEEP_BATCH);
+    if (!calls.length) return 0;
+    const pipeline = this.redis.pipeline();
+    for (const call of calls) pipeline.exists(`match:room:${call.roomId}:meta`);
+    const rooms = (await pipeline.exec()) ?? [];
+    const now = this.clock.now().getTime();
+    let ended = 0;
+    for (const [index, call] of calls.entries()) {
+      const overdue = now - call.startedAt.getTime() >= this.settings.maxCallMs;
+      const forgotten = rooms[index]?.[1] === 0;
+      if ((overdue || forgotten) && (await this.endRoom(call.roomId, null, 'timeout'))) ended += 1;
+    }
+    return ended;
   }
 }

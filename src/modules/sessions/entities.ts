@@ -8,6 +8,7 @@ export type EndedBy = (typeof ENDED_BY)[number];
 @Check('call_sessions_ended_by_check', `ended_by IN ('user_a', 'user_b', 'timeout', 'error')`)
 @Index('call_sessions_user_a_id_idx', ['userAId', 'startedAt'])
 @Index('call_sessions_user_b_id_idx', ['userBId', 'startedAt'])
+@Index('call_sessions_open_idx', ['startedAt'], { where: 'ended_at IS NULL' })
 export class CallSession {
   @PrimaryColumn('uuid')
   id!: string;

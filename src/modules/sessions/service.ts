@@ -57,7 +57,7 @@ export class SessionsService {
    * the same transaction. Of any number of concurrent closes (end_call, disconnects,
    * timeouts, on any instance) exactly one does it; the others get null.
    */
-  async close(roomId: string, endedBy: EndedBy): Promise<{ id: string; durationSeconds: number } | null> {
+  async close(roomId: string, endedBy: EndedBy): Promise<{ id: string; durationSeconds: number; userIds: [string, string] } | null> {
     const now = this.clock.now();
     return this.db.transaction(async (manager) => {
       const [row] = await updateReturning<{ id: string; user_a_id: string; user_b_id: string; duration_seconds: number }>(
@@ -68,7 +68,7 @@ export class SessionsService {
       );
       if (!row) return null;
       for (const userId of [row.user_a_id, row.user_b_id]) await this.users.recordCall(manager, userId, { seconds: row.duration_seconds, endedAt: now });
-      return { id: row.id, durationSeconds: row.duration_seconds };
+      return { id: row.id, durationSeconds: row.duration_seconds, userIds: [row.user_a_id, row.user_b_id] };
     });
   }
 
@@ -116,6 +116,15 @@ export class SessionsService {
     const rows = await this.db.query<CallRow[]>(`${this.select} WHERE s.id = $2 AND (s.user_a_id = $1 OR s.user_b_id = $1)`, [userId, id]);
     if (!rows.length) throw new NotFoundError('Session');
     return (await this.view(rows, userId))[0]!;
+  }
+
+  /** Calls still running, oldest first (a partial index keeps this cheap however long the history). */
+  async openCalls(limit: number): Promise<Array<{ roomId: string; startedAt: Date }>> {
+    const rows = await this.db.query<Array<{ room_id: string; started_at: Date }>>(
+      'SELECT room_id, started_at FROM call_sessions WHERE ended_at IS NULL ORDER BY started_at LIMIT $1',
+      [limit],
+    );
+    return rows.map((row) => ({ roomId: row.room_id, startedAt: row.started_at }));
   }
 
   /** Calls started, and practice minutes of calls ended, since `since`. */
