@@ -201,7 +201,7 @@ export async function buildApp(container: Container): Promise<App> {
     reconnectGraceMs: config.CALL_RECONNECT_GRACE,
     sweepIntervalMs: config.CALL_SWEEP_INTERVAL,
   });
-  registerSignalingGateway(sockets.io, { matchmaking: services.matchmaking, bus: container.realtime, clock: container.clock, logger: container.logger });
+  registerSignalingGateway(sockets.io, { matchmaking: services.matchmaking, bus: container.realtime, logger: container.logger });
   app.addHook('preClose', async () => {
     stopMatchmakingTimers();
     await sockets.close();

@@ -94,8 +94,6 @@ export type FindOutcome =
 export interface Room {
   roomId: string;
   users: string[];
-  /** When Redis forgets the room (its TTL), if nobody ends it before. */
-  expiresAt: Date;
 }
 
 /** The queue and the rooms, in Redis (keys as module 04 gives them), shared by every instance. */
@@ -197,9 +195,8 @@ export class MatchmakingService {
   }
 
   async room(roomId: string): Promise<Room | null> {
-    const key = `match:room:${roomId}:users`;
-    const [[, users], [, ttlMs]] = (await this.redis.multi().smembers(key).pttl(key).exec()) as [[null, string[]], [null, number]];
-    return users.length === 2 ? { roomId, users, expiresAt: new Date(this.clock.now().getTime() + ttlMs) } : null;
+    const users = await this.redis.smembers(`match:room:${roomId}:users`);
+    return users.length === 2 ? { roomId, users } : null;
   }
 
   /** Records that `userId` joined the room's signaling; the first to join is the caller. */

@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import type { Server, Socket } from 'socket.io';
-import type { Clock } from '../../infra/clock.js';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import { emitError, type SocketData } from '../../shared/socket-auth.js';
@@ -29,17 +28,19 @@ const schemas = {
  * checks that the sender is a member; nothing reaches anyone else.
  *
  * Membership is read from Redis once per socket and call; the socket then holds it as its
- * place in the call's Socket.io room, which ending the call takes away on every instance.
+ * place in the call's Socket.io room, which ending the call (end_call, disconnect, ban, or
+ * the timeout sweep, which also ends calls whose room Redis forgot) takes away on every
+ * instance.
  * So offers, answers and ICE candidates are checked and relayed without a Redis round trip.
  */
 export function registerSignalingGateway(
   io: Server,
-  { matchmaking, bus, clock, logger }: { matchmaking: MatchmakingService; bus: RealtimeBus; clock: Clock; logger: Logger },
+  { matchmaking, bus, logger }: { matchmaking: MatchmakingService; bus: RealtimeBus; logger: Logger },
 ): void {
   io.on('connection', (socket: Socket) => {
     const { userId } = (socket.data as SocketData).auth;
-    /** The calls this socket proved it belongs to: the partner, and when Redis forgets the room. */
-    const calls = new Map<string, { partnerId: string; expiresAtMs: number }>();
+    /** The partner in each call this socket proved it belongs to. */
+    const partners = new Map<string, string>();
 
     const fail = (event: string) => (error: unknown) => {
       logger.error({ err: error, event, userId }, 'signaling event failed');
@@ -55,20 +56,15 @@ export function registerSignalingGateway(
       }
     };
 
-    const knownPartner = (roomId: string): string | null => {
-      const call = calls.get(roomId);
-      if (call && bus.inCall(socket, roomId) && call.expiresAtMs > clock.now().getTime()) return call.partnerId;
-      calls.delete(roomId);
-      return null;
-    };
+    const knownPartner = (roomId: string): string | undefined => (bus.inCall(socket, roomId) ? partners.get(roomId) : undefined);
 
     const provePartner = async (roomId: string): Promise<string | null> => {
       const room = await matchmaking.room(roomId);
       if (!room?.users.includes(userId)) return null;
       const partnerId = room.users.find((id) => id !== userId)!;
       // forget the calls this socket has left, so a long-lived socket does not collect them
-      for (const id of calls.keys()) if (!bus.inCall(socket, id)) calls.delete(id);
-      calls.set(roomId, { partnerId, expiresAtMs: room.expiresAt.getTime() });
+      for (const id of partners.keys()) if (!bus.inCall(socket, id)) partners.delete(id);
+      partners.set(roomId, partnerId);
       bus.joinCall(socket, roomId, userId);
       return partnerId;
     };
