@@ -59,7 +59,8 @@ export async function testRedisUrl(): Promise<string | undefined> {
   const base = inject('redisUrl');
   if (!base) return undefined;
   const url = new URL(base);
-  url.pathname = `/${Number(process.env.VITEST_POOL_ID ?? 1) % 16}`;
+  // TEST_REDIS_DB_BASE lets two suites share one Redis (two checkouts) without flushing each other.
+  url.pathname = `/${(Number(process.env.TEST_REDIS_DB_BASE ?? 0) + Number(process.env.VITEST_POOL_ID ?? 1)) % 16}`;
   if (!redisFlushed) {
     const client = new Redis(url.toString());
     await client.flushdb();
