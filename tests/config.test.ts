@@ -70,6 +70,31 @@ describe('loadConfig', () => {
     expect(loadConfig({ env: { TRUST_PROXY: '10.0.0.0/8,127.0.0.1' }, cwd }).TRUST_PROXY).toBe('10.0.0.0/8,127.0.0.1');
   });
 
+  it('points APP_URL at HOST and PORT unless it is set', () => {
+    const cwd = emptyDir();
+    expect(loadConfig({ env: {}, cwd }).APP_URL).toBe('http://localhost:5503');
+    expect(loadConfig({ env: { PORT: '8080' }, cwd }).APP_URL).toBe('http://localhost:8080');
+    expect(loadConfig({ env: { HOST: '127.0.0.1', PORT: '7000' }, cwd }).APP_URL).toBe('http://127.0.0.1:7000');
+    expect(loadConfig({ env: { HOST: '::1', PORT: '7000' }, cwd }).APP_URL).toBe('http://[::1]:7000');
+    expect(loadConfig({ env: { HOST: '::', PORT: '7000' }, cwd }).APP_URL).toBe('http://localhost:7000');
+    expect(loadConfig({ env: { PORT: '8080', APP_URL: 'https://api.parley.example' }, cwd }).APP_URL).toBe('https://api.parley.example');
+  });
+
+  it('refuses TRUST_PROXY=true in production, with one line saying what to set instead', () => {
+    const production = { NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(40), METRICS_TOKEN: 'm'.repeat(24) };
+    const attempt = () => loadConfig({ env: { ...production, TRUST_PROXY: 'true' }, cwd: emptyDir() });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(/^Invalid configuration: TRUST_PROXY=true is refused in production .*number of proxies in front[^\n]*$/);
+    expect(loadConfig({ env: { ...production, TRUST_PROXY: '1' }, cwd: emptyDir() }).TRUST_PROXY).toBe(1);
+    expect(loadConfig({ env: { ...production, TRUST_PROXY: '10.0.0.0/8' }, cwd: emptyDir() }).TRUST_PROXY).toBe('10.0.0.0/8');
+  });
+
+  it('refuses to start in production without METRICS_TOKEN, so /metrics is never public there', () => {
+    const production = { NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(40) };
+    expect(() => loadConfig({ env: production, cwd: emptyDir() })).toThrow(/^Invalid configuration: METRICS_TOKEN is required in production/);
+    expect(loadConfig({ env: { ...production, METRICS_TOKEN: 'm'.repeat(24) }, cwd: emptyDir() }).METRICS_TOKEN).toBe('m'.repeat(24));
+  });
+
   it('splits FRONTEND_URL into origins and parses booleans', () => {
     const config = loadConfig({ env: { FRONTEND_URL: 'https://a.example, https://b.example', SECURITY_HEADERS_ENABLED: 'off' }, cwd: emptyDir() });
     expect(config.FRONTEND_URL).toEqual(['https://a.example', 'https://b.example']);

@@ -55,11 +55,16 @@ export const envSchema = z
       .describe('development | test | production. Production refuses generated keys and missing secrets.'),
     HOST: z.string().min(1).default('0.0.0.0').describe('Interface the HTTP server binds to.'),
     PORT: port.default(5503).describe('HTTP and Socket.io port.'),
-    APP_URL: z.url().default('http://localhost:5503').describe('Public base URL of this server, used in links it sends (e-mails, signed URLs).'),
+    APP_URL: z
+      .url()
+      .optional()
+      .describe('Public base URL of this server, used in links it sends (e-mails, signed URLs). Unset: http://HOST:PORT (localhost for 0.0.0.0 and ::).'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
     TRUST_PROXY: trustProxy
       .prefault('false')
-      .describe('Behind Nginx or Cloudflare: true, a hop count, or proxy IPs/CIDRs. The client IP for limits and logs then comes from X-Forwarded-For.'),
+      .describe(
+        'Behind Nginx or Cloudflare: the number of proxies in front (e.g. 1) or their IPs/CIDRs; the client IP for limits and logs then comes from X-Forwarded-For. true trusts any client to choose its IP and is refused in production.',
+      ),
     BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576).describe('Largest JSON body accepted, in bytes (larger gets 413).'),
     SHUTDOWN_TIMEOUT: duration.prefault('10s').describe('On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut.'),
     DATA_DIR: z.string().min(1).default('.data').describe('Where the embedded defaults keep their data (PostgreSQL under postgres/).'),
@@ -74,7 +79,11 @@ export const envSchema = z
     HSTS_MAX_AGE: z.coerce.number().int().min(0).default(31_536_000).describe('Strict-Transport-Security max-age in seconds when security headers are on.'),
     RATE_LIMIT_REQUESTS: z.coerce.number().int().min(1).default(300).describe('Default requests per client IP per window; routes may set their own.'),
     RATE_LIMIT_WINDOW: duration.prefault('60s').describe('Window of the default rate limit (e.g. 60s, 15m).'),
-    METRICS_TOKEN: z.string().min(16).optional().describe('When set, GET /metrics requires "Authorization: Bearer <token>".'),
+    METRICS_TOKEN: z
+      .string()
+      .min(16)
+      .optional()
+      .describe('GET /metrics requires "Authorization: Bearer <token>". Required in production; unset elsewhere, /metrics is open.'),
 
     DATABASE_URL: z.url().optional().describe('postgres://user:pass@host:5432/db. Unset: an embedded PostgreSQL is started under DATA_DIR on a free port.'),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10).describe('Connections in the PostgreSQL pool.'),

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { envSchema, type Env } from './env.js';
 
-export type Config = Readonly<Env & { SESSION_SECRET: string }>;
+export type Config = Readonly<Env & { SESSION_SECRET: string; APP_URL: string }>;
 
 /** A configuration problem; its message is one line naming each bad variable. */
 export class ConfigError extends Error {
@@ -61,5 +61,23 @@ export function loadConfig({ env, cwd }: LoadConfigOptions): Config {
   if (parsed.NODE_ENV === 'production' && parsed.TURN_HOST && !parsed.TURN_SECRET) {
     throw new ConfigError("Invalid configuration: TURN_SECRET is required with TURN_HOST in production (it must match Coturn's static-auth-secret)");
   }
-  return Object.freeze({ ...parsed, SESSION_SECRET: parsed.SESSION_SECRET ?? randomBytes(32).toString('base64url') });
+  if (parsed.NODE_ENV === 'production' && parsed.TRUST_PROXY === true) {
+    throw new ConfigError(
+      'Invalid configuration: TRUST_PROXY=true is refused in production (any client could choose its IP with X-Forwarded-For and escape the per-IP limits): set the number of proxies in front, e.g. 1, or their addresses',
+    );
+  }
+  if (parsed.NODE_ENV === 'production' && !parsed.METRICS_TOKEN) {
+    throw new ConfigError('Invalid configuration: METRICS_TOKEN is required in production (at least 16 characters), so that /metrics is not public');
+  }
+  return Object.freeze({
+    ...parsed,
+    SESSION_SECRET: parsed.SESSION_SECRET ?? randomBytes(32).toString('base64url'),
+    APP_URL: parsed.APP_URL ?? defaultAppUrl(parsed.HOST, parsed.PORT),
+  });
+}
+
+/** Where this server answers when APP_URL is not set: a wildcard bind is reached as localhost. */
+function defaultAppUrl(host: string, port: number): string {
+  const name = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  return `http://${name}:${port}`;
 }

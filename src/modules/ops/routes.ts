@@ -75,7 +75,7 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
       schema: {
         tags: ['ops'],
         summary: 'Prometheus metrics (process and HTTP request durations)',
-        description: 'When METRICS_TOKEN is set, send it as a Bearer token.',
+        description: 'When METRICS_TOKEN is set (always in production), send it as a Bearer token.',
         response: { 200: z.string(), 401: errorResponseSchema },
       },
     },
