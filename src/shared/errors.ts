@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   rate_limited: 429,
   internal_error: 500,
   dependency_unavailable: 503,
+  shutting_down: 503,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -94,6 +95,13 @@ export class ConflictError extends AppError {
 export class RateLimitedError extends AppError {
   constructor(retryAfterSeconds: number) {
     super('rate_limited', `Too many requests, retry in ${retryAfterSeconds} s`, { retryAfterSeconds }, { 'retry-after': String(retryAfterSeconds) });
+  }
+}
+
+/** A request that reached an instance after it began to stop: the client retries (on another instance). */
+export class ShuttingDownError extends AppError {
+  constructor() {
+    super('shutting_down', 'This server is shutting down; retry the request', undefined, { 'retry-after': '1', connection: 'close' });
   }
 }
 

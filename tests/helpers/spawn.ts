@@ -39,3 +39,27 @@ export async function waitForOk(url: string, spawned: Spawned, timeoutMs: number
   }
   throw new Error(`${url} did not answer 200 (exited: ${exited}); output:\n${spawned.output()}`);
 }
+
+/** Resolves when the process has written `text` (stdout or stderr); rejects if it exits first. */
+export function waitForOutput(spawned: Spawned, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (!spawned.output().includes(text)) return;
+      stop();
+      resolve();
+    };
+    const exited = () => {
+      stop();
+      reject(new Error(`exited before writing "${text}"; output:\n${spawned.output()}`));
+    };
+    const stop = () => {
+      spawned.child.stdout?.off('data', check);
+      spawned.child.stderr?.off('data', check);
+      spawned.child.off('exit', exited);
+    };
+    spawned.child.stdout?.on('data', check);
+    spawned.child.stderr?.on('data', check);
+    spawned.child.once('exit', exited);
+    check();
+  });
+}
