@@ -144,6 +144,25 @@ describe('a signal from a process manager while requests are in flight', () => {
   }, 90_000);
 });
 
+describe('a signal while the server is still starting', () => {
+  it('SIGTERM during the first start of the embedded PostgreSQL: the start completes, then the server stops it and exits 0', async () => {
+    const cwd = mkdtempSync(path.join(os.tmpdir(), 'parley-signal-'));
+    chmodSync(cwd, 0o755);
+    const server = run(process.execPath, [main], { cwd, env: { PORT: String(await findFreePort()), HOST: '127.0.0.1' } });
+    try {
+      await waitForOutput(server, 'initialising embedded PostgreSQL');
+      server.child.kill('SIGTERM');
+      expect(await server.exit).toBe(0);
+    } finally {
+      server.child.kill('SIGKILL');
+    }
+    expect(server.output()).toContain('"clean":true');
+    expect(server.output()).not.toContain('Parley is listening');
+    expect(existsSync(path.join(cwd, '.data/postgres/PG_VERSION'))).toBe(true);
+    expect(existsSync(path.join(cwd, '.data/postgres/postmaster.pid'))).toBe(false);
+  }, 90_000);
+});
+
 const asRoot = process.getuid?.() === 0;
 
 function plainLines(server: Spawned): string[] {
