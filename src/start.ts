@@ -5,7 +5,8 @@ import { shutdown } from './lifecycle.js';
 import { MissingKeysError } from './infra/keys.js';
 import { EmbeddedPostgresUnusableError } from './infra/embedded-postgres.js';
 
-const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+// SIGHUP too: a closed terminal stops the server cleanly (and the embedded PostgreSQL with it).
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
 async function main(): Promise<void> {
   const config = loadConfig({ env: process.env, cwd: process.cwd() });

@@ -110,7 +110,7 @@ async function signalDuringLogin(server: Spawned, port: number, signal: NodeJS.S
 }
 
 describe('a signal from a process manager while requests are in flight', () => {
-  it.each(['SIGTERM', 'SIGINT'] as const)(
+  it.each(['SIGTERM', 'SIGINT', 'SIGHUP'] as const)(
     '%s with DATABASE_URL set: drains, then exits 0',
     async (signal) => {
       const cwd = mkdtempSync(path.join(os.tmpdir(), 'parley-signal-'));
