@@ -43,6 +43,22 @@ describe('POST /auth/refresh', () => {
     expect(event.user_id).toBe(stolen.user.id);
   });
 
+  it('gives the reuse grace to the immediately previous token only: an older one of the chain revokes the family', async () => {
+    const first = await register(t.app);
+    const second = (await refresh(first.refreshToken)).json();
+    const third = (await refresh(second.refreshToken)).json();
+    // within the grace period: the previous token gets the current pair again, and nothing else
+    const retried = await refresh(second.refreshToken);
+    expect(retried.statusCode).toBe(200);
+    expect(retried.json().refreshToken).toBe(third.refreshToken);
+    // the token before it is still within 10 s of its rotation, but walking the chain is reuse
+    const walked = await refresh(first.refreshToken);
+    expect(walked.statusCode).toBe(401);
+    expect(walked.json().error.code).toBe('token_reused');
+    expect((await refresh(third.refreshToken)).statusCode).toBe(401);
+    expect((await me(third.accessToken)).statusCode).toBe(401);
+  });
+
   it('issues exactly one new pair for concurrent refreshes with the same token', async () => {
     const { refreshToken } = await register(t.app);
     const results = await Promise.all(Array.from({ length: 5 }, () => refresh(refreshToken)));

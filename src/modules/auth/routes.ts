@@ -110,7 +110,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         tags,
         summary: 'Exchange a refresh token for a new pair (the old one stops working)',
         description:
-          'Presenting an already-rotated token again revokes its whole device session (token_reused), except within a few seconds of its rotation, when the same new pair is returned.',
+          'Presenting an already-rotated token again revokes its whole device session (token_reused), except the immediately previous token within a few seconds of its rotation, which gets the current pair again.',
         body: z.strictObject({ refreshToken: opaque }),
         response: { 200: tokenPairSchema, ...errors(400, 401, 403, 409) },
       },

@@ -215,7 +215,9 @@ export class AuthService {
     if (!token) throw new AppError('invalid_token', 'Unknown refresh token');
     if (!token.revoked) throw new AppError('token_expired', 'The refresh token has expired: sign in again');
     if (!token.replacedBy) throw new AppError('session_revoked', 'This session was signed out');
-    if (token.revokedAt && now.getTime() - token.revokedAt.getTime() <= this.settings.reuseGraceMs) {
+    // Only the immediately previous token gets the grace, and only while its successor is the
+    // live token: an older one would let a thief walk the chain up to the current pair.
+    if (token.revokedAt && now.getTime() - token.revokedAt.getTime() <= this.settings.reuseGraceMs && (await this.isLive(token.replacedBy))) {
       const sealed = await this.redis.get(graceKey);
       if (sealed) return openPair(refreshToken, sealed);
       throw new AppError('refresh_in_progress', 'This refresh token is being rotated; retry in a moment');
@@ -231,6 +233,10 @@ export class AuthService {
     await this.tokens.denySessions([token.sessionId, ...revoked]);
     this.logger.warn({ userId: token.userId, sessionId: token.sessionId }, 'refresh token reuse: session revoked');
     throw new AppError('token_reused', 'This refresh token was already used; the session has been signed out');
+  }
+
+  private async isLive(refreshTokenId: string): Promise<boolean> {
+    return this.db.getRepository(RefreshToken).exists({ where: { id: refreshTokenId, revoked: false } });
   }
 
   /**
