@@ -22,11 +22,8 @@ interface RateLimit {
 }
 
 const email = z.email().max(254).trim().toLowerCase();
-// bcrypt reads only the first 72 bytes: a longer password would be silently truncated.
-const password = z
-  .string()
-  .min(8, 'at least 8 characters')
-  .refine((value) => Buffer.byteLength(value, 'utf8') <= 72, 'at most 72 bytes');
+// Every character counts (the hasher pre-hashes before bcrypt); the cap only bounds the work.
+const password = z.string().min(8, 'at least 8 characters').max(1024, 'at most 1024 characters');
 const device = {
   deviceId: z.string().trim().min(1).max(128).describe('Stable id of the installation; a new sign-in on the same device replaces its session'),
   platform: z.enum(PLATFORMS),

@@ -161,7 +161,9 @@ export class AuthService {
       throw new AppError('account_banned', 'This account is banned');
     }
     await this.redis.del(failuresKey);
+    const upgradedHash = account.passwordHash && this.hasher.needsRehash(account.passwordHash) ? await this.hasher.hash(input.password) : null;
     const { pair, replaced } = await this.db.transaction(async (manager) => {
+      if (upgradedHash) await this.users.upgradePasswordHash(manager, account.id, account.passwordHash!, upgradedHash);
       const replacedSessions = await this.revokeSessions(manager, { userId: account.id, deviceId: input.deviceId }, 'replaced');
       await this.audit.record(
         { type: 'login', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { platform: input.platform, deviceId: input.deviceId } },

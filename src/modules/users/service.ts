@@ -188,6 +188,11 @@ export class UsersService implements RoleLookup {
     await manager.update(User, { id: userId }, { passwordHash, updatedAt: this.clock.now(), version: () => 'version + 1' });
   }
 
+  /** Replaces a hash by a stronger one of the same password, unless the password changed meanwhile. */
+  async upgradePasswordHash(manager: EntityManager, userId: string, currentHash: string, upgradedHash: string): Promise<void> {
+    await manager.update(User, { id: userId, passwordHash: currentHash }, { passwordHash: upgradedHash });
+  }
+
   async markVerified(manager: EntityManager, userId: string): Promise<void> {
     await manager.update(User, { id: userId }, { isVerified: true, updatedAt: this.clock.now() });
   }
