@@ -194,7 +194,7 @@ export class AuthService {
       if (!row) return null;
       const session = await manager.getRepository(DeviceSession).findOne({ where: { id: row.session_id }, lock: { mode: 'pessimistic_write' } });
       if (!session || session.revokedAt || session.expiresAt <= now) throw new AppError('session_revoked', 'This session was signed out');
-      const account = await this.users.findSummary(row.user_id);
+      const account = await this.users.findSummary(row.user_id, manager);
       if (!account) throw new AppError('session_revoked', 'This account no longer exists');
       if (account.isBanned) throw new AppError('account_banned', 'This account is banned');
       const pair = await this.issuePair(manager, account, session.id, newId);

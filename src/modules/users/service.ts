@@ -167,13 +167,13 @@ export class UsersService implements RoleLookup {
       : null;
   }
 
-  /** The hot read behind GET /auth/me: one prepared primary-key lookup. */
-  async findSummary(id: string): Promise<AccountSummary | null> {
-    const row = await this.reader.one<SummaryRow>(
-      'users-summary-by-id',
-      'SELECT id, email, role, is_verified, is_banned, created_at FROM users WHERE id = $1 AND deleted_at IS NULL',
-      [id],
-    );
+  /**
+   * The hot read behind GET /auth/me: one prepared primary-key lookup. Inside a transaction,
+   * pass its manager: a second pool connection there can deadlock the pool.
+   */
+  async findSummary(id: string, manager?: EntityManager): Promise<AccountSummary | null> {
+    const sql = 'SELECT id, email, role, is_verified, is_banned, created_at FROM users WHERE id = $1 AND deleted_at IS NULL';
+    const row = manager ? (await manager.query<SummaryRow[]>(sql, [id]))[0] : await this.reader.one<SummaryRow>('users-summary-by-id', sql, [id]);
     return row ? { id: row.id, email: row.email, role: row.role, isVerified: row.is_verified, isBanned: row.is_banned, createdAt: row.created_at } : null;
   }
 
