@@ -144,11 +144,14 @@ export async function createContainer(config: Config, options: ContainerOptions)
       lastActiveThrottleMs: config.LAST_ACTIVE_THROTTLE,
     });
     const beta = new BetaService(db, clock, ids, audit);
-    const tokens = new TokenService(keys, redis.client, clock, {
-      issuer: config.JWT_ISSUER,
-      audience: config.JWT_AUDIENCE,
-      accessTtlMs: config.JWT_ACCESS_EXPIRY,
-    });
+    const tokens = new TokenService(
+      keys,
+      redis.client,
+      clock,
+      { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, accessTtlMs: config.JWT_ACCESS_EXPIRY },
+      createPreparedReader(db),
+      users,
+    );
     const auth = new AuthService(db, redis.client, tokens, hasher, mailer, users, beta, audit, clock, ids, logger, {
       appUrl: config.APP_URL,
       refreshTtlMs: config.JWT_REFRESH_EXPIRY,

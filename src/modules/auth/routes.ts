@@ -117,7 +117,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
 
   app.post(
     '/auth/logout',
-    { config: signedIn, schema: { tags, summary: 'Sign this device out', security, response: { 204: z.null(), ...errors(401) } } },
+    { config: signedIn, schema: { tags, summary: 'Sign this device out', security, response: { 204: z.null(), ...errors(401, 403) } } },
     async (request, reply) => {
       await auth.logout(caller(request), meta(request));
       return reply.status(204).send(null);
@@ -126,7 +126,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
 
   app.post(
     '/auth/logout-all',
-    { config: signedIn, schema: { tags, summary: 'Sign every device out', security, response: { 204: z.null(), ...errors(401) } } },
+    { config: signedIn, schema: { tags, summary: 'Sign every device out', security, response: { 204: z.null(), ...errors(401, 403) } } },
     async (request, reply) => {
       await auth.logoutAll(caller(request), meta(request));
       return reply.status(204).send(null);
@@ -135,7 +135,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
 
   app.get(
     '/auth/me',
-    { config: signedIn, schema: { tags, summary: 'The signed-in account', security, response: { 200: meSchema, ...errors(401) } } },
+    { config: signedIn, schema: { tags, summary: 'The signed-in account', security, response: { 200: meSchema, ...errors(401, 403) } } },
     async (request) => {
       const account = await users.findSummary(caller(request).userId);
       if (!account) throw new AppError('session_revoked', 'This account no longer exists');
@@ -151,7 +151,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         tags,
         summary: 'My signed-in devices, most recently used first',
         security,
-        response: { 200: z.object({ items: z.array(sessionSchema), nextCursor: z.null() }), ...errors(401) },
+        response: { 200: z.object({ items: z.array(sessionSchema), nextCursor: z.null() }), ...errors(401, 403) },
       },
     },
     async (request) => ({ items: await auth.listSessions(caller(request)), nextCursor: null }),
@@ -166,7 +166,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         summary: 'Sign one of my devices out',
         security,
         params: z.object({ id: z.uuid() }),
-        response: { 204: z.null(), ...errors(400, 401, 404) },
+        response: { 204: z.null(), ...errors(400, 401, 403, 404) },
       },
     },
     async (request, reply) => {
@@ -234,7 +234,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         tags,
         summary: 'Send the confirmation e-mail again',
         security,
-        response: { 202: z.object({ accepted: z.literal(true) }), ...errors(401, 409, 429) },
+        response: { 202: z.object({ accepted: z.literal(true) }), ...errors(401, 403, 409, 429) },
       },
     },
     async (request, reply) => {

@@ -163,6 +163,11 @@ export class AuthService {
     await this.redis.del(failuresKey);
     const upgradedHash = account.passwordHash && this.hasher.needsRehash(account.passwordHash) ? await this.hasher.hash(input.password) : null;
     const { pair, replaced } = await this.db.transaction(async (manager) => {
+      // Checked again on the locked row: a ban that commits first is seen here, and one that
+      // commits later waits for this session and then revokes it with the others.
+      const current = await this.users.lockSummary(manager, account.id);
+      if (!current) throw new AppError('invalid_credentials', 'E-mail or password is incorrect');
+      if (current.isBanned) throw new AppError('account_banned', 'This account is banned');
       if (upgradedHash) await this.users.upgradePasswordHash(manager, account.id, account.passwordHash!, upgradedHash);
       const replacedSessions = await this.revokeSessions(manager, { userId: account.id, deviceId: input.deviceId }, 'replaced');
       await this.audit.record(

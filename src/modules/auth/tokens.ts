@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { errors as joseErrors, exportJWK, jwtVerify, SignJWT, type JWK, type JWTHeaderParameters } from 'jose';
 import type { Clock } from '../../infra/clock.js';
 import type { SigningKeys } from '../../infra/keys.js';
+import type { PreparedReader } from '../../infra/sql.js';
 import type { AccessTokenVerifier, AuthContext, Role } from '../../shared/auth.js';
 import { AppError } from '../../shared/errors.js';
 
@@ -16,6 +17,21 @@ const ROLES: readonly string[] = ['student', 'admin'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Verified tokens remembered, so a client's repeated token costs no RSA work. */
 const VERIFIED_CACHE_SIZE = 10_000;
+/**
+ * How long an instance trusts its own answer "this session is live" before asking Redis and
+ * PostgreSQL again: the longest a revocation (logout, reset, ban, reuse) takes to reach
+ * every instance. The instance that revokes a session forgets it at once.
+ */
+export const SESSION_STATUS_TTL_MS = 1_000;
+const SESSION_STATUS_CACHE_SIZE = 10_000;
+
+/** What the access token of a device session is worth right now. */
+export type SessionStatus = 'live' | 'revoked' | 'banned';
+
+/** The account half of the check: null for a deleted account. */
+export interface AccountStatusLookup {
+  findSummary(userId: string): Promise<{ isBanned: boolean } | null>;
+}
 
 export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
@@ -23,11 +39,14 @@ export function sha256(text: string): string {
 
 /**
  * Access tokens: RS256 JWTs signed with the active key (kid in the header), verified
- * against the active and rotated-out keys, and refused at once when their device session
- * is on the Redis deny-list (logout, reset, ban, reuse).
+ * against the active and rotated-out keys, and refused when their device session is revoked
+ * or their account banned. The truth is PostgreSQL (device_sessions.revoked_at, users.is_banned);
+ * Redis keeps a deny-list in front of it and each instance remembers a session's status for
+ * SESSION_STATUS_TTL_MS.
  */
 export class TokenService implements AccessTokenVerifier {
   private readonly verified = new Map<string, { context: AuthContext; expiresAtMs: number }>();
+  private readonly statuses = new Map<string, { status: SessionStatus; untilMs: number }>();
   private readonly keysByKid: Map<string, SigningKeys['publicKey']>;
   private jwksDocument: { keys: JWK[] } | undefined;
   private readonly deniedListeners: Array<(sessionIds: string[]) => void> = [];
@@ -37,6 +56,8 @@ export class TokenService implements AccessTokenVerifier {
     private readonly redis: Redis,
     private readonly clock: Clock,
     private readonly options: TokenOptions,
+    private readonly reader: PreparedReader,
+    private readonly accounts: AccountStatusLookup,
   ) {
     this.keysByKid = new Map(keys.verificationKeys.map((key) => [key.kid, key.publicKey]));
   }
@@ -71,8 +92,36 @@ export class TokenService implements AccessTokenVerifier {
     const nowMs = this.clock.now().getTime();
     const cached = this.verified.get(token);
     const context = cached && cached.expiresAtMs > nowMs ? cached.context : await this.verifySignature(token, nowMs);
-    if (await this.redis.exists(this.denyKey(context.sessionId))) throw new AppError('session_revoked', 'This session was signed out');
+    const status = await this.sessionStatus(context, nowMs);
+    if (status === 'banned') throw new AppError('account_banned', 'This account is banned');
+    if (status === 'revoked') throw new AppError('session_revoked', 'This session was signed out');
     return context;
+  }
+
+  private async sessionStatus(context: AuthContext, nowMs: number): Promise<SessionStatus> {
+    const known = this.statuses.get(context.sessionId);
+    if (known && known.untilMs > nowMs) return known.status;
+    // Redis may be empty (restarted, flushed) or down: a miss is never taken as "live".
+    const denied = await this.redis.exists(this.denyKey(context.sessionId)).catch(() => 0);
+    const [revoked, account] = await Promise.all([denied ? true : this.revokedInDatabase(context.sessionId), this.accounts.findSummary(context.userId)]);
+    const status: SessionStatus = account?.isBanned ? 'banned' : revoked || !account ? 'revoked' : 'live';
+    this.remember(context.sessionId, status, nowMs);
+    return status;
+  }
+
+  private async revokedInDatabase(sessionId: string): Promise<boolean> {
+    const row = await this.reader.one<{ revoked: boolean }>(
+      'device-session-revoked-by-id',
+      'SELECT revoked_at IS NOT NULL AS revoked FROM device_sessions WHERE id = $1',
+      [sessionId],
+    );
+    return row?.revoked ?? true;
+  }
+
+  private remember(sessionId: string, status: SessionStatus, nowMs: number): void {
+    if (this.statuses.size >= SESSION_STATUS_CACHE_SIZE) this.statuses.delete(this.statuses.keys().next().value!);
+    // A revoked session never comes back; a live session or a banned account is asked about again soon.
+    this.statuses.set(sessionId, { status, untilMs: nowMs + (status === 'revoked' ? this.options.accessTtlMs : SESSION_STATUS_TTL_MS) });
   }
 
   private async verifySignature(token: string, nowMs: number): Promise<AuthContext> {
@@ -120,6 +169,8 @@ export class TokenService implements AccessTokenVerifier {
   /** Access tokens of these sessions fail from now until they would have expired anyway. */
   async denySessions(sessionIds: string[]): Promise<void> {
     if (!sessionIds.length) return;
+    // Forgotten here, so this instance's next check reads the new truth (revoked, or banned).
+    for (const id of sessionIds) this.statuses.delete(id);
     const pipeline = this.redis.pipeline();
     for (const id of sessionIds) pipeline.set(this.denyKey(id), '1', 'PX', this.options.accessTtlMs);
     await pipeline.exec();

@@ -177,6 +177,15 @@ export class UsersService implements RoleLookup {
     return row ? { id: row.id, email: row.email, role: row.role, isVerified: row.is_verified, isBanned: row.is_banned, createdAt: row.created_at } : null;
   }
 
+  /** The account read in the caller's transaction and held (FOR SHARE) until it ends: a concurrent ban waits for it. */
+  async lockSummary(manager: EntityManager, id: string): Promise<AccountSummary | null> {
+    const [row] = await manager.query<SummaryRow[]>(
+      'SELECT id, email, role, is_verified, is_banned, created_at FROM users WHERE id = $1 AND deleted_at IS NULL FOR SHARE',
+      [id],
+    );
+    return row ? { id: row.id, email: row.email, role: row.role, isVerified: row.is_verified, isBanned: row.is_banned, createdAt: row.created_at } : null;
+  }
+
   async currentRole(userId: string): Promise<Role | null> {
     const row = await this.reader.one<{ role: Role }>('users-role-by-id', 'SELECT role FROM users WHERE id = $1 AND deleted_at IS NULL AND NOT is_banned', [
       userId,
