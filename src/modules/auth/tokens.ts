@@ -5,7 +5,7 @@ import type { Clock } from '../../infra/clock.js';
 import type { SigningKeys } from '../../infra/keys.js';
 import type { PreparedReader } from '../../infra/sql.js';
 import type { AccessTokenVerifier, AuthContext, Role } from '../../shared/auth.js';
-import { AppError } from '../../shared/errors.js';
+import { AppError, DependencyUnavailableError } from '../../shared/errors.js';
 
 export interface TokenOptions {
   issuer: string;
@@ -105,6 +105,8 @@ export class TokenService implements AccessTokenVerifier {
     const denied = await this.redis.exists(this.denyKey(context.sessionId)).catch(() => 0);
     const [revoked, account] = await Promise.all([denied ? true : this.revokedInDatabase(context.sessionId), this.accounts.findSummary(context.userId)]);
     const status: SessionStatus = account?.isBanned ? 'banned' : revoked || !account ? 'revoked' : 'live';
+    // Refills a deny-list Redis lost; a failure only costs the next check a database read.
+    if (revoked && !denied) await this.redis.set(this.denyKey(context.sessionId), '1', 'PX', this.options.accessTtlMs).catch(() => undefined);
     this.remember(context.sessionId, status, nowMs);
     return status;
   }
@@ -173,8 +175,13 @@ export class TokenService implements AccessTokenVerifier {
     for (const id of sessionIds) this.statuses.delete(id);
     const pipeline = this.redis.pipeline();
     for (const id of sessionIds) pipeline.set(this.denyKey(id), '1', 'PX', this.options.accessTtlMs);
-    await pipeline.exec();
+    const results = await pipeline.exec().catch(() => null);
     for (const listener of this.deniedListeners) listener(sessionIds);
+    // The revocation is committed in PostgreSQL and reaches every instance within
+    // SESSION_STATUS_TTL_MS anyway; a deny-list Redis refused is still reported, never ignored.
+    if (!results || results.some(([error]) => error)) {
+      throw new DependencyUnavailableError('The session is revoked, but Redis refused to record it; retry to confirm');
+    }
   }
 
   /** Called after sessions are denied (the realtime layer closes their sockets). */
