@@ -155,6 +155,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
     const auth = new AuthService(db, redis.client, tokens, hasher, mailer, users, beta, audit, clock, ids, logger, {
       appUrl: config.APP_URL,
       refreshTtlMs: config.JWT_REFRESH_EXPIRY,
+      sessionMaxLifetimeMs: config.JWT_SESSION_MAX_LIFETIME,
       reuseGraceMs: config.REFRESH_REUSE_GRACE,
       betaMode: config.BETA_MODE === 'on',
       accountFailureLimit: config.AUTH_ACCOUNT_FAILURE_LIMIT,

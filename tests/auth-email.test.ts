@@ -60,6 +60,15 @@ describe('password reset', () => {
     expect((await login(t.app, account.email, { password: 'a brand new passphrase' })).user.id).toBe(account.user.id);
   });
 
+  it('tells the account by e-mail that its password was changed', async () => {
+    const account = await register(t.app);
+    const token = await resetTokenFor(account.email);
+    expect((await reset(token)).statusCode).toBe(204);
+    const notice = await smtp.nextMail(account.email);
+    expect(notice.raw).toContain('Subject: Your Parley password was changed');
+    expect(notice.raw).not.toMatch(/token=/);
+  });
+
   it('puts the link on APP_URL', async () => {
     const account = await register(t.app);
     await smtp.nextMail(account.email);

@@ -79,6 +79,25 @@ describe('POST /auth/refresh', () => {
     expect(expired.json().error.code).toBe('token_expired');
   });
 
+  it('ends a session 90 days after its sign-in however often it is refreshed', async () => {
+    const start = clock.now();
+    try {
+      let pair = await register(t.app);
+      for (let refreshes = 0; refreshes < 3; refreshes += 1) {
+        clock.advance(25 * 86_400_000);
+        const res = await refresh(pair.refreshToken);
+        expect(res.statusCode).toBe(200);
+        pair = res.json();
+      }
+      clock.advance(16 * 86_400_000); // 91 days after the sign-in, 16 after the last refresh
+      const res = await refresh(pair.refreshToken);
+      expect(res.statusCode).toBe(401);
+      expect(res.json().error.code).toBe('token_expired');
+    } finally {
+      clock.set(start);
+    }
+  });
+
   it('refuses to refresh a banned account', async () => {
     const { refreshToken, user } = await register(t.app);
     await t.container.db.query('UPDATE users SET is_banned = true WHERE id = $1', [user.id]);

@@ -17,7 +17,10 @@ import { sha256, type TokenService } from './tokens.js';
 
 export interface AuthSettings {
   appUrl: string;
+  /** Sliding: a session unused this long ends. */
   refreshTtlMs: number;
+  /** Absolute: a session ends this long after its sign-in, however often it is refreshed. */
+  sessionMaxLifetimeMs: number;
   reuseGraceMs: number;
   betaMode: boolean;
   accountFailureLimit: { max: number; windowMs: number };
@@ -199,15 +202,13 @@ export class AuthService {
       if (!row) return null;
       const session = await manager.getRepository(DeviceSession).findOne({ where: { id: row.session_id }, lock: { mode: 'pessimistic_write' } });
       if (!session || session.revokedAt || session.expiresAt <= now) throw new AppError('session_revoked', 'This session was signed out');
+      const endsAt = this.sessionEnd(session.createdAt);
+      if (endsAt <= now) throw new AppError('token_expired', 'This session has reached its maximum lifetime: sign in again');
       const account = await this.users.findSummary(row.user_id, manager);
       if (!account) throw new AppError('session_revoked', 'This account no longer exists');
       if (account.isBanned) throw new AppError('account_banned', 'This account is banned');
-      const pair = await this.issuePair(manager, account, session.id, newId);
-      await manager.update(
-        DeviceSession,
-        { id: session.id },
-        { lastUsedAt: now, expiresAt: new Date(now.getTime() + this.settings.refreshTtlMs), ip: meta.ip },
-      );
+      const pair = await this.issuePair(manager, account, session.id, newId, endsAt);
+      await manager.update(DeviceSession, { id: session.id }, { lastUsedAt: now, expiresAt: this.slidingExpiry(now, endsAt), ip: meta.ip });
       // Stored before commit: a concurrent refresh with the same token waits on the row lock
       // above and then finds the pair here.
       await this.redis.set(graceKey, sealPair(refreshToken, pair), 'PX', this.settings.reuseGraceMs);
@@ -354,7 +355,7 @@ export class AuthService {
 
   async resetPassword(token: string, newPassword: string, meta: RequestMeta): Promise<void> {
     const passwordHash = await this.hasher.hash(newPassword);
-    const revoked = await this.db.transaction(async (manager) => {
+    const { sessions: revoked, account } = await this.db.transaction(async (manager) => {
       const userId = await this.useOneTimeToken(manager, PasswordResetToken, token);
       if (!userId) throw new AppError('invalid_reset_token', 'This reset link is invalid, expired or already used');
       await this.users.setPassword(manager, userId, passwordHash);
@@ -365,8 +366,15 @@ export class AuthService {
         { type: 'password_reset', userId, ip: meta.ip, userAgent: meta.userAgent, metadata: { sessionsRevoked: sessions.length } },
         manager,
       );
-      return sessions;
+      return { sessions, account: await this.users.findSummary(userId, manager) };
     });
+    if (account) {
+      this.sendLater({
+        to: account.email,
+        subject: 'Your Parley password was changed',
+        text: `The password of your Parley account was just changed, and every device was signed out.\n\nIf it was not you, reset your password again at once and check the e-mail account this message reached.`,
+      });
+    }
     await this.tokens.denySessions(revoked);
   }
 
@@ -431,13 +439,27 @@ export class AuthService {
       ip: meta.ip,
       createdAt: now,
       lastUsedAt: now,
-      expiresAt: new Date(now.getTime() + this.settings.refreshTtlMs),
+      expiresAt: this.slidingExpiry(now, this.sessionEnd(now)),
     };
     await manager.insert(DeviceSession, session);
-    return this.issuePair(manager, account, session.id, this.ids.uuid());
+    return this.issuePair(manager, account, session.id, this.ids.uuid(), this.sessionEnd(now));
   }
 
-  private async issuePair(manager: EntityManager, account: { id: string; email: string; role: Role }, sessionId: string, tokenId: string): Promise<TokenPair> {
+  private sessionEnd(signedInAt: Date): Date {
+    return new Date(signedInAt.getTime() + this.settings.sessionMaxLifetimeMs);
+  }
+
+  private slidingExpiry(now: Date, sessionEnd: Date): Date {
+    return new Date(Math.min(now.getTime() + this.settings.refreshTtlMs, sessionEnd.getTime()));
+  }
+
+  private async issuePair(
+    manager: EntityManager,
+    account: { id: string; email: string; role: Role },
+    sessionId: string,
+    tokenId: string,
+    sessionEnd: Date,
+  ): Promise<TokenPair> {
     const now = this.clock.now();
     const refreshToken = opaqueToken();
     await manager.insert(RefreshToken, {
@@ -445,7 +467,7 @@ export class AuthService {
       sessionId,
       userId: account.id,
       tokenHash: sha256(refreshToken),
-      expiresAt: new Date(now.getTime() + this.settings.refreshTtlMs),
+      expiresAt: this.slidingExpiry(now, sessionEnd),
       createdAt: now,
     });
     const accessToken = await this.tokens.issueAccessToken({ userId: account.id, email: account.email, role: account.role, sessionId });

@@ -24,6 +24,8 @@ const VERIFIED_CACHE_SIZE = 10_000;
  */
 export const SESSION_STATUS_TTL_MS = 1_000;
 const SESSION_STATUS_CACHE_SIZE = 10_000;
+/** Clock skew tolerated between the instances that sign and verify. */
+const IAT_LEEWAY_MS = 30_000;
 
 /** What the access token of a device session is worth right now. */
 export type SessionStatus = 'live' | 'revoked' | 'banned';
@@ -140,7 +142,12 @@ export class TokenService implements AccessTokenVerifier {
       if (error instanceof joseErrors.JWTExpired) throw new AppError('token_expired', 'The access token has expired: refresh it');
       throw new AppError('invalid_token', 'The access token is not valid');
     }
-    const { sub, email, role, sid, exp } = payload;
+    const { sub, email, role, sid, exp, iat } = payload;
+    // jose checks exp but trusts iat: a token from the future, or one that lives longer than we
+    // issue them, was not signed by this configuration.
+    if (typeof iat !== 'number' || iat * 1000 > nowMs + IAT_LEEWAY_MS || (exp ?? 0) - iat > this.accessTtlSeconds) {
+      throw new AppError('invalid_token', 'The access token is not valid');
+    }
     if (
       typeof sub !== 'string' ||
       !UUID.test(sub) ||
