@@ -161,6 +161,9 @@ export async function createContainer(config: Config, options: ContainerOptions)
       accountFailureLimit: config.AUTH_ACCOUNT_FAILURE_LIMIT,
     });
 
+    // Before the pool closes: reset links accepted but not yet sent.
+    cleanups.push(() => auth.drain());
+
     const realtime = new RealtimeBus();
     tokens.onSessionsDenied((sessionIds) => realtime.disconnectSessions(sessionIds));
     const sessions = new SessionsService(db, users, clock, ids);

@@ -182,13 +182,14 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
       schema: {
         tags,
         summary: 'E-mail a password-reset link (valid 1 hour, single use)',
-        description: 'Always answers 202, whether or not the address has an account.',
+        description:
+          'Always answers 202 at once, whether or not the address has an account; the link is sent after the response. One account receives at most 3 links per hour, whatever the IPs asking.',
         body: z.strictObject({ email }),
         response: { 202: z.object({ accepted: z.literal(true) }), ...errors(400, 429) },
       },
     },
     async (request, reply) => {
-      await auth.forgotPassword(request.body.email, meta(request));
+      auth.requestPasswordReset(request.body.email, meta(request));
       return reply.status(202).send({ accepted: true as const });
     },
   );

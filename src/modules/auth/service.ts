@@ -60,6 +60,9 @@ export interface SessionView {
 type OneTimeTokenEntity = typeof PasswordResetToken;
 
 const RESET_TTL_MS = 60 * 60_000;
+/** Reset mails one account may receive, from any number of IPs. */
+const RESET_MAILS_PER_WINDOW = 3;
+const RESET_MAILS_WINDOW_MS = 60 * 60_000;
 const VERIFICATION_TTL_MS = 24 * 60 * 60_000;
 
 function opaqueToken(): string {
@@ -96,6 +99,8 @@ function openPair(oldToken: string, sealed: string): TokenPair {
 
 /** Accounts' credentials and device sessions: sign-up, sign-in, refresh, sign-out, reset, verification. */
 export class AuthService {
+  private readonly background = new Set<Promise<void>>();
+
   constructor(
     private readonly db: DataSource,
     private readonly redis: Redis,
@@ -337,16 +342,43 @@ export class AuthService {
       }));
   }
 
-  /** Always succeeds from the caller's view, whether or not the account exists. */
-  async forgotPassword(email: string, meta: RequestMeta): Promise<void> {
+  /**
+   * Accepted at once, whether or not the account exists: the lookup, the token and the mail
+   * run after the response, so a known and an unknown address answer alike.
+   */
+  requestPasswordReset(email: string, meta: RequestMeta): void {
+    this.track(this.sendResetLink(email, meta).catch((error: unknown) => this.logger.error({ err: error }, 'could not send a password-reset link')));
+  }
+
+  /** Resolves once every background task (reset links) has finished; shutdown waits on it. */
+  async drain(): Promise<void> {
+    while (this.background.size) await Promise.all(this.background);
+  }
+
+  private track(task: Promise<void>): void {
+    this.background.add(task);
+    void task.finally(() => this.background.delete(task));
+  }
+
+  private async sendResetLink(email: string, meta: RequestMeta): Promise<void> {
     const account = await this.users.findCredentials(email);
     if (!account || account.deleted || account.isBanned) return;
     const token = opaqueToken();
-    await this.db.transaction(async (manager) => {
+    const issued = await this.db.transaction(async (manager) => {
+      // One request per account at a time, so concurrent ones cannot all pass the count.
+      await manager.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`password-reset:${account.id}`]);
+      const since = new Date(this.clock.now().getTime() - RESET_MAILS_WINDOW_MS);
+      const [{ recent }] = await manager.query<[{ recent: number }]>(
+        'SELECT count(*)::int AS recent FROM password_reset_tokens WHERE user_id = $1 AND created_at > $2',
+        [account.id, since],
+      );
+      if (recent >= RESET_MAILS_PER_WINDOW) return false;
       await this.insertOneTimeToken(manager, PasswordResetToken, account.id, token, RESET_TTL_MS);
       await this.audit.record({ type: 'password_reset_requested', userId: account.id, ip: meta.ip, userAgent: meta.userAgent }, manager);
+      return true;
     });
-    this.sendLater({
+    if (!issued) return;
+    await this.mailer.send({
       to: account.email,
       subject: 'Reset your Parley password',
       text: `Someone asked to reset the password of your Parley account. If it was you, choose a new one: ${this.link('/reset-password', token)}\n\nThe link is valid for 1 hour and works once. If it was not you, ignore this e-mail.`,
