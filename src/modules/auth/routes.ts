@@ -13,7 +13,7 @@ export interface AuthRoutesOptions {
   auth: AuthService;
   tokens: TokenService;
   users: UsersService;
-  limits: { login: RateLimit; register: RateLimit; forgotPassword: RateLimit };
+  limits: { login: RateLimit; register: RateLimit; forgotPassword: RateLimit; refresh: RateLimit };
 }
 
 interface RateLimit {
@@ -61,8 +61,9 @@ function meta(request: FastifyRequest): RequestMeta {
   return { ip: request.ip, userAgent: request.headers['user-agent'] ?? null };
 }
 
+/** A per-IP limit that protects accounts: when Redis cannot count, it answers 503 rather than let requests through. */
 function limit({ max, windowMs }: RateLimit) {
-  return { rateLimit: { max, timeWindow: windowMs } };
+  return { rateLimit: { max, timeWindow: windowMs, skipOnError: false } };
 }
 
 export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, { auth, tokens, users, limits }) => {
@@ -103,6 +104,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
   app.post(
     '/auth/refresh',
     {
+      config: limit(limits.refresh),
       schema: {
         tags,
         summary: 'Exchange a refresh token for a new pair (the old one stops working)',

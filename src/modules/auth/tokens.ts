@@ -104,13 +104,20 @@ export class TokenService implements AccessTokenVerifier {
     const known = this.statuses.get(context.sessionId);
     if (known && known.untilMs > nowMs) return known.status;
     // Redis may be empty (restarted, flushed) or down: a miss is never taken as "live".
-    const denied = await this.redis.exists(this.denyKey(context.sessionId)).catch(() => 0);
+    const denied = this.redisConnected() ? await this.redis.exists(this.denyKey(context.sessionId)).catch(() => 0) : 0;
     const [revoked, account] = await Promise.all([denied ? true : this.revokedInDatabase(context.sessionId), this.accounts.findSummary(context.userId)]);
     const status: SessionStatus = account?.isBanned ? 'banned' : revoked || !account ? 'revoked' : 'live';
     // Refills a deny-list Redis lost; a failure only costs the next check a database read.
-    if (revoked && !denied) await this.redis.set(this.denyKey(context.sessionId), '1', 'PX', this.options.accessTtlMs).catch(() => undefined);
+    if (revoked && !denied && this.redisConnected())
+      await this.redis.set(this.denyKey(context.sessionId), '1', 'PX', this.options.accessTtlMs).catch(() => undefined);
     this.remember(context.sessionId, status, nowMs);
     return status;
+  }
+
+  /** While Redis is down the deny-list is skipped at once (PostgreSQL answers); ioredis-mock has no status. */
+  private redisConnected(): boolean {
+    const status = this.redis.status as string | undefined;
+    return status === undefined || status === 'ready';
   }
 
   private async revokedInDatabase(sessionId: string): Promise<boolean> {
