@@ -55,7 +55,7 @@ const sessionSchema = z
 
 const meSchema = z.object({ id: z.uuid(), email: z.string(), role: z.enum(['student', 'admin']), isVerified: z.boolean(), createdAt: z.date() });
 
-const errors = (...statuses: Array<400 | 401 | 403 | 404 | 409 | 429>) => Object.fromEntries(statuses.map((status) => [status, errorResponseSchema]));
+const errors = (...statuses: Array<400 | 401 | 403 | 404 | 409 | 429 | 503>) => Object.fromEntries(statuses.map((status) => [status, errorResponseSchema]));
 
 function meta(request: FastifyRequest): RequestMeta {
   return { ip: request.ip, userAgent: request.headers['user-agent'] ?? null };
@@ -80,7 +80,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         summary: 'Create an account and sign this device in',
         description: 'With BETA_MODE=on an unused invite key is required. A confirmation e-mail is sent.',
         body: z.strictObject({ email, password, ...device, inviteKey: z.string().trim().min(6).max(32).optional() }),
-        response: { 201: tokenPairSchema, ...errors(400, 403, 409, 429) },
+        response: { 201: tokenPairSchema, ...errors(400, 403, 409, 429, 503) },
       },
     },
     async (request, reply) => reply.status(201).send(await auth.register(request.body, meta(request))),
@@ -95,7 +95,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         summary: 'Sign in with e-mail and password',
         description: 'Wrong e-mail and wrong password give the same answer. Too many failures for one account answer 429 for a while, from any IP.',
         body: z.strictObject({ email, password: z.string().min(1).max(1024), ...device }),
-        response: { 200: tokenPairSchema, ...errors(400, 401, 403, 429) },
+        response: { 200: tokenPairSchema, ...errors(400, 401, 403, 429, 503) },
       },
     },
     async (request) => auth.login(request.body, meta(request)),
@@ -111,7 +111,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         description:
           'Presenting an already-rotated token again revokes its whole device session (token_reused), except the immediately previous token within a few seconds of its rotation, which gets the current pair again.',
         body: z.strictObject({ refreshToken: opaque }),
-        response: { 200: tokenPairSchema, ...errors(400, 401, 403, 409) },
+        response: { 200: tokenPairSchema, ...errors(400, 401, 403, 409, 429, 503) },
       },
     },
     async (request) => auth.refresh(request.body.refreshToken, meta(request)),
@@ -119,7 +119,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
 
   app.post(
     '/auth/logout',
-    { config: signedIn, schema: { tags, summary: 'Sign this device out', security, response: { 204: z.null(), ...errors(401, 403) } } },
+    { config: signedIn, schema: { tags, summary: 'Sign this device out', security, response: { 204: z.null(), ...errors(401, 403, 503) } } },
     async (request, reply) => {
       await auth.logout(caller(request), meta(request));
       return reply.status(204).send(null);
@@ -128,7 +128,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
 
   app.post(
     '/auth/logout-all',
-    { config: signedIn, schema: { tags, summary: 'Sign every device out', security, response: { 204: z.null(), ...errors(401, 403) } } },
+    { config: signedIn, schema: { tags, summary: 'Sign every device out', security, response: { 204: z.null(), ...errors(401, 403, 503) } } },
     async (request, reply) => {
       await auth.logoutAll(caller(request), meta(request));
       return reply.status(204).send(null);
@@ -168,7 +168,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         summary: 'Sign one of my devices out',
         security,
         params: z.object({ id: z.uuid() }),
-        response: { 204: z.null(), ...errors(400, 401, 403, 404) },
+        response: { 204: z.null(), ...errors(400, 401, 403, 404, 503) },
       },
     },
     async (request, reply) => {
@@ -187,7 +187,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         description:
           'Always answers 202 at once, whether or not the address has an account; the link is sent after the response. One account receives at most 3 links per hour, whatever the IPs asking.',
         body: z.strictObject({ email }),
-        response: { 202: z.object({ accepted: z.literal(true) }), ...errors(400, 429) },
+        response: { 202: z.object({ accepted: z.literal(true) }), ...errors(400, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -204,7 +204,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         tags,
         summary: 'Set a new password with the e-mailed token; signs every device out',
         body: z.strictObject({ token: opaque, newPassword: password }),
-        response: { 204: z.null(), ...errors(400, 429) },
+        response: { 204: z.null(), ...errors(400, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -237,7 +237,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         tags,
         summary: 'Send the confirmation e-mail again',
         security,
-        response: { 202: z.object({ accepted: z.literal(true) }), ...errors(401, 403, 409, 429) },
+        response: { 202: z.object({ accepted: z.literal(true) }), ...errors(401, 403, 409, 429, 503) },
       },
     },
     async (request, reply) => {
