@@ -144,17 +144,17 @@ export class AuthService {
 
   async login(input: { email: string; password: string } & Device, meta: RequestMeta): Promise<TokenPair> {
     const failuresKey = `auth:login-failures:${sha256(input.email.toLowerCase())}`;
-    const failures = Number(await this.counted(() => this.redis.get(failuresKey)));
+    const failures = Number(await this.withRedis(() => this.redis.get(failuresKey)));
     if (failures >= this.settings.accountFailureLimit.max) {
-      const ttlMs = await this.counted(() => this.redis.pttl(failuresKey));
+      const ttlMs = await this.withRedis(() => this.redis.pttl(failuresKey));
       throw new RateLimitedError(Math.max(1, Math.ceil(ttlMs / 1000)));
     }
     const account = await this.users.findCredentials(input.email);
     // The hash is checked even for an unknown e-mail (against a dummy), so both answers take as long.
     const passwordOk = await this.hasher.verify(input.password, account?.passwordHash ?? null);
     if (!account || account.deleted || !passwordOk) {
-      const count = await this.counted(() => this.redis.incr(failuresKey));
-      if (count === 1) await this.counted(() => this.redis.pexpire(failuresKey, this.settings.accountFailureLimit.windowMs));
+      const count = await this.withRedis(() => this.redis.incr(failuresKey));
+      if (count === 1) await this.withRedis(() => this.redis.pexpire(failuresKey, this.settings.accountFailureLimit.windowMs));
       await this.audit.record({
         type: 'login_failed',
         userId: account && !account.deleted ? account.id : null,
@@ -168,7 +168,7 @@ export class AuthService {
       await this.audit.record({ type: 'login_failed', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { reason: 'account_banned' } });
       throw new AppError('account_banned', 'This account is banned');
     }
-    await this.counted(() => this.redis.del(failuresKey));
+    await this.withRedis(() => this.redis.del(failuresKey));
     const upgradedHash = account.passwordHash && this.hasher.needsRehash(account.passwordHash) ? await this.hasher.hash(input.password) : null;
     const { pair, replaced } = await this.db.transaction(async (manager) => {
       // Checked again on the locked row: a ban that commits first is seen here, and one that
@@ -216,7 +216,7 @@ export class AuthService {
       await manager.update(DeviceSession, { id: session.id }, { lastUsedAt: now, expiresAt: this.slidingExpiry(now, endsAt), ip: meta.ip });
       // Stored before commit: a concurrent refresh with the same token waits on the row lock
       // above and then finds the pair here.
-      await this.counted(() => this.redis.set(graceKey, sealPair(refreshToken, pair), 'PX', this.settings.reuseGraceMs));
+      await this.withRedis(() => this.redis.set(graceKey, sealPair(refreshToken, pair), 'PX', this.settings.reuseGraceMs));
       return pair;
     });
     if (rotated) return rotated;
@@ -231,7 +231,7 @@ export class AuthService {
     // Only the immediately previous token gets the grace, and only while its successor is the
     // live token: an older one would let a thief walk the chain up to the current pair.
     if (token.revokedAt && now.getTime() - token.revokedAt.getTime() <= this.settings.reuseGraceMs && (await this.isLive(token.replacedBy))) {
-      const sealed = await this.counted(() => this.redis.get(graceKey));
+      const sealed = await this.withRedis(() => this.redis.get(graceKey));
       if (sealed) return openPair(refreshToken, sealed);
       throw new AppError('refresh_in_progress', 'This refresh token is being rotated; retry in a moment');
     }
@@ -249,7 +249,7 @@ export class AuthService {
   }
 
   /** Redis work an answer depends on (failure counters, the rotation grace): without Redis, 503. */
-  private async counted<T>(command: () => Promise<T>): Promise<T> {
+  private async withRedis<T>(command: () => Promise<T>): Promise<T> {
     try {
       return await command();
     } catch {

@@ -22,13 +22,13 @@ const VERIFIED_CACHE_SIZE = 10_000;
  * PostgreSQL again: the longest a revocation (logout, reset, ban, reuse) takes to reach
  * every instance. The instance that revokes a session forgets it at once.
  */
-export const SESSION_STATUS_TTL_MS = 1_000;
+const SESSION_STATUS_TTL_MS = 1_000;
 const SESSION_STATUS_CACHE_SIZE = 10_000;
 /** Clock skew tolerated between the instances that sign and verify. */
 const IAT_LEEWAY_MS = 30_000;
 
 /** What the access token of a device session is worth right now. */
-export type SessionStatus = 'live' | 'revoked' | 'banned';
+type SessionStatus = 'live' | 'revoked' | 'banned';
 
 /** The account half of the check: null for a deleted account. */
 export interface AccountStatusLookup {
@@ -108,8 +108,9 @@ export class TokenService implements AccessTokenVerifier {
     const [revoked, account] = await Promise.all([denied ? true : this.revokedInDatabase(context.sessionId), this.accounts.findSummary(context.userId)]);
     const status: SessionStatus = account?.isBanned ? 'banned' : revoked || !account ? 'revoked' : 'live';
     // Refills a deny-list Redis lost; a failure only costs the next check a database read.
-    if (revoked && !denied && this.redisConnected())
+    if (revoked && !denied && this.redisConnected()) {
       await this.redis.set(this.denyKey(context.sessionId), '1', 'PX', this.options.accessTtlMs).catch(() => undefined);
+    }
     this.remember(context.sessionId, status, nowMs);
     return status;
   }
