@@ -42,6 +42,8 @@ describe('bans and sign-in', () => {
       expect(res.json().error.code).toBe('account_banned');
       const [{ live }] = await t.container.db.query('SELECT count(*)::int AS live FROM device_sessions WHERE user_id = $1 AND revoked_at IS NULL', [user.id]);
       expect(live).toBe(0);
+      const [event] = await t.container.db.query("SELECT metadata FROM activity_logs WHERE user_id = $1 AND type = 'login_failed'", [user.id]);
+      expect(event.metadata).toEqual({ reason: 'account_banned' });
     } finally {
       await ban.end();
     }

@@ -170,12 +170,18 @@ export class AuthService {
     }
     await this.withRedis(() => this.redis.del(failuresKey));
     const upgradedHash = account.passwordHash && this.hasher.needsRehash(account.passwordHash) ? await this.hasher.hash(input.password) : null;
-    const { pair, replaced } = await this.db.transaction(async (manager) => {
+    const signedIn = await this.db.transaction(async (manager) => {
       // Checked again on the locked row: a ban that commits first is seen here, and one that
       // commits later waits for this session and then revokes it with the others.
       const current = await this.users.lockSummary(manager, account.id);
       if (!current) throw new AppError('invalid_credentials', 'E-mail or password is incorrect');
-      if (current.isBanned) throw new AppError('account_banned', 'This account is banned');
+      if (current.isBanned) {
+        await this.audit.record(
+          { type: 'login_failed', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { reason: 'account_banned' } },
+          manager,
+        );
+        return null;
+      }
       if (upgradedHash) await this.users.upgradePasswordHash(manager, account.id, account.passwordHash!, upgradedHash);
       const replacedSessions = await this.revokeSessions(manager, { userId: account.id, deviceId: input.deviceId }, 'replaced');
       await this.audit.record(
@@ -184,8 +190,9 @@ export class AuthService {
       );
       return { pair: await this.openSession(manager, account, input, meta), replaced: replacedSessions };
     });
-    await this.tokens.denySessions(replaced);
-    return pair;
+    if (!signedIn) throw new AppError('account_banned', 'This account is banned');
+    await this.tokens.denySessions(signedIn.replaced);
+    return signedIn.pair;
   }
 
   /**
