@@ -8,6 +8,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Container } from './container.js';
+import { failFastRedisStore } from './infra/rate-limit-store.js';
 import { deferredChildLoggerFactory } from './infra/request-logger.js';
 import { auditRoutes } from './modules/audit/routes.js';
 import { authRoutes } from './modules/auth/routes.js';
@@ -137,9 +138,10 @@ export async function buildApp(container: Container): Promise<App> {
     // On real Redis the counters are shared by every instance. The in-process emulation runs
     // the store's Lua script in a JavaScript Lua VM (about 1 ms per request); it serves one
     // instance only anyway, so its counters stay in the plugin's in-memory store.
-    ...(container.redis.embedded ? {} : { redis: container.redis.client }),
+    ...(container.redis.embedded ? {} : { store: failFastRedisStore(container.redis.client, 'parley:rate-limit:') }),
     nameSpace: 'parley:rate-limit:',
-    // Limits fail open when Redis is down: availability wins, and /ready reports the outage.
+    // The global limit fails open when Redis is down (availability wins, /ready reports the
+    // outage); the limits that protect accounts set skipOnError: false and answer 503.
     skipOnError: true,
     errorResponseBuilder: (_request, context) => new RateLimitedError(Math.max(1, Math.ceil(context.ttl / 1000))),
   });
@@ -182,7 +184,12 @@ export async function buildApp(container: Container): Promise<App> {
     auth: services.auth,
     tokens: services.tokens,
     users: services.users,
-    limits: { login: config.AUTH_LOGIN_LIMIT, register: config.AUTH_REGISTER_LIMIT, forgotPassword: config.AUTH_FORGOT_PASSWORD_LIMIT },
+    limits: {
+      login: config.AUTH_LOGIN_LIMIT,
+      register: config.AUTH_REGISTER_LIMIT,
+      forgotPassword: config.AUTH_FORGOT_PASSWORD_LIMIT,
+      refresh: { max: config.RATE_LIMIT_REQUESTS, windowMs: config.RATE_LIMIT_WINDOW },
+    },
   });
   await app.register(multipart, { limits: { files: 1, fields: 0, parts: 2, fileSize: config.AVATAR_MAX_BYTES } });
   await app.register(usersRoutes, { users: services.users, auth: services.auth, avatarMaxBytes: config.AVATAR_MAX_BYTES });

@@ -144,18 +144,25 @@ export async function createContainer(config: Config, options: ContainerOptions)
       lastActiveThrottleMs: config.LAST_ACTIVE_THROTTLE,
     });
     const beta = new BetaService(db, clock, ids, audit);
-    const tokens = new TokenService(keys, redis.client, clock, {
-      issuer: config.JWT_ISSUER,
-      audience: config.JWT_AUDIENCE,
-      accessTtlMs: config.JWT_ACCESS_EXPIRY,
-    });
+    const tokens = new TokenService(
+      keys,
+      redis.client,
+      clock,
+      { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, accessTtlMs: config.JWT_ACCESS_EXPIRY },
+      createPreparedReader(db),
+      users,
+    );
     const auth = new AuthService(db, redis.client, tokens, hasher, mailer, users, beta, audit, clock, ids, logger, {
       appUrl: config.APP_URL,
       refreshTtlMs: config.JWT_REFRESH_EXPIRY,
+      sessionMaxLifetimeMs: config.JWT_SESSION_MAX_LIFETIME,
       reuseGraceMs: config.REFRESH_REUSE_GRACE,
       betaMode: config.BETA_MODE === 'on',
       accountFailureLimit: config.AUTH_ACCOUNT_FAILURE_LIMIT,
     });
+
+    // Before the pool closes: reset links accepted but not yet sent.
+    cleanups.push(() => auth.drain());
 
     const realtime = new RealtimeBus();
     tokens.onSessionsDenied((sessionIds) => realtime.disconnectSessions(sessionIds));

@@ -1,3 +1,4 @@
+import bcrypt from 'bcrypt';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildTestApp, truncateAll, type TestApp } from './helpers/app.js';
 import { bearer, login, PASSWORD, register, uniqueEmail } from './helpers/auth.js';
@@ -25,7 +26,7 @@ describe('POST /auth/register', () => {
     const [profile] = await t.container.db.query('SELECT user_id, username, version FROM profiles WHERE user_id = $1', [body.user.id]);
     expect(profile).toEqual({ user_id: body.user.id, username: null, version: 1 });
     const [stored] = await t.container.db.query('SELECT password_hash, role FROM users WHERE id = $1', [body.user.id]);
-    expect(stored.password_hash).toMatch(/^\$2b\$04\$/);
+    expect(stored.password_hash).toMatch(/^\$sha256-bcrypt\$\$2b\$04\$/);
     const [token] = await t.container.db.query('SELECT token_hash FROM refresh_tokens WHERE user_id = $1', [body.user.id]);
     expect(token.token_hash).not.toContain(body.refreshToken);
     const activity = await t.app.inject({ method: 'GET', url: '/users/me/activity', headers: bearer(body.accessToken) });
@@ -59,7 +60,7 @@ describe('POST /auth/register', () => {
 
   it.each([
     ['a short password', { password: 'short' }, 'password'],
-    ['a password longer than bcrypt reads (72 bytes)', { password: 'é'.repeat(37) }, 'password'],
+    ['a password over 1024 characters', { password: 'x'.repeat(1025) }, 'password'],
     ['a malformed e-mail', { email: 'nobody' }, 'email'],
     ['an unknown platform', { platform: 'symbian' }, 'platform'],
     ['an unknown field', { role: 'admin' }, ''],
@@ -124,6 +125,39 @@ describe('POST /auth/login', () => {
     expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(second.accessToken) })).statusCode).toBe(200);
     const refresh = await t.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: first.refreshToken } });
     expect(refresh.statusCode).toBe(401);
+  });
+});
+
+describe('long passwords', () => {
+  const signIn = (email: string, password: string) =>
+    t.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password, deviceId: 'd', platform: 'web' } });
+
+  it('counts every byte: a password sharing its first 72 bytes with the real one is refused', async () => {
+    const shared = 'a'.repeat(72);
+    const { email } = await register(t.app, { password: `${shared}-the-real-ending` });
+    expect((await signIn(email, `${shared}-a-guessed-ending`)).statusCode).toBe(401);
+    expect((await signIn(email, shared)).statusCode).toBe(401);
+    expect((await signIn(email, `${shared}-the-real-ending`)).statusCode).toBe(200);
+  });
+
+  it('sets and signs in with a long Unicode passphrase', async () => {
+    const passphrase = 'Ünïcødé pässphrase — 私のパスワードはとても長いです 🦜🦜🦜 '.repeat(4);
+    expect(Buffer.byteLength(passphrase)).toBeGreaterThan(300);
+    const { email } = await register(t.app, { password: passphrase });
+    expect((await signIn(email, passphrase)).statusCode).toBe(200);
+    expect((await signIn(email, passphrase.slice(0, -2))).statusCode).toBe(401);
+  });
+
+  it('still verifies a hash of the old format (plain bcrypt), and upgrades it at sign-in', async () => {
+    const { email, user } = await register(t.app);
+    const legacy = await bcrypt.hash(PASSWORD, 4);
+    await t.container.db.query('UPDATE users SET password_hash = $2 WHERE id = $1', [user.id, legacy]);
+    expect((await signIn(email, 'wrong password')).statusCode).toBe(401);
+    expect((await signIn(email, PASSWORD)).statusCode).toBe(200);
+    const [{ password_hash: upgraded }] = await t.container.db.query('SELECT password_hash FROM users WHERE id = $1', [user.id]);
+    expect(upgraded).not.toBe(legacy);
+    expect(upgraded.startsWith('$2')).toBe(false);
+    expect((await signIn(email, PASSWORD)).statusCode).toBe(200);
   });
 });
 

@@ -60,6 +60,37 @@ describe('password reset', () => {
     expect((await login(t.app, account.email, { password: 'a brand new passphrase' })).user.id).toBe(account.user.id);
   });
 
+  it('tells the account by e-mail that its password was changed', async () => {
+    const account = await register(t.app);
+    const token = await resetTokenFor(account.email);
+    expect((await reset(token)).statusCode).toBe(204);
+    const notice = await smtp.nextMail(account.email);
+    expect(notice.raw).toContain('Subject: Your Parley password was changed');
+    expect(notice.raw).not.toMatch(/token=/);
+  });
+
+  it('sends one account at most 3 reset links an hour, whatever the IP asking', async () => {
+    const account = await register(t.app);
+    await smtp.nextMail(account.email); // the registration e-mail
+    for (const ip of ['198.51.100.10', '198.51.100.11', '198.51.100.12', '198.51.100.13']) {
+      const res = await t.app.inject({ method: 'POST', url: '/auth/forgot-password', remoteAddress: ip, payload: { email: account.email } });
+      expect(res.statusCode).toBe(202);
+    }
+    await t.container.services.auth.drain();
+    expect(smtp.messages.filter((mail) => mail.to.includes(account.email))).toHaveLength(3);
+    const [{ count }] = await t.container.db.query('SELECT count(*)::int AS count FROM password_reset_tokens');
+    expect(count).toBe(3);
+    // an hour later the account may ask again
+    clock.advance(60 * 60_000 + 1_000);
+    try {
+      await forgot(account.email);
+      await t.container.services.auth.drain();
+      expect(smtp.messages.filter((mail) => mail.to.includes(account.email))).toHaveLength(4);
+    } finally {
+      clock.advance(-(60 * 60_000 + 1_000));
+    }
+  });
+
   it('puts the link on APP_URL', async () => {
     const account = await register(t.app);
     await smtp.nextMail(account.email);

@@ -43,6 +43,22 @@ describe('POST /auth/refresh', () => {
     expect(event.user_id).toBe(stolen.user.id);
   });
 
+  it('gives the reuse grace to the immediately previous token only: an older one of the chain revokes the family', async () => {
+    const first = await register(t.app);
+    const second = (await refresh(first.refreshToken)).json();
+    const third = (await refresh(second.refreshToken)).json();
+    // within the grace period: the previous token gets the current pair again, and nothing else
+    const retried = await refresh(second.refreshToken);
+    expect(retried.statusCode).toBe(200);
+    expect(retried.json().refreshToken).toBe(third.refreshToken);
+    // the token before it is still within 10 s of its rotation, but walking the chain is reuse
+    const walked = await refresh(first.refreshToken);
+    expect(walked.statusCode).toBe(401);
+    expect(walked.json().error.code).toBe('token_reused');
+    expect((await refresh(third.refreshToken)).statusCode).toBe(401);
+    expect((await me(third.accessToken)).statusCode).toBe(401);
+  });
+
   it('issues exactly one new pair for concurrent refreshes with the same token', async () => {
     const { refreshToken } = await register(t.app);
     const results = await Promise.all(Array.from({ length: 5 }, () => refresh(refreshToken)));
@@ -61,6 +77,25 @@ describe('POST /auth/refresh', () => {
     const expired = await refresh(refreshToken);
     expect(expired.statusCode).toBe(401);
     expect(expired.json().error.code).toBe('token_expired');
+  });
+
+  it('ends a session 90 days after its sign-in however often it is refreshed', async () => {
+    const start = clock.now();
+    try {
+      let pair = await register(t.app);
+      for (let refreshes = 0; refreshes < 3; refreshes += 1) {
+        clock.advance(25 * 86_400_000);
+        const res = await refresh(pair.refreshToken);
+        expect(res.statusCode).toBe(200);
+        pair = res.json();
+      }
+      clock.advance(16 * 86_400_000); // 91 days after the sign-in, 16 after the last refresh
+      const res = await refresh(pair.refreshToken);
+      expect(res.statusCode).toBe(401);
+      expect(res.json().error.code).toBe('token_expired');
+    } finally {
+      clock.set(start);
+    }
   });
 
   it('refuses to refresh a banned account', async () => {

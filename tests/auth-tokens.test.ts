@@ -87,6 +87,15 @@ describe('access tokens', () => {
     expect(await me(tampered)).toEqual({ status: 401, code: 'invalid_token' });
   });
 
+  it('rejects a token issued in the future beyond a small leeway, and one that lives longer than configured', async () => {
+    const now = Math.floor(clock.now().getTime() / 1000);
+    const sign = (overrides: Record<string, unknown>) =>
+      new SignJWT(claims(overrides)).setProtectedHeader({ alg: 'RS256', kid: t.container.keys.kid }).sign(privateKey());
+    expect(await me(await sign({ iat: now + 5 }))).toEqual({ status: 200, code: 'ok' });
+    expect(await me(await sign({ iat: now + 3600, exp: now + 3600 + 600 }))).toEqual({ status: 401, code: 'invalid_token' });
+    expect(await me(await sign({ iat: now, exp: now + 30 * 86_400 }))).toEqual({ status: 401, code: 'invalid_token' });
+  });
+
   it('answers token_expired once the token has expired', async () => {
     const pair = await register(t.app);
     clock.advance(15 * 60_000 + 1_000);

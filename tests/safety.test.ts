@@ -93,7 +93,7 @@ describe('bans', () => {
     const [session] = await t.container.db.query('SELECT ended_at FROM call_sessions WHERE room_id = $1', [roomId]);
     expect(session.ended_at).not.toBeNull();
 
-    expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(a.accessToken) })).json().error.code).toBe('session_revoked');
+    expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(a.accessToken) })).json().error.code).toBe('account_banned');
     expect((await t.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: a.refreshToken } })).statusCode).toBe(401);
     const loginAttempt = await t.app.inject({
       method: 'POST',
@@ -147,7 +147,7 @@ describe('admin review of reports', () => {
     expect(decided.json()).toMatchObject({ status: 'actioned', adminNote: 'confirmed' });
     const [user] = await t.container.db.query('SELECT is_banned, ban_reason FROM users WHERE id = $1', [target.user.id]);
     expect(user).toEqual({ is_banned: true, ban_reason: 'hate speech' });
-    expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(target.accessToken) })).statusCode).toBe(401);
+    expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(target.accessToken) })).statusCode).toBe(403);
     const actioned = (await t.app.inject({ method: 'GET', url: '/admin/reports?status=actioned', headers: bearer(admin.accessToken) })).json();
     expect(actioned.items.map((item: { id: string }) => item.id)).toContain(created.id);
     expect(

@@ -105,6 +105,9 @@ export const envSchema = z
     JWT_AUDIENCE: z.string().min(1).default('parley-api').describe('aud of the access tokens Parley signs and accepts.'),
     JWT_ACCESS_EXPIRY: duration.prefault('15m').describe('Access-token lifetime.'),
     JWT_REFRESH_EXPIRY: duration.prefault('30d').describe('Refresh-token (device session) lifetime without use.'),
+    JWT_SESSION_MAX_LIFETIME: duration
+      .prefault('90d')
+      .describe('Absolute lifetime of a device session from its sign-in, however often it is refreshed; then the user signs in again.'),
     REFRESH_REUSE_GRACE: duration
       .prefault('10s')
       .describe(
@@ -216,6 +219,7 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'JWT_AUDIENCE',
       'JWT_ACCESS_EXPIRY',
       'JWT_REFRESH_EXPIRY',
+      'JWT_SESSION_MAX_LIFETIME',
       'REFRESH_REUSE_GRACE',
       'BCRYPT_COST',
       'BCRYPT_CONCURRENCY',

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import bcrypt from 'bcrypt';
@@ -6,7 +7,22 @@ export interface PasswordHasher {
   hash(password: string): Promise<string>;
   /** Compares against `hash`, or against a dummy hash when there is none, so both take the same time. */
   verify(password: string, hash: string | null): Promise<boolean>;
+  /** True for a hash of an older format, which the caller replaces after a successful verify. */
+  needsRehash(hash: string): boolean;
   close(): Promise<void>;
+}
+
+/**
+ * Marks hashes of the pre-hashed password. bcrypt reads only 72 bytes (and stops at a NUL),
+ * so the whole password is first reduced to 44 base64 characters by HMAC-SHA-256; hashes
+ * without the marker are plain bcrypt of the password and keep verifying.
+ */
+const PREHASHED = '$sha256-bcrypt$';
+// A fixed, public key: the HMAC only makes these digests differ from plain SHA-256 ones.
+const PREHASH_KEY = 'parley-password-prehash-v1';
+
+function prehash(password: string): string {
+  return createHmac('sha256', PREHASH_KEY).update(password, 'utf8').digest('base64');
 }
 
 // Runs in each worker thread. Linux keeps nice values per thread, so setPriority(19) here
@@ -76,13 +92,17 @@ export async function createBcryptHasher(cost: number, concurrency: number): Pro
       dispatch();
     });
 
-  const dummyHash = await bcrypt.hash('parley-dummy-password-for-equal-timing', cost);
+  const dummyHash = PREHASHED + (await bcrypt.hash(prehash('parley-dummy-password-for-equal-timing'), cost));
   return {
-    hash: async (password) => (await run({ op: 'hash', password, cost })) as string,
+    hash: async (password) => PREHASHED + ((await run({ op: 'hash', password: prehash(password), cost })) as string),
     verify: async (password, hash) => {
-      const matches = (await run({ op: 'compare', password, hash: hash ?? dummyHash })) as boolean;
-      return hash !== null && matches;
+      const stored = hash ?? dummyHash;
+      const matches = stored.startsWith(PREHASHED)
+        ? await run({ op: 'compare', password: prehash(password), hash: stored.slice(PREHASHED.length) })
+        : await run({ op: 'compare', password, hash: stored });
+      return hash !== null && matches === true;
     },
+    needsRehash: (hash) => !hash.startsWith(PREHASHED),
     close: async () => {
       await Promise.all([...idle, ...busy.keys()].map((worker) => worker.terminate()));
     },

@@ -1,6 +1,9 @@
 import { Redis } from 'ioredis';
 import RedisMock from 'ioredis-mock';
 
+/** The longest a Redis command may take before its caller gets an error. */
+export const COMMAND_TIMEOUT_MS = 1_000;
+
 export interface RedisConnection {
   client: Redis;
   /** True when this is the in-process emulation (single instance only). */
@@ -18,11 +21,13 @@ export function createRedis(url: string | undefined, onConnectionError: (error: 
     return { client, embedded: true, close: async () => void client.disconnect() };
   }
   const client = new Redis(url, {
-    // Fail a command after a short retry instead of queueing it for ever while Redis is down:
-    // /ready reports the outage and requests fail fast.
-    maxRetriesPerRequest: 2,
+    // While Redis is down a command fails within a second instead of queueing: it gets no
+    // reply in COMMAND_TIMEOUT_MS, and commands queued while disconnected are dropped at the
+    // first failed reconnect (so none runs late, when its caller has long had an error).
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    maxRetriesPerRequest: 0,
     connectTimeout: 3_000,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+    retryStrategy: (attempt) => Math.min(attempt * 200, 1_000),
   });
   // ioredis emits an error on every reconnect attempt; report the first of each outage only.
   let reported = false;

@@ -10,6 +10,7 @@ import { buildApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createContainer, type Container, type ContainerOptions } from '../../src/container.js';
 import { createLogger, type Logger } from '../../src/infra/logger.js';
+import { guardNestedPoolAcquisition } from './transaction-guard.js';
 
 export interface TestApp {
   app: App;
@@ -100,6 +101,7 @@ export async function buildTestApp(options: BuildTestAppOptions = {}): Promise<T
   const cwd = mkdtempSync(path.join(os.tmpdir(), 'parley-app-'));
   const config = loadConfig({ env: await testEnv(options.env), cwd });
   const container = await createContainer(config, { cwd, ...options });
+  const guard = guardNestedPoolAcquisition(container.db);
   const app = await buildApp(container);
   await options.extend?.(app);
   await app.ready();
@@ -109,6 +111,8 @@ export async function buildTestApp(options: BuildTestAppOptions = {}): Promise<T
     close: async () => {
       await app.close();
       await container.close();
+      const [violation] = guard.violations;
+      if (violation) throw violation;
     },
   };
 }

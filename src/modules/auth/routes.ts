@@ -13,7 +13,7 @@ export interface AuthRoutesOptions {
   auth: AuthService;
   tokens: TokenService;
   users: UsersService;
-  limits: { login: RateLimit; register: RateLimit; forgotPassword: RateLimit };
+  limits: { login: RateLimit; register: RateLimit; forgotPassword: RateLimit; refresh: RateLimit };
 }
 
 interface RateLimit {
@@ -22,11 +22,8 @@ interface RateLimit {
 }
 
 const email = z.email().max(254).trim().toLowerCase();
-// bcrypt reads only the first 72 bytes: a longer password would be silently truncated.
-const password = z
-  .string()
-  .min(8, 'at least 8 characters')
-  .refine((value) => Buffer.byteLength(value, 'utf8') <= 72, 'at most 72 bytes');
+// Every character counts (the hasher pre-hashes before bcrypt); the cap only bounds the work.
+const password = z.string().min(8, 'at least 8 characters').max(1024, 'at most 1024 characters');
 const device = {
   deviceId: z.string().trim().min(1).max(128).describe('Stable id of the installation; a new sign-in on the same device replaces its session'),
   platform: z.enum(PLATFORMS),
@@ -58,14 +55,15 @@ const sessionSchema = z
 
 const meSchema = z.object({ id: z.uuid(), email: z.string(), role: z.enum(['student', 'admin']), isVerified: z.boolean(), createdAt: z.date() });
 
-const errors = (...statuses: Array<400 | 401 | 403 | 404 | 409 | 429>) => Object.fromEntries(statuses.map((status) => [status, errorResponseSchema]));
+const errors = (...statuses: Array<400 | 401 | 403 | 404 | 409 | 429 | 503>) => Object.fromEntries(statuses.map((status) => [status, errorResponseSchema]));
 
 function meta(request: FastifyRequest): RequestMeta {
   return { ip: request.ip, userAgent: request.headers['user-agent'] ?? null };
 }
 
+/** A per-IP limit that protects accounts: when Redis cannot count, it answers 503 rather than let requests through. */
 function limit({ max, windowMs }: RateLimit) {
-  return { rateLimit: { max, timeWindow: windowMs } };
+  return { rateLimit: { max, timeWindow: windowMs, skipOnError: false } };
 }
 
 export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, { auth, tokens, users, limits }) => {
@@ -82,7 +80,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         summary: 'Create an account and sign this device in',
         description: 'With BETA_MODE=on an unused invite key is required. A confirmation e-mail is sent.',
         body: z.strictObject({ email, password, ...device, inviteKey: z.string().trim().min(6).max(32).optional() }),
-        response: { 201: tokenPairSchema, ...errors(400, 403, 409, 429) },
+        response: { 201: tokenPairSchema, ...errors(400, 403, 409, 429, 503) },
       },
     },
     async (request, reply) => reply.status(201).send(await auth.register(request.body, meta(request))),
@@ -97,7 +95,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         summary: 'Sign in with e-mail and password',
         description: 'Wrong e-mail and wrong password give the same answer. Too many failures for one account answer 429 for a while, from any IP.',
         body: z.strictObject({ email, password: z.string().min(1).max(1024), ...device }),
-        response: { 200: tokenPairSchema, ...errors(400, 401, 403, 429) },
+        response: { 200: tokenPairSchema, ...errors(400, 401, 403, 429, 503) },
       },
     },
     async (request) => auth.login(request.body, meta(request)),
@@ -106,13 +104,14 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
   app.post(
     '/auth/refresh',
     {
+      config: limit(limits.refresh),
       schema: {
         tags,
         summary: 'Exchange a refresh token for a new pair (the old one stops working)',
         description:
-          'Presenting an already-rotated token again revokes its whole device session (token_reused), except within a few seconds of its rotation, when the same new pair is returned.',
+          'Presenting an already-rotated token again revokes its whole device session (token_reused), except the immediately previous token within a few seconds of its rotation, which gets the current pair again.',
         body: z.strictObject({ refreshToken: opaque }),
-        response: { 200: tokenPairSchema, ...errors(400, 401, 403, 409) },
+        response: { 200: tokenPairSchema, ...errors(400, 401, 403, 409, 429, 503) },
       },
     },
     async (request) => auth.refresh(request.body.refreshToken, meta(request)),
@@ -120,7 +119,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
 
   app.post(
     '/auth/logout',
-    { config: signedIn, schema: { tags, summary: 'Sign this device out', security, response: { 204: z.null(), ...errors(401) } } },
+    { config: signedIn, schema: { tags, summary: 'Sign this device out', security, response: { 204: z.null(), ...errors(401, 403, 503) } } },
     async (request, reply) => {
       await auth.logout(caller(request), meta(request));
       return reply.status(204).send(null);
@@ -129,7 +128,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
 
   app.post(
     '/auth/logout-all',
-    { config: signedIn, schema: { tags, summary: 'Sign every device out', security, response: { 204: z.null(), ...errors(401) } } },
+    { config: signedIn, schema: { tags, summary: 'Sign every device out', security, response: { 204: z.null(), ...errors(401, 403, 503) } } },
     async (request, reply) => {
       await auth.logoutAll(caller(request), meta(request));
       return reply.status(204).send(null);
@@ -138,7 +137,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
 
   app.get(
     '/auth/me',
-    { config: signedIn, schema: { tags, summary: 'The signed-in account', security, response: { 200: meSchema, ...errors(401) } } },
+    { config: signedIn, schema: { tags, summary: 'The signed-in account', security, response: { 200: meSchema, ...errors(401, 403) } } },
     async (request) => {
       const account = await users.findSummary(caller(request).userId);
       if (!account) throw new AppError('session_revoked', 'This account no longer exists');
@@ -154,7 +153,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         tags,
         summary: 'My signed-in devices, most recently used first',
         security,
-        response: { 200: z.object({ items: z.array(sessionSchema), nextCursor: z.null() }), ...errors(401) },
+        response: { 200: z.object({ items: z.array(sessionSchema), nextCursor: z.null() }), ...errors(401, 403) },
       },
     },
     async (request) => ({ items: await auth.listSessions(caller(request)), nextCursor: null }),
@@ -169,7 +168,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         summary: 'Sign one of my devices out',
         security,
         params: z.object({ id: z.uuid() }),
-        response: { 204: z.null(), ...errors(400, 401, 404) },
+        response: { 204: z.null(), ...errors(400, 401, 403, 404, 503) },
       },
     },
     async (request, reply) => {
@@ -185,13 +184,14 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
       schema: {
         tags,
         summary: 'E-mail a password-reset link (valid 1 hour, single use)',
-        description: 'Always answers 202, whether or not the address has an account.',
+        description:
+          'Always answers 202 at once, whether or not the address has an account; the link is sent after the response. One account receives at most 3 links per hour, whatever the IPs asking.',
         body: z.strictObject({ email }),
-        response: { 202: z.object({ accepted: z.literal(true) }), ...errors(400, 429) },
+        response: { 202: z.object({ accepted: z.literal(true) }), ...errors(400, 429, 503) },
       },
     },
     async (request, reply) => {
-      await auth.forgotPassword(request.body.email, meta(request));
+      auth.requestPasswordReset(request.body.email, meta(request));
       return reply.status(202).send({ accepted: true as const });
     },
   );
@@ -204,7 +204,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         tags,
         summary: 'Set a new password with the e-mailed token; signs every device out',
         body: z.strictObject({ token: opaque, newPassword: password }),
-        response: { 204: z.null(), ...errors(400, 429) },
+        response: { 204: z.null(), ...errors(400, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -237,7 +237,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         tags,
         summary: 'Send the confirmation e-mail again',
         security,
-        response: { 202: z.object({ accepted: z.literal(true) }), ...errors(401, 409, 429) },
+        response: { 202: z.object({ accepted: z.literal(true) }), ...errors(401, 403, 409, 429, 503) },
       },
     },
     async (request, reply) => {

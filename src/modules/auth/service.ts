@@ -8,7 +8,7 @@ import type { Mailer } from '../../infra/mailer.js';
 import type { PasswordHasher } from '../../infra/passwords.js';
 import { updateReturning } from '../../infra/sql.js';
 import type { AuthContext, Role } from '../../shared/auth.js';
-import { AppError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
+import { AppError, DependencyUnavailableError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
 import type { AuditService } from '../audit/service.js';
 import type { BetaService } from '../beta/service.js';
 import type { UsersService } from '../users/service.js';
@@ -17,7 +17,10 @@ import { sha256, type TokenService } from './tokens.js';
 
 export interface AuthSettings {
   appUrl: string;
+  /** Sliding: a session unused this long ends. */
   refreshTtlMs: number;
+  /** Absolute: a session ends this long after its sign-in, however often it is refreshed. */
+  sessionMaxLifetimeMs: number;
   reuseGraceMs: number;
   betaMode: boolean;
   accountFailureLimit: { max: number; windowMs: number };
@@ -57,6 +60,9 @@ export interface SessionView {
 type OneTimeTokenEntity = typeof PasswordResetToken;
 
 const RESET_TTL_MS = 60 * 60_000;
+/** Reset mails one account may receive, from any number of IPs. */
+const RESET_MAILS_PER_WINDOW = 3;
+const RESET_MAILS_WINDOW_MS = 60 * 60_000;
 const VERIFICATION_TTL_MS = 24 * 60 * 60_000;
 
 function opaqueToken(): string {
@@ -93,6 +99,8 @@ function openPair(oldToken: string, sealed: string): TokenPair {
 
 /** Accounts' credentials and device sessions: sign-up, sign-in, refresh, sign-out, reset, verification. */
 export class AuthService {
+  private readonly background = new Set<Promise<void>>();
+
   constructor(
     private readonly db: DataSource,
     private readonly redis: Redis,
@@ -136,17 +144,17 @@ export class AuthService {
 
   async login(input: { email: string; password: string } & Device, meta: RequestMeta): Promise<TokenPair> {
     const failuresKey = `auth:login-failures:${sha256(input.email.toLowerCase())}`;
-    const failures = Number(await this.redis.get(failuresKey));
+    const failures = Number(await this.withRedis(() => this.redis.get(failuresKey)));
     if (failures >= this.settings.accountFailureLimit.max) {
-      const ttlMs = await this.redis.pttl(failuresKey);
+      const ttlMs = await this.withRedis(() => this.redis.pttl(failuresKey));
       throw new RateLimitedError(Math.max(1, Math.ceil(ttlMs / 1000)));
     }
     const account = await this.users.findCredentials(input.email);
     // The hash is checked even for an unknown e-mail (against a dummy), so both answers take as long.
     const passwordOk = await this.hasher.verify(input.password, account?.passwordHash ?? null);
     if (!account || account.deleted || !passwordOk) {
-      const count = await this.redis.incr(failuresKey);
-      if (count === 1) await this.redis.pexpire(failuresKey, this.settings.accountFailureLimit.windowMs);
+      const count = await this.withRedis(() => this.redis.incr(failuresKey));
+      if (count === 1) await this.withRedis(() => this.redis.pexpire(failuresKey, this.settings.accountFailureLimit.windowMs));
       await this.audit.record({
         type: 'login_failed',
         userId: account && !account.deleted ? account.id : null,
@@ -160,8 +168,21 @@ export class AuthService {
       await this.audit.record({ type: 'login_failed', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { reason: 'account_banned' } });
       throw new AppError('account_banned', 'This account is banned');
     }
-    await this.redis.del(failuresKey);
-    const { pair, replaced } = await this.db.transaction(async (manager) => {
+    await this.withRedis(() => this.redis.del(failuresKey));
+    const upgradedHash = account.passwordHash && this.hasher.needsRehash(account.passwordHash) ? await this.hasher.hash(input.password) : null;
+    const signedIn = await this.db.transaction(async (manager) => {
+      // Checked again on the locked row: a ban that commits first is seen here, and one that
+      // commits later waits for this session and then revokes it with the others.
+      const current = await this.users.lockSummary(manager, account.id);
+      if (!current) throw new AppError('invalid_credentials', 'E-mail or password is incorrect');
+      if (current.isBanned) {
+        await this.audit.record(
+          { type: 'login_failed', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { reason: 'account_banned' } },
+          manager,
+        );
+        return null;
+      }
+      if (upgradedHash) await this.users.upgradePasswordHash(manager, account.id, account.passwordHash!, upgradedHash);
       const replacedSessions = await this.revokeSessions(manager, { userId: account.id, deviceId: input.deviceId }, 'replaced');
       await this.audit.record(
         { type: 'login', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { platform: input.platform, deviceId: input.deviceId } },
@@ -169,8 +190,9 @@ export class AuthService {
       );
       return { pair: await this.openSession(manager, account, input, meta), replaced: replacedSessions };
     });
-    await this.tokens.denySessions(replaced);
-    return pair;
+    if (!signedIn) throw new AppError('account_banned', 'This account is banned');
+    await this.tokens.denySessions(signedIn.replaced);
+    return signedIn.pair;
   }
 
   /**
@@ -192,18 +214,16 @@ export class AuthService {
       if (!row) return null;
       const session = await manager.getRepository(DeviceSession).findOne({ where: { id: row.session_id }, lock: { mode: 'pessimistic_write' } });
       if (!session || session.revokedAt || session.expiresAt <= now) throw new AppError('session_revoked', 'This session was signed out');
-      const account = await this.users.findSummary(row.user_id);
+      const endsAt = this.sessionEnd(session.createdAt);
+      if (endsAt <= now) throw new AppError('token_expired', 'This session has reached its maximum lifetime: sign in again');
+      const account = await this.users.findSummary(row.user_id, manager);
       if (!account) throw new AppError('session_revoked', 'This account no longer exists');
       if (account.isBanned) throw new AppError('account_banned', 'This account is banned');
-      const pair = await this.issuePair(manager, account, session.id, newId);
-      await manager.update(
-        DeviceSession,
-        { id: session.id },
-        { lastUsedAt: now, expiresAt: new Date(now.getTime() + this.settings.refreshTtlMs), ip: meta.ip },
-      );
+      const pair = await this.issuePair(manager, account, session.id, newId, endsAt);
+      await manager.update(DeviceSession, { id: session.id }, { lastUsedAt: now, expiresAt: this.slidingExpiry(now, endsAt), ip: meta.ip });
       // Stored before commit: a concurrent refresh with the same token waits on the row lock
       // above and then finds the pair here.
-      await this.redis.set(graceKey, sealPair(refreshToken, pair), 'PX', this.settings.reuseGraceMs);
+      await this.withRedis(() => this.redis.set(graceKey, sealPair(refreshToken, pair), 'PX', this.settings.reuseGraceMs));
       return pair;
     });
     if (rotated) return rotated;
@@ -215,8 +235,10 @@ export class AuthService {
     if (!token) throw new AppError('invalid_token', 'Unknown refresh token');
     if (!token.revoked) throw new AppError('token_expired', 'The refresh token has expired: sign in again');
     if (!token.replacedBy) throw new AppError('session_revoked', 'This session was signed out');
-    if (token.revokedAt && now.getTime() - token.revokedAt.getTime() <= this.settings.reuseGraceMs) {
-      const sealed = await this.redis.get(graceKey);
+    // Only the immediately previous token gets the grace, and only while its successor is the
+    // live token: an older one would let a thief walk the chain up to the current pair.
+    if (token.revokedAt && now.getTime() - token.revokedAt.getTime() <= this.settings.reuseGraceMs && (await this.isLive(token.replacedBy))) {
+      const sealed = await this.withRedis(() => this.redis.get(graceKey));
       if (sealed) return openPair(refreshToken, sealed);
       throw new AppError('refresh_in_progress', 'This refresh token is being rotated; retry in a moment');
     }
@@ -231,6 +253,19 @@ export class AuthService {
     await this.tokens.denySessions([token.sessionId, ...revoked]);
     this.logger.warn({ userId: token.userId, sessionId: token.sessionId }, 'refresh token reuse: session revoked');
     throw new AppError('token_reused', 'This refresh token was already used; the session has been signed out');
+  }
+
+  /** Redis work an answer depends on (failure counters, the rotation grace): without Redis, 503. */
+  private async withRedis<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch {
+      throw new DependencyUnavailableError('Sign-in is unavailable for a moment (Redis is unavailable); try again shortly');
+    }
+  }
+
+  private async isLive(refreshTokenId: string): Promise<boolean> {
+    return this.db.getRepository(RefreshToken).exists({ where: { id: refreshTokenId, revoked: false } });
   }
 
   /**
@@ -323,16 +358,43 @@ export class AuthService {
       }));
   }
 
-  /** Always succeeds from the caller's view, whether or not the account exists. */
-  async forgotPassword(email: string, meta: RequestMeta): Promise<void> {
+  /**
+   * Accepted at once, whether or not the account exists: the lookup, the token and the mail
+   * run after the response, so a known and an unknown address answer alike.
+   */
+  requestPasswordReset(email: string, meta: RequestMeta): void {
+    this.track(this.sendResetLink(email, meta).catch((error: unknown) => this.logger.error({ err: error }, 'could not send a password-reset link')));
+  }
+
+  /** Resolves once every background task (reset links) has finished; shutdown waits on it. */
+  async drain(): Promise<void> {
+    while (this.background.size) await Promise.all(this.background);
+  }
+
+  private track(task: Promise<void>): void {
+    this.background.add(task);
+    void task.finally(() => this.background.delete(task));
+  }
+
+  private async sendResetLink(email: string, meta: RequestMeta): Promise<void> {
     const account = await this.users.findCredentials(email);
     if (!account || account.deleted || account.isBanned) return;
     const token = opaqueToken();
-    await this.db.transaction(async (manager) => {
+    const issued = await this.db.transaction(async (manager) => {
+      // One request per account at a time, so concurrent ones cannot all pass the count.
+      await manager.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`password-reset:${account.id}`]);
+      const since = new Date(this.clock.now().getTime() - RESET_MAILS_WINDOW_MS);
+      const [{ recent }] = await manager.query<[{ recent: number }]>(
+        'SELECT count(*)::int AS recent FROM password_reset_tokens WHERE user_id = $1 AND created_at > $2',
+        [account.id, since],
+      );
+      if (recent >= RESET_MAILS_PER_WINDOW) return false;
       await this.insertOneTimeToken(manager, PasswordResetToken, account.id, token, RESET_TTL_MS);
       await this.audit.record({ type: 'password_reset_requested', userId: account.id, ip: meta.ip, userAgent: meta.userAgent }, manager);
+      return true;
     });
-    this.sendLater({
+    if (!issued) return;
+    await this.mailer.send({
       to: account.email,
       subject: 'Reset your Parley password',
       text: `Someone asked to reset the password of your Parley account. If it was you, choose a new one: ${this.link('/reset-password', token)}\n\nThe link is valid for 1 hour and works once. If it was not you, ignore this e-mail.`,
@@ -341,7 +403,7 @@ export class AuthService {
 
   async resetPassword(token: string, newPassword: string, meta: RequestMeta): Promise<void> {
     const passwordHash = await this.hasher.hash(newPassword);
-    const revoked = await this.db.transaction(async (manager) => {
+    const { sessions: revoked, account } = await this.db.transaction(async (manager) => {
       const userId = await this.useOneTimeToken(manager, PasswordResetToken, token);
       if (!userId) throw new AppError('invalid_reset_token', 'This reset link is invalid, expired or already used');
       await this.users.setPassword(manager, userId, passwordHash);
@@ -352,8 +414,15 @@ export class AuthService {
         { type: 'password_reset', userId, ip: meta.ip, userAgent: meta.userAgent, metadata: { sessionsRevoked: sessions.length } },
         manager,
       );
-      return sessions;
+      return { sessions, account: await this.users.findSummary(userId, manager) };
     });
+    if (account) {
+      this.sendLater({
+        to: account.email,
+        subject: 'Your Parley password was changed',
+        text: `The password of your Parley account was just changed, and every device was signed out.\n\nIf it was not you, reset your password again at once and check the e-mail account this message reached.`,
+      });
+    }
     await this.tokens.denySessions(revoked);
   }
 
@@ -418,13 +487,27 @@ export class AuthService {
       ip: meta.ip,
       createdAt: now,
       lastUsedAt: now,
-      expiresAt: new Date(now.getTime() + this.settings.refreshTtlMs),
+      expiresAt: this.slidingExpiry(now, this.sessionEnd(now)),
     };
     await manager.insert(DeviceSession, session);
-    return this.issuePair(manager, account, session.id, this.ids.uuid());
+    return this.issuePair(manager, account, session.id, this.ids.uuid(), this.sessionEnd(now));
   }
 
-  private async issuePair(manager: EntityManager, account: { id: string; email: string; role: Role }, sessionId: string, tokenId: string): Promise<TokenPair> {
+  private sessionEnd(signedInAt: Date): Date {
+    return new Date(signedInAt.getTime() + this.settings.sessionMaxLifetimeMs);
+  }
+
+  private slidingExpiry(now: Date, sessionEnd: Date): Date {
+    return new Date(Math.min(now.getTime() + this.settings.refreshTtlMs, sessionEnd.getTime()));
+  }
+
+  private async issuePair(
+    manager: EntityManager,
+    account: { id: string; email: string; role: Role },
+    sessionId: string,
+    tokenId: string,
+    sessionEnd: Date,
+  ): Promise<TokenPair> {
     const now = this.clock.now();
     const refreshToken = opaqueToken();
     await manager.insert(RefreshToken, {
@@ -432,7 +515,7 @@ export class AuthService {
       sessionId,
       userId: account.id,
       tokenHash: sha256(refreshToken),
-      expiresAt: new Date(now.getTime() + this.settings.refreshTtlMs),
+      expiresAt: this.slidingExpiry(now, sessionEnd),
       createdAt: now,
     });
     const accessToken = await this.tokens.issueAccessToken({ userId: account.id, email: account.email, role: account.role, sessionId });

@@ -3,8 +3,9 @@ import type { Redis } from 'ioredis';
 import { errors as joseErrors, exportJWK, jwtVerify, SignJWT, type JWK, type JWTHeaderParameters } from 'jose';
 import type { Clock } from '../../infra/clock.js';
 import type { SigningKeys } from '../../infra/keys.js';
+import type { PreparedReader } from '../../infra/sql.js';
 import type { AccessTokenVerifier, AuthContext, Role } from '../../shared/auth.js';
-import { AppError } from '../../shared/errors.js';
+import { AppError, DependencyUnavailableError } from '../../shared/errors.js';
 
 export interface TokenOptions {
   issuer: string;
@@ -16,6 +17,23 @@ const ROLES: readonly string[] = ['student', 'admin'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Verified tokens remembered, so a client's repeated token costs no RSA work. */
 const VERIFIED_CACHE_SIZE = 10_000;
+/**
+ * How long an instance trusts its own answer "this session is live" before asking Redis and
+ * PostgreSQL again: the longest a revocation (logout, reset, ban, reuse) takes to reach
+ * every instance. The instance that revokes a session forgets it at once.
+ */
+const SESSION_STATUS_TTL_MS = 1_000;
+const SESSION_STATUS_CACHE_SIZE = 10_000;
+/** Clock skew tolerated between the instances that sign and verify. */
+const IAT_LEEWAY_MS = 30_000;
+
+/** What the access token of a device session is worth right now. */
+type SessionStatus = 'live' | 'revoked' | 'banned';
+
+/** The account half of the check: null for a deleted account. */
+export interface AccountStatusLookup {
+  findSummary(userId: string): Promise<{ isBanned: boolean } | null>;
+}
 
 export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
@@ -23,11 +41,14 @@ export function sha256(text: string): string {
 
 /**
  * Access tokens: RS256 JWTs signed with the active key (kid in the header), verified
- * against the active and rotated-out keys, and refused at once when their device session
- * is on the Redis deny-list (logout, reset, ban, reuse).
+ * against the active and rotated-out keys, and refused when their device session is revoked
+ * or their account banned. The truth is PostgreSQL (device_sessions.revoked_at, users.is_banned);
+ * Redis keeps a deny-list in front of it and each instance remembers a session's status for
+ * SESSION_STATUS_TTL_MS.
  */
 export class TokenService implements AccessTokenVerifier {
   private readonly verified = new Map<string, { context: AuthContext; expiresAtMs: number }>();
+  private readonly statuses = new Map<string, { status: SessionStatus; untilMs: number }>();
   private readonly keysByKid: Map<string, SigningKeys['publicKey']>;
   private jwksDocument: { keys: JWK[] } | undefined;
   private readonly deniedListeners: Array<(sessionIds: string[]) => void> = [];
@@ -37,6 +58,8 @@ export class TokenService implements AccessTokenVerifier {
     private readonly redis: Redis,
     private readonly clock: Clock,
     private readonly options: TokenOptions,
+    private readonly reader: PreparedReader,
+    private readonly accounts: AccountStatusLookup,
   ) {
     this.keysByKid = new Map(keys.verificationKeys.map((key) => [key.kid, key.publicKey]));
   }
@@ -71,8 +94,46 @@ export class TokenService implements AccessTokenVerifier {
     const nowMs = this.clock.now().getTime();
     const cached = this.verified.get(token);
     const context = cached && cached.expiresAtMs > nowMs ? cached.context : await this.verifySignature(token, nowMs);
-    if (await this.redis.exists(this.denyKey(context.sessionId))) throw new AppError('session_revoked', 'This session was signed out');
+    const status = await this.sessionStatus(context, nowMs);
+    if (status === 'banned') throw new AppError('account_banned', 'This account is banned');
+    if (status === 'revoked') throw new AppError('session_revoked', 'This session was signed out');
     return context;
+  }
+
+  private async sessionStatus(context: AuthContext, nowMs: number): Promise<SessionStatus> {
+    const known = this.statuses.get(context.sessionId);
+    if (known && known.untilMs > nowMs) return known.status;
+    // Redis may be empty (restarted, flushed) or down: a miss is never taken as "live".
+    const denied = this.redisConnected() ? await this.redis.exists(this.denyKey(context.sessionId)).catch(() => 0) : 0;
+    const [revoked, account] = await Promise.all([denied ? true : this.revokedInDatabase(context.sessionId), this.accounts.findSummary(context.userId)]);
+    const status: SessionStatus = account?.isBanned ? 'banned' : revoked || !account ? 'revoked' : 'live';
+    // Refills a deny-list Redis lost; a failure only costs the next check a database read.
+    if (revoked && !denied && this.redisConnected()) {
+      await this.redis.set(this.denyKey(context.sessionId), '1', 'PX', this.options.accessTtlMs).catch(() => undefined);
+    }
+    this.remember(context.sessionId, status, nowMs);
+    return status;
+  }
+
+  /** While Redis is down the deny-list is skipped at once (PostgreSQL answers); ioredis-mock has no status. */
+  private redisConnected(): boolean {
+    const status = this.redis.status as string | undefined;
+    return status === undefined || status === 'ready';
+  }
+
+  private async revokedInDatabase(sessionId: string): Promise<boolean> {
+    const row = await this.reader.one<{ revoked: boolean }>(
+      'device-session-revoked-by-id',
+      'SELECT revoked_at IS NOT NULL AS revoked FROM device_sessions WHERE id = $1',
+      [sessionId],
+    );
+    return row?.revoked ?? true;
+  }
+
+  private remember(sessionId: string, status: SessionStatus, nowMs: number): void {
+    if (this.statuses.size >= SESSION_STATUS_CACHE_SIZE) this.statuses.delete(this.statuses.keys().next().value!);
+    // A revoked session never comes back; a live session or a banned account is asked about again soon.
+    this.statuses.set(sessionId, { status, untilMs: nowMs + (status === 'revoked' ? this.options.accessTtlMs : SESSION_STATUS_TTL_MS) });
   }
 
   private async verifySignature(token: string, nowMs: number): Promise<AuthContext> {
@@ -89,7 +150,12 @@ export class TokenService implements AccessTokenVerifier {
       if (error instanceof joseErrors.JWTExpired) throw new AppError('token_expired', 'The access token has expired: refresh it');
       throw new AppError('invalid_token', 'The access token is not valid');
     }
-    const { sub, email, role, sid, exp } = payload;
+    const { sub, email, role, sid, exp, iat } = payload;
+    // jose checks exp but trusts iat: a token from the future, or one that lives longer than we
+    // issue them, was not signed by this configuration.
+    if (typeof iat !== 'number' || iat * 1000 > nowMs + IAT_LEEWAY_MS || (exp ?? 0) - iat > this.accessTtlSeconds) {
+      throw new AppError('invalid_token', 'The access token is not valid');
+    }
     if (
       typeof sub !== 'string' ||
       !UUID.test(sub) ||
@@ -120,10 +186,17 @@ export class TokenService implements AccessTokenVerifier {
   /** Access tokens of these sessions fail from now until they would have expired anyway. */
   async denySessions(sessionIds: string[]): Promise<void> {
     if (!sessionIds.length) return;
+    // Forgotten here, so this instance's next check reads the new truth (revoked, or banned).
+    for (const id of sessionIds) this.statuses.delete(id);
     const pipeline = this.redis.pipeline();
     for (const id of sessionIds) pipeline.set(this.denyKey(id), '1', 'PX', this.options.accessTtlMs);
-    await pipeline.exec();
+    const results = await pipeline.exec().catch(() => null);
     for (const listener of this.deniedListeners) listener(sessionIds);
+    // The revocation is committed in PostgreSQL and reaches every instance within
+    // SESSION_STATUS_TTL_MS anyway; a deny-list Redis refused is still reported, never ignored.
+    if (!results || results.some(([error]) => error)) {
+      throw new DependencyUnavailableError('The session is revoked, but Redis refused to record it; retry to confirm');
+    }
   }
 
   /** Called after sessions are denied (the realtime layer closes their sockets). */

@@ -167,11 +167,20 @@ export class UsersService implements RoleLookup {
       : null;
   }
 
-  /** The hot read behind GET /auth/me: one prepared primary-key lookup. */
-  async findSummary(id: string): Promise<AccountSummary | null> {
-    const row = await this.reader.one<SummaryRow>(
-      'users-summary-by-id',
-      'SELECT id, email, role, is_verified, is_banned, created_at FROM users WHERE id = $1 AND deleted_at IS NULL',
+  /**
+   * The hot read behind GET /auth/me: one prepared primary-key lookup. Inside a transaction,
+   * pass its manager: a second pool connection there can deadlock the pool.
+   */
+  async findSummary(id: string, manager?: EntityManager): Promise<AccountSummary | null> {
+    const sql = 'SELECT id, email, role, is_verified, is_banned, created_at FROM users WHERE id = $1 AND deleted_at IS NULL';
+    const row = manager ? (await manager.query<SummaryRow[]>(sql, [id]))[0] : await this.reader.one<SummaryRow>('users-summary-by-id', sql, [id]);
+    return row ? { id: row.id, email: row.email, role: row.role, isVerified: row.is_verified, isBanned: row.is_banned, createdAt: row.created_at } : null;
+  }
+
+  /** The account read in the caller's transaction and held (FOR SHARE) until it ends: a concurrent ban waits for it. */
+  async lockSummary(manager: EntityManager, id: string): Promise<AccountSummary | null> {
+    const [row] = await manager.query<SummaryRow[]>(
+      'SELECT id, email, role, is_verified, is_banned, created_at FROM users WHERE id = $1 AND deleted_at IS NULL FOR SHARE',
       [id],
     );
     return row ? { id: row.id, email: row.email, role: row.role, isVerified: row.is_verified, isBanned: row.is_banned, createdAt: row.created_at } : null;
@@ -186,6 +195,11 @@ export class UsersService implements RoleLookup {
 
   async setPassword(manager: EntityManager, userId: string, passwordHash: string): Promise<void> {
     await manager.update(User, { id: userId }, { passwordHash, updatedAt: this.clock.now(), version: () => 'version + 1' });
+  }
+
+  /** Replaces a hash by a stronger one of the same password, unless the password changed meanwhile. */
+  async upgradePasswordHash(manager: EntityManager, userId: string, currentHash: string, upgradedHash: string): Promise<void> {
+    await manager.update(User, { id: userId, passwordHash: currentHash }, { passwordHash: upgradedHash });
   }
 
   async markVerified(manager: EntityManager, userId: string): Promise<void> {

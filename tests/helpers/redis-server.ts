@@ -1,0 +1,48 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+
+/** True when a `redis-server` binary is on PATH. */
+export const redisServerAvailable = !spawnSync('redis-server', ['--version']).error;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * A private redis-server on a loopback port, which a test may stop (an outage) and start
+ * again on the same port, or misconfigure, without touching the Redis other tests share.
+ */
+export async function startRedisServer() {
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+
+  const start = async () => {
+    const spawned = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = spawned;
+    await new Promise<void>((resolve, reject) => {
+      let output = '';
+      spawned.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('Ready to accept connections')) resolve();
+      });
+      spawned.once('exit', (code) => reject(new Error(`redis-server exited (${code}):\n${output}`)));
+    });
+  };
+  const stop = async () => {
+    const running = child;
+    child = undefined;
+    if (!running || running.exitCode !== null) return;
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    running.kill('SIGKILL');
+    await exited;
+  };
+
+  await start();
+  return { url: `redis://127.0.0.1:${port}`, port, start, stop };
+}
