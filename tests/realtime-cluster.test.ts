@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { buildTestApp, type TestApp } from './helpers/app.js';
-import { client, listen, readyUser } from './helpers/realtime.js';
+import { client, expectOneCaller, joinInSameTick, listen, readyUser } from './helpers/realtime.js';
 
 // Several instances need a Redis they share: the suite's real one (TEST_REDIS_URL, set in CI).
 const realRedis = Boolean(inject('redisUrl'));
@@ -54,6 +54,25 @@ describe.runIf(realRedis).each(['sharded', 'classic'])('two instances on one Red
     } finally {
       ca.close();
       cb.close();
+    }
+  });
+
+  it('tells exactly one side it is the caller when partners on two instances join in the same tick', async () => {
+    for (let round = 0; round < 20; round += 1) {
+      const a = await readyUser(one.app);
+      const b = await readyUser(two.app);
+      const ca = await client(urlOne, a.accessToken);
+      const cb = await client(urlTwo, b.accessToken);
+      try {
+        ca.socket.emit('find_partner', { level: 'all' });
+        await ca.next('searching');
+        cb.socket.emit('find_partner', { level: 'all' });
+        const [{ roomId }] = await Promise.all([ca.next<{ roomId: string }>('match_found'), cb.next('match_found')]);
+        expectOneCaller(await joinInSameTick(round % 2 ? [ca, cb] : [cb, ca], roomId));
+      } finally {
+        ca.close();
+        cb.close();
+      }
     }
   });
 

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from './helpers/app.js';
 import { bearer, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
-import { client, listen, readyUser, refusal, type Client } from './helpers/realtime.js';
+import { client, expectOneCaller, joinInSameTick, listen, readyUser, refusal, type Client } from './helpers/realtime.js';
 
 let t: TestApp;
 let url: string;
@@ -167,6 +167,15 @@ describe('signaling', () => {
     expect(await cb.next('webrtc_ice')).toEqual({ candidate });
     // nothing of the intruder's reached the members
     expect([...ca.received, ...cb.received].map((entry) => entry.payload)).not.toContainEqual({ sdp: 'v=0 intruder' });
+  });
+
+  it('tells exactly one side it is the caller, before the receiver pair, when both join in the same tick', async () => {
+    for (let round = 0; round < 25; round += 1) {
+      const { ca, cb, ma } = await matchedPair();
+      expectOneCaller(await joinInSameTick([ca, cb], ma.roomId));
+      ca.close();
+      cb.close();
+    }
   });
 
   it('refuses relays in a call that has ended, though the socket had proved its membership', async () => {

@@ -62,6 +62,39 @@ end
 return 1
 `;
 
+/**
+ * Joins a user to the room's signaling in one step, so concurrent joins see one order: the
+ * first to join becomes the caller. Replies [callerId, joinedCount, tellPartner].
+ *
+ * The caller must hear { role: "caller" } before the receiver pair, but the two come from
+ * different instances when the partners are on different instances. So the partner who joins
+ * second tells the caller only once the caller's instance has marked it told (KEYS[3]);
+ * otherwise it leaves the caller's receiver event owed (KEYS[4]) for that instance to send
+ * right after its own { role: "caller" }.
+ */
+const JOIN_ROOM = `
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+local caller = redis.call('GET', KEYS[1])
+local count = redis.call('SCARD', KEYS[2])
+local tellPartner = 0
+if count >= 2 then
+  if caller == ARGV[1] or redis.call('EXISTS', KEYS[3]) == 1 then
+    tellPartner = 1
+  else
+    redis.call('SET', KEYS[4], '1', 'EX', ARGV[2])
+  end
+end
+return {caller, count, tellPartner}
+`;
+
+/** Marks the caller told; replies 1 when the partner left the caller's receiver event to us. */
+const CALLER_TOLD = `
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+return redis.call('DEL', KEYS[2])
+`;
+
 type MatchRedis = Redis & {
   parleyFindPartner(
     queue: string,
@@ -77,6 +110,8 @@ type MatchRedis = Redis & {
   ): Promise<[string, string?, string?]>;
   parleyCancelSearch(userId: string, searchingPrefix: string, queuePrefix: string, queuedAt: string): Promise<number>;
   parleyLeaveRoom(userARoomKey: string, userBRoomKey: string, roomId: string): Promise<number>;
+  parleyJoinRoom(callerKey: string, joinedKey: string, toldKey: string, owedKey: string, userId: string, ttlSeconds: number): Promise<[string, number, number]>;
+  parleyCallerTold(toldKey: string, owedKey: string, ttlSeconds: number): Promise<number>;
 };
 
 export interface MatchmakingSettings {
@@ -114,6 +149,8 @@ export class MatchmakingService {
     redis.defineCommand('parleyFindPartner', { numberOfKeys: 2, lua: FIND_PARTNER });
     redis.defineCommand('parleyCancelSearch', { numberOfKeys: 0, lua: CANCEL_SEARCH });
     redis.defineCommand('parleyLeaveRoom', { numberOfKeys: 2, lua: LEAVE_ROOM });
+    redis.defineCommand('parleyJoinRoom', { numberOfKeys: 4, lua: JOIN_ROOM });
+    redis.defineCommand('parleyCallerTold', { numberOfKeys: 2, lua: CALLER_TOLD });
     this.redis = redis as MatchRedis;
     this.roomTtlSeconds = Math.ceil(settings.maxCallMs / 1000) + 10 * 60;
   }
@@ -199,12 +236,27 @@ export class MatchmakingService {
     return users.length === 2 ? { roomId, users } : null;
   }
 
-  /** Records that `userId` joined the room's signaling; the first to join is the caller. */
-  async join(roomId: string, userId: string): Promise<{ callerId: string; joined: string[] }> {
-    await this.redis.set(`match:room:${roomId}:caller`, userId, 'EX', this.roomTtlSeconds, 'NX');
-    await this.redis.multi().sadd(`match:room:${roomId}:joined`, userId).expire(`match:room:${roomId}:joined`, this.roomTtlSeconds).exec();
-    const [callerId, joined] = await Promise.all([this.redis.get(`match:room:${roomId}:caller`), this.redis.smembers(`match:room:${roomId}:joined`)]);
-    return { callerId: callerId ?? userId, joined };
+  /**
+   * Records that `userId` joined the room's signaling: the first to join is the caller;
+   * `joinedCount` counts this user; with both present, `tellPartner` says whether this
+   * joiner sends the partner its receiver event (see JOIN_ROOM).
+   */
+  async join(roomId: string, userId: string): Promise<{ callerId: string; joinedCount: number; tellPartner: boolean }> {
+    const key = (name: string) => `match:room:${roomId}:${name}`;
+    const [callerId, joinedCount, tellPartner] = await this.redis.parleyJoinRoom(
+      key('caller'),
+      key('joined'),
+      key('caller-told'),
+      key('caller-owed'),
+      userId,
+      this.roomTtlSeconds,
+    );
+    return { callerId, joinedCount, tellPartner: tellPartner === 1 };
+  }
+
+  /** Called once the caller has been sent { role: "caller" }; true when its receiver event is owed to it. */
+  async callerTold(roomId: string): Promise<boolean> {
+    return (await this.redis.parleyCallerTold(`match:room:${roomId}:caller-told`, `match:room:${roomId}:caller-owed`, this.roomTtlSeconds)) === 1;
   }
 
   /**
@@ -218,7 +270,7 @@ export class MatchmakingService {
     const roomUsers = await this.redis.smembers(`match:room:${roomId}:users`);
     // a room Redis already forgot still has its two users on the call row
     const users = roomUsers.length ? roomUsers : (closed?.userIds ?? []);
-    await this.redis.del(`match:room:${roomId}:users`, `match:room:${roomId}:meta`, `match:room:${roomId}:joined`, `match:room:${roomId}:caller`);
+    await this.redis.del(...['users', 'meta', 'joined', 'caller', 'caller-told', 'caller-owed'].map((name) => `match:room:${roomId}:${name}`));
     const [userA, userB] = users;
     if (userA && userB) await this.redis.parleyLeaveRoom(this.userRoomKey(userA), this.userRoomKey(userB), roomId);
     this.bus.closeCall(roomId);
