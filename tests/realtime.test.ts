@@ -258,6 +258,10 @@ describe('ending a call', () => {
 
   it('ends the call when a user stays away past the grace period', async () => {
     const { ca, cb, ma } = await matchedPair();
+    ca.socket.emit('join_room', { roomId: ma.roomId });
+    await ca.next('peer_joined');
+    cb.socket.emit('join_room', { roomId: ma.roomId });
+    await cb.next('peer_joined');
     ca.close();
     expect(await cb.next('peer_left')).toEqual({ reason: 'disconnected' });
     const [row] = await t.container.db.query('SELECT ended_by, duration_seconds FROM call_sessions WHERE room_id = $1', [ma.roomId]);
@@ -276,6 +280,48 @@ describe('ending a call', () => {
     expect(cb.received.map((entry) => entry.event)).not.toContain('peer_left');
     const [row] = await t.container.db.query('SELECT ended_at FROM call_sessions WHERE room_id = $1', [ma.roomId]);
     expect(row.ended_at).toBeNull();
+  });
+});
+
+describe('a match left before the call', () => {
+  const queueHead = () => t.container.redis.client.lindex('match:queue:all', 0);
+  const endedBy = async (roomId: string) =>
+    (await t.container.db.query('SELECT ended_by, ended_at FROM call_sessions WHERE room_id = $1', [roomId]))[0] as { ended_by: string; ended_at: Date | null };
+
+  it('cancel_search after match_found: the partner (in the room already) hears partner_cancelled and searches again at the front', async () => {
+    const { a, ca, cb, ma } = await matchedPair();
+    ca.socket.emit('join_room', { roomId: ma.roomId });
+    expect(await ca.next('peer_joined')).toMatchObject({ role: 'caller' });
+    expect(await cb.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
+    await ca.next('partner_cancelled');
+    expect(await queueHead()).toBe(a.user.id);
+    expect(await endedBy(ma.roomId)).toMatchObject({ ended_by: 'user_b', ended_at: expect.any(Date) });
+    // the old room is gone for both
+    ca.socket.emit('webrtc_offer', { roomId: ma.roomId, sdp: 'v=0 stale' });
+    expect(await ca.next('error')).toMatchObject({ code: 'not_in_room' });
+    // the one who cancelled is free, and the next seeker gets the partner who was left
+    const next = await connected((await readyUser(t.app)).accessToken);
+    next.socket.emit('find_partner', { level: 'all' });
+    const [found, foundByA] = await Promise.all([next.next<MatchFound>('match_found'), ca.next<MatchFound>('match_found')]);
+    expect(found.roomId).toBe(foundByA.roomId);
+    expect(found.partner.displayName).toBe(`u_${a.user.id.slice(0, 8)}`);
+    cb.socket.emit('find_partner', { level: 'all' });
+    await cb.next('searching');
+    cb.socket.emit('cancel_search');
+  });
+
+  it('a partner who disconnects before joining and stays away: the other hears partner_cancelled and is matched at once with someone waiting', async () => {
+    const { b, ca, cb, ma } = await matchedPair();
+    const waiting = await connected((await readyUser(t.app)).accessToken);
+    waiting.socket.emit('find_partner', { level: 'all' });
+    await waiting.next('searching');
+    cb.close();
+    await ca.next('partner_cancelled');
+    const [again, forWaiting] = await Promise.all([ca.next<MatchFound>('match_found'), waiting.next<MatchFound>('match_found')]);
+    expect(again.roomId).toBe(forWaiting.roomId);
+    expect(again.roomId).not.toBe(ma.roomId);
+    expect(await endedBy(ma.roomId)).toMatchObject({ ended_by: 'user_b' });
+    expect(await t.container.redis.client.get(`match:user:${b.user.id}:room`)).toBeNull();
   });
 });
 

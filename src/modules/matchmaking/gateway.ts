@@ -3,7 +3,7 @@ import type { Server, Socket } from 'socket.io';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import { emitError, type SocketData } from '../../shared/socket-auth.js';
-import { QUEUE_LEVELS, type MatchmakingService } from './service.js';
+import { QUEUE_LEVELS, type LeaveOutcome, type MatchmakingService } from './service.js';
 
 const findPartnerSchema = z.strictObject({ level: z.enum(QUEUE_LEVELS).optional(), topic: z.string().trim().min(1).max(80).optional() }).optional();
 
@@ -43,6 +43,23 @@ export function registerMatchmakingGateway(
     clearTimeout(searchTimers.get(userId));
     searchTimers.delete(userId);
   };
+  const startSearchTimer = (userId: string) => {
+    clearSearchTimer(userId);
+    searchTimers.set(
+      userId,
+      setTimeout(() => {
+        searchTimers.delete(userId);
+        void matchmaking.cancelSearch(userId).then((ended) => ended && bus.emitToUser(userId, 'search_timeout', { reason: 'no partner found in time' }));
+      }, searchTimeoutMs),
+    );
+  };
+  /** A partner whose match was cancelled searches again: its search gets the usual time limit. */
+  const afterLeave = (left: LeaveOutcome): void => {
+    if (left.status !== 'left' || !left.partner) return;
+    const again = left.partner.outcome;
+    if (again.status === 'queued') startSearchTimer(left.partner.userId);
+    else if (again.status === 'matched' && again.left) afterLeave(again.left);
+  };
 
   io.on('connection', (socket: Socket) => {
     const { userId, sessionId } = (socket.data as SocketData).auth;
@@ -66,14 +83,9 @@ export function registerMatchmakingGateway(
           emitError(socket, outcome.code, outcome.message, outcome.missing ? { missing: outcome.missing } : undefined);
         } else if (outcome.status === 'queued') {
           socket.emit('searching', { estimated_wait_seconds: outcome.estimatedWaitSeconds });
-          clearSearchTimer(userId);
-          searchTimers.set(
-            userId,
-            setTimeout(() => {
-              searchTimers.delete(userId);
-              void matchmaking.cancelSearch(userId).then((ended) => ended && bus.emitToUser(userId, 'search_timeout', { reason: 'no partner found in time' }));
-            }, searchTimeoutMs),
-          );
+          startSearchTimer(userId);
+        } else if (outcome.left) {
+          afterLeave(outcome.left);
         }
         if (typeof ack === 'function') ack({ status: outcome.status });
       }),
@@ -82,8 +94,10 @@ export function registerMatchmakingGateway(
     socket.on('cancel_search', (ack: Ack) =>
       guard(async () => {
         clearSearchTimer(userId);
-        const cancelled = await matchmaking.cancelSearch(userId);
-        if (typeof ack === 'function') ack({ cancelled });
+        // matched but not yet in the room: cancelling leaves the match (partner_cancelled)
+        const left = (await matchmaking.cancelSearch(userId)) ? null : await matchmaking.leaveMatch(userId);
+        if (left) afterLeave(left);
+        if (typeof ack === 'function') ack({ cancelled: !left || left.status === 'left' });
       }),
     );
 
@@ -98,7 +112,10 @@ export function registerMatchmakingGateway(
         const timer = setTimeout(() => {
           graceTimers.delete(timer);
           void guard(async () => {
-            if (!(await bus.isOnline(userId))) await matchmaking.endRoom(roomId, userId, 'disconnected');
+            if (await bus.isOnline(userId)) return;
+            const left = await matchmaking.leaveMatch(userId, roomId);
+            if (left.status === 'joined') await matchmaking.endRoom(roomId, userId, 'disconnected');
+            else afterLeave(left);
           });
         }, reconnectGraceMs);
         graceTimers.add(timer);

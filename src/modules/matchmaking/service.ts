@@ -19,7 +19,8 @@ const QUEUED_AT = 'match:queued-at';
 
 /**
  * Pairs atomically: skips (and drops) queue entries whose search has ended, never pairs a
- * user with themself, and queues the caller only when nobody compatible is waiting.
+ * user with themself, and queues the caller only when nobody compatible is waiting: at the
+ * back (RPUSH), or at the front (LPUSH) for a user whose partner cancelled the match.
  * The searching key holds the queue level so a cancel knows which queue to leave.
  */
 const FIND_PARTNER = `
@@ -39,7 +40,7 @@ while true do
     return {'matched', other, since}
   end
 end
-redis.call('RPUSH', KEYS[1], me)
+redis.call(ARGV[9], KEYS[1], me)
 redis.call('SET', ARGV[4] .. me, ARGV[2], 'PX', ARGV[3])
 redis.call('HSET', KEYS[2], me, ARGV[5])
 return {'queued'}
@@ -52,6 +53,44 @@ redis.call('DEL', ARGV[2] .. ARGV[1])
 redis.call('LREM', ARGV[3] .. level, 0, ARGV[1])
 redis.call('HDEL', ARGV[4], ARGV[1])
 return 1
+`;
+
+/**
+ * Undoes the match of a user who leaves it before joining its room (ARGV[2] names the room
+ * when only that one may be left). Replies {'left', roomId, partnerId or ''};
+ * {'joined', roomId} when the user has joined it (leaving is then ending the call);
+ * {'pending', roomId} when the room is still being opened (its opener then leaves it for the
+ * user, so the partner hears match_found before partner_cancelled); or {'none'}. The room's meta stays until the call row is closed: the stale-call sweep
+ * takes a call whose meta is gone for one Redis lost.
+ */
+const LEAVE_MATCH = `
+local me = ARGV[1]
+local roomId = redis.call('GET', 'match:user:' .. me .. ':room')
+if not roomId or (ARGV[2] ~= '' and roomId ~= ARGV[2]) then return {'none'} end
+local room = 'match:room:' .. roomId .. ':'
+if redis.call('SISMEMBER', room .. 'joined', me) == 1 then return {'joined', roomId} end
+if redis.call('EXISTS', room .. 'ready') == 0 then
+  -- still being opened (call row, match_found): the opener leaves it for us once done
+  redis.call('SET', room .. 'left-by', me, 'EX', ARGV[3])
+  return {'pending', roomId}
+end
+local partner = ''
+for _, id in ipairs(redis.call('SMEMBERS', room .. 'users')) do
+  if id ~= me then partner = id end
+end
+redis.call('DEL', room .. 'users', room .. 'joined', room .. 'caller', room .. 'caller-told', room .. 'caller-owed', room .. 'ready', room .. 'left-by', 'match:user:' .. me .. ':room')
+if partner ~= '' and redis.call('GET', 'match:user:' .. partner .. ':room') == roomId then
+  redis.call('DEL', 'match:user:' .. partner .. ':room')
+else
+  partner = ''
+end
+return {'left', roomId, partner}
+`;
+
+/** Marks a room opened; replies who asked to leave it meanwhile, if anyone. */
+const ROOM_READY = `
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+return redis.call('GET', KEYS[2])
 `;
 
 /** Deletes the two users' room keys only while they still name this room (either may be in a newer one). */
@@ -107,7 +146,10 @@ type MatchRedis = Redis & {
     roomId: string,
     userRoomPrefix: string,
     roomTtlSeconds: number,
+    push: 'RPUSH' | 'LPUSH',
   ): Promise<[string, string?, string?]>;
+  parleyLeaveMatch(userId: string, onlyRoomId: string, ttlSeconds: number): Promise<[string, string?, string?]>;
+  parleyRoomReady(readyKey: string, leftByKey: string, ttlSeconds: number): Promise<string | null>;
   parleyCancelSearch(userId: string, searchingPrefix: string, queuePrefix: string, queuedAt: string): Promise<number>;
   parleyLeaveRoom(userARoomKey: string, userBRoomKey: string, roomId: string): Promise<number>;
   parleyJoinRoom(callerKey: string, joinedKey: string, toldKey: string, owedKey: string, userId: string, ttlSeconds: number): Promise<[string, number, number]>;
@@ -121,9 +163,17 @@ export interface MatchmakingSettings {
   turn: TurnSettings;
 }
 
+export type LeaveOutcome =
+  | { status: 'none' }
+  /** The user had joined the room: leaving it is ending the call. */
+  | { status: 'joined'; roomId: string }
+  /** `partner.outcome`: how its search again went (rejected when it had started one itself). */
+  | { status: 'left'; roomId: string; partner: { userId: string; outcome: FindOutcome } | null };
+
 export type FindOutcome =
   | { status: 'queued'; estimatedWaitSeconds: number }
-  | { status: 'matched'; roomId: string }
+  /** `left`: one of the two left the match while it was being opened. */
+  | { status: 'matched'; roomId: string; left?: LeaveOutcome }
   | { status: 'rejected'; code: 'account_banned' | 'profile_incomplete' | 'already_searching' | 'already_in_room'; message: string; missing?: string[] };
 
 export interface Room {
@@ -149,6 +199,8 @@ export class MatchmakingService {
     redis.defineCommand('parleyFindPartner', { numberOfKeys: 2, lua: FIND_PARTNER });
     redis.defineCommand('parleyCancelSearch', { numberOfKeys: 0, lua: CANCEL_SEARCH });
     redis.defineCommand('parleyLeaveRoom', { numberOfKeys: 2, lua: LEAVE_ROOM });
+    redis.defineCommand('parleyLeaveMatch', { numberOfKeys: 0, lua: LEAVE_MATCH });
+    redis.defineCommand('parleyRoomReady', { numberOfKeys: 2, lua: ROOM_READY });
     redis.defineCommand('parleyJoinRoom', { numberOfKeys: 4, lua: JOIN_ROOM });
     redis.defineCommand('parleyCallerTold', { numberOfKeys: 2, lua: CALLER_TOLD });
     this.redis = redis as MatchRedis;
@@ -168,7 +220,10 @@ export class MatchmakingService {
     if (!active) return { status: 'rejected', code: 'account_banned', message: 'This account cannot use matchmaking' };
     if (!completion.complete) return { status: 'rejected', code: 'profile_incomplete', message: 'Complete your profile first', missing: completion.missing };
     if (room) return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
-    const level = request.level ?? 'all';
+    return this.pair(userId, request.level ?? 'all', request.topic ?? null, 'RPUSH');
+  }
+
+  private async pair(userId: string, level: QueueLevel, topic: string | null, push: 'RPUSH' | 'LPUSH'): Promise<FindOutcome> {
     const now = this.clock.now().getTime();
     // The key outlives the gateway's timer a little: the timer ends the search and tells the
     // client; the expiry only cleans up after an instance that died meanwhile.
@@ -185,13 +240,45 @@ export class MatchmakingService {
       roomId,
       'match:user:',
       this.roomTtlSeconds,
+      push,
     );
     if (outcome === 'already_searching') return { status: 'rejected', code: 'already_searching', message: 'You are already searching' };
     if (outcome === 'already_in_room') return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
     if (outcome === 'queued' || !partnerId) return { status: 'queued', estimatedWaitSeconds: await this.estimatedWait(level) };
     if (since) await this.recordWait(level, (now - Number(since)) / 1000);
-    await this.openRoom(roomId, partnerId, userId, level, request.topic ?? null);
-    return { status: 'matched', roomId };
+    const left = await this.openRoom(roomId, partnerId, userId, level, topic);
+    return { status: 'matched', roomId, ...(left ? { left } : {}) };
+  }
+
+  /**
+   * A matched user leaves the match before joining its room (cancel_search, or a disconnect
+   * past the grace): the call row closes as ended by them, and the partner hears
+   * partner_cancelled and searches again at the front of the queue (matched at once when
+   * someone compatible waits). `onlyRoomId` limits this to that room.
+   */
+  async leaveMatch(userId: string, onlyRoomId?: string): Promise<LeaveOutcome> {
+    const [status, roomId, partnerId] = await this.redis.parleyLeaveMatch(userId, onlyRoomId ?? '', this.roomTtlSeconds);
+    if (status === 'joined') return { status: 'joined', roomId: roomId! };
+    if (status === 'pending') return { status: 'left', roomId: roomId!, partner: null };
+    if (status !== 'left' || !roomId) return { status: 'none' };
+    const meta = await this.redis.hgetall(`match:room:${roomId}:meta`);
+    // ended by the one who left, as end_call would record it
+    await this.sessions.close(roomId, meta.userAId === userId ? 'user_a' : meta.userBId === userId ? 'user_b' : 'error');
+    await this.redis.del(`match:room:${roomId}:meta`);
+    this.bus.closeCall(roomId);
+    this.logger.info({ roomId }, 'match cancelled before the call');
+    // a partner gone too is not put back in the queue, where it would be matched as a ghost
+    if (!partnerId || !(await this.bus.isOnline(partnerId))) return { status: 'left', roomId, partner: null };
+    this.bus.emitToUser(partnerId, 'partner_cancelled');
+    const level = QUEUE_LEVELS.find((name) => name === meta.level) ?? 'all';
+    const again = await this.pair(partnerId, level, meta.topic || null, 'LPUSH');
+    // Gone meanwhile: its disconnect handler may have run before it was queued again. (Had it
+    // been matched at once, the new room's disconnect handling covers it.)
+    if (again.status === 'queued' && !(await this.bus.isOnline(partnerId))) {
+      await this.cancelSearch(partnerId);
+      return { status: 'left', roomId, partner: null };
+    }
+    return { status: 'left', roomId, partner: { userId: partnerId, outcome: again } };
   }
 
   /** A moving average of how long the waiting side of recent matches waited, per queue. */
@@ -213,7 +300,7 @@ export class MatchmakingService {
   }
 
   /** Creates the room and the call, and tells both users (on whichever instance). */
-  private async openRoom(roomId: string, waitingId: string, arrivingId: string, level: QueueLevel, topic: string | null): Promise<void> {
+  private async openRoom(roomId: string, waitingId: string, arrivingId: string, level: QueueLevel, topic: string | null): Promise<LeaveOutcome | undefined> {
     const now = this.clock.now();
     const pipeline = this.redis.multi();
     pipeline.sadd(`match:room:${roomId}:users`, waitingId, arrivingId).expire(`match:room:${roomId}:users`, this.roomTtlSeconds);
@@ -229,6 +316,8 @@ export class MatchmakingService {
     ] as const) {
       this.bus.emitToUser(userId, 'match_found', { roomId, partner, iceServers: iceServersFor(userId, now, this.settings.turn) });
     }
+    const leftBy = await this.redis.parleyRoomReady(`match:room:${roomId}:ready`, `match:room:${roomId}:left-by`, this.roomTtlSeconds);
+    return leftBy ? this.leaveMatch(leftBy, roomId) : undefined;
   }
 
   async room(roomId: string): Promise<Room | null> {
@@ -270,7 +359,9 @@ export class MatchmakingService {
     const roomUsers = await this.redis.smembers(`match:room:${roomId}:users`);
     // a room Redis already forgot still has its two users on the call row
     const users = roomUsers.length ? roomUsers : (closed?.userIds ?? []);
-    await this.redis.del(...['users', 'meta', 'joined', 'caller', 'caller-told', 'caller-owed'].map((name) => `match:room:${roomId}:${name}`));
+    await this.redis.del(
+      ...['users', 'meta', 'joined', 'caller', 'caller-told', 'caller-owed', 'ready', 'left-by'].map((name) => `match:room:${roomId}:${name}`),
+    );
     const [userA, userB] = users;
     if (userA && userB) await this.redis.parleyLeaveRoom(this.userRoomKey(userA), this.userRoomKey(userB), roomId);
     this.bus.closeCall(roomId);
