@@ -193,17 +193,18 @@ export async function buildApp(container: Container): Promise<App> {
   });
   container.realtime.attach(sockets.io);
   registerSocketAuth(sockets.io, services.tokens, services.users);
-  const stopMatchmakingTimers = registerMatchmakingGateway(sockets.io, {
+  const stopMatchmaking = registerMatchmakingGateway(sockets.io, {
     matchmaking: services.matchmaking,
     bus: container.realtime,
     logger: container.logger,
     searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
     reconnectGraceMs: config.CALL_RECONNECT_GRACE,
     sweepIntervalMs: config.CALL_SWEEP_INTERVAL,
+    heartbeatIntervalMs: Math.max(100, Math.floor(config.MATCH_INSTANCE_TTL / 3)),
   });
   registerSignalingGateway(sockets.io, { matchmaking: services.matchmaking, bus: container.realtime, logger: container.logger });
   app.addHook('preClose', async () => {
-    stopMatchmakingTimers();
+    await stopMatchmaking().catch((error: unknown) => container.logger.error({ err: error }, 'could not end the searches of this instance'));
     await sockets.close();
   });
 

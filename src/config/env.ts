@@ -157,6 +157,11 @@ export const envSchema = z
       .describe('static-auth-secret of Coturn (use-auth-secret): signs the TURN REST credentials. Required with TURN_HOST in production.'),
     TURN_CREDENTIAL_TTL: duration.prefault('1h').describe('Lifetime of the TURN credentials in match_found.'),
     MATCH_SEARCH_TIMEOUT: duration.prefault('5m').describe('A search ends with search_timeout after this long without a match.'),
+    MATCH_INSTANCE_TTL: duration
+      .prefault('5s')
+      .describe(
+        'Each instance refreshes a heartbeat in Redis (every third of this); searchers of an instance whose heartbeat is this old (killed, frozen) are never matched.',
+      ),
     CALL_RECONNECT_GRACE: duration.prefault('10s').describe('A call survives a network drop this long; the user rejoins the room with join_room.'),
     CALL_MAX_DURATION: duration
       .prefault('2h')
@@ -226,6 +231,7 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'TURN_SECRET',
       'TURN_CREDENTIAL_TTL',
       'MATCH_SEARCH_TIMEOUT',
+      'MATCH_INSTANCE_TTL',
       'CALL_RECONNECT_GRACE',
       'CALL_MAX_DURATION',
       'CALL_SWEEP_INTERVAL',

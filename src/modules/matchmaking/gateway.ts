@@ -14,18 +14,21 @@ export interface MatchmakingGatewayOptions {
   searchTimeoutMs: number;
   reconnectGraceMs: number;
   sweepIntervalMs: number;
+  /** How often this instance refreshes its heartbeat (a third of MATCH_INSTANCE_TTL). */
+  heartbeatIntervalMs: number;
 }
 
 type Ack = ((reply: unknown) => void) | undefined;
 
 /**
- * find_partner / cancel_search, the search timeout, what a lost connection ends, and the
- * periodic sweep that ends calls past their time. Returns what stops the timers.
+ * find_partner / cancel_search, the search timeout, what a lost connection ends, the
+ * periodic sweep that ends calls past their time, and this instance's heartbeat. Returns
+ * what stops it all on shutdown: the timers, and the searches of this instance's sockets.
  */
 export function registerMatchmakingGateway(
   io: Server,
-  { matchmaking, bus, logger, searchTimeoutMs, reconnectGraceMs, sweepIntervalMs }: MatchmakingGatewayOptions,
-): () => void {
+  { matchmaking, bus, logger, searchTimeoutMs, reconnectGraceMs, sweepIntervalMs, heartbeatIntervalMs }: MatchmakingGatewayOptions,
+): () => Promise<void> {
   const searchTimers = new Map<string, NodeJS.Timeout>();
   const graceTimers = new Set<NodeJS.Timeout>();
   let sweeping = false;
@@ -38,6 +41,10 @@ export function registerMatchmakingGateway(
       .finally(() => (sweeping = false));
   }, sweepIntervalMs);
   sweeper.unref();
+  const beat = () => void matchmaking.heartbeat().catch((error: unknown) => logger.warn({ err: error }, 'could not refresh the instance heartbeat'));
+  beat();
+  const heartbeat = setInterval(beat, heartbeatIntervalMs);
+  heartbeat.unref();
 
   const clearSearchTimer = (userId: string) => {
     clearTimeout(searchTimers.get(userId));
@@ -123,8 +130,11 @@ export function registerMatchmakingGateway(
     );
   });
 
-  return () => {
+  return async () => {
     clearInterval(sweeper);
+    clearInterval(heartbeat);
     for (const timer of [...searchTimers.values(), ...graceTimers]) clearTimeout(timer);
+    const ended = await matchmaking.retire();
+    if (ended.length) logger.info({ searches: ended.length }, 'ended the searches of this instance');
   };
 }

@@ -16,6 +16,10 @@ const SEARCHING = 'match:searching:';
 const QUEUE = 'match:queue:';
 /** HASH userId -> when they joined the queue (ms), for the wait estimate. */
 const QUEUED_AT = 'match:queued-at';
+/** HASH userId -> the instance holding the searcher's socket (see INSTANCE). */
+const SEARCHING_ON = 'match:searching-on';
+/** STRING per live instance, refreshed well within its TTL: a searcher whose instance's key is gone is a ghost. */
+const INSTANCE = 'match:instance:';
 
 /**
  * Pairs atomically: skips (and drops) queue entries whose search has ended, never pairs a
@@ -30,19 +34,29 @@ if redis.call('EXISTS', ARGV[4] .. me) == 1 then return {'already_searching'} en
 while true do
   local other = redis.call('LPOP', KEYS[1])
   if not other then break end
-  if other ~= me and redis.call('EXISTS', ARGV[4] .. other) == 1 then
+  local on = redis.call('HGET', KEYS[3], other)
+  -- a searcher counts only while the instance holding its socket is alive
+  local alive = on and redis.call('EXISTS', ARGV[11] .. on) == 1
+  if other ~= me and alive and redis.call('EXISTS', ARGV[4] .. other) == 1 then
     redis.call('DEL', ARGV[4] .. other)
     local since = redis.call('HGET', KEYS[2], other)
     redis.call('HDEL', KEYS[2], other)
+    redis.call('HDEL', KEYS[3], other)
     -- both belong to the room in the same step, so neither can be matched again meanwhile
     redis.call('SET', ARGV[7] .. other .. ':room', ARGV[6], 'EX', ARGV[8])
     redis.call('SET', ARGV[7] .. me .. ':room', ARGV[6], 'EX', ARGV[8])
-    return {'matched', other, since}
+    return {'matched', other, since, on}
+  end
+  if other ~= me and not alive then
+    redis.call('DEL', ARGV[4] .. other)
+    redis.call('HDEL', KEYS[2], other)
+    redis.call('HDEL', KEYS[3], other)
   end
 end
 redis.call(ARGV[9], KEYS[1], me)
 redis.call('SET', ARGV[4] .. me, ARGV[2], 'PX', ARGV[3])
 redis.call('HSET', KEYS[2], me, ARGV[5])
+redis.call('HSET', KEYS[3], me, ARGV[10])
 return {'queued'}
 `;
 
@@ -52,7 +66,27 @@ if not level then return 0 end
 redis.call('DEL', ARGV[2] .. ARGV[1])
 redis.call('LREM', ARGV[3] .. level, 0, ARGV[1])
 redis.call('HDEL', ARGV[4], ARGV[1])
+redis.call('HDEL', ARGV[5], ARGV[1])
 return 1
+`;
+
+/** An instance that stops: its heartbeat goes, and so do the searches of its sockets. Replies their users. */
+const RETIRE_INSTANCE = `
+redis.call('DEL', ARGV[1] .. ARGV[2])
+local gone = {}
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local user = entries[i]
+  if entries[i + 1] == ARGV[2] then
+    local level = redis.call('GET', ARGV[3] .. user)
+    if level then redis.call('LREM', ARGV[4] .. level, 0, user) end
+    redis.call('DEL', ARGV[3] .. user)
+    redis.call('HDEL', KEYS[1], user)
+    redis.call('HDEL', KEYS[2], user)
+    table.insert(gone, user)
+  end
+end
+return gone
 `;
 
 /**
@@ -138,6 +172,7 @@ type MatchRedis = Redis & {
   parleyFindPartner(
     queue: string,
     queuedAt: string,
+    searchingOn: string,
     userId: string,
     level: string,
     ttlMs: number,
@@ -147,10 +182,20 @@ type MatchRedis = Redis & {
     userRoomPrefix: string,
     roomTtlSeconds: number,
     push: 'RPUSH' | 'LPUSH',
-  ): Promise<[string, string?, string?]>;
+    instanceId: string,
+    instancePrefix: string,
+  ): Promise<[string, string?, string?, string?]>;
+  parleyRetireInstance(
+    searchingOn: string,
+    queuedAt: string,
+    instancePrefix: string,
+    instanceId: string,
+    searchingPrefix: string,
+    queuePrefix: string,
+  ): Promise<string[]>;
   parleyLeaveMatch(userId: string, onlyRoomId: string, ttlSeconds: number): Promise<[string, string?, string?]>;
   parleyRoomReady(readyKey: string, leftByKey: string, ttlSeconds: number): Promise<string | null>;
-  parleyCancelSearch(userId: string, searchingPrefix: string, queuePrefix: string, queuedAt: string): Promise<number>;
+  parleyCancelSearch(userId: string, searchingPrefix: string, queuePrefix: string, queuedAt: string, searchingOn: string): Promise<number>;
   parleyLeaveRoom(userARoomKey: string, userBRoomKey: string, roomId: string): Promise<number>;
   parleyJoinRoom(callerKey: string, joinedKey: string, toldKey: string, owedKey: string, userId: string, ttlSeconds: number): Promise<[string, number, number]>;
   parleyCallerTold(toldKey: string, owedKey: string, ttlSeconds: number): Promise<number>;
@@ -158,6 +203,8 @@ type MatchRedis = Redis & {
 
 export interface MatchmakingSettings {
   searchTimeoutMs: number;
+  /** Searchers of an instance whose heartbeat is older than this are never matched. */
+  instanceTtlMs: number;
   /** Calls end with `timeout` after this long; the room's keys outlive it by ten minutes. */
   maxCallMs: number;
   turn: TurnSettings;
@@ -185,6 +232,8 @@ export interface Room {
 export class MatchmakingService {
   private readonly redis: MatchRedis;
   private readonly roomTtlSeconds: number;
+  /** This process; the searches of its sockets name it, and its heartbeat key says it is alive. */
+  readonly instanceId: string;
 
   constructor(
     redis: Redis,
@@ -196,7 +245,8 @@ export class MatchmakingService {
     private readonly logger: Logger,
     private readonly settings: MatchmakingSettings,
   ) {
-    redis.defineCommand('parleyFindPartner', { numberOfKeys: 2, lua: FIND_PARTNER });
+    redis.defineCommand('parleyFindPartner', { numberOfKeys: 3, lua: FIND_PARTNER });
+    redis.defineCommand('parleyRetireInstance', { numberOfKeys: 2, lua: RETIRE_INSTANCE });
     redis.defineCommand('parleyCancelSearch', { numberOfKeys: 0, lua: CANCEL_SEARCH });
     redis.defineCommand('parleyLeaveRoom', { numberOfKeys: 2, lua: LEAVE_ROOM });
     redis.defineCommand('parleyLeaveMatch', { numberOfKeys: 0, lua: LEAVE_MATCH });
@@ -205,6 +255,17 @@ export class MatchmakingService {
     redis.defineCommand('parleyCallerTold', { numberOfKeys: 2, lua: CALLER_TOLD });
     this.redis = redis as MatchRedis;
     this.roomTtlSeconds = Math.ceil(settings.maxCallMs / 1000) + 10 * 60;
+    this.instanceId = ids.uuid();
+  }
+
+  /** Says this instance is alive for another `instanceTtlMs`; call it every third of that. */
+  async heartbeat(): Promise<void> {
+    await this.redis.set(`${INSTANCE}${this.instanceId}`, '1', 'PX', this.settings.instanceTtlMs);
+  }
+
+  /** On shutdown: this instance stops being matchable, and the searches of its sockets end. Returns their users. */
+  async retire(): Promise<string[]> {
+    return this.redis.parleyRetireInstance(SEARCHING_ON, QUEUED_AT, INSTANCE, this.instanceId, SEARCHING, QUEUE);
   }
 
   private userRoomKey(userId: string): string {
@@ -220,18 +281,20 @@ export class MatchmakingService {
     if (!active) return { status: 'rejected', code: 'account_banned', message: 'This account cannot use matchmaking' };
     if (!completion.complete) return { status: 'rejected', code: 'profile_incomplete', message: 'Complete your profile first', missing: completion.missing };
     if (room) return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
-    return this.pair(userId, request.level ?? 'all', request.topic ?? null, 'RPUSH');
+    return this.pair(userId, request.level ?? 'all', request.topic ?? null, 'RPUSH', this.instanceId);
   }
 
-  private async pair(userId: string, level: QueueLevel, topic: string | null, push: 'RPUSH' | 'LPUSH'): Promise<FindOutcome> {
+  /** `instanceId`: the instance holding the user's socket, which its queue entry names. */
+  private async pair(userId: string, level: QueueLevel, topic: string | null, push: 'RPUSH' | 'LPUSH', instanceId: string): Promise<FindOutcome> {
     const now = this.clock.now().getTime();
     // The key outlives the gateway's timer a little: the timer ends the search and tells the
     // client; the expiry only cleans up after an instance that died meanwhile.
     const keyTtlMs = this.settings.searchTimeoutMs + 15_000;
     const roomId = this.ids.uuid();
-    const [outcome, partnerId, since] = await this.redis.parleyFindPartner(
+    const [outcome, partnerId, since, partnerInstance] = await this.redis.parleyFindPartner(
       `${QUEUE}${level}`,
       QUEUED_AT,
+      SEARCHING_ON,
       userId,
       level,
       keyTtlMs,
@@ -241,12 +304,14 @@ export class MatchmakingService {
       'match:user:',
       this.roomTtlSeconds,
       push,
+      instanceId,
+      INSTANCE,
     );
     if (outcome === 'already_searching') return { status: 'rejected', code: 'already_searching', message: 'You are already searching' };
     if (outcome === 'already_in_room') return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
     if (outcome === 'queued' || !partnerId) return { status: 'queued', estimatedWaitSeconds: await this.estimatedWait(level) };
     if (since) await this.recordWait(level, (now - Number(since)) / 1000);
-    const left = await this.openRoom(roomId, partnerId, userId, level, topic);
+    const left = await this.openRoom(roomId, { userId: partnerId, instanceId: partnerInstance ?? '' }, { userId, instanceId }, level, topic);
     return { status: 'matched', roomId, ...(left ? { left } : {}) };
   }
 
@@ -271,7 +336,8 @@ export class MatchmakingService {
     if (!partnerId || !(await this.bus.isOnline(partnerId))) return { status: 'left', roomId, partner: null };
     this.bus.emitToUser(partnerId, 'partner_cancelled');
     const level = QUEUE_LEVELS.find((name) => name === meta.level) ?? 'all';
-    const again = await this.pair(partnerId, level, meta.topic || null, 'LPUSH');
+    const partnerInstance = meta.userAId === partnerId ? meta.instanceA : meta.instanceB;
+    const again = await this.pair(partnerId, level, meta.topic || null, 'LPUSH', partnerInstance ?? this.instanceId);
     // Gone meanwhile: its disconnect handler may have run before it was queued again. (Had it
     // been matched at once, the new room's disconnect handling covers it.)
     if (again.status === 'queued' && !(await this.bus.isOnline(partnerId))) {
@@ -296,16 +362,32 @@ export class MatchmakingService {
 
   /** Ends a search; true when there was one. */
   async cancelSearch(userId: string): Promise<boolean> {
-    return (await this.redis.parleyCancelSearch(userId, SEARCHING, QUEUE, QUEUED_AT)) === 1;
+    return (await this.redis.parleyCancelSearch(userId, SEARCHING, QUEUE, QUEUED_AT, SEARCHING_ON)) === 1;
   }
 
   /** Creates the room and the call, and tells both users (on whichever instance). */
-  private async openRoom(roomId: string, waitingId: string, arrivingId: string, level: QueueLevel, topic: string | null): Promise<LeaveOutcome | undefined> {
+  private async openRoom(
+    roomId: string,
+    waiting: { userId: string; instanceId: string },
+    arriving: { userId: string; instanceId: string },
+    level: QueueLevel,
+    topic: string | null,
+  ): Promise<LeaveOutcome | undefined> {
+    const [waitingId, arrivingId] = [waiting.userId, arriving.userId];
     const now = this.clock.now();
     const pipeline = this.redis.multi();
     pipeline.sadd(`match:room:${roomId}:users`, waitingId, arrivingId).expire(`match:room:${roomId}:users`, this.roomTtlSeconds);
+    // the instances let a partner left by a cancelled match search again as from its own
     pipeline
-      .hset(`match:room:${roomId}:meta`, { createdAt: now.toISOString(), topic: topic ?? '', level, userAId: waitingId, userBId: arrivingId })
+      .hset(`match:room:${roomId}:meta`, {
+        createdAt: now.toISOString(),
+        topic: topic ?? '',
+        level,
+        userAId: waitingId,
+        userBId: arrivingId,
+        instanceA: waiting.instanceId,
+        instanceB: arriving.instanceId,
+      })
       .expire(`match:room:${roomId}:meta`, this.roomTtlSeconds);
     await pipeline.exec();
     await this.sessions.open({ roomId, userAId: waitingId, userBId: arrivingId, topic, level });
