@@ -203,8 +203,17 @@ export async function buildApp(container: Container): Promise<App> {
     heartbeatIntervalMs: Math.max(100, Math.floor(config.MATCH_INSTANCE_TTL / 3)),
   });
   registerSignalingGateway(sockets.io, { matchmaking: services.matchmaking, bus: container.realtime, logger: container.logger });
-  app.addHook('preClose', async () => {
-    await stopMatchmaking().catch((error: unknown) => container.logger.error({ err: error }, 'could not end the searches of this instance'));
+  // As shutdown begins, socket clients are told and dropped, and this instance's searches
+  // start ending. The server stops listening only once preClose is done, so the Redis work
+  // is awaited in onClose, still before the container closes Redis.
+  let retiring: Promise<void> | undefined;
+  app.addHook('preClose', (done) => {
+    retiring = stopMatchmaking().catch((error: unknown) => container.logger.error({ err: error }, 'could not end the searches of this instance'));
+    sockets.dropClients();
+    done();
+  });
+  app.addHook('onClose', async () => {
+    await retiring;
     await sockets.close();
   });
 

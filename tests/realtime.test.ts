@@ -402,3 +402,28 @@ describe('search timeout', () => {
     }
   });
 });
+
+describe('an instance that shuts down', () => {
+  it('tells its socket clients, drops them so that they reconnect elsewhere, and ends its searches', async () => {
+    const stopping = await buildTestApp();
+    const base = await listen(stopping.app);
+    const searcher = await readyUser(stopping.app, 'advanced');
+    const c = await client(base, searcher.accessToken);
+    c.socket.emit('find_partner', { level: 'advanced' });
+    await c.next('searching');
+    const idle = await client(base, (await register(stopping.app)).accessToken);
+    const reasons = [c, idle].map((each) => new Promise<string>((resolve) => each.socket.once('disconnect', resolve)));
+
+    await stopping.app.close();
+    const redis = stopping.container.redis.client;
+    const [searching, queue] = await Promise.all([redis.exists(`match:searching:${searcher.user.id}`), redis.lrange('match:queue:advanced', 0, -1)]);
+    await stopping.container.close();
+
+    // "transport close", not "io server disconnect": Socket.io clients reconnect by themselves
+    expect(await Promise.all(reasons)).toEqual(['transport close', 'transport close']);
+    for (const each of [c, idle]) expect(each.received.map((entry) => entry.event)).toContain('server_shutdown');
+    expect(c.received.find((entry) => entry.event === 'server_shutdown')?.payload).toEqual({ reconnect: true });
+    expect(searching).toBe(0);
+    expect(queue).not.toContain(searcher.user.id);
+  });
+});

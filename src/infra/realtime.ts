@@ -125,7 +125,20 @@ function reportSubscriptionFailures(client: Redis, onError: (error: Error) => vo
   }
 }
 
-export function createSocketServer(httpServer: HttpServer, options: RealtimeOptions): { io: Server; close(): Promise<void> } {
+export interface SocketServer {
+  io: Server;
+  /**
+   * Tells every client of this instance that it is shutting down (`server_shutdown`), then
+   * drops their connections without Socket.io's disconnect packet: after "io server
+   * disconnect" a client stays away, after "transport close" it reconnects on its own, to
+   * another instance behind the load balancer.
+   */
+  dropClients(): void;
+  /** Closes the adapter's Redis connections (after dropClients). */
+  close(): Promise<void>;
+}
+
+export function createSocketServer(httpServer: HttpServer, options: RealtimeOptions): SocketServer {
   const io = new Server(httpServer, {
     cors: { origin: options.corsOrigins, credentials: true },
     maxHttpBufferSize: options.maxMessageBytes,
@@ -155,9 +168,11 @@ export function createSocketServer(httpServer: HttpServer, options: RealtimeOpti
   }
   return {
     io,
-    close: async () => {
-      io.disconnectSockets(true);
+    dropClients: () => {
+      io.local.emit('server_shutdown', { reconnect: true });
       io.engine.close();
+    },
+    close: async () => {
       await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
     },
   };

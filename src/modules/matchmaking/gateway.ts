@@ -32,6 +32,8 @@ export function registerMatchmakingGateway(
   const searchTimers = new Map<string, NodeJS.Timeout>();
   const graceTimers = new Set<NodeJS.Timeout>();
   let sweeping = false;
+  /** Once shutting down, disconnects start nothing: the users reconnect to another instance. */
+  let stopping = false;
   const sweeper = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
@@ -110,6 +112,7 @@ export function registerMatchmakingGateway(
 
     socket.on('disconnect', () =>
       guard(async () => {
+        if (stopping) return;
         if (await bus.isOnline(userId)) return; // another tab or device of this user is still here
         clearSearchTimer(userId);
         await matchmaking.cancelSearch(userId);
@@ -131,6 +134,7 @@ export function registerMatchmakingGateway(
   });
 
   return async () => {
+    stopping = true;
     clearInterval(sweeper);
     clearInterval(heartbeat);
     for (const timer of [...searchTimers.values(), ...graceTimers]) clearTimeout(timer);
