@@ -23,6 +23,7 @@ import { adminRoutes } from './modules/admin/routes.js';
 import { registerSignalingGateway } from './modules/signaling/gateway.js';
 import { createSocketServer } from './infra/realtime.js';
 import { registerSocketAuth } from './shared/socket-auth.js';
+import { registerSocketLimits } from './shared/socket-limits.js';
 import { localStorageRoutes } from './modules/storage/routes.js';
 import { usersRoutes } from './modules/users/routes.js';
 import { LocalStorage } from './infra/storage.js';
@@ -193,6 +194,14 @@ export async function buildApp(container: Container): Promise<App> {
   });
   container.realtime.attach(sockets.io);
   registerSocketAuth(sockets.io, services.tokens, services.users);
+  registerSocketLimits(sockets.io, {
+    allowedOrigins: config.FRONTEND_URL,
+    trustProxy: config.TRUST_PROXY,
+    maxPerUser: config.SOCKET_MAX_PER_USER,
+    maxPerIp: config.SOCKET_MAX_PER_IP,
+    eventsPerSecond: config.SOCKET_EVENT_RATE,
+    eventBurst: config.SOCKET_EVENT_BURST,
+  });
   const stopMatchmaking = registerMatchmakingGateway(sockets.io, {
     matchmaking: services.matchmaking,
     bus: container.realtime,

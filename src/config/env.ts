@@ -181,6 +181,29 @@ export const envSchema = z
       .describe('Redis pub/sub channel prefix: instances sharing Redis and this prefix relay Socket.io events to each other.'),
     DEMO_ENABLED: flag.optional().describe('Serve the demo client at /demo (default: on outside production, off in production).'),
     SIGNAL_MAX_BYTES: z.coerce.number().int().min(1024).default(65_536).describe('Largest Socket.io message (SDP offers are a few KB).'),
+    SOCKET_MAX_PER_USER: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(10)
+      .describe('Sockets one account may hold open on one instance (tabs and devices); more are refused with too_many_sockets.'),
+    SOCKET_MAX_PER_IP: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(100)
+      .describe('Socket.io connections one client IP (as TRUST_PROXY reads it) may hold open on one instance; more are refused.'),
+    SOCKET_EVENT_RATE: z.coerce
+      .number()
+      .positive()
+      .default(20)
+      .describe('Events per second each socket may send on average (token bucket); beyond it: error rate_limited, and a disconnect if it keeps on.'),
+    SOCKET_EVENT_BURST: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(60)
+      .describe('Events a socket may send at once before SOCKET_EVENT_RATE applies (the bucket size).'),
 
     EMAIL_FROM: z.string().min(3).default('Parley <no-reply@parley.local>').describe('Sender of account e-mails.'),
     SMTP_URL: z.url().optional().describe('smtp(s)://user:pass@host:port to send e-mail through SMTP.'),
@@ -238,6 +261,10 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'REALTIME_ADAPTER',
       'REALTIME_CHANNEL_PREFIX',
       'SIGNAL_MAX_BYTES',
+      'SOCKET_MAX_PER_USER',
+      'SOCKET_MAX_PER_IP',
+      'SOCKET_EVENT_RATE',
+      'SOCKET_EVENT_BURST',
       'DEMO_ENABLED',
     ],
   },
