@@ -121,12 +121,6 @@ end
 return {'left', roomId, partner}
 `;
 
-/** Marks a room opened; replies who asked to leave it meanwhile, if anyone. */
-const ROOM_READY = `
-redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
-return redis.call('GET', KEYS[2])
-`;
-
 /** Deletes the two users' room keys only while they still name this room (either may be in a newer one). */
 const LEAVE_ROOM = `
 for i = 1, 2 do
@@ -194,7 +188,6 @@ type MatchRedis = Redis & {
     queuePrefix: string,
   ): Promise<string[]>;
   parleyLeaveMatch(userId: string, onlyRoomId: string, ttlSeconds: number): Promise<[string, string?, string?]>;
-  parleyRoomReady(readyKey: string, leftByKey: string, ttlSeconds: number): Promise<string | null>;
   parleyCancelSearch(userId: string, searchingPrefix: string, queuePrefix: string, queuedAt: string, searchingOn: string): Promise<number>;
   parleyLeaveRoom(userARoomKey: string, userBRoomKey: string, roomId: string): Promise<number>;
   parleyJoinRoom(callerKey: string, joinedKey: string, toldKey: string, owedKey: string, userId: string, ttlSeconds: number): Promise<[string, number, number]>;
@@ -250,7 +243,6 @@ export class MatchmakingService {
     redis.defineCommand('parleyCancelSearch', { numberOfKeys: 0, lua: CANCEL_SEARCH });
     redis.defineCommand('parleyLeaveRoom', { numberOfKeys: 2, lua: LEAVE_ROOM });
     redis.defineCommand('parleyLeaveMatch', { numberOfKeys: 0, lua: LEAVE_MATCH });
-    redis.defineCommand('parleyRoomReady', { numberOfKeys: 2, lua: ROOM_READY });
     redis.defineCommand('parleyJoinRoom', { numberOfKeys: 4, lua: JOIN_ROOM });
     redis.defineCommand('parleyCallerTold', { numberOfKeys: 2, lua: CALLER_TOLD });
     this.redis = redis as MatchRedis;
@@ -398,7 +390,9 @@ export class MatchmakingService {
     ] as const) {
       this.bus.emitToUser(userId, 'match_found', { roomId, partner, iceServers: iceServersFor(userId, now, this.settings.turn) });
     }
-    const leftBy = await this.redis.parleyRoomReady(`match:room:${roomId}:ready`, `match:room:${roomId}:left-by`, this.roomTtlSeconds);
+    // marks the room opened, and reads (in the same transaction) who asked to leave it meanwhile
+    const replies = await this.redis.multi().set(`match:room:${roomId}:ready`, '1', 'EX', this.roomTtlSeconds).get(`match:room:${roomId}:left-by`).exec();
+    const leftBy = replies?.[1]?.[1] as string | null | undefined;
     return leftBy ? this.leaveMatch(leftBy, roomId) : undefined;
   }
 
