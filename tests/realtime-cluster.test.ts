@@ -76,6 +76,27 @@ describe.runIf(realRedis).each(['sharded', 'classic'])('two instances on one Red
     }
   });
 
+  it('puts a user back in the queue, as searching on its own instance, when the partner on the other instance cancels before joining', async () => {
+    const a = await readyUser(one.app, 'beginner');
+    const b = await readyUser(two.app, 'beginner');
+    const c = await readyUser(two.app, 'beginner');
+    const [ca, cb, cc] = [await client(urlOne, a.accessToken), await client(urlTwo, b.accessToken), await client(urlTwo, c.accessToken)];
+    try {
+      ca.socket.emit('find_partner', { level: 'beginner' });
+      await ca.next('searching');
+      cb.socket.emit('find_partner', { level: 'beginner' });
+      await Promise.all([ca.next('match_found'), cb.next('match_found')]);
+      expect(await cb.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
+      await ca.next('partner_cancelled');
+      expect(await one.container.redis.client.hget('match:searching-on', a.user.id)).toBe(one.container.services.matchmaking.instanceId);
+      expect(await cc.socket.emitWithAck('find_partner', { level: 'beginner' })).toEqual({ status: 'matched' });
+      const [forA, forC] = await Promise.all([ca.next<{ roomId: string }>('match_found'), cc.next<{ roomId: string }>('match_found')]);
+      expect(forA.roomId).toBe(forC.roomId);
+    } finally {
+      for (const each of [ca, cb, cc]) each.close();
+    }
+  });
+
   it('closes a signed-out session on the other instance', async () => {
     const user = await readyUser(one.app);
     const c = await client(urlTwo, user.accessToken);

@@ -58,7 +58,10 @@ export function registerMatchmakingGateway(
       userId,
       setTimeout(() => {
         searchTimers.delete(userId);
-        void matchmaking.cancelSearch(userId).then((ended) => ended && bus.emitToUser(userId, 'search_timeout', { reason: 'no partner found in time' }));
+        matchmaking
+          .cancelSearch(userId)
+          .then((ended) => ended && bus.emitToUser(userId, 'search_timeout', { reason: 'no partner found in time' }))
+          .catch((error: unknown) => logger.error({ err: error, userId }, 'ending a search past its time failed'));
       }, searchTimeoutMs),
     );
   };
