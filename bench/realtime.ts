@@ -45,6 +45,10 @@ const startParley = () =>
       BCRYPT_COST: '4',
       AUTH_REGISTER_LIMIT: '1000000/1m',
       RATE_LIMIT_REQUESTS: '100000000',
+      // every client socket comes from this one process: the per-IP and per-account socket caps
+      // would refuse most of them (each socket sends about one event a second, within its budget)
+      SOCKET_MAX_PER_IP: String(SOCKETS + 1_000),
+      SOCKET_MAX_PER_USER: String(Math.ceil(SOCKETS / USERS) + 1),
       DATABASE_URL: process.env.BENCH_DATABASE_URL,
       REDIS_URL: process.env.BENCH_REDIS_URL,
       REALTIME_CHANNEL_PREFIX: `parley-bench-${process.pid}`,

@@ -24,6 +24,7 @@ import { adminRoutes } from './modules/admin/routes.js';
 import { registerSignalingGateway } from './modules/signaling/gateway.js';
 import { createSocketServer } from './infra/realtime.js';
 import { registerSocketAuth } from './shared/socket-auth.js';
+import { registerSocketLimits } from './shared/socket-limits.js';
 import { localStorageRoutes } from './modules/storage/routes.js';
 import { usersRoutes } from './modules/users/routes.js';
 import { LocalStorage } from './infra/storage.js';
@@ -212,17 +213,35 @@ export async function buildApp(container: Container): Promise<App> {
   });
   container.realtime.attach(sockets.io);
   registerSocketAuth(sockets.io, services.tokens, services.users);
-  const stopMatchmakingTimers = registerMatchmakingGateway(sockets.io, {
+  registerSocketLimits(sockets.io, {
+    allowedOrigins: config.FRONTEND_URL,
+    trustProxy: config.TRUST_PROXY,
+    maxPerUser: config.SOCKET_MAX_PER_USER,
+    maxPerIp: config.SOCKET_MAX_PER_IP,
+    eventsPerSecond: config.SOCKET_EVENT_RATE,
+    eventBurst: config.SOCKET_EVENT_BURST,
+  });
+  const stopMatchmaking = registerMatchmakingGateway(sockets.io, {
     matchmaking: services.matchmaking,
     bus: container.realtime,
     logger: container.logger,
     searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
     reconnectGraceMs: config.CALL_RECONNECT_GRACE,
     sweepIntervalMs: config.CALL_SWEEP_INTERVAL,
+    heartbeatIntervalMs: Math.max(100, Math.floor(config.MATCH_INSTANCE_TTL / 3)),
   });
   registerSignalingGateway(sockets.io, { matchmaking: services.matchmaking, bus: container.realtime, logger: container.logger });
-  app.addHook('preClose', async () => {
-    stopMatchmakingTimers();
+  // As shutdown begins, socket clients are told and dropped, and this instance's searches
+  // start ending. The server stops listening only once preClose is done, so the Redis work
+  // is awaited in onClose, still before the container closes Redis.
+  let retiring: Promise<void> | undefined;
+  app.addHook('preClose', (done) => {
+    retiring = stopMatchmaking().catch((error: unknown) => container.logger.error({ err: error }, 'could not end the searches of this instance'));
+    sockets.dropClients();
+    done();
+  });
+  app.addHook('onClose', async () => {
+    await retiring;
     await sockets.close();
   });
 

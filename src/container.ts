@@ -169,6 +169,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
     const sessions = new SessionsService(db, users, clock, ids);
     const matchmaking = new MatchmakingService(redis.client, users, sessions, realtime, clock, ids, logger, {
       searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
+      instanceTtlMs: config.MATCH_INSTANCE_TTL,
       maxCallMs: config.CALL_MAX_DURATION,
       turn: {
         host: config.TURN_HOST,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { buildTestApp, type TestApp } from './helpers/app.js';
-import { client, listen, readyUser } from './helpers/realtime.js';
+import { client, expectOneCaller, joinInSameTick, listen, readyUser } from './helpers/realtime.js';
 
 // Several instances need a Redis they share: the suite's real one (TEST_REDIS_URL, set in CI).
 const realRedis = Boolean(inject('redisUrl'));
@@ -54,6 +54,46 @@ describe.runIf(realRedis).each(['sharded', 'classic'])('two instances on one Red
     } finally {
       ca.close();
       cb.close();
+    }
+  });
+
+  it('tells exactly one side it is the caller when partners on two instances join in the same tick', async () => {
+    for (let round = 0; round < 20; round += 1) {
+      const a = await readyUser(one.app);
+      const b = await readyUser(two.app);
+      const ca = await client(urlOne, a.accessToken);
+      const cb = await client(urlTwo, b.accessToken);
+      try {
+        ca.socket.emit('find_partner', { level: 'all' });
+        await ca.next('searching');
+        cb.socket.emit('find_partner', { level: 'all' });
+        const [{ roomId }] = await Promise.all([ca.next<{ roomId: string }>('match_found'), cb.next('match_found')]);
+        expectOneCaller(await joinInSameTick(round % 2 ? [ca, cb] : [cb, ca], roomId));
+      } finally {
+        ca.close();
+        cb.close();
+      }
+    }
+  });
+
+  it('puts a user back in the queue, as searching on its own instance, when the partner on the other instance cancels before joining', async () => {
+    const a = await readyUser(one.app, 'beginner');
+    const b = await readyUser(two.app, 'beginner');
+    const c = await readyUser(two.app, 'beginner');
+    const [ca, cb, cc] = [await client(urlOne, a.accessToken), await client(urlTwo, b.accessToken), await client(urlTwo, c.accessToken)];
+    try {
+      ca.socket.emit('find_partner', { level: 'beginner' });
+      await ca.next('searching');
+      cb.socket.emit('find_partner', { level: 'beginner' });
+      await Promise.all([ca.next('match_found'), cb.next('match_found')]);
+      expect(await cb.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
+      await ca.next('partner_cancelled');
+      expect(await one.container.redis.client.hget('match:searching-on', a.user.id)).toBe(one.container.services.matchmaking.instanceId);
+      expect(await cc.socket.emitWithAck('find_partner', { level: 'beginner' })).toEqual({ status: 'matched' });
+      const [forA, forC] = await Promise.all([ca.next<{ roomId: string }>('match_found'), cc.next<{ roomId: string }>('match_found')]);
+      expect(forA.roomId).toBe(forC.roomId);
+    } finally {
+      for (const each of [ca, cb, cc]) each.close();
     }
   });
 

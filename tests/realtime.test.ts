@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from './helpers/app.js';
 import { bearer, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
-import { client, listen, readyUser, refusal, type Client } from './helpers/realtime.js';
+import { client, expectOneCaller, joinInSameTick, listen, readyUser, refusal, type Client } from './helpers/realtime.js';
 
 let t: TestApp;
 let url: string;
@@ -169,6 +169,15 @@ describe('signaling', () => {
     expect([...ca.received, ...cb.received].map((entry) => entry.payload)).not.toContainEqual({ sdp: 'v=0 intruder' });
   });
 
+  it('tells exactly one side it is the caller, before the receiver pair, when both join in the same tick', async () => {
+    for (let round = 0; round < 25; round += 1) {
+      const { ca, cb, ma } = await matchedPair();
+      expectOneCaller(await joinInSameTick([ca, cb], ma.roomId));
+      ca.close();
+      cb.close();
+    }
+  });
+
   it('refuses relays in a call that has ended, though the socket had proved its membership', async () => {
     const { ca, cb, ma } = await matchedPair();
     const roomId = ma.roomId;
@@ -249,6 +258,10 @@ describe('ending a call', () => {
 
   it('ends the call when a user stays away past the grace period', async () => {
     const { ca, cb, ma } = await matchedPair();
+    ca.socket.emit('join_room', { roomId: ma.roomId });
+    await ca.next('peer_joined');
+    cb.socket.emit('join_room', { roomId: ma.roomId });
+    await cb.next('peer_joined');
     ca.close();
     expect(await cb.next('peer_left')).toEqual({ reason: 'disconnected' });
     const [row] = await t.container.db.query('SELECT ended_by, duration_seconds FROM call_sessions WHERE room_id = $1', [ma.roomId]);
@@ -267,6 +280,48 @@ describe('ending a call', () => {
     expect(cb.received.map((entry) => entry.event)).not.toContain('peer_left');
     const [row] = await t.container.db.query('SELECT ended_at FROM call_sessions WHERE room_id = $1', [ma.roomId]);
     expect(row.ended_at).toBeNull();
+  });
+});
+
+describe('a match left before the call', () => {
+  const queueHead = () => t.container.redis.client.lindex('match:queue:all', 0);
+  const endedBy = async (roomId: string) =>
+    (await t.container.db.query('SELECT ended_by, ended_at FROM call_sessions WHERE room_id = $1', [roomId]))[0] as { ended_by: string; ended_at: Date | null };
+
+  it('cancel_search after match_found: the partner (in the room already) hears partner_cancelled and searches again at the front', async () => {
+    const { a, ca, cb, ma } = await matchedPair();
+    ca.socket.emit('join_room', { roomId: ma.roomId });
+    expect(await ca.next('peer_joined')).toMatchObject({ role: 'caller' });
+    expect(await cb.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
+    await ca.next('partner_cancelled');
+    expect(await queueHead()).toBe(a.user.id);
+    expect(await endedBy(ma.roomId)).toMatchObject({ ended_by: 'user_b', ended_at: expect.any(Date) });
+    // the old room is gone for both
+    ca.socket.emit('webrtc_offer', { roomId: ma.roomId, sdp: 'v=0 stale' });
+    expect(await ca.next('error')).toMatchObject({ code: 'not_in_room' });
+    // the one who cancelled is free, and the next seeker gets the partner who was left
+    const next = await connected((await readyUser(t.app)).accessToken);
+    next.socket.emit('find_partner', { level: 'all' });
+    const [found, foundByA] = await Promise.all([next.next<MatchFound>('match_found'), ca.next<MatchFound>('match_found')]);
+    expect(found.roomId).toBe(foundByA.roomId);
+    expect(found.partner.displayName).toBe(`u_${a.user.id.slice(0, 8)}`);
+    cb.socket.emit('find_partner', { level: 'all' });
+    await cb.next('searching');
+    cb.socket.emit('cancel_search');
+  });
+
+  it('a partner who disconnects before joining and stays away: the other hears partner_cancelled and is matched at once with someone waiting', async () => {
+    const { b, ca, cb, ma } = await matchedPair();
+    const waiting = await connected((await readyUser(t.app)).accessToken);
+    waiting.socket.emit('find_partner', { level: 'all' });
+    await waiting.next('searching');
+    cb.close();
+    await ca.next('partner_cancelled');
+    const [again, forWaiting] = await Promise.all([ca.next<MatchFound>('match_found'), waiting.next<MatchFound>('match_found')]);
+    expect(again.roomId).toBe(forWaiting.roomId);
+    expect(again.roomId).not.toBe(ma.roomId);
+    expect(await endedBy(ma.roomId)).toMatchObject({ ended_by: 'user_b' });
+    expect(await t.container.redis.client.get(`match:user:${b.user.id}:room`)).toBeNull();
   });
 });
 
@@ -345,5 +400,30 @@ describe('search timeout', () => {
     } finally {
       await quick.close();
     }
+  });
+});
+
+describe('an instance that shuts down', () => {
+  it('tells its socket clients, drops them so that they reconnect elsewhere, and ends its searches', async () => {
+    const stopping = await buildTestApp();
+    const base = await listen(stopping.app);
+    const searcher = await readyUser(stopping.app, 'advanced');
+    const c = await client(base, searcher.accessToken);
+    c.socket.emit('find_partner', { level: 'advanced' });
+    await c.next('searching');
+    const idle = await client(base, (await register(stopping.app)).accessToken);
+    const reasons = [c, idle].map((each) => new Promise<string>((resolve) => each.socket.once('disconnect', resolve)));
+
+    await stopping.app.close();
+    const redis = stopping.container.redis.client;
+    const [searching, queue] = await Promise.all([redis.exists(`match:searching:${searcher.user.id}`), redis.lrange('match:queue:advanced', 0, -1)]);
+    await stopping.container.close();
+
+    // "transport close", not "io server disconnect": Socket.io clients reconnect by themselves
+    expect(await Promise.all(reasons)).toEqual(['transport close', 'transport close']);
+    for (const each of [c, idle]) expect(each.received.map((entry) => entry.event)).toContain('server_shutdown');
+    expect(c.received.find((entry) => entry.event === 'server_shutdown')?.payload).toEqual({ reconnect: true });
+    expect(searching).toBe(0);
+    expect(queue).not.toContain(searcher.user.id);
   });
 });

@@ -169,6 +169,11 @@ export const envSchema = z
       .describe('static-auth-secret of Coturn (use-auth-secret): signs the TURN REST credentials. Required with TURN_HOST in production.'),
     TURN_CREDENTIAL_TTL: duration.prefault('1h').describe('Lifetime of the TURN credentials in match_found.'),
     MATCH_SEARCH_TIMEOUT: duration.prefault('5m').describe('A search ends with search_timeout after this long without a match.'),
+    MATCH_INSTANCE_TTL: duration
+      .prefault('5s')
+      .describe(
+        'Each instance refreshes a heartbeat in Redis (every third of this); searchers of an instance whose heartbeat is this old (killed, frozen) are never matched.',
+      ),
     CALL_RECONNECT_GRACE: duration.prefault('10s').describe('A call survives a network drop this long; the user rejoins the room with join_room.'),
     CALL_MAX_DURATION: duration
       .prefault('2h')
@@ -188,6 +193,29 @@ export const envSchema = z
       .describe('Redis pub/sub channel prefix: instances sharing Redis and this prefix relay Socket.io events to each other.'),
     DEMO_ENABLED: flag.optional().describe('Serve the demo client at /demo (default: on outside production, off in production).'),
     SIGNAL_MAX_BYTES: z.coerce.number().int().min(1024).default(65_536).describe('Largest Socket.io message (SDP offers are a few KB).'),
+    SOCKET_MAX_PER_USER: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(10)
+      .describe('Sockets one account may hold open on one instance (tabs and devices); more are refused with too_many_sockets.'),
+    SOCKET_MAX_PER_IP: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(100)
+      .describe('Socket.io connections one client IP (as TRUST_PROXY reads it) may hold open on one instance; more are refused.'),
+    SOCKET_EVENT_RATE: z.coerce
+      .number()
+      .positive()
+      .default(20)
+      .describe('Events per second each socket may send on average (token bucket); beyond it: error rate_limited, and a disconnect if it keeps on.'),
+    SOCKET_EVENT_BURST: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(60)
+      .describe('Events a socket may send at once before SOCKET_EVENT_RATE applies (the bucket size).'),
 
     EMAIL_FROM: z.string().min(3).default('Parley <no-reply@parley.local>').describe('Sender of account e-mails.'),
     SMTP_URL: z.url().optional().describe('smtp(s)://user:pass@host:port to send e-mail through SMTP.'),
@@ -239,12 +267,17 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'TURN_SECRET',
       'TURN_CREDENTIAL_TTL',
       'MATCH_SEARCH_TIMEOUT',
+      'MATCH_INSTANCE_TTL',
       'CALL_RECONNECT_GRACE',
       'CALL_MAX_DURATION',
       'CALL_SWEEP_INTERVAL',
       'REALTIME_ADAPTER',
       'REALTIME_CHANNEL_PREFIX',
       'SIGNAL_MAX_BYTES',
+      'SOCKET_MAX_PER_USER',
+      'SOCKET_MAX_PER_IP',
+      'SOCKET_EVENT_RATE',
+      'SOCKET_EVENT_BURST',
       'DEMO_ENABLED',
     ],
   },

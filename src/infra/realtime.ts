@@ -107,16 +107,18 @@ export interface RealtimeOptions {
 }
 
 const SUBSCRIPTION_COMMANDS = ['subscribe', 'psubscribe', 'ssubscribe', 'unsubscribe', 'punsubscribe', 'sunsubscribe'] as const;
+const PUBLISH_COMMANDS = ['publish', 'spublish'] as const;
 
 /**
- * The Redis adapter sends (un)subscriptions without awaiting them, so while Redis is down
- * they would fail as unhandled rejections. They are reported as connection errors instead;
- * ioredis subscribes again once it reconnects.
+ * The Redis adapter sends (un)subscriptions, and some publications (its answers to other
+ * instances' requests), without awaiting them, so while Redis is down or this instance is
+ * closing they would fail as unhandled rejections. They are reported as connection errors
+ * instead; ioredis subscribes again once it reconnects.
  */
-function reportSubscriptionFailures(client: Redis, onError: (error: Error) => void): void {
-  const commands = client as unknown as Record<(typeof SUBSCRIPTION_COMMANDS)[number], (...args: unknown[]) => Promise<unknown>>;
-  for (const name of SUBSCRIPTION_COMMANDS) {
-    const send = commands[name].bind(client);
+function reportUnawaitedFailures(client: Redis, names: readonly string[], onError: (error: Error) => void): void {
+  const commands = client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  for (const name of names) {
+    const send = commands[name]!.bind(client);
     commands[name] = (...args: unknown[]) => {
       const reply = send(...args);
       reply.catch(onError);
@@ -125,7 +127,20 @@ function reportSubscriptionFailures(client: Redis, onError: (error: Error) => vo
   }
 }
 
-export function createSocketServer(httpServer: HttpServer, options: RealtimeOptions): { io: Server; close(): Promise<void> } {
+export interface SocketServer {
+  io: Server;
+  /**
+   * Tells every client of this instance that it is shutting down (`server_shutdown`), then
+   * drops their connections without Socket.io's disconnect packet: after "io server
+   * disconnect" a client stays away, after "transport close" it reconnects on its own, to
+   * another instance behind the load balancer.
+   */
+  dropClients(): void;
+  /** Closes the adapter's Redis connections (after dropClients). */
+  close(): Promise<void>;
+}
+
+export function createSocketServer(httpServer: HttpServer, options: RealtimeOptions): SocketServer {
   const io = new Server(httpServer, {
     cors: { origin: options.corsOrigins, credentials: true },
     maxHttpBufferSize: options.maxMessageBytes,
@@ -142,7 +157,8 @@ export function createSocketServer(httpServer: HttpServer, options: RealtimeOpti
     const pub = options.redis.duplicate();
     const sub = options.redis.duplicate();
     for (const client of [pub, sub]) client.on('error', options.onRedisError);
-    reportSubscriptionFailures(sub, options.onRedisError);
+    reportUnawaitedFailures(sub, SUBSCRIPTION_COMMANDS, options.onRedisError);
+    reportUnawaitedFailures(pub, PUBLISH_COMMANDS, options.onRedisError);
     clients.push(pub, sub);
     // Sharded pub/sub (Redis 7): a message to `user:<id>` reaches only the instances that
     // hold that room, which suits 1:1 signaling better than broadcasting to every instance.
@@ -155,9 +171,11 @@ export function createSocketServer(httpServer: HttpServer, options: RealtimeOpti
   }
   return {
     io,
-    close: async () => {
-      io.disconnectSockets(true);
+    dropClients: () => {
+      io.local.emit('server_shutdown', { reconnect: true });
       io.engine.close();
+    },
+    close: async () => {
       await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
     },
   };

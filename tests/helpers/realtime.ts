@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { expect } from 'vitest';
 import { io as connect, type Socket } from 'socket.io-client';
 import type { App } from '../../src/app.js';
 import { bearer, register, type Pair } from './auth.js';
@@ -69,4 +70,45 @@ export async function refusal(url: string, token: string | undefined): Promise<{
   } finally {
     socket.disconnect();
   }
+}
+
+export interface PeerJoined {
+  role: 'caller' | 'receiver';
+  yourRole: 'caller' | 'receiver';
+}
+
+/**
+ * Sends join_room from both matched clients in the same tick and returns the peer_joined
+ * events each got up to (and with) its first `{ role: "receiver" }`; `extra` holds those that
+ * came after, read after a round trip on each socket.
+ */
+export async function joinInSameTick(clients: [Client, Client], roomId: string): Promise<{ sequences: PeerJoined[][]; extra: PeerJoined[] }> {
+  for (const c of clients) c.socket.emit('join_room', { roomId });
+  const untilReceiver = async (c: Client) => {
+    const seen: PeerJoined[] = [];
+    // at most caller then receiver; a third event would already be wrong
+    while (seen.length < 3) {
+      const event = await c.next<PeerJoined>('peer_joined');
+      seen.push(event);
+      if (event.role === 'receiver') break;
+    }
+    return seen;
+  };
+  const sequences = await Promise.all(clients.map(untilReceiver));
+  await Promise.all(clients.map((c) => c.socket.timeout(10_000).emitWithAck('cancel_search')));
+  const extra = clients.flatMap((c) => c.received.filter((entry) => entry.event === 'peer_joined').map((entry) => entry.payload as PeerJoined));
+  return { sequences, extra };
+}
+
+/** What module 05 promises whatever the timing: one side told "caller" first, then both told "receiver", nothing more. */
+export function expectOneCaller({ sequences, extra }: { sequences: PeerJoined[][]; extra: PeerJoined[] }): void {
+  const [first, second] = sequences[0]![0]?.role === 'caller' ? sequences : [sequences[1]!, sequences[0]!];
+  expect({ caller: first, receiver: second, extra }).toEqual({
+    caller: [
+      { role: 'caller', yourRole: 'caller' },
+      { role: 'receiver', yourRole: 'caller' },
+    ],
+    receiver: [{ role: 'receiver', yourRole: 'receiver' }],
+    extra: [],
+  });
 }

@@ -3,7 +3,7 @@ import type { Server, Socket } from 'socket.io';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import { emitError, type SocketData } from '../../shared/socket-auth.js';
-import { QUEUE_LEVELS, type MatchmakingService } from './service.js';
+import { QUEUE_LEVELS, type LeaveOutcome, type MatchmakingService } from './service.js';
 
 const findPartnerSchema = z.strictObject({ level: z.enum(QUEUE_LEVELS).optional(), topic: z.string().trim().min(1).max(80).optional() }).optional();
 
@@ -14,21 +14,26 @@ export interface MatchmakingGatewayOptions {
   searchTimeoutMs: number;
   reconnectGraceMs: number;
   sweepIntervalMs: number;
+  /** How often this instance refreshes its heartbeat (a third of MATCH_INSTANCE_TTL). */
+  heartbeatIntervalMs: number;
 }
 
 type Ack = ((reply: unknown) => void) | undefined;
 
 /**
- * find_partner / cancel_search, the search timeout, what a lost connection ends, and the
- * periodic sweep that ends calls past their time. Returns what stops the timers.
+ * find_partner / cancel_search, the search timeout, what a lost connection ends, the
+ * periodic sweep that ends calls past their time, and this instance's heartbeat. Returns
+ * what stops it all on shutdown: the timers, and the searches of this instance's sockets.
  */
 export function registerMatchmakingGateway(
   io: Server,
-  { matchmaking, bus, logger, searchTimeoutMs, reconnectGraceMs, sweepIntervalMs }: MatchmakingGatewayOptions,
-): () => void {
+  { matchmaking, bus, logger, searchTimeoutMs, reconnectGraceMs, sweepIntervalMs, heartbeatIntervalMs }: MatchmakingGatewayOptions,
+): () => Promise<void> {
   const searchTimers = new Map<string, NodeJS.Timeout>();
   const graceTimers = new Set<NodeJS.Timeout>();
   let sweeping = false;
+  /** Once shutting down, disconnects start nothing: the users reconnect to another instance. */
+  let stopping = false;
   const sweeper = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
@@ -38,10 +43,34 @@ export function registerMatchmakingGateway(
       .finally(() => (sweeping = false));
   }, sweepIntervalMs);
   sweeper.unref();
+  const beat = () => void matchmaking.heartbeat().catch((error: unknown) => logger.warn({ err: error }, 'could not refresh the instance heartbeat'));
+  beat();
+  const heartbeat = setInterval(beat, heartbeatIntervalMs);
+  heartbeat.unref();
 
   const clearSearchTimer = (userId: string) => {
     clearTimeout(searchTimers.get(userId));
     searchTimers.delete(userId);
+  };
+  const startSearchTimer = (userId: string) => {
+    clearSearchTimer(userId);
+    searchTimers.set(
+      userId,
+      setTimeout(() => {
+        searchTimers.delete(userId);
+        matchmaking
+          .cancelSearch(userId)
+          .then((ended) => ended && bus.emitToUser(userId, 'search_timeout', { reason: 'no partner found in time' }))
+          .catch((error: unknown) => logger.error({ err: error, userId }, 'ending a search past its time failed'));
+      }, searchTimeoutMs),
+    );
+  };
+  /** A partner whose match was cancelled searches again: its search gets the usual time limit. */
+  const afterLeave = (left: LeaveOutcome): void => {
+    if (left.status !== 'left' || !left.partner) return;
+    const again = left.partner.outcome;
+    if (again.status === 'queued') startSearchTimer(left.partner.userId);
+    else if (again.status === 'matched' && again.left) afterLeave(again.left);
   };
 
   io.on('connection', (socket: Socket) => {
@@ -66,14 +95,9 @@ export function registerMatchmakingGateway(
           emitError(socket, outcome.code, outcome.message, outcome.missing ? { missing: outcome.missing } : undefined);
         } else if (outcome.status === 'queued') {
           socket.emit('searching', { estimated_wait_seconds: outcome.estimatedWaitSeconds });
-          clearSearchTimer(userId);
-          searchTimers.set(
-            userId,
-            setTimeout(() => {
-              searchTimers.delete(userId);
-              void matchmaking.cancelSearch(userId).then((ended) => ended && bus.emitToUser(userId, 'search_timeout', { reason: 'no partner found in time' }));
-            }, searchTimeoutMs),
-          );
+          startSearchTimer(userId);
+        } else if (outcome.left) {
+          afterLeave(outcome.left);
         }
         if (typeof ack === 'function') ack({ status: outcome.status });
       }),
@@ -82,13 +106,16 @@ export function registerMatchmakingGateway(
     socket.on('cancel_search', (ack: Ack) =>
       guard(async () => {
         clearSearchTimer(userId);
-        const cancelled = await matchmaking.cancelSearch(userId);
-        if (typeof ack === 'function') ack({ cancelled });
+        // matched but not yet in the room: cancelling leaves the match (partner_cancelled)
+        const left = (await matchmaking.cancelSearch(userId)) ? null : await matchmaking.leaveMatch(userId);
+        if (left) afterLeave(left);
+        if (typeof ack === 'function') ack({ cancelled: !left || left.status === 'left' });
       }),
     );
 
     socket.on('disconnect', () =>
       guard(async () => {
+        if (stopping) return;
         if (await bus.isOnline(userId)) return; // another tab or device of this user is still here
         clearSearchTimer(userId);
         await matchmaking.cancelSearch(userId);
@@ -98,7 +125,10 @@ export function registerMatchmakingGateway(
         const timer = setTimeout(() => {
           graceTimers.delete(timer);
           void guard(async () => {
-            if (!(await bus.isOnline(userId))) await matchmaking.endRoom(roomId, userId, 'disconnected');
+            if (await bus.isOnline(userId)) return;
+            const left = await matchmaking.leaveMatch(userId, roomId);
+            if (left.status === 'joined') await matchmaking.endRoom(roomId, userId, 'disconnected');
+            else afterLeave(left);
           });
         }, reconnectGraceMs);
         graceTimers.add(timer);
@@ -106,8 +136,12 @@ export function registerMatchmakingGateway(
     );
   });
 
-  return () => {
+  return async () => {
+    stopping = true;
     clearInterval(sweeper);
+    clearInterval(heartbeat);
     for (const timer of [...searchTimers.values(), ...graceTimers]) clearTimeout(timer);
+    const ended = await matchmaking.retire();
+    if (ended.length) logger.info({ searches: ended.length }, 'ended the searches of this instance');
   };
 }

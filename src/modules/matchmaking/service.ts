@@ -16,10 +16,15 @@ const SEARCHING = 'match:searching:';
 const QUEUE = 'match:queue:';
 /** HASH userId -> when they joined the queue (ms), for the wait estimate. */
 const QUEUED_AT = 'match:queued-at';
+/** HASH userId -> the instance holding the searcher's socket (see INSTANCE). */
+const SEARCHING_ON = 'match:searching-on';
+/** STRING per live instance, refreshed well within its TTL: a searcher whose instance's key is gone is a ghost. */
+const INSTANCE = 'match:instance:';
 
 /**
  * Pairs atomically: skips (and drops) queue entries whose search has ended, never pairs a
- * user with themself, and queues the caller only when nobody compatible is waiting.
+ * user with themself, and queues the caller only when nobody compatible is waiting: at the
+ * back (RPUSH), or at the front (LPUSH) for a user whose partner cancelled the match.
  * The searching key holds the queue level so a cancel knows which queue to leave.
  */
 const FIND_PARTNER = `
@@ -29,19 +34,29 @@ if redis.call('EXISTS', ARGV[4] .. me) == 1 then return {'already_searching'} en
 while true do
   local other = redis.call('LPOP', KEYS[1])
   if not other then break end
-  if other ~= me and redis.call('EXISTS', ARGV[4] .. other) == 1 then
+  local on = redis.call('HGET', KEYS[3], other)
+  -- a searcher counts only while the instance holding its socket is alive
+  local alive = on and redis.call('EXISTS', ARGV[11] .. on) == 1
+  if other ~= me and alive and redis.call('EXISTS', ARGV[4] .. other) == 1 then
     redis.call('DEL', ARGV[4] .. other)
     local since = redis.call('HGET', KEYS[2], other)
     redis.call('HDEL', KEYS[2], other)
+    redis.call('HDEL', KEYS[3], other)
     -- both belong to the room in the same step, so neither can be matched again meanwhile
     redis.call('SET', ARGV[7] .. other .. ':room', ARGV[6], 'EX', ARGV[8])
     redis.call('SET', ARGV[7] .. me .. ':room', ARGV[6], 'EX', ARGV[8])
-    return {'matched', other, since}
+    return {'matched', other, since, on}
+  end
+  if other ~= me and not alive then
+    redis.call('DEL', ARGV[4] .. other)
+    redis.call('HDEL', KEYS[2], other)
+    redis.call('HDEL', KEYS[3], other)
   end
 end
-redis.call('RPUSH', KEYS[1], me)
+redis.call(ARGV[9], KEYS[1], me)
 redis.call('SET', ARGV[4] .. me, ARGV[2], 'PX', ARGV[3])
 redis.call('HSET', KEYS[2], me, ARGV[5])
+redis.call('HSET', KEYS[3], me, ARGV[10])
 return {'queued'}
 `;
 
@@ -51,7 +66,59 @@ if not level then return 0 end
 redis.call('DEL', ARGV[2] .. ARGV[1])
 redis.call('LREM', ARGV[3] .. level, 0, ARGV[1])
 redis.call('HDEL', ARGV[4], ARGV[1])
+redis.call('HDEL', ARGV[5], ARGV[1])
 return 1
+`;
+
+/** An instance that stops: its heartbeat goes, and so do the searches of its sockets. Replies their users. */
+const RETIRE_INSTANCE = `
+redis.call('DEL', ARGV[1] .. ARGV[2])
+local gone = {}
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local user = entries[i]
+  if entries[i + 1] == ARGV[2] then
+    local level = redis.call('GET', ARGV[3] .. user)
+    if level then redis.call('LREM', ARGV[4] .. level, 0, user) end
+    redis.call('DEL', ARGV[3] .. user)
+    redis.call('HDEL', KEYS[1], user)
+    redis.call('HDEL', KEYS[2], user)
+    table.insert(gone, user)
+  end
+end
+return gone
+`;
+
+/**
+ * Undoes the match of a user who leaves it before joining its room (ARGV[2] names the room
+ * when only that one may be left). Replies {'left', roomId, partnerId or ''};
+ * {'joined', roomId} when the user has joined it (leaving is then ending the call);
+ * {'pending', roomId} when the room is still being opened (its opener then leaves it for the
+ * user, so the partner hears match_found before partner_cancelled); or {'none'}. The room's meta stays until the call row is closed: the stale-call sweep
+ * takes a call whose meta is gone for one Redis lost.
+ */
+const LEAVE_MATCH = `
+local me = ARGV[1]
+local roomId = redis.call('GET', 'match:user:' .. me .. ':room')
+if not roomId or (ARGV[2] ~= '' and roomId ~= ARGV[2]) then return {'none'} end
+local room = 'match:room:' .. roomId .. ':'
+if redis.call('SISMEMBER', room .. 'joined', me) == 1 then return {'joined', roomId} end
+if redis.call('EXISTS', room .. 'ready') == 0 then
+  -- still being opened (call row, match_found): the opener leaves it for us once done
+  redis.call('SET', room .. 'left-by', me, 'EX', ARGV[3])
+  return {'pending', roomId}
+end
+local partner = ''
+for _, id in ipairs(redis.call('SMEMBERS', room .. 'users')) do
+  if id ~= me then partner = id end
+end
+redis.call('DEL', room .. 'users', room .. 'joined', room .. 'caller', room .. 'caller-told', room .. 'caller-owed', room .. 'ready', room .. 'left-by', 'match:user:' .. me .. ':room')
+if partner ~= '' and redis.call('GET', 'match:user:' .. partner .. ':room') == roomId then
+  redis.call('DEL', 'match:user:' .. partner .. ':room')
+else
+  partner = ''
+end
+return {'left', roomId, partner}
 `;
 
 /** Deletes the two users' room keys only while they still name this room (either may be in a newer one). */
@@ -62,10 +129,44 @@ end
 return 1
 `;
 
+/**
+ * Joins a user to the room's signaling in one step, so concurrent joins see one order: the
+ * first to join becomes the caller. Replies [callerId, joinedCount, tellPartner].
+ *
+ * The caller must hear { role: "caller" } before the receiver pair, but the two come from
+ * different instances when the partners are on different instances. So the partner who joins
+ * second tells the caller only once the caller's instance has marked it told (KEYS[3]);
+ * otherwise it leaves the caller's receiver event owed (KEYS[4]) for that instance to send
+ * right after its own { role: "caller" }.
+ */
+const JOIN_ROOM = `
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+local caller = redis.call('GET', KEYS[1])
+local count = redis.call('SCARD', KEYS[2])
+local tellPartner = 0
+if count >= 2 then
+  if caller == ARGV[1] or redis.call('EXISTS', KEYS[3]) == 1 then
+    tellPartner = 1
+  else
+    redis.call('SET', KEYS[4], '1', 'EX', ARGV[2])
+  end
+end
+return {caller, count, tellPartner}
+`;
+
+/** Marks the caller told; replies 1 when the partner left the caller's receiver event to us. */
+const CALLER_TOLD = `
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+return redis.call('DEL', KEYS[2])
+`;
+
 type MatchRedis = Redis & {
   parleyFindPartner(
     queue: string,
     queuedAt: string,
+    searchingOn: string,
     userId: string,
     level: string,
     ttlMs: number,
@@ -74,21 +175,45 @@ type MatchRedis = Redis & {
     roomId: string,
     userRoomPrefix: string,
     roomTtlSeconds: number,
-  ): Promise<[string, string?, string?]>;
-  parleyCancelSearch(userId: string, searchingPrefix: string, queuePrefix: string, queuedAt: string): Promise<number>;
+    push: 'RPUSH' | 'LPUSH',
+    instanceId: string,
+    instancePrefix: string,
+  ): Promise<[string, string?, string?, string?]>;
+  parleyRetireInstance(
+    searchingOn: string,
+    queuedAt: string,
+    instancePrefix: string,
+    instanceId: string,
+    searchingPrefix: string,
+    queuePrefix: string,
+  ): Promise<string[]>;
+  parleyLeaveMatch(userId: string, onlyRoomId: string, ttlSeconds: number): Promise<[string, string?, string?]>;
+  parleyCancelSearch(userId: string, searchingPrefix: string, queuePrefix: string, queuedAt: string, searchingOn: string): Promise<number>;
   parleyLeaveRoom(userARoomKey: string, userBRoomKey: string, roomId: string): Promise<number>;
+  parleyJoinRoom(callerKey: string, joinedKey: string, toldKey: string, owedKey: string, userId: string, ttlSeconds: number): Promise<[string, number, number]>;
+  parleyCallerTold(toldKey: string, owedKey: string, ttlSeconds: number): Promise<number>;
 };
 
 export interface MatchmakingSettings {
   searchTimeoutMs: number;
+  /** Searchers of an instance whose heartbeat is older than this are never matched. */
+  instanceTtlMs: number;
   /** Calls end with `timeout` after this long; the room's keys outlive it by ten minutes. */
   maxCallMs: number;
   turn: TurnSettings;
 }
 
+export type LeaveOutcome =
+  | { status: 'none' }
+  /** The user had joined the room: leaving it is ending the call. */
+  | { status: 'joined'; roomId: string }
+  /** `partner.outcome`: how its search again went (rejected when it had started one itself). */
+  | { status: 'left'; roomId: string; partner: { userId: string; outcome: FindOutcome } | null };
+
 export type FindOutcome =
   | { status: 'queued'; estimatedWaitSeconds: number }
-  | { status: 'matched'; roomId: string }
+  /** `left`: one of the two left the match while it was being opened. */
+  | { status: 'matched'; roomId: string; left?: LeaveOutcome }
   | { status: 'rejected'; code: 'account_banned' | 'profile_incomplete' | 'already_searching' | 'already_in_room'; message: string; missing?: string[] };
 
 export interface Room {
@@ -100,6 +225,8 @@ export interface Room {
 export class MatchmakingService {
   private readonly redis: MatchRedis;
   private readonly roomTtlSeconds: number;
+  /** This process; the searches of its sockets name it, and its heartbeat key says it is alive. */
+  readonly instanceId: string;
 
   constructor(
     redis: Redis,
@@ -111,11 +238,26 @@ export class MatchmakingService {
     private readonly logger: Logger,
     private readonly settings: MatchmakingSettings,
   ) {
-    redis.defineCommand('parleyFindPartner', { numberOfKeys: 2, lua: FIND_PARTNER });
+    redis.defineCommand('parleyFindPartner', { numberOfKeys: 3, lua: FIND_PARTNER });
+    redis.defineCommand('parleyRetireInstance', { numberOfKeys: 2, lua: RETIRE_INSTANCE });
     redis.defineCommand('parleyCancelSearch', { numberOfKeys: 0, lua: CANCEL_SEARCH });
     redis.defineCommand('parleyLeaveRoom', { numberOfKeys: 2, lua: LEAVE_ROOM });
+    redis.defineCommand('parleyLeaveMatch', { numberOfKeys: 0, lua: LEAVE_MATCH });
+    redis.defineCommand('parleyJoinRoom', { numberOfKeys: 4, lua: JOIN_ROOM });
+    redis.defineCommand('parleyCallerTold', { numberOfKeys: 2, lua: CALLER_TOLD });
     this.redis = redis as MatchRedis;
     this.roomTtlSeconds = Math.ceil(settings.maxCallMs / 1000) + 10 * 60;
+    this.instanceId = ids.uuid();
+  }
+
+  /** Says this instance is alive for another `instanceTtlMs`; call it every third of that. */
+  async heartbeat(): Promise<void> {
+    await this.redis.set(`${INSTANCE}${this.instanceId}`, '1', 'PX', this.settings.instanceTtlMs);
+  }
+
+  /** On shutdown: this instance stops being matchable, and the searches of its sockets end. Returns their users. */
+  async retire(): Promise<string[]> {
+    return this.redis.parleyRetireInstance(SEARCHING_ON, QUEUED_AT, INSTANCE, this.instanceId, SEARCHING, QUEUE);
   }
 
   private userRoomKey(userId: string): string {
@@ -131,15 +273,20 @@ export class MatchmakingService {
     if (!active) return { status: 'rejected', code: 'account_banned', message: 'This account cannot use matchmaking' };
     if (!completion.complete) return { status: 'rejected', code: 'profile_incomplete', message: 'Complete your profile first', missing: completion.missing };
     if (room) return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
-    const level = request.level ?? 'all';
+    return this.pair(userId, request.level ?? 'all', request.topic ?? null, 'RPUSH', this.instanceId);
+  }
+
+  /** `instanceId`: the instance holding the user's socket, which its queue entry names. */
+  private async pair(userId: string, level: QueueLevel, topic: string | null, push: 'RPUSH' | 'LPUSH', instanceId: string): Promise<FindOutcome> {
     const now = this.clock.now().getTime();
     // The key outlives the gateway's timer a little: the timer ends the search and tells the
     // client; the expiry only cleans up after an instance that died meanwhile.
     const keyTtlMs = this.settings.searchTimeoutMs + 15_000;
     const roomId = this.ids.uuid();
-    const [outcome, partnerId, since] = await this.redis.parleyFindPartner(
+    const [outcome, partnerId, since, partnerInstance] = await this.redis.parleyFindPartner(
       `${QUEUE}${level}`,
       QUEUED_AT,
+      SEARCHING_ON,
       userId,
       level,
       keyTtlMs,
@@ -148,13 +295,48 @@ export class MatchmakingService {
       roomId,
       'match:user:',
       this.roomTtlSeconds,
+      push,
+      instanceId,
+      INSTANCE,
     );
     if (outcome === 'already_searching') return { status: 'rejected', code: 'already_searching', message: 'You are already searching' };
     if (outcome === 'already_in_room') return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
     if (outcome === 'queued' || !partnerId) return { status: 'queued', estimatedWaitSeconds: await this.estimatedWait(level) };
     if (since) await this.recordWait(level, (now - Number(since)) / 1000);
-    await this.openRoom(roomId, partnerId, userId, level, request.topic ?? null);
-    return { status: 'matched', roomId };
+    const left = await this.openRoom(roomId, { userId: partnerId, instanceId: partnerInstance ?? '' }, { userId, instanceId }, level, topic);
+    return { status: 'matched', roomId, ...(left ? { left } : {}) };
+  }
+
+  /**
+   * A matched user leaves the match before joining its room (cancel_search, or a disconnect
+   * past the grace): the call row closes as ended by them, and the partner hears
+   * partner_cancelled and searches again at the front of the queue (matched at once when
+   * someone compatible waits). `onlyRoomId` limits this to that room.
+   */
+  async leaveMatch(userId: string, onlyRoomId?: string): Promise<LeaveOutcome> {
+    const [status, roomId, partnerId] = await this.redis.parleyLeaveMatch(userId, onlyRoomId ?? '', this.roomTtlSeconds);
+    if (status === 'joined') return { status: 'joined', roomId: roomId! };
+    if (status === 'pending') return { status: 'left', roomId: roomId!, partner: null };
+    if (status !== 'left' || !roomId) return { status: 'none' };
+    const meta = await this.redis.hgetall(`match:room:${roomId}:meta`);
+    // ended by the one who left, as end_call would record it
+    await this.sessions.close(roomId, meta.userAId === userId ? 'user_a' : meta.userBId === userId ? 'user_b' : 'error');
+    await this.redis.del(`match:room:${roomId}:meta`);
+    this.bus.closeCall(roomId);
+    this.logger.info({ roomId }, 'match cancelled before the call');
+    // a partner gone too is not put back in the queue, where it would be matched as a ghost
+    if (!partnerId || !(await this.bus.isOnline(partnerId))) return { status: 'left', roomId, partner: null };
+    this.bus.emitToUser(partnerId, 'partner_cancelled');
+    const level = QUEUE_LEVELS.find((name) => name === meta.level) ?? 'all';
+    const partnerInstance = meta.userAId === partnerId ? meta.instanceA : meta.instanceB;
+    const again = await this.pair(partnerId, level, meta.topic || null, 'LPUSH', partnerInstance ?? this.instanceId);
+    // Gone meanwhile: its disconnect handler may have run before it was queued again. (Had it
+    // been matched at once, the new room's disconnect handling covers it.)
+    if (again.status === 'queued' && !(await this.bus.isOnline(partnerId))) {
+      await this.cancelSearch(partnerId);
+      return { status: 'left', roomId, partner: null };
+    }
+    return { status: 'left', roomId, partner: { userId: partnerId, outcome: again } };
   }
 
   /** A moving average of how long the waiting side of recent matches waited, per queue. */
@@ -172,16 +354,32 @@ export class MatchmakingService {
 
   /** Ends a search; true when there was one. */
   async cancelSearch(userId: string): Promise<boolean> {
-    return (await this.redis.parleyCancelSearch(userId, SEARCHING, QUEUE, QUEUED_AT)) === 1;
+    return (await this.redis.parleyCancelSearch(userId, SEARCHING, QUEUE, QUEUED_AT, SEARCHING_ON)) === 1;
   }
 
   /** Creates the room and the call, and tells both users (on whichever instance). */
-  private async openRoom(roomId: string, waitingId: string, arrivingId: string, level: QueueLevel, topic: string | null): Promise<void> {
+  private async openRoom(
+    roomId: string,
+    waiting: { userId: string; instanceId: string },
+    arriving: { userId: string; instanceId: string },
+    level: QueueLevel,
+    topic: string | null,
+  ): Promise<LeaveOutcome | undefined> {
+    const [waitingId, arrivingId] = [waiting.userId, arriving.userId];
     const now = this.clock.now();
     const pipeline = this.redis.multi();
     pipeline.sadd(`match:room:${roomId}:users`, waitingId, arrivingId).expire(`match:room:${roomId}:users`, this.roomTtlSeconds);
+    // the instances let a partner left by a cancelled match search again as from its own
     pipeline
-      .hset(`match:room:${roomId}:meta`, { createdAt: now.toISOString(), topic: topic ?? '', level, userAId: waitingId, userBId: arrivingId })
+      .hset(`match:room:${roomId}:meta`, {
+        createdAt: now.toISOString(),
+        topic: topic ?? '',
+        level,
+        userAId: waitingId,
+        userBId: arrivingId,
+        instanceA: waiting.instanceId,
+        instanceB: arriving.instanceId,
+      })
       .expire(`match:room:${roomId}:meta`, this.roomTtlSeconds);
     await pipeline.exec();
     await this.sessions.open({ roomId, userAId: waitingId, userBId: arrivingId, topic, level });
@@ -192,6 +390,10 @@ export class MatchmakingService {
     ] as const) {
       this.bus.emitToUser(userId, 'match_found', { roomId, partner, iceServers: iceServersFor(userId, now, this.settings.turn) });
     }
+    // marks the room opened, and reads (in the same transaction) who asked to leave it meanwhile
+    const replies = await this.redis.multi().set(`match:room:${roomId}:ready`, '1', 'EX', this.roomTtlSeconds).get(`match:room:${roomId}:left-by`).exec();
+    const leftBy = replies?.[1]?.[1] as string | null | undefined;
+    return leftBy ? this.leaveMatch(leftBy, roomId) : undefined;
   }
 
   async room(roomId: string): Promise<Room | null> {
@@ -199,12 +401,27 @@ export class MatchmakingService {
     return users.length === 2 ? { roomId, users } : null;
   }
 
-  /** Records that `userId` joined the room's signaling; the first to join is the caller. */
-  async join(roomId: string, userId: string): Promise<{ callerId: string; joined: string[] }> {
-    await this.redis.set(`match:room:${roomId}:caller`, userId, 'EX', this.roomTtlSeconds, 'NX');
-    await this.redis.multi().sadd(`match:room:${roomId}:joined`, userId).expire(`match:room:${roomId}:joined`, this.roomTtlSeconds).exec();
-    const [callerId, joined] = await Promise.all([this.redis.get(`match:room:${roomId}:caller`), this.redis.smembers(`match:room:${roomId}:joined`)]);
-    return { callerId: callerId ?? userId, joined };
+  /**
+   * Records that `userId` joined the room's signaling: the first to join is the caller;
+   * `joinedCount` counts this user; with both present, `tellPartner` says whether this
+   * joiner sends the partner its receiver event (see JOIN_ROOM).
+   */
+  async join(roomId: string, userId: string): Promise<{ callerId: string; joinedCount: number; tellPartner: boolean }> {
+    const key = (name: string) => `match:room:${roomId}:${name}`;
+    const [callerId, joinedCount, tellPartner] = await this.redis.parleyJoinRoom(
+      key('caller'),
+      key('joined'),
+      key('caller-told'),
+      key('caller-owed'),
+      userId,
+      this.roomTtlSeconds,
+    );
+    return { callerId, joinedCount, tellPartner: tellPartner === 1 };
+  }
+
+  /** Called once the caller has been sent { role: "caller" }; true when its receiver event is owed to it. */
+  async callerTold(roomId: string): Promise<boolean> {
+    return (await this.redis.parleyCallerTold(`match:room:${roomId}:caller-told`, `match:room:${roomId}:caller-owed`, this.roomTtlSeconds)) === 1;
   }
 
   /**
@@ -218,7 +435,9 @@ export class MatchmakingService {
     const roomUsers = await this.redis.smembers(`match:room:${roomId}:users`);
     // a room Redis already forgot still has its two users on the call row
     const users = roomUsers.length ? roomUsers : (closed?.userIds ?? []);
-    await this.redis.del(`match:room:${roomId}:users`, `match:room:${roomId}:meta`, `match:room:${roomId}:joined`, `match:room:${roomId}:caller`);
+    await this.redis.del(
+      ...['users', 'meta', 'joined', 'caller', 'caller-told', 'caller-owed', 'ready', 'left-by'].map((name) => `match:room:${roomId}:${name}`),
+    );
     const [userA, userB] = users;
     if (userA && userB) await this.redis.parleyLeaveRoom(this.userRoomKey(userA), this.userRoomKey(userB), roomId);
     this.bus.closeCall(roomId);

@@ -86,16 +86,18 @@ export function registerSignalingGateway(
     }
 
     on('join_room', async ({ roomId: id }, partnerId) => {
-      const { callerId, joined } = await matchmaking.join(id, userId);
+      const { callerId, joinedCount, tellPartner } = await matchmaking.join(id, userId);
       const roleOf = (user: string) => (user === callerId ? 'caller' : 'receiver');
-      if (joined.length < 2) {
+      if (joinedCount < 2) {
         socket.emit('peer_joined', { role: roleOf(userId), yourRole: roleOf(userId) });
+        // only now may the partner's join tell this socket "receiver" (see matchmaking's JOIN_ROOM)
+        if (await matchmaking.callerTold(id)) bus.emitToUser(userId, 'peer_joined', { role: 'receiver', yourRole: roleOf(userId) });
         return;
       }
       // As module 05 gives it: with both present, both hear peer_joined { role: "receiver" };
       // yourRole tells each which side of the offer it is.
       bus.emitToUser(userId, 'peer_joined', { role: 'receiver', yourRole: roleOf(userId) });
-      bus.emitToUser(partnerId, 'peer_joined', { role: 'receiver', yourRole: roleOf(partnerId) });
+      if (tellPartner) bus.emitToUser(partnerId, 'peer_joined', { role: 'receiver', yourRole: roleOf(partnerId) });
     });
     on('webrtc_offer', ({ roomId: id, sdp: offer }, partnerId) => bus.relayInCall(socket, id, partnerId, 'webrtc_offer', { sdp: offer }));
     on('webrtc_answer', ({ roomId: id, sdp: answer }, partnerId) => bus.relayInCall(socket, id, partnerId, 'webrtc_answer', { sdp: answer }));
