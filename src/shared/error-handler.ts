@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { isRetryableTransactionError } from '../infra/transactions.js';
 import { AppError, ERROR_CODES, type ErrorCode, type ErrorDetails } from './errors.js';
 import type { ErrorResponse } from './http-schemas.js';
 
@@ -37,6 +38,10 @@ interface Mapped {
 function mapError(error: FastifyError | Error): Mapped | null {
   if (error instanceof AppError) {
     return { status: error.statusCode, code: error.code, message: error.message, details: error.details, headers: error.headers };
+  }
+  // lock contention that outlived transactionWithRetry's attempts: nothing was written, try again
+  if (isRetryableTransactionError(error)) {
+    return { status: 503, code: 'dependency_unavailable', message: 'The database is busy, retry shortly', headers: { 'retry-after': '1' } };
   }
   if (hasZodFastifySchemaValidationErrors(error)) {
     const where = (error as FastifyError).validationContext ?? 'body';
