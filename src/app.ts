@@ -29,6 +29,7 @@ import { LocalStorage } from './infra/storage.js';
 import multipart from '@fastify/multipart';
 import { registerAuthGuard } from './shared/auth.js';
 import { registerErrorHandling } from './shared/error-handler.js';
+import { registerInputGuards } from './shared/input.js';
 import { RateLimitedError } from './shared/errors.js';
 import { computeSecurityHeaders } from './shared/security-headers.js';
 import { serializerCompiler } from './shared/serializer.js';
@@ -73,6 +74,7 @@ export async function buildApp(container: Container): Promise<App> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
+  registerInputGuards(app);
 
   // Headers every response carries, in one synchronous hook: the request id, and helmet's
   // security headers computed once at start.

@@ -12,3 +12,6 @@ export const errorResponseSchema = z
   .meta({ id: 'ErrorResponse' });
 
 export type ErrorResponse = z.infer<typeof errorResponseSchema>;
+
+/** The largest value of a PostgreSQL `integer` column: inputs stored in one are bounded by it. */
+export const INT4_MAX = 2_147_483_647;
