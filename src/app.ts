@@ -68,6 +68,15 @@ export async function buildApp(container: Container): Promise<App> {
     // A hop count trusts that many proxies in front of us, as proxy-addr counts them.
     trustProxy: typeof config.TRUST_PROXY === 'number' ? trustHops(config.TRUST_PROXY) : config.TRUST_PROXY,
     bodyLimit: config.BODY_LIMIT_BYTES,
+    // A client that trickles its request in would hold a connection (and its memory) for ever:
+    // Node answers 408 and closes it. Node checks these deadlines every connectionsCheckingInterval
+    // (30 s by default), so the interval follows the shorter deadline.
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT,
+    http: {
+      requestTimeout: config.HTTP_REQUEST_TIMEOUT,
+      headersTimeout: Math.min(config.HTTP_HEADERS_TIMEOUT, config.HTTP_REQUEST_TIMEOUT),
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(Math.min(config.HTTP_HEADERS_TIMEOUT, config.HTTP_REQUEST_TIMEOUT) / 4))),
+    },
     return503OnClosing: true,
   }).withTypeProvider<ZodTypeProvider>();
 

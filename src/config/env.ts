@@ -61,6 +61,12 @@ export const envSchema = z
       .prefault('false')
       .describe('Behind Nginx or Cloudflare: true, a hop count, or proxy IPs/CIDRs. The client IP for limits and logs then comes from X-Forwarded-For.'),
     BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576).describe('Largest JSON body accepted, in bytes (larger gets 413).'),
+    HTTP_REQUEST_TIMEOUT: duration
+      .prefault('60s')
+      .describe('A request must arrive whole (headers and body) within this long, or it gets 408 and its connection is closed.'),
+    HTTP_HEADERS_TIMEOUT: duration
+      .prefault('10s')
+      .describe("A request's headers must arrive within this long (at most HTTP_REQUEST_TIMEOUT), or it gets 408 and its connection is closed."),
     SHUTDOWN_TIMEOUT: duration.prefault('10s').describe('On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut.'),
     DATA_DIR: z.string().min(1).default('.data').describe('Where the embedded defaults keep their data (PostgreSQL under postgres/).'),
 
@@ -189,7 +195,22 @@ export type EnvKey = keyof typeof envSchema.shape;
 
 /** The order and headings of `.env.example`. Every key of envSchema appears in exactly one group. */
 export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] }> = [
-  { title: 'Server', keys: ['NODE_ENV', 'HOST', 'PORT', 'APP_URL', 'LOG_LEVEL', 'TRUST_PROXY', 'BODY_LIMIT_BYTES', 'SHUTDOWN_TIMEOUT', 'DATA_DIR'] },
+  {
+    title: 'Server',
+    keys: [
+      'NODE_ENV',
+      'HOST',
+      'PORT',
+      'APP_URL',
+      'LOG_LEVEL',
+      'TRUST_PROXY',
+      'BODY_LIMIT_BYTES',
+      'HTTP_REQUEST_TIMEOUT',
+      'HTTP_HEADERS_TIMEOUT',
+      'SHUTDOWN_TIMEOUT',
+      'DATA_DIR',
+    ],
+  },
   {
     title: 'HTTP security',
     keys: ['SESSION_SECRET', 'FRONTEND_URL', 'SECURITY_HEADERS_ENABLED', 'HSTS_MAX_AGE', 'RATE_LIMIT_REQUESTS', 'RATE_LIMIT_WINDOW', 'METRICS_TOKEN'],

@@ -64,6 +64,9 @@ function mapError(error: FastifyError | Error): Mapped | null {
 export function sendError(reply: FastifyReply, mapped: Mapped): FastifyReply {
   const body: ErrorResponse = { error: { code: mapped.code, message: mapped.message, ...(mapped.details ? { details: mapped.details } : {}) } };
   if (mapped.headers) reply.headers(mapped.headers);
+  // Refused before its body was read whole (too large, not allowed): close the connection, or
+  // Node would read and discard the rest of it, however large, to keep the connection alive.
+  if (!reply.request.raw.complete) reply.header('connection', 'close');
   return reply.status(mapped.status).type('application/json; charset=utf-8').send(body);
 }
 

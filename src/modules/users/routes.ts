@@ -94,6 +94,9 @@ function versionFromIfMatch(header: string | undefined): number | undefined {
   return Number(match[1]);
 }
 
+/** Room for the part headers and boundaries around the file in a multipart body. */
+const MULTIPART_OVERHEAD_BYTES = 16 * 1024;
+
 const NO_FILE = { fields: [{ in: 'body', path: 'file', message: 'send exactly one part, a file named "file"' }] };
 
 /**
@@ -102,10 +105,19 @@ const NO_FILE = { fields: [{ in: 'body', path: 'file', message: 'send exactly on
  */
 async function readAvatarPart(request: FastifyRequest, maxBytes: number): Promise<Buffer> {
   try {
-    const file = await request.file({ limits: { fileSize: maxBytes, files: 1, fields: 0 } });
+    // one byte over the limit is enough to know, and busboy stops there
+    const file = await request.file({ limits: { fileSize: maxBytes + 1, files: 1, fields: 0 } });
     if (!file) throw new AppError('validation_failed', 'No file in the upload', NO_FILE);
-    // toBuffer stops with 413 as soon as the limit is passed, without reading the rest.
-    return await file.toBuffer();
+    // Counted here rather than by toBuffer, which waits for the end of the part (of a chunked
+    // body that may never end) before it reports the overflow.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of file.file as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBytes) throw new AppError('payload_too_large', `The file is larger than ${maxBytes} bytes`);
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks);
   } catch (error) {
     if (error instanceof AppError) throw error;
     const { code, statusCode } = error as { code?: string; statusCode?: number };
@@ -162,6 +174,11 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
     '/users/me/avatar',
     {
       config: signedIn,
+      // a declared length the file cannot fit in is refused before a byte of it is read
+      onRequest: async (request) => {
+        if (Number(request.headers['content-length']) > avatarMaxBytes + MULTIPART_OVERHEAD_BYTES)
+          throw new AppError('payload_too_large', `The upload is larger than ${avatarMaxBytes} bytes`);
+      },
       schema: {
         tags,
         summary: 'Upload my avatar (multipart/form-data, one file field)',
