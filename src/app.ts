@@ -5,7 +5,7 @@ import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Container } from './container.js';
 import { deferredChildLoggerFactory } from './infra/request-logger.js';
@@ -28,8 +28,9 @@ import { usersRoutes } from './modules/users/routes.js';
 import { LocalStorage } from './infra/storage.js';
 import multipart from '@fastify/multipart';
 import { registerAuthGuard } from './shared/auth.js';
-import { registerErrorHandling } from './shared/error-handler.js';
+import { frameworkErrorHandler, registerErrorHandling } from './shared/error-handler.js';
 import { registerInputGuards } from './shared/input.js';
+import { documentTransform } from './shared/openapi.js';
 import { RateLimitedError } from './shared/errors.js';
 import { computeSecurityHeaders } from './shared/security-headers.js';
 import { serializerCompiler } from './shared/serializer.js';
@@ -78,6 +79,7 @@ export async function buildApp(container: Container): Promise<App> {
       connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(Math.min(config.HTTP_HEADERS_TIMEOUT, config.HTTP_REQUEST_TIMEOUT) / 4))),
     },
     return503OnClosing: true,
+    frameworkErrors: frameworkErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -174,7 +176,7 @@ export async function buildApp(container: Container): Promise<App> {
       ],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
-    transform: jsonSchemaTransform,
+    transform: documentTransform,
     transformObject: jsonSchemaTransformObject,
   });
   await app.register(swaggerUi, {

@@ -22,6 +22,7 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   405: 'method_not_allowed',
   409: 'conflict',
   413: 'payload_too_large',
+  414: 'uri_too_long',
   415: 'unsupported_media_type',
   422: 'unprocessable',
   429: 'rate_limited',
@@ -68,6 +69,16 @@ export function sendError(reply: FastifyReply, mapped: Mapped): FastifyReply {
   // Node would read and discard the rest of it, however large, to keep the connection alive.
   if (!reply.request.raw.complete) reply.header('connection', 'close');
   return reply.status(mapped.status).type('application/json; charset=utf-8').send(body);
+}
+
+/**
+ * Fastify's `frameworkErrors`: a URL it cannot route (a malformed one, a path parameter over
+ * maxParamLength) is answered in the one error shape too, not in Fastify's own.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const mapped = mapError(error) ?? { status: 400, code: 'bad_request', message: 'Malformed request' };
+  request.log.info({ code: mapped.code, status: mapped.status }, 'request rejected');
+  void sendError(reply, mapped);
 }
 
 /**
