@@ -14,6 +14,7 @@ import { authRoutes } from './modules/auth/routes.js';
 import { betaRoutes } from './modules/beta/routes.js';
 import { opsRoutes } from './modules/ops/routes.js';
 import { demoRoutes } from './modules/demo/routes.js';
+import { pagesRoutes } from './modules/pages/routes.js';
 import { projectRoot } from './infra/paths.js';
 import path from 'node:path';
 import { registerMatchmakingGateway } from './modules/matchmaking/gateway.js';
@@ -230,6 +231,7 @@ export async function buildApp(container: Container): Promise<App> {
     await sockets.close();
   });
 
+  await app.register(pagesRoutes, { folder: path.join(projectRoot(), 'public/pages') });
   if (config.DEMO_ENABLED ?? config.NODE_ENV !== 'production') await app.register(demoRoutes, { folder: path.join(projectRoot(), 'public/demo') });
 
   await app.register(opsRoutes, {

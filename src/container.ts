@@ -150,7 +150,10 @@ export async function createContainer(config: Config, options: ContainerOptions)
       accessTtlMs: config.JWT_ACCESS_EXPIRY,
     });
     const auth = new AuthService(db, redis.client, tokens, hasher, mailer, users, beta, audit, clock, ids, logger, {
-      appUrl: config.APP_URL,
+      emailPages: {
+        '/verify-email': config.FRONTEND_VERIFY_EMAIL_URL ?? new URL('/verify-email', config.APP_URL).toString(),
+        '/reset-password': config.FRONTEND_RESET_PASSWORD_URL ?? new URL('/reset-password', config.APP_URL).toString(),
+      },
       refreshTtlMs: config.JWT_REFRESH_EXPIRY,
       reuseGraceMs: config.REFRESH_REUSE_GRACE,
       betaMode: config.BETA_MODE === 'on',

@@ -76,6 +76,16 @@ export const envSchema = z
       .optional()
       .describe('Signs cookies and CSRF tokens. Required in production; a random one is made per start otherwise.'),
     FRONTEND_URL: origins.prefault('http://localhost:3000').describe('Comma-separated browser origins allowed by CORS.'),
+    FRONTEND_RESET_PASSWORD_URL: z
+      .url()
+      .optional()
+      .describe("Your front end's reset-password page: reset e-mails link there with ?token=. Unset: the page Parley serves at APP_URL/reset-password."),
+    FRONTEND_VERIFY_EMAIL_URL: z
+      .url()
+      .optional()
+      .describe(
+        "Your front end's e-mail confirmation page: verification e-mails link there with ?token=. Unset: the page Parley serves at APP_URL/verify-email.",
+      ),
     SECURITY_HEADERS_ENABLED: flag.prefault('true').describe('Send helmet security headers (CSP, HSTS, ...).'),
     HSTS_MAX_AGE: z.coerce.number().int().min(0).default(31_536_000).describe('Strict-Transport-Security max-age in seconds when security headers are on.'),
     RATE_LIMIT_REQUESTS: z.coerce.number().int().min(1).default(300).describe('Default requests per client IP per window; routes may set their own.'),
@@ -213,7 +223,17 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
   },
   {
     title: 'HTTP security',
-    keys: ['SESSION_SECRET', 'FRONTEND_URL', 'SECURITY_HEADERS_ENABLED', 'HSTS_MAX_AGE', 'RATE_LIMIT_REQUESTS', 'RATE_LIMIT_WINDOW', 'METRICS_TOKEN'],
+    keys: [
+      'SESSION_SECRET',
+      'FRONTEND_URL',
+      'FRONTEND_RESET_PASSWORD_URL',
+      'FRONTEND_VERIFY_EMAIL_URL',
+      'SECURITY_HEADERS_ENABLED',
+      'HSTS_MAX_AGE',
+      'RATE_LIMIT_REQUESTS',
+      'RATE_LIMIT_WINDOW',
+      'METRICS_TOKEN',
+    ],
   },
   { title: 'PostgreSQL', keys: ['DATABASE_URL', 'DATABASE_POOL_SIZE', 'DATABASE_MIGRATE_ON_START'] },
   { title: 'Redis', keys: ['REDIS_URL'] },
