@@ -123,3 +123,17 @@ describe('oversized bodies', () => {
     expect(await answer(raw)).toMatch(/^HTTP\/1\.1 413 /);
   });
 });
+
+describe('ordinary errors', () => {
+  it('keep the connection alive when the request had no body to read', async () => {
+    for (const [url, status] of [
+      ['/no/such/route', 404],
+      ['/users/me', 401],
+      ['/admin/users?limit=0', 401],
+    ] as const) {
+      const res = await fetch(`http://127.0.0.1:${port}${url}`);
+      expect(res.status).toBe(status);
+      expect(res.headers.get('connection')).toBe('keep-alive');
+    }
+  });
+});
