@@ -5,7 +5,7 @@ import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Container } from './container.js';
 import { failFastRedisStore } from './infra/rate-limit-store.js';
@@ -15,6 +15,7 @@ import { authRoutes } from './modules/auth/routes.js';
 import { betaRoutes } from './modules/beta/routes.js';
 import { opsRoutes } from './modules/ops/routes.js';
 import { demoRoutes } from './modules/demo/routes.js';
+import { pagesRoutes } from './modules/pages/routes.js';
 import { projectRoot } from './infra/paths.js';
 import path from 'node:path';
 import { registerMatchmakingGateway } from './modules/matchmaking/gateway.js';
@@ -30,7 +31,9 @@ import { usersRoutes } from './modules/users/routes.js';
 import { LocalStorage } from './infra/storage.js';
 import multipart from '@fastify/multipart';
 import { registerAuthGuard } from './shared/auth.js';
-import { registerErrorHandling } from './shared/error-handler.js';
+import { frameworkErrorHandler, registerErrorHandling } from './shared/error-handler.js';
+import { registerInputGuards } from './shared/input.js';
+import { documentTransform } from './shared/openapi.js';
 import { RateLimitedError, ShuttingDownError } from './shared/errors.js';
 import { computeSecurityHeaders } from './shared/security-headers.js';
 import { serializerCompiler } from './shared/serializer.js';
@@ -69,13 +72,24 @@ export async function buildApp(container: Container): Promise<App> {
     // A hop count trusts that many proxies in front of us, as proxy-addr counts them.
     trustProxy: typeof config.TRUST_PROXY === 'number' ? trustHops(config.TRUST_PROXY) : config.TRUST_PROXY,
     bodyLimit: config.BODY_LIMIT_BYTES,
+    // A client that trickles its request in would hold a connection (and its memory) for ever:
+    // Node answers 408 and closes it. Node checks these deadlines every connectionsCheckingInterval
+    // (30 s by default), so the interval follows the shorter deadline.
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT,
+    http: {
+      requestTimeout: config.HTTP_REQUEST_TIMEOUT,
+      headersTimeout: Math.min(config.HTTP_HEADERS_TIMEOUT, config.HTTP_REQUEST_TIMEOUT),
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(Math.min(config.HTTP_HEADERS_TIMEOUT, config.HTTP_REQUEST_TIMEOUT) / 4))),
+    },
     // Requests that arrive while closing get our own 503 (the hook below), not Fastify's body.
     return503OnClosing: false,
+    frameworkErrors: frameworkErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
+  registerInputGuards(app);
 
   // Headers every response carries, in one synchronous hook: the request id, and helmet's
   // security headers computed once at start.
@@ -130,7 +144,17 @@ export async function buildApp(container: Container): Promise<App> {
     done();
   });
 
-  await app.register(cors, { origin: config.FRONTEND_URL, credentials: true });
+  await app.register(cors, {
+    origin: config.FRONTEND_URL,
+    credentials: true,
+    // what the routes use and read; the plugin's default allows only GET, HEAD and POST
+    methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'If-Match', 'X-CSRF-Token', 'X-Request-Id'],
+    // what a browser client may read of a response
+    exposedHeaders: ['X-Request-Id', 'Retry-After', 'ETag'],
+    // browsers cap it (Chromium at 2 h); saves a preflight per request
+    maxAge: 7200,
+  });
   await app.register(cookie, { secret: config.SESSION_SECRET });
   await app.register(rateLimit, {
     global: true,
@@ -168,7 +192,7 @@ export async function buildApp(container: Container): Promise<App> {
       ],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
-    transform: jsonSchemaTransform,
+    transform: documentTransform,
     transformObject: jsonSchemaTransformObject,
   });
   await app.register(swaggerUi, {
@@ -245,6 +269,7 @@ export async function buildApp(container: Container): Promise<App> {
     await sockets.close();
   });
 
+  await app.register(pagesRoutes, { folder: path.join(projectRoot(), 'public/pages') });
   if (config.DEMO_ENABLED ?? config.NODE_ENV !== 'production') await app.register(demoRoutes, { folder: path.join(projectRoot(), 'public/demo') });
 
   await app.register(opsRoutes, {

@@ -153,7 +153,10 @@ export async function createContainer(config: Config, options: ContainerOptions)
       users,
     );
     const auth = new AuthService(db, redis.client, tokens, hasher, mailer, users, beta, audit, clock, ids, logger, {
-      appUrl: config.APP_URL,
+      emailPages: {
+        '/verify-email': config.FRONTEND_VERIFY_EMAIL_URL ?? new URL('/verify-email', config.APP_URL).toString(),
+        '/reset-password': config.FRONTEND_RESET_PASSWORD_URL ?? new URL('/reset-password', config.APP_URL).toString(),
+      },
       refreshTtlMs: config.JWT_REFRESH_EXPIRY,
       sessionMaxLifetimeMs: config.JWT_SESSION_MAX_LIFETIME,
       reuseGraceMs: config.REFRESH_REUSE_GRACE,

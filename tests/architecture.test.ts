@@ -36,6 +36,25 @@ describe('module boundaries', () => {
     expect(violations).toEqual([]);
   });
 
+  it("a module locks rows only of its own tables (another module's rows are locked through its service)", () => {
+    const modules = path.join(src, 'modules');
+    const owner = new Map<string, string>();
+    for (const file of files(modules)) {
+      for (const [, table] of readFileSync(file, 'utf8').matchAll(/@Entity\('(\w+)'\)/g)) owner.set(table!, path.relative(modules, file).split(path.sep)[0]!);
+    }
+    const violations: string[] = [];
+    for (const file of files(modules)) {
+      const module = path.relative(modules, file).split(path.sep)[0];
+      for (const [sql] of withoutComments(readFileSync(file, 'utf8')).matchAll(/'[^'\n]*\bFOR (?:NO KEY UPDATE|UPDATE|SHARE|KEY SHARE)\b[^'\n]*'/g)) {
+        for (const [, table] of sql.matchAll(/\bFROM (\w+)/g)) {
+          if (owner.get(table!) !== module) violations.push(`${path.relative(repoRoot, file)} locks ${table}: ${sql}`);
+        }
+      }
+    }
+    expect(owner.get('users')).toBe('users');
+    expect(violations).toEqual([]);
+  });
+
   it('shared and infra code never depend on a module', () => {
     const violations = [...files(path.join(src, 'shared')), ...files(path.join(src, 'infra'))].flatMap((file) =>
       imports(file)

@@ -6,6 +6,7 @@ import { renderEnvExample } from '../src/config/env-example.js';
 import { ENV_GROUPS, envSchema } from '../src/config/env.js';
 import { migrations } from '../migrations/index.js';
 import { buildTestApp, type TestApp } from './helpers/app.js';
+import { bearer, login, PASSWORD, uniqueEmail } from './helpers/auth.js';
 import { repoRoot } from './helpers/spawn.js';
 
 describe('OpenAPI document', () => {
@@ -24,6 +25,46 @@ describe('OpenAPI document', () => {
     expect(result.valid).toBe(true);
     expect(Object.keys(document.paths)).toEqual(expect.arrayContaining(['/health', '/ready', '/metrics']));
     expect(document.paths['/ready'].get.responses['503']).toBeDefined();
+  });
+
+  it('documents what the routes take and serve: multipart avatars, named storage paths, text metrics, dated activity', async () => {
+    const document = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    const avatar = document.paths['/users/me/avatar'].post;
+    expect(avatar.requestBody.content['multipart/form-data'].schema).toMatchObject({
+      required: ['file'],
+      properties: { file: { type: 'string', format: 'binary' } },
+    });
+    expect(document.paths['/storage/{*}']).toBeUndefined();
+    const storage = document.paths['/storage/{path}'].get;
+    expect(storage.parameters.filter((p: { in: string }) => p.in === 'path').map((p: { name: string }) => p.name)).toEqual(['path']);
+    expect(Object.keys(document.paths['/metrics'].get.responses['200'].content)).toEqual(['text/plain']);
+    const activity = document.paths['/admin/activity'].get.parameters;
+    for (const name of ['from', 'to']) {
+      const schema = activity.find((p: { name: string }) => p.name === name).schema;
+      expect(JSON.stringify(schema)).toContain('date-time');
+    }
+  });
+
+  it('declares the errors every route can answer: 429 and 500 everywhere, 401 where auth applies, 413 and 415 where a body is taken', async () => {
+    const document = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    const me = document.paths['/auth/me'].get.responses;
+    expect(Object.keys(me)).toEqual(expect.arrayContaining(['200', '400', '401', '429', '500', '503']));
+    expect(me['429'].content['application/json'].schema.$ref).toBe('#/components/schemas/ErrorResponse');
+    expect(Object.keys(document.paths['/auth/login'].post.responses)).toEqual(expect.arrayContaining(['413', '415', '429']));
+    expect(Object.keys(document.paths['/admin/stats'].get.responses)).toEqual(expect.arrayContaining(['401', '403']));
+    expect(Object.keys(document.paths['/health'].get.responses)).not.toContain('401');
+  });
+
+  it('answers a bad date in the activity filter with a message that names the expected format', async () => {
+    const email = uniqueEmail('admin');
+    await t.container.services.auth.ensureAdmin(email, PASSWORD);
+    const admin = await login(t.app, email);
+    const res = await t.app.inject({ method: 'GET', url: '/admin/activity?from=yesterday', headers: bearer(admin.accessToken) });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details.fields[0]).toMatchObject({ in: 'querystring', path: 'from' });
+    expect(res.body).not.toContain('received Date');
+    const ok = await t.app.inject({ method: 'GET', url: '/admin/activity?from=2020-01-01&to=2030-01-01T00:00:00Z', headers: bearer(admin.accessToken) });
+    expect(ok.statusCode).toBe(200);
   });
 
   it('serves the interactive docs at /docs', async () => {

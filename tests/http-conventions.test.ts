@@ -46,6 +46,42 @@ describe('response conventions', () => {
     const foreign = await t.app.inject({ method: 'GET', url: '/health', headers: { origin: 'https://evil.example' } });
     expect(foreign.headers['access-control-allow-origin']).toBeUndefined();
   });
+
+  it.each(['GET', 'POST', 'PATCH', 'DELETE'])('lets the front end preflight a %s with the headers the API reads', async (method) => {
+    const preflight = await t.app.inject({
+      method: 'OPTIONS',
+      url: '/users/me',
+      headers: {
+        origin: 'https://app.parley.test',
+        'access-control-request-method': method,
+        'access-control-request-headers': 'authorization,content-type,idempotency-key,if-match,x-csrf-token,x-request-id',
+      },
+    });
+    expect(preflight.statusCode).toBe(204);
+    expect(preflight.headers['access-control-allow-origin']).toBe('https://app.parley.test');
+    expect(preflight.headers['access-control-allow-credentials']).toBe('true');
+    const methods = String(preflight.headers['access-control-allow-methods']).split(/,\s*/);
+    expect(methods).toContain(method);
+    const allowed = String(preflight.headers['access-control-allow-headers']).toLowerCase().split(/,\s*/);
+    expect(allowed).toEqual(expect.arrayContaining(['authorization', 'content-type', 'idempotency-key', 'if-match', 'x-csrf-token', 'x-request-id']));
+    expect(Number(preflight.headers['access-control-max-age'])).toBeGreaterThan(0);
+  });
+
+  it('lets the front end read the request id, Retry-After and ETag of a response', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/health', headers: { origin: 'https://app.parley.test' } });
+    const exposed = String(res.headers['access-control-expose-headers']).toLowerCase().split(/,\s*/);
+    expect(exposed).toEqual(expect.arrayContaining(['x-request-id', 'retry-after', 'etag']));
+  });
+
+  it('does not preflight a foreign origin', async () => {
+    const preflight = await t.app.inject({
+      method: 'OPTIONS',
+      url: '/users/me',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'DELETE' },
+    });
+    // without an allowed origin the browser refuses the request, whatever else the preflight says
+    expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
+  });
 });
 
 describe('behind a proxy', () => {

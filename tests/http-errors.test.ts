@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { transactionWithRetry } from '../src/infra/transactions.js';
 import { buildTestApp, capturingLogger, type TestApp } from './helpers/app.js';
 
 const { logger, lines } = capturingLogger();
@@ -24,11 +25,17 @@ beforeAll(async () => {
       app.get('/test/boom', async () => {
         throw new Error('database password is hunter2');
       });
+      app.get('/test/deadlock', async () => {
+        await t.container.db.transaction((manager) => manager.query(RAISE_DEADLOCK));
+      });
       app.get('/test/limited', { config: { rateLimit: { max: 2, timeWindow: 60_000 } } }, async () => ({ ok: true }));
     },
   });
 });
 afterAll(() => t.close());
+
+/** A real PostgreSQL error with the deadlock victim's SQLSTATE. */
+const RAISE_DEADLOCK = "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$";
 
 const id = '8f0e3c1e-8a65-4f5e-9d7a-2f6c0d1b9a10';
 
@@ -114,5 +121,46 @@ describe('one error shape for every failure', () => {
     expect(mine.headers['x-request-id']).toBe('edge-abc.123');
     const hostile = await t.app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'a b\u0007<script>' } });
     expect(hostile.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('answers a deadlock or serialization failure that outlived its retries with 503, not 500', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/test/deadlock' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().error.code).toBe('dependency_unavailable');
+    expect(res.headers['retry-after']).toBe('1');
+  });
+});
+
+describe('transactionWithRetry', () => {
+  it('runs the transaction again after a deadlock or a serialization failure', async () => {
+    const codes = ['40P01', '40001'];
+    let attempts = 0;
+    const result = await transactionWithRetry(t.container.db, async (manager) => {
+      attempts += 1;
+      const code = codes[attempts - 1];
+      if (code) await manager.query(`DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '${code}'; END $$`);
+      return 'done';
+    });
+    expect(result).toBe('done');
+    expect(attempts).toBe(3);
+  });
+
+  it('gives up after its attempts, and never retries other errors', async () => {
+    let attempts = 0;
+    await expect(
+      transactionWithRetry(t.container.db, async (manager) => {
+        attempts += 1;
+        await manager.query(RAISE_DEADLOCK);
+      }),
+    ).rejects.toThrow('deadlock detected');
+    expect(attempts).toBe(4);
+    attempts = 0;
+    await expect(
+      transactionWithRetry(t.container.db, async (manager) => {
+        attempts += 1;
+        await manager.query('SELECT 1/0');
+      }),
+    ).rejects.toThrow('division by zero');
+    expect(attempts).toBe(1);
   });
 });

@@ -75,6 +75,30 @@ describe('POST /reports', () => {
     ]);
     expect(flags).toBe(1);
   });
+
+  it('stores every one of many concurrent reports about one user and flags them once', async () => {
+    const target = await register(t.app);
+    const reporters = await Promise.all(Array.from({ length: 10 }, () => register(t.app)));
+    const responses = await Promise.all(reporters.map((reporter) => report(reporter.accessToken, { reportedId: target.user.id, reason: 'spam' })));
+    expect(responses.map((response) => response.statusCode)).toEqual(reporters.map(() => 201));
+    const [{ stored }] = await t.container.db.query('SELECT count(*)::int AS stored FROM reports WHERE reported_id = $1', [target.user.id]);
+    expect(stored).toBe(10);
+    const [{ flags }] = await t.container.db.query("SELECT count(*)::int AS flags FROM activity_logs WHERE type = 'user_flagged' AND user_id = $1", [
+      target.user.id,
+    ]);
+    expect(flags).toBe(1);
+  });
+
+  it('does not deadlock when two users report each other at the same moment', async () => {
+    for (let round = 0; round < 5; round += 1) {
+      const [a, b] = await Promise.all([register(t.app), register(t.app)]);
+      const both = await Promise.all([
+        report(a.accessToken, { reportedId: b.user.id, reason: 'spam' }),
+        report(b.accessToken, { reportedId: a.user.id, reason: 'spam' }),
+      ]);
+      expect(both.map((response) => response.statusCode)).toEqual([201, 201]);
+    }
+  });
 });
 
 describe('bans', () => {

@@ -160,6 +160,39 @@ describe('avatars on the embedded storage', () => {
     const res = await t.app.inject({ method: 'POST', url: '/users/me/avatar', headers: bearer(account.accessToken), payload: { image: 'base64...' } });
     expect(res.statusCode).toBe(415);
   });
+
+  it.each([
+    ['no boundary', 'multipart/form-data', 'garbage'],
+    ['garbage after the boundary', 'multipart/form-data; boundary=xyz', 'not multipart at all'],
+    [
+      'a body cut inside the file part',
+      'multipart/form-data; boundary=xyz',
+      '--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nabc',
+    ],
+  ])('answers a malformed multipart body (%s) with 400 validation_failed', async (_what, contentType, payload) => {
+    const account = await register(t.app);
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/users/me/avatar',
+      headers: { ...bearer(account.accessToken), 'content-type': contentType },
+      payload,
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe('validation_failed');
+  });
+
+  it('answers an upload with no file part with 400, not 413', async () => {
+    const account = await register(t.app);
+    const payload = '--xyz\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--xyz--\r\n';
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/users/me/avatar',
+      headers: { ...bearer(account.accessToken), 'content-type': 'multipart/form-data; boundary=xyz' },
+      payload,
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ code: 'validation_failed', details: { fields: [{ in: 'body', path: 'file' }] } });
+  });
 });
 
 describe('avatars on S3 (a local S3-compatible server, the real AWS SDK)', () => {

@@ -66,6 +66,12 @@ export const envSchema = z
         'Behind Nginx or Cloudflare: the number of proxies in front (e.g. 1) or their IPs/CIDRs; the client IP for limits and logs then comes from X-Forwarded-For. true trusts any client to choose its IP and is refused in production.',
       ),
     BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576).describe('Largest JSON body accepted, in bytes (larger gets 413).'),
+    HTTP_REQUEST_TIMEOUT: duration
+      .prefault('60s')
+      .describe('A request must arrive whole (headers and body) within this long, or it gets 408 and its connection is closed.'),
+    HTTP_HEADERS_TIMEOUT: duration
+      .prefault('10s')
+      .describe("A request's headers must arrive within this long (at most HTTP_REQUEST_TIMEOUT), or it gets 408 and its connection is closed."),
     SHUTDOWN_TIMEOUT: duration.prefault('10s').describe('On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut.'),
     DATA_DIR: z.string().min(1).default('.data').describe('Where the embedded defaults keep their data (PostgreSQL under postgres/).'),
 
@@ -75,6 +81,16 @@ export const envSchema = z
       .optional()
       .describe('Signs cookies and CSRF tokens. Required in production; a random one is made per start otherwise.'),
     FRONTEND_URL: origins.prefault('http://localhost:3000').describe('Comma-separated browser origins allowed by CORS.'),
+    FRONTEND_RESET_PASSWORD_URL: z
+      .url()
+      .optional()
+      .describe("Your front end's reset-password page: reset e-mails link there with ?token=. Unset: the page Parley serves at APP_URL/reset-password."),
+    FRONTEND_VERIFY_EMAIL_URL: z
+      .url()
+      .optional()
+      .describe(
+        "Your front end's e-mail confirmation page: verification e-mails link there with ?token=. Unset: the page Parley serves at APP_URL/verify-email.",
+      ),
     SECURITY_HEADERS_ENABLED: flag.prefault('true').describe('Send helmet security headers (CSP, HSTS, ...).'),
     HSTS_MAX_AGE: z.coerce.number().int().min(0).default(31_536_000).describe('Strict-Transport-Security max-age in seconds when security headers are on.'),
     RATE_LIMIT_REQUESTS: z.coerce.number().int().min(1).default(300).describe('Default requests per client IP per window; routes may set their own.'),
@@ -229,10 +245,35 @@ export type EnvKey = keyof typeof envSchema.shape;
 
 /** The order and headings of `.env.example`. Every key of envSchema appears in exactly one group. */
 export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] }> = [
-  { title: 'Server', keys: ['NODE_ENV', 'HOST', 'PORT', 'APP_URL', 'LOG_LEVEL', 'TRUST_PROXY', 'BODY_LIMIT_BYTES', 'SHUTDOWN_TIMEOUT', 'DATA_DIR'] },
+  {
+    title: 'Server',
+    keys: [
+      'NODE_ENV',
+      'HOST',
+      'PORT',
+      'APP_URL',
+      'LOG_LEVEL',
+      'TRUST_PROXY',
+      'BODY_LIMIT_BYTES',
+      'HTTP_REQUEST_TIMEOUT',
+      'HTTP_HEADERS_TIMEOUT',
+      'SHUTDOWN_TIMEOUT',
+      'DATA_DIR',
+    ],
+  },
   {
     title: 'HTTP security',
-    keys: ['SESSION_SECRET', 'FRONTEND_URL', 'SECURITY_HEADERS_ENABLED', 'HSTS_MAX_AGE', 'RATE_LIMIT_REQUESTS', 'RATE_LIMIT_WINDOW', 'METRICS_TOKEN'],
+    keys: [
+      'SESSION_SECRET',
+      'FRONTEND_URL',
+      'FRONTEND_RESET_PASSWORD_URL',
+      'FRONTEND_VERIFY_EMAIL_URL',
+      'SECURITY_HEADERS_ENABLED',
+      'HSTS_MAX_AGE',
+      'RATE_LIMIT_REQUESTS',
+      'RATE_LIMIT_WINDOW',
+      'METRICS_TOKEN',
+    ],
   },
   { title: 'PostgreSQL', keys: ['DATABASE_URL', 'DATABASE_POOL_SIZE', 'DATABASE_MIGRATE_ON_START'] },
   { title: 'Redis', keys: ['REDIS_URL'] },

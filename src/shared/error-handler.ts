@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { isRetryableTransactionError } from '../infra/transactions.js';
 import { AppError, ERROR_CODES, type ErrorCode, type ErrorDetails } from './errors.js';
 import type { ErrorResponse } from './http-schemas.js';
 
@@ -21,6 +22,7 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   405: 'method_not_allowed',
   409: 'conflict',
   413: 'payload_too_large',
+  414: 'uri_too_long',
   415: 'unsupported_media_type',
   422: 'unprocessable',
   429: 'rate_limited',
@@ -37,6 +39,10 @@ interface Mapped {
 function mapError(error: FastifyError | Error): Mapped | null {
   if (error instanceof AppError) {
     return { status: error.statusCode, code: error.code, message: error.message, details: error.details, headers: error.headers };
+  }
+  // lock contention that outlived transactionWithRetry's attempts: nothing was written, try again
+  if (isRetryableTransactionError(error)) {
+    return { status: 503, code: 'dependency_unavailable', message: 'The database is busy, retry shortly', headers: { 'retry-after': '1' } };
   }
   if (hasZodFastifySchemaValidationErrors(error)) {
     const where = (error as FastifyError).validationContext ?? 'body';
@@ -59,7 +65,20 @@ function mapError(error: FastifyError | Error): Mapped | null {
 export function sendError(reply: FastifyReply, mapped: Mapped): FastifyReply {
   const body: ErrorResponse = { error: { code: mapped.code, message: mapped.message, ...(mapped.details ? { details: mapped.details } : {}) } };
   if (mapped.headers) reply.headers(mapped.headers);
+  // Refused before its body was read whole (too large, not allowed): close the connection, or
+  // Node would read and discard the rest of it, however large, to keep the connection alive.
+  if (!reply.request.raw.complete) reply.header('connection', 'close');
   return reply.status(mapped.status).type('application/json; charset=utf-8').send(body);
+}
+
+/**
+ * Fastify's `frameworkErrors`: a URL it cannot route (a malformed one, a path parameter over
+ * maxParamLength) is answered in the one error shape too, not in Fastify's own.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const mapped = mapError(error) ?? { status: 400, code: 'bad_request', message: 'Malformed request' };
+  request.log.info({ code: mapped.code, status: mapped.status }, 'request rejected');
+  void sendError(reply, mapped);
 }
 
 /**

@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   already_verified: 409,
   refresh_in_progress: 409,
   payload_too_large: 413,
+  uri_too_long: 414,
   unsupported_media_type: 415,
   unprocessable: 422,
   invalid_image: 422,

@@ -62,3 +62,11 @@ export function tokenFrom(mail: CapturedMail): string {
   if (!match?.[1]) throw new Error(`no token link in:\n${mail.raw}`);
   return match[1];
 }
+
+/** The first link in a message that carries a `?token=` (quoted-printable soft breaks undone). */
+export function linkFrom(mail: CapturedMail): URL {
+  const body = mail.raw.replace(/=\r?\n/g, '').replace(/=3D/g, '=');
+  const match = /https?:\/\/[^\s"<>]+?[?&]token=[A-Za-z0-9_-]+/.exec(body);
+  if (!match) throw new Error(`no token link in:\n${mail.raw}`);
+  return new URL(match[0]);
+}

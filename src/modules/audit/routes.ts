@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { caller } from '../../shared/auth.js';
-import { errorResponseSchema } from '../../shared/http-schemas.js';
+import { errorResponseSchema, isoDateTime } from '../../shared/http-schemas.js';
 import { pageQuerySchema, pageSchema } from '../../shared/pagination.js';
 import { ACTIVITY_TYPES, type AuditService } from './service.js';
 
@@ -43,8 +43,8 @@ export const auditRoutes: FastifyPluginAsyncZod<{ audit: AuditService }> = async
         querystring: pageQuerySchema.extend({
           userId: z.uuid().optional(),
           type: z.enum(ACTIVITY_TYPES).optional(),
-          from: z.coerce.date().optional(),
-          to: z.coerce.date().optional(),
+          from: isoDateTime.optional().describe('Oldest entry, ISO 8601 date-time (inclusive)'),
+          to: isoDateTime.optional().describe('Newest entry, ISO 8601 date-time (exclusive)'),
         }),
         response: {
           200: pageSchema(activitySchema.extend({ userId: z.uuid().nullable(), actorId: z.uuid().nullable() })),

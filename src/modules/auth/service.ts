@@ -15,8 +15,12 @@ import type { UsersService } from '../users/service.js';
 import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken, type Platform } from './entities.js';
 import { sha256, type TokenService } from './tokens.js';
 
+/** The pages e-mail links open, by what they are for. */
+export type EmailPage = '/verify-email' | '/reset-password';
+
 export interface AuthSettings {
-  appUrl: string;
+  /** Absolute URL of each page; the link adds ?token=. */
+  emailPages: Record<EmailPage, string>;
   /** Sliding: a session unused this long ends. */
   refreshTtlMs: number;
   /** Absolute: a session ends this long after its sign-in, however often it is refreshed. */
@@ -448,8 +452,8 @@ export class AuthService {
     });
   }
 
-  private link(path: string, token: string): string {
-    const url = new URL(path, this.settings.appUrl);
+  private link(page: EmailPage, token: string): string {
+    const url = new URL(this.settings.emailPages[page]);
     url.searchParams.set('token', token);
     return url.toString();
   }

@@ -76,7 +76,10 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
         tags: ['ops'],
         summary: 'Prometheus metrics (process and HTTP request durations)',
         description: 'When METRICS_TOKEN is set (always in production), send it as a Bearer token.',
-        response: { 200: z.string(), 401: errorResponseSchema },
+        response: {
+          200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: z.string() } } },
+          401: errorResponseSchema,
+        },
       },
     },
     async (request, reply) => {

@@ -2,6 +2,7 @@ import { QueryFailedError, type DataSource, type EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
+import { transactionWithRetry } from '../../infra/transactions.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
 import type { AuditService } from '../audit/service.js';
@@ -80,11 +81,14 @@ export class ReportsService {
       reviewedBy: null,
       createdAt: this.clock.now(),
     };
-    let flagged = false;
+    let flagged: boolean;
     try {
-      await this.db.transaction(async (manager) => {
+      flagged = await transactionWithRetry(this.db, async (manager) => {
+        // the reported user's lock first, then the insert: every report about one user takes its
+        // locks in the same order, so concurrent reports queue instead of deadlocking
+        if (!(await this.users.lockForUpdate(manager, input.reportedId))) throw new NotFoundError('User');
         await manager.insert(Report, report);
-        flagged = await this.flagIfNeeded(manager, input.reportedId);
+        return this.flagIfNeeded(manager, input.reportedId);
       });
     } catch (error) {
       if (error instanceof QueryFailedError && (error.driverError as { code?: string }).code === '23505')
@@ -96,9 +100,8 @@ export class ReportsService {
     return view(report);
   }
 
+  /** In the transaction that holds the user's lock, so the threshold is crossed exactly once. */
   private async flagIfNeeded(manager: EntityManager, userId: string): Promise<boolean> {
-    // serialise concurrent reports about one user, so the threshold is crossed exactly once
-    await manager.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [userId]);
     const [{ pending }] = await manager.query<[{ pending: number }]>(
       "SELECT count(*)::int AS pending FROM reports WHERE reported_id = $1 AND status = 'pending'",
       [userId],

@@ -13,7 +13,10 @@ export const localStorageRoutes: FastifyPluginAsyncZod<{ storage: LocalStorage }
         tags: ['storage'],
         summary: 'A stored file, through a signed URL the API handed out (embedded storage only)',
         querystring: z.object({ expires: z.coerce.number().int(), signature: z.string().max(100) }),
-        response: { 200: z.any().describe('The file, with its content type'), 403: errorResponseSchema },
+        response: {
+          200: { description: 'The file, with its own content type', content: { '*/*': { schema: z.any() } } },
+          403: errorResponseSchema,
+        },
       },
     },
     async (request, reply) => {

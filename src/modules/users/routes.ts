@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { caller } from '../../shared/auth.js';
 import { AppError } from '../../shared/errors.js';
-import { errorResponseSchema } from '../../shared/http-schemas.js';
+import { errorResponseSchema, INT4_MAX } from '../../shared/http-schemas.js';
 import type { AuthService } from '../auth/service.js';
 import { ENGLISH_LEVELS, LEARNING_GOALS } from './entities.js';
 import { PUBLIC_PROFILE_FIELDS, type UsersService } from './service.js';
@@ -67,7 +68,7 @@ const publicProfileSchema = profileSchema
   .meta({ id: 'PublicProfile' });
 
 const patchSchema = z.strictObject({
-  version: z.number().int().min(1).optional().describe('The version you read; or send If-Match'),
+  version: z.number().int().min(1).max(INT4_MAX).optional().describe('The version you read; or send If-Match'),
   username: z
     .string()
     .regex(/^[A-Za-z0-9_]{3,30}$/, '3-30 letters, digits or underscores')
@@ -85,12 +86,46 @@ const patchSchema = z.strictObject({
 /** If-Match: "3", W/"3" or 3 */
 function versionFromIfMatch(header: string | undefined): number | undefined {
   if (!header) return undefined;
-  const match = /^(?:W\/)?"?(\d+)"?$/.exec(header.trim());
-  if (!match)
+  const match = /^(?:W\/)?"?(\d{1,10})"?$/.exec(header.trim());
+  if (!match || Number(match[1]) > INT4_MAX)
     throw new AppError('validation_failed', 'If-Match must be the profile version', {
       fields: [{ in: 'headers', path: 'if-match', message: 'expected "<version>"' }],
     });
   return Number(match[1]);
+}
+
+/** Room for the part headers and boundaries around the file in a multipart body. */
+const MULTIPART_OVERHEAD_BYTES = 16 * 1024;
+
+const NO_FILE = { fields: [{ in: 'body', path: 'file', message: 'send exactly one part, a file named "file"' }] };
+
+/**
+ * The one file part of an avatar upload. A form of another shape, or one the parser cannot
+ * read (no boundary, cut short, malformed part headers), is the client's 400, never a 500.
+ */
+async function readAvatarPart(request: FastifyRequest, maxBytes: number): Promise<Buffer> {
+  try {
+    // one byte over the limit is enough to know, and busboy stops there
+    const file = await request.file({ limits: { fileSize: maxBytes + 1, files: 1, fields: 0 } });
+    if (!file) throw new AppError('validation_failed', 'No file in the upload', NO_FILE);
+    // Counted here rather than by toBuffer, which waits for the end of the part (of a chunked
+    // body that may never end) before it reports the overflow.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of file.file as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBytes) throw new AppError('payload_too_large', `The file is larger than ${maxBytes} bytes`);
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks);
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    const { code, statusCode } = error as { code?: string; statusCode?: number };
+    if (code === 'FST_FIELDS_LIMIT' || code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT')
+      throw new AppError('validation_failed', 'The upload must hold one file part and nothing else', NO_FILE);
+    if (typeof statusCode === 'number' && statusCode < 500) throw error;
+    throw new AppError('validation_failed', 'Malformed multipart/form-data body', { fields: [{ in: 'body', path: '', message: (error as Error).message }] });
+  }
 }
 
 const errors = (...statuses: Array<400 | 401 | 404 | 409 | 413 | 415 | 422 | 428>) =>
@@ -139,6 +174,11 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
     '/users/me/avatar',
     {
       config: signedIn,
+      // a declared length the file cannot fit in is refused before a byte of it is read
+      onRequest: async (request) => {
+        if (Number(request.headers['content-length']) > avatarMaxBytes + MULTIPART_OVERHEAD_BYTES)
+          throw new AppError('payload_too_large', `The upload is larger than ${avatarMaxBytes} bytes`);
+      },
       schema: {
         tags,
         summary: 'Upload my avatar (multipart/form-data, one file field)',
@@ -150,10 +190,7 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
     },
     async (request) => {
       if (!request.isMultipart()) throw new AppError('unsupported_media_type', 'Send the image as multipart/form-data');
-      const file = await request.file({ limits: { fileSize: avatarMaxBytes, files: 1, fields: 0 } });
-      if (!file) throw new AppError('validation_failed', 'No file in the upload', { fields: [{ in: 'body', path: 'file', message: 'required' }] });
-      // toBuffer stops with 413 as soon as the limit is passed, without reading the rest.
-      return users.setAvatar(caller(request).userId, await file.toBuffer());
+      return users.setAvatar(caller(request).userId, await readAvatarPart(request, avatarMaxBytes));
     },
   );
 

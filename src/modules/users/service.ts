@@ -572,6 +572,17 @@ export class UsersService implements RoleLookup {
     return { ...page, total };
   }
 
+  /**
+   * Locks the user's row until the caller's transaction ends, so other modules can serialise
+   * their writes about one user. FOR NO KEY UPDATE, as an UPDATE of a non-key column takes: it
+   * does not wait on (or block) the KEY SHARE locks that foreign keys to the user take.
+   * False when there is no such user.
+   */
+  async lockForUpdate(manager: EntityManager, userId: string): Promise<boolean> {
+    const rows = await manager.query<Array<{ id: string }>>('SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE', [userId]);
+    return rows.length > 0;
+  }
+
   /** Marks the user for an admin's review, once; true when this call flagged them. */
   async flagForReview(manager: EntityManager, userId: string): Promise<boolean> {
     const rows = await updateReturning<{ id: string }>(manager, 'UPDATE users SET flagged_at = $2 WHERE id = $1 AND flagged_at IS NULL RETURNING id', [
