@@ -1,8 +1,9 @@
 import type { IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { shutdown } from '../src/lifecycle.js';
 import { buildTestApp } from './helpers/app.js';
+import { register } from './helpers/auth.js';
 import { openRawConnection, parseResponses } from './helpers/raw-http.js';
 
 function deferred() {
@@ -95,5 +96,25 @@ describe('graceful shutdown', () => {
     expect(await shutdown(t.app, t.container, 200)).toBe(false);
     expect(await inFlight).toBe('cut');
     release.resolve();
+  });
+
+  it('does not wait past its deadline for a mail server that never answers', { timeout: 20_000 }, async () => {
+    // accepts SMTP connections and never greets (nodemailer would wait 30 s for the greeting)
+    const held: Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const t = await buildTestApp({ env: { SMTP_URL: `smtp://127.0.0.1:${port}` } });
+      const account = await register(t.app);
+      expect((await t.app.inject({ method: 'POST', url: '/auth/forgot-password', payload: { email: account.email } })).statusCode).toBe(202);
+      await expect.poll(() => held.length).toBe(2); // the verification and the reset link, both stuck
+      expect(await shutdown(t.app, t.container, 300)).toBe(false);
+      expect(t.container.db.isInitialized).toBe(false);
+      expect(held.every((socket) => !socket.destroyed)).toBe(true); // abandoned, not finished
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
