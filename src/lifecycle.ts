@@ -22,12 +22,16 @@ export async function shutdown(app: App, container: Container, timeoutMs: number
   // A keep-alive connection whose request finishes after close() began would stay open and
   // hold close() up; close such connections as soon as they fall idle.
   const sweeper = setInterval(() => app.server.closeIdleConnections(), 50);
-  const outcome = await Promise.race([app.close().then(() => 'closed' as const), timedOut]);
+  const closing = app.close();
+  const outcome = await Promise.race([closing.then(() => 'closed' as const), timedOut]);
   clearInterval(sweeper);
   clearTimeout(timer);
   if (outcome === 'timeout') {
     container.logger.warn({ timeoutMs }, 'in-flight requests did not finish in time; closing their connections');
     app.server.closeAllConnections();
+    // With the connections gone close() completes: its onClose hooks (the searches of this
+    // instance, the Socket.io adapter) still use Redis, which the container is about to close.
+    await closing;
   }
   // E-mails still being sent after their responses get what is left of the same deadline.
   const sent = await container.services.auth.drain(Math.max(0, deadline - Date.now()));

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import type { App } from '../src/app.js';
 import { shutdown } from '../src/lifecycle.js';
 import { buildTestApp } from './helpers/app.js';
 import { register } from './helpers/auth.js';
@@ -12,11 +13,12 @@ function deferred() {
   return { promise, resolve };
 }
 
-async function startWithSlowRoute() {
+async function startWithSlowRoute(extend?: (app: App) => void) {
   const entered = deferred();
   const release = deferred();
   const t = await buildTestApp({
     extend: (app) => {
+      extend?.(app);
       app.get('/test/slow', async () => {
         entered.resolve();
         await release.promise;
@@ -96,6 +98,40 @@ describe('graceful shutdown', () => {
     expect(await shutdown(t.app, t.container, 200)).toBe(false);
     expect(await inFlight).toBe('cut');
     release.resolve();
+  });
+
+  it('after cutting requests that outlive the bound, still lets the onClose hooks finish before the database closes', async () => {
+    const inClose = deferred();
+    const finishClose = deferred();
+    let databaseAnswered: boolean | undefined;
+    const { t, entered, release, base } = await startWithSlowRoute((app) =>
+      app.addHook('onClose', async () => {
+        inClose.resolve();
+        await finishClose.promise;
+        databaseAnswered = await t.container.db.query('SELECT 1').then(
+          () => true,
+          () => false,
+        );
+      }),
+    );
+    const inFlight = fetch(`${base}/test/slow`).catch(() => undefined);
+    await entered.promise;
+    const stopping = shutdown(t.app, t.container, 200);
+    await inClose.promise;
+    // the container must not close while the hook runs: wait (at most 2 s) for it to do so
+    const closedMeanwhile = await Promise.race([
+      stopping.then(() => true),
+      (async () => {
+        for (let i = 0; i < 100 && t.container.db.isInitialized; i += 1) await new Promise((resolve) => setTimeout(resolve, 20));
+        return !t.container.db.isInitialized;
+      })(),
+    ]);
+    finishClose.resolve();
+    expect(await stopping).toBe(false);
+    expect(closedMeanwhile).toBe(false);
+    expect(databaseAnswered).toBe(true);
+    release.resolve();
+    await inFlight;
   });
 
   it('does not wait past its deadline for a mail server that never answers', { timeout: 20_000 }, async () => {
