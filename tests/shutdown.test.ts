@@ -71,6 +71,25 @@ describe('graceful shutdown', () => {
     expect(await stopping).toBe(true);
   });
 
+  it('lets a browser read the 503 shutting_down: it carries the CORS headers of the allowed origin', async () => {
+    const { t, entered, release, base } = await startWithSlowRoute();
+    const connection = await openRawConnection(Number(new URL(base).port));
+    connection.write('GET /test/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await entered.promise;
+    const stopping = shutdown(t.app, t.container, 5_000);
+    const pipelinedRead = new Promise<void>((resolve) => t.app.server.on('request', (request: IncomingMessage) => request.url === '/auth/me' && resolve()));
+    connection.write('GET /auth/me HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://localhost:3000\r\n\r\n');
+    await pipelinedRead;
+    release.resolve();
+    const [, late] = parseResponses(await connection.closed);
+    expect(late?.status).toBe(503);
+    expect(late?.headers).toMatchObject({
+      'access-control-allow-origin': 'http://localhost:3000',
+      'access-control-expose-headers': expect.stringContaining('Retry-After'),
+    });
+    expect(await stopping).toBe(true);
+  });
+
   it('runs the preClose hooks (sockets, matchmaking) while the database is still open', async () => {
     let databaseAnswered: boolean | undefined;
     const t = await buildTestApp({
