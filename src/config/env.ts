@@ -91,7 +91,9 @@ export const envSchema = z
     HTTP_HEADERS_TIMEOUT: duration
       .prefault('10s')
       .describe("A request's headers must arrive within this long (at most HTTP_REQUEST_TIMEOUT), or it gets 408 and its connection is closed."),
-    SHUTDOWN_TIMEOUT: duration.prefault('10s').describe('On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut.'),
+    SHUTDOWN_TIMEOUT: duration
+      .prefault('10s')
+      .describe('On SIGTERM/SIGINT/SIGHUP, how long in-flight requests and e-mails still being sent may take before they are cut.'),
     DATA_DIR: z.string().min(1).default('.data').describe('Where the embedded defaults keep their data (PostgreSQL under postgres/).'),
 
     SESSION_SECRET: z
