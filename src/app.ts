@@ -107,17 +107,6 @@ export async function buildApp(container: Container): Promise<App> {
     reply.headers(staticHeaders).header('x-request-id', request.id);
     done();
   });
-  // Draining: once the listener is closed (the first step of a shutdown) or close() has begun,
-  // a new request on a connection opened before runs no handler; requests already in their
-  // handlers finish.
-  let listened = false;
-  let closing = false;
-  app.server.once('listening', () => (listened = true));
-  app.addHook('preClose', (done) => {
-    closing = true;
-    done();
-  });
-  app.addHook('onRequest', (_request, _reply, done) => done(closing || (listened && !app.server.listening) ? new ShuttingDownError() : undefined));
   // One access-log line per request (instead of Fastify's two) and the duration histogram.
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -155,6 +144,17 @@ export async function buildApp(container: Container): Promise<App> {
     // browsers cap it (Chromium at 2 h); saves a preflight per request
     maxAge: 7200,
   });
+  // Draining: once the listener is closed (the first step of a shutdown) or close() has begun,
+  // a new request on a connection opened before runs no handler; requests already in their
+  // handlers finish. After CORS, so a browser can read the 503.
+  let listened = false;
+  let closing = false;
+  app.server.once('listening', () => (listened = true));
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_request, _reply, done) => done(closing || (listened && !app.server.listening) ? new ShuttingDownError() : undefined));
   await app.register(cookie, { secret: config.SESSION_SECRET });
   await app.register(rateLimit, {
     global: true,

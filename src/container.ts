@@ -164,8 +164,8 @@ export async function createContainer(config: Config, options: ContainerOptions)
       accountFailureLimit: config.AUTH_ACCOUNT_FAILURE_LIMIT,
     });
 
-    // Before the pool closes: reset links accepted but not yet sent.
-    cleanups.push(() => auth.drain());
+    // Before the pool closes: e-mails accepted but not yet sent.
+    cleanups.push(async () => void (await auth.drain(config.SHUTDOWN_TIMEOUT)));
 
     const realtime = new RealtimeBus();
     tokens.onSessionsDenied((sessionIds) => realtime.disconnectSessions(sessionIds));

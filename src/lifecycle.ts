@@ -5,10 +5,12 @@ import type { Container } from './container.js';
  * Stops the server gracefully: stop accepting connections at once, answer 503
  * `shutting_down` to requests that still arrive on open connections, let in-flight requests
  * finish within `timeoutMs` (then cut the remaining connections), run the app's preClose and
- * onClose hooks (sockets, matchmaking), then close the container (Redis, the database pool,
- * the embedded PostgreSQL). Resolves true when everything finished in time.
+ * onClose hooks (sockets, matchmaking), let e-mails still being sent finish by the same
+ * deadline, then close the container (Redis, the database pool, the embedded PostgreSQL).
+ * Resolves true when everything finished in time.
  */
 export async function shutdown(app: App, container: Container, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -20,13 +22,19 @@ export async function shutdown(app: App, container: Container, timeoutMs: number
   // A keep-alive connection whose request finishes after close() began would stay open and
   // hold close() up; close such connections as soon as they fall idle.
   const sweeper = setInterval(() => app.server.closeIdleConnections(), 50);
-  const outcome = await Promise.race([app.close().then(() => 'closed' as const), timedOut]);
+  const closing = app.close();
+  const outcome = await Promise.race([closing.then(() => 'closed' as const), timedOut]);
   clearInterval(sweeper);
   clearTimeout(timer);
   if (outcome === 'timeout') {
     container.logger.warn({ timeoutMs }, 'in-flight requests did not finish in time; closing their connections');
     app.server.closeAllConnections();
+    // With the connections gone close() completes: its onClose hooks (the searches of this
+    // instance, the Socket.io adapter) still use Redis, which the container is about to close.
+    await closing;
   }
+  // E-mails still being sent after their responses get what is left of the same deadline.
+  const sent = await container.services.auth.drain(Math.max(0, deadline - Date.now()));
   await container.close();
-  return outcome === 'closed';
+  return outcome === 'closed' && sent;
 }

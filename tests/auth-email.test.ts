@@ -76,7 +76,7 @@ describe('password reset', () => {
       const res = await t.app.inject({ method: 'POST', url: '/auth/forgot-password', remoteAddress: ip, payload: { email: account.email } });
       expect(res.statusCode).toBe(202);
     }
-    await t.container.services.auth.drain();
+    expect(await t.container.services.auth.drain(10_000)).toBe(true);
     expect(smtp.messages.filter((mail) => mail.to.includes(account.email))).toHaveLength(3);
     const [{ count }] = await t.container.db.query('SELECT count(*)::int AS count FROM password_reset_tokens');
     expect(count).toBe(3);
@@ -84,11 +84,25 @@ describe('password reset', () => {
     clock.advance(60 * 60_000 + 1_000);
     try {
       await forgot(account.email);
-      await t.container.services.auth.drain();
+      expect(await t.container.services.auth.drain(10_000)).toBe(true);
       expect(smtp.messages.filter((mail) => mail.to.includes(account.email))).toHaveLength(4);
     } finally {
       clock.advance(-(60 * 60_000 + 1_000));
     }
+  });
+
+  it('counts the notice of a changed password and the verification link among the e-mails a shutdown waits for', async () => {
+    const account = await register(t.app);
+    const token = await resetTokenFor(account.email);
+    expect((await reset(token)).statusCode).toBe(204);
+    expect(await t.container.services.auth.drain(10_000)).toBe(true);
+    // already received: no waiting for it here
+    expect(smtp.messages.filter((mail) => mail.to.includes(account.email)).map((mail) => /Subject: (.*)/.exec(mail.raw)?.[1])).toEqual([
+      'Your Parley password was changed',
+    ]);
+    const fresh = await register(t.app);
+    expect(await t.container.services.auth.drain(10_000)).toBe(true);
+    expect(smtp.messages.some((mail) => mail.to.includes(fresh.email))).toBe(true);
   });
 
   it('puts the link on APP_URL', async () => {

@@ -68,6 +68,14 @@ describe('loadConfig', () => {
     expect(loadConfig({ env: { TRUST_PROXY: 'true' }, cwd }).TRUST_PROXY).toBe(true);
     expect(loadConfig({ env: { TRUST_PROXY: '2' }, cwd }).TRUST_PROXY).toBe(2);
     expect(loadConfig({ env: { TRUST_PROXY: '10.0.0.0/8,127.0.0.1' }, cwd }).TRUST_PROXY).toBe('10.0.0.0/8,127.0.0.1');
+    expect(loadConfig({ env: { TRUST_PROXY: 'loopback, fd00::/8' }, cwd }).TRUST_PROXY).toBe('loopback, fd00::/8');
+  });
+
+  it('refuses a TRUST_PROXY entry that is no address, CIDR or range name, in one line', () => {
+    const attempt = () => loadConfig({ env: { TRUST_PROXY: '10.0.0.1, proxy.internal' }, cwd: emptyDir() });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(/^Invalid configuration: TRUST_PROXY[^\n]*proxy\.internal[^\n]*$/);
+    expect(() => loadConfig({ env: { TRUST_PROXY: '10.0.0.0/33' }, cwd: emptyDir() })).toThrow(ConfigError);
   });
 
   it('points APP_URL at HOST and PORT unless it is set', () => {

@@ -55,6 +55,18 @@ describe('OpenAPI document', () => {
     expect(Object.keys(document.paths['/health'].get.responses)).not.toContain('401');
   });
 
+  it('declares 403 on every operation that takes a bearer token: a banned account gets account_banned on any of them', async () => {
+    const document = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    type Operation = { security?: unknown[]; responses: Record<string, unknown> };
+    const signedIn = Object.entries(document.paths as Record<string, Record<string, Operation>>).flatMap(([url, operations]) =>
+      Object.entries(operations)
+        .filter(([, operation]) => operation.security?.length)
+        .map(([method, operation]) => ({ operation: `${method.toUpperCase()} ${url}`, declares403: '403' in operation.responses })),
+    );
+    expect(signedIn.map(({ operation }) => operation)).toContain('GET /users/me');
+    expect(signedIn.filter(({ declares403 }) => !declares403)).toEqual([]);
+  });
+
   it('answers a bad date in the activity filter with a message that names the expected format', async () => {
     const email = uniqueEmail('admin');
     await t.container.services.auth.ensureAdmin(email, PASSWORD);

@@ -1,8 +1,10 @@
 import type { IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import type { App } from '../src/app.js';
 import { shutdown } from '../src/lifecycle.js';
 import { buildTestApp } from './helpers/app.js';
+import { register } from './helpers/auth.js';
 import { openRawConnection, parseResponses } from './helpers/raw-http.js';
 
 function deferred() {
@@ -11,11 +13,12 @@ function deferred() {
   return { promise, resolve };
 }
 
-async function startWithSlowRoute() {
+async function startWithSlowRoute(extend?: (app: App) => void) {
   const entered = deferred();
   const release = deferred();
   const t = await buildTestApp({
     extend: (app) => {
+      extend?.(app);
       app.get('/test/slow', async () => {
         entered.resolve();
         await release.promise;
@@ -68,6 +71,25 @@ describe('graceful shutdown', () => {
     expect(await stopping).toBe(true);
   });
 
+  it('lets a browser read the 503 shutting_down: it carries the CORS headers of the allowed origin', async () => {
+    const { t, entered, release, base } = await startWithSlowRoute();
+    const connection = await openRawConnection(Number(new URL(base).port));
+    connection.write('GET /test/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await entered.promise;
+    const stopping = shutdown(t.app, t.container, 5_000);
+    const pipelinedRead = new Promise<void>((resolve) => t.app.server.on('request', (request: IncomingMessage) => request.url === '/auth/me' && resolve()));
+    connection.write('GET /auth/me HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://localhost:3000\r\n\r\n');
+    await pipelinedRead;
+    release.resolve();
+    const [, late] = parseResponses(await connection.closed);
+    expect(late?.status).toBe(503);
+    expect(late?.headers).toMatchObject({
+      'access-control-allow-origin': 'http://localhost:3000',
+      'access-control-expose-headers': expect.stringContaining('Retry-After'),
+    });
+    expect(await stopping).toBe(true);
+  });
+
   it('runs the preClose hooks (sockets, matchmaking) while the database is still open', async () => {
     let databaseAnswered: boolean | undefined;
     const t = await buildTestApp({
@@ -95,5 +117,59 @@ describe('graceful shutdown', () => {
     expect(await shutdown(t.app, t.container, 200)).toBe(false);
     expect(await inFlight).toBe('cut');
     release.resolve();
+  });
+
+  it('after cutting requests that outlive the bound, still lets the onClose hooks finish before the database closes', async () => {
+    const inClose = deferred();
+    const finishClose = deferred();
+    let databaseAnswered: boolean | undefined;
+    const { t, entered, release, base } = await startWithSlowRoute((app) =>
+      app.addHook('onClose', async () => {
+        inClose.resolve();
+        await finishClose.promise;
+        databaseAnswered = await t.container.db.query('SELECT 1').then(
+          () => true,
+          () => false,
+        );
+      }),
+    );
+    const inFlight = fetch(`${base}/test/slow`).catch(() => undefined);
+    await entered.promise;
+    const stopping = shutdown(t.app, t.container, 200);
+    await inClose.promise;
+    // the container must not close while the hook runs: wait (at most 2 s) for it to do so
+    const closedMeanwhile = await Promise.race([
+      stopping.then(() => true),
+      (async () => {
+        for (let i = 0; i < 100 && t.container.db.isInitialized; i += 1) await new Promise((resolve) => setTimeout(resolve, 20));
+        return !t.container.db.isInitialized;
+      })(),
+    ]);
+    finishClose.resolve();
+    expect(await stopping).toBe(false);
+    expect(closedMeanwhile).toBe(false);
+    expect(databaseAnswered).toBe(true);
+    release.resolve();
+    await inFlight;
+  });
+
+  it('does not wait past its deadline for a mail server that never answers', { timeout: 20_000 }, async () => {
+    // accepts SMTP connections and never greets (nodemailer would wait 30 s for the greeting)
+    const held: Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const t = await buildTestApp({ env: { SMTP_URL: `smtp://127.0.0.1:${port}` } });
+      const account = await register(t.app);
+      expect((await t.app.inject({ method: 'POST', url: '/auth/forgot-password', payload: { email: account.email } })).statusCode).toBe(202);
+      await expect.poll(() => held.length).toBe(2); // the verification and the reset link, both stuck
+      expect(await shutdown(t.app, t.container, 300)).toBe(false);
+      expect(t.container.db.isInitialized).toBe(false);
+      expect(held.every((socket) => !socket.destroyed)).toBe(true); // abandoned, not finished
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseDurationMs } from './duration.js';
@@ -17,12 +18,30 @@ const duration = z.string().transform((text, ctx) => {
  * Fastify's trustProxy: "true"/"false", a hop count, or a comma-separated list of proxy
  * addresses/CIDRs whose X-Forwarded-For Parley believes.
  */
-const trustProxy = z.string().transform((text): boolean | number | string => {
+const trustProxy = z.string().transform((text, ctx): boolean | number | string => {
   if (text === 'true') return true;
   if (text === 'false') return false;
   if (/^\d+$/.test(text)) return Number(text);
+  // refused here, in one line, rather than by Fastify's proxy-addr with a stack at start-up
+  const invalid = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => !isProxyEntry(entry));
+  if (invalid.length) {
+    ctx.addIssue({ code: 'custom', message: `not an IP address, CIDR or loopback/linklocal/uniquelocal: ${invalid.join(', ')}` });
+    return z.NEVER;
+  }
   return text;
 });
+
+/** An entry proxy-addr accepts: an IP, an IP/prefix, or one of its range names. */
+function isProxyEntry(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const version = isIP(address);
+  if (!version || rest.length) return false;
+  return prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128));
+}
 
 /** "5/15m": at most 5 requests per 15 minutes. */
 const limit = z.string().transform((text, ctx) => {
@@ -72,7 +91,9 @@ export const envSchema = z
     HTTP_HEADERS_TIMEOUT: duration
       .prefault('10s')
       .describe("A request's headers must arrive within this long (at most HTTP_REQUEST_TIMEOUT), or it gets 408 and its connection is closed."),
-    SHUTDOWN_TIMEOUT: duration.prefault('10s').describe('On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut.'),
+    SHUTDOWN_TIMEOUT: duration
+      .prefault('10s')
+      .describe('On SIGTERM/SIGINT/SIGHUP, how long in-flight requests and e-mails still being sent may take before they are cut.'),
     DATA_DIR: z.string().min(1).default('.data').describe('Where the embedded defaults keep their data (PostgreSQL under postgres/).'),
 
     SESSION_SECRET: z

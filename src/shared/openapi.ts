@@ -11,9 +11,9 @@ const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
 /**
  * The error statuses any route can answer besides its own, derived from what it takes: 400 for
  * malformed input (every route parses a query; a NUL character in it is refused), 414 for an
- * overlong path parameter, 401 and 403
- * from the auth guard, 413 and 415 from the body parser, 429 from the global rate limit, 500,
- * and 503 while the server drains or a dependency is down. A route's own declarations win.
+ * overlong path parameter, 401 and 403 from the auth guard wherever it reads a token, 413 and
+ * 415 from the body parser, 429 from the global rate limit, 500, and 503 while the server
+ * drains or a dependency is down. A route's own declarations win.
  */
 function commonErrors(input: Input): number[] {
   const { config } = input.route as { config?: { auth?: string; rateLimit?: unknown } };
@@ -22,8 +22,8 @@ function commonErrors(input: Input): number[] {
     400,
     // Fastify refuses a path parameter longer than maxParamLength
     ...(/[:*]/.test(input.url) ? [414] : []),
-    ...(config?.auth ? [401] : []),
-    ...(config?.auth === 'admin' ? [403] : []),
+    // a bad token (401), a banned account (403 account_banned) or a non-admin on an admin route (403)
+    ...(config?.auth ? [401, 403] : []),
     ...(methods.some((method) => !BODYLESS_METHODS.has(method)) ? [413, 415] : []),
     ...(config?.rateLimit === false ? [] : [429]),
     500,

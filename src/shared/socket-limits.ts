@@ -19,12 +19,20 @@ export interface SocketLimits {
 const EVENT_MAX_CHARS: Record<string, number> = { webrtc_offer: 24_000, webrtc_answer: 24_000, webrtc_ice: 2_000 };
 const DEFAULT_EVENT_MAX_CHARS = 1_024;
 
-/** Which addresses TRUST_PROXY trusts, as proxy-addr (Fastify) reads true / a hop count / a list of IPs and CIDRs. */
+/** The names proxy-addr (Fastify) accepts in a TRUST_PROXY list, and the ranges it reads them as. */
+const NAMED_RANGES: Record<string, string[]> = {
+  loopback: ['127.0.0.1/8', '::1/128'],
+  linklocal: ['169.254.0.0/16', 'fe80::/10'],
+  uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
+};
+
+/** Which addresses TRUST_PROXY trusts, as proxy-addr (Fastify) reads true / a hop count / a list of IPs, CIDRs and range names. */
 function trustFunction(trustProxy: SocketLimits['trustProxy']): (address: string, hop: number) => boolean {
   if (typeof trustProxy === 'boolean') return () => trustProxy;
   if (typeof trustProxy === 'number') return (_address, hop) => hop < trustProxy;
   const trusted = new BlockList();
-  for (const entry of trustProxy.split(',').map((part) => part.trim())) {
+  const entries = trustProxy.split(',').flatMap((part) => NAMED_RANGES[part.trim()] ?? [part.trim()]);
+  for (const entry of entries) {
     if (!entry) continue;
     const [address, prefix] = entry.split('/');
     const type = isIPv6(address!) ? 'ipv6' : 'ipv4';

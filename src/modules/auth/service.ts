@@ -370,9 +370,25 @@ export class AuthService {
     this.track(this.sendResetLink(email, meta).catch((error: unknown) => this.logger.error({ err: error }, 'could not send a password-reset link')));
   }
 
-  /** Resolves once every background task (reset links) has finished; shutdown waits on it. */
-  async drain(): Promise<void> {
-    while (this.background.size) await Promise.all(this.background);
+  /**
+   * Waits for the mail still being sent after its response (reset links, verification links,
+   * notices), at most `withinMs`: a mail provider that hangs must not hold a shutdown past its
+   * deadline. What is still pending then is abandoned (and logged). True when all was sent.
+   */
+  async drain(withinMs: number): Promise<boolean> {
+    const settled = (async () => {
+      while (this.background.size) await Promise.all(this.background);
+      return true;
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), withinMs)));
+    const drained = await Promise.race([settled, late]);
+    clearTimeout(timer);
+    if (!drained) {
+      this.logger.warn({ pending: this.background.size }, 'abandoned the e-mails still being sent at shutdown');
+      this.background.clear();
+    }
+    return drained;
   }
 
   private track(task: Promise<void>): void {
@@ -460,7 +476,7 @@ export class AuthService {
 
   /** Mail goes out after the response, so its latency cannot reveal whether an account exists. */
   private sendLater(message: { to: string; subject: string; text: string }): void {
-    this.mailer.send(message).catch((error: unknown) => this.logger.error({ err: error, subject: message.subject }, 'could not send e-mail'));
+    this.track(this.mailer.send(message).catch((error: unknown) => this.logger.error({ err: error, subject: message.subject }, 'could not send e-mail')));
   }
 
   private async insertOneTimeToken(manager: EntityManager, entity: OneTimeTokenEntity, userId: string, token: string, ttlMs: number): Promise<void> {
