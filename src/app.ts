@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type RawServerDefault, type FastifyBaseLogger } from 'fastify';
 import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
-import rateLimit from '@fastify/rate-limit';
+import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -34,7 +34,7 @@ import { registerAuthGuard } from './shared/auth.js';
 import { frameworkErrorHandler, registerErrorHandling } from './shared/error-handler.js';
 import { registerInputGuards } from './shared/input.js';
 import { documentTransform } from './shared/openapi.js';
-import { RateLimitedError, ShuttingDownError } from './shared/errors.js';
+import { AppError, RateLimitedError, ShuttingDownError } from './shared/errors.js';
 import { computeSecurityHeaders } from './shared/security-headers.js';
 import { serializerCompiler } from './shared/serializer.js';
 
@@ -165,6 +165,14 @@ export async function buildApp(container: Container): Promise<App> {
     // instance only anyway, so its counters stay in the plugin's in-memory store.
     ...(container.redis.embedded ? {} : { store: failFastRedisStore(container.redis.client, 'parley:rate-limit:') }),
     nameSpace: 'parley:rate-limit:',
+    // The plugin's own key (the address, IPv6 by /64), except that a client that hung up while an
+    // earlier hook awaited has no address left: its request ends here, answered to no one, instead
+    // of failing inside the plugin as an unexpected error.
+    keyGenerator: (request) => {
+      const ip = request.ip as string | undefined;
+      if (ip === undefined) throw new AppError('bad_request', 'The client closed the connection');
+      return normalizeIP(ip);
+    },
     // The global limit fails open when Redis is down (availability wins, /ready reports the
     // outage); the limits that protect accounts set skipOnError: false and answer 503.
     skipOnError: true,

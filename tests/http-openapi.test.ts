@@ -1,66 +1,129 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import formats from 'ajv-formats';
-import type { InjectOptions } from 'fastify';
+import pg from 'pg';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, type TestApp } from './helpers/app.js';
-import { bearer, login, PASSWORD, register, uniqueEmail } from './helpers/auth.js';
+import { testDatabaseUrl } from './helpers/app.js';
+import { bearer, PASSWORD, uniqueEmail, type Pair } from './helpers/auth.js';
 import { multipartFile } from './helpers/multipart.js';
-import { fuzzCases, operations, validRequest, type OpenApiDocument, type Operation } from './helpers/openapi-driver.js';
+import { fuzzCases, operations, rawCases, validRequest, type OpenApiDocument, type Operation } from './helpers/openapi-driver.js';
+import { buildServer, inParallel, send, sendRaw, startBuiltServer, type HttpRequest, type ServerProcess } from './helpers/server-process.js';
 
-let t: TestApp;
+/**
+ * The built server (`node dist/src/main.js`) as its own process, driven over real HTTP on
+ * loopback: what a hostile client reaches is the whole stack, Node's HTTP parser included.
+ */
+const BODY_LIMIT_BYTES = 2 * 1024 * 1024;
+/** Requests in flight at once: enough to overlap them, few enough for two shared cores. */
+const CONCURRENCY = 4;
+
+let server: ServerProcess;
+let database: pg.Client;
 let document: OpenApiDocument;
 
 beforeAll(async () => {
-  t = await buildTestApp({ env: { RATE_LIMIT_REQUESTS: '1000000', BODY_LIMIT_BYTES: String(2 * 1024 * 1024) } });
-  document = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json<OpenApiDocument>();
+  buildServer();
+  server = await startBuiltServer({ RATE_LIMIT_REQUESTS: '1000000', BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES) });
+  database = new pg.Client({ connectionString: await testDatabaseUrl() });
+  await database.connect();
+  document = JSON.parse((await send(server.url, { method: 'GET', url: '/openapi.json' })).body) as OpenApiDocument;
+}, 240_000);
+afterAll(async () => {
+  await database?.end();
+  await server?.stop();
 });
-afterAll(() => t.close());
+
+async function register(email = uniqueEmail()): Promise<Pair & { email: string }> {
+  const res = await send(server.url, {
+    method: 'POST',
+    url: '/auth/register',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ email, password: PASSWORD, deviceId: 'phone-1', platform: 'ios' }),
+  });
+  if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.body}`);
+  return { ...(JSON.parse(res.body) as Pair), email };
+}
+
+async function login(email: string): Promise<Pair> {
+  const res = await send(server.url, {
+    method: 'POST',
+    url: '/auth/login',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ email, password: PASSWORD, deviceId: 'laptop-1', platform: 'web' }),
+  });
+  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${res.body}`);
+  return JSON.parse(res.body) as Pair;
+}
+
+/** Registered over HTTP, promoted in the database (there is no HTTP way to become admin), signed in again. */
+async function admin(): Promise<Pair> {
+  const { email } = await register(uniqueEmail('admin'));
+  await database.query(`UPDATE users SET role = 'admin' WHERE email = $1`, [email]);
+  return login(email);
+}
 
 /** Fresh callers for each operation: a case may log them out, delete or ban them. */
 async function callers(): Promise<Array<[string, Record<string, string>]>> {
-  const user = await register(t.app);
-  const adminEmail = uniqueEmail('admin');
-  await t.container.services.auth.ensureAdmin(adminEmail, PASSWORD);
-  const admin = await login(t.app, adminEmail);
+  const [user, anAdmin] = await Promise.all([register(), admin()]);
   return [
     ['anonymous', {}],
     ['user', bearer(user.accessToken)],
-    ['admin', bearer(admin.accessToken)],
+    ['admin', bearer(anAdmin.accessToken)],
   ];
 }
 
 interface Outcome {
   label: string;
   operation: Operation;
+  /** 0: no answer (the connection failed or was closed). */
   status: number;
   contentType: string;
   body: string;
 }
 
+async function outcome(label: string, operation: Operation, request: HttpRequest): Promise<Outcome> {
+  try {
+    return { label, operation, ...(await send(server.url, request)) };
+  } catch (error) {
+    const reason = error instanceof Error ? `${error.message} (${String(error.cause)})` : String(error);
+    return { label, operation, status: 0, contentType: '', body: `no answer: ${reason}` };
+  }
+}
+
+interface RawOutcome {
+  label: string;
+  status: number | null;
+  /** A client that gives up may get no answer; any other request must get one. */
+  answerExpected: boolean;
+}
+
 /**
- * Every operation, driven once as anonymous, a signed-in user and an admin, with the request
- * its schemas describe and the bounded hostile cases of the driver; both tests below judge
- * the same outcomes.
+ * Every operation, driven as anonymous, a signed-in user and an admin, with the request its
+ * schemas describe and the bounded hostile cases of the driver (fetch), then the framing only a
+ * raw socket can send; both tests below judge the same outcomes.
  */
-async function walk(): Promise<Outcome[]> {
+async function walk(): Promise<{ outcomes: Outcome[]; raw: RawOutcome[] }> {
   const outcomes: Outcome[] = [];
+  const raw: RawOutcome[] = [];
   for (const operation of operations(document)) {
     const cases = [{ name: 'the documented request', request: validRequest(document, operation) }, ...fuzzCases(document, operation)];
     for (const [role, auth] of await callers()) {
-      for (const { name, request } of cases) {
-        const res = await t.app.inject({ ...request, headers: { ...request.headers, ...auth } });
-        outcomes.push({
-          label: `${operation.method} ${operation.path} as ${role}, ${name}`,
-          operation,
-          status: res.statusCode,
-          contentType: String(res.headers['content-type'] ?? ''),
-          body: res.body,
-        });
-      }
+      const label = (name: string) => `${operation.method} ${operation.path} as ${role}, ${name}`;
+      outcomes.push(
+        ...(await inParallel(cases, CONCURRENCY, ({ name, request }) =>
+          outcome(label(name), operation, { ...request, headers: { ...request.headers, ...auth } }),
+        )),
+      );
+      raw.push(
+        ...(await inParallel(rawCases(document, operation, BODY_LIMIT_BYTES), CONCURRENCY, async ({ name, request, halfClose }) => ({
+          label: label(name),
+          status: await sendRaw(server.port, { ...request, headers: { ...request.headers, ...auth } }, { halfClose, timeoutMs: 10_000 }),
+          answerExpected: !halfClose,
+        }))),
+      );
     }
   }
-  return outcomes;
+  return { outcomes, raw };
 }
 
 /** The documented operation a concrete request lands on. */
@@ -76,45 +139,44 @@ function operationFor(method: string, url: string): Operation {
 /** The successful and conflicting paths the feature tests take, so 2xx bodies are judged too. */
 async function happyPaths(): Promise<Outcome[]> {
   const outcomes: Outcome[] = [];
-  const send = async (request: { method: string; url: string; headers?: Record<string, string>; payload?: unknown }) => {
-    const res = await t.app.inject(request as InjectOptions);
-    outcomes.push({
-      label: `${request.method} ${request.url.split('?')[0]} (happy path)`,
-      operation: operationFor(request.method, request.url),
-      status: res.statusCode,
-      contentType: String(res.headers['content-type'] ?? ''),
-      body: res.body,
+  const call = async (request: { method: string; url: string; headers?: Record<string, string>; payload?: unknown }) => {
+    const payload = request.payload === undefined || Buffer.isBuffer(request.payload) ? request.payload : JSON.stringify(request.payload);
+    const headers = { ...(payload === undefined || Buffer.isBuffer(payload) ? {} : { 'content-type': 'application/json' }), ...request.headers };
+    const result = await outcome(`${request.method} ${request.url.split('?')[0]} (happy path)`, operationFor(request.method, request.url), {
+      method: request.method,
+      url: request.url,
+      headers,
+      ...(payload === undefined ? {} : { payload }),
     });
-    return res;
+    outcomes.push(result);
+    return result;
   };
-  const a = await register(t.app);
-  const b = await register(t.app);
-  const adminEmail = uniqueEmail('admin');
-  await t.container.services.auth.ensureAdmin(adminEmail, PASSWORD);
-  const admin = bearer((await login(t.app, adminEmail)).accessToken);
+  const a = await register();
+  const b = await register();
+  const adminAuth = bearer((await admin()).accessToken);
   const me = bearer(a.accessToken);
-  await send({ method: 'POST', url: '/auth/register', payload: { email: uniqueEmail(), password: PASSWORD, deviceId: 'd', platform: 'web' } });
-  await send({ method: 'POST', url: '/auth/register', payload: { email: a.email, password: PASSWORD, deviceId: 'd', platform: 'web' } });
-  await send({ method: 'POST', url: '/auth/login', payload: { email: a.email, password: PASSWORD, deviceId: 'd2', platform: 'web' } });
-  await send({ method: 'POST', url: '/auth/login', payload: { email: a.email, password: 'wrong password!', deviceId: 'd2', platform: 'web' } });
-  await send({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: b.refreshToken } });
+  await call({ method: 'POST', url: '/auth/register', payload: { email: uniqueEmail(), password: PASSWORD, deviceId: 'd', platform: 'web' } });
+  await call({ method: 'POST', url: '/auth/register', payload: { email: a.email, password: PASSWORD, deviceId: 'd', platform: 'web' } });
+  await call({ method: 'POST', url: '/auth/login', payload: { email: a.email, password: PASSWORD, deviceId: 'd2', platform: 'web' } });
+  await call({ method: 'POST', url: '/auth/login', payload: { email: a.email, password: 'wrong password!', deviceId: 'd2', platform: 'web' } });
+  await call({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: b.refreshToken } });
   for (const url of ['/auth/me', '/auth/sessions', '/users/me', '/users/me/activity', '/sessions', '/reports/mine', `/users/${b.user.id}/public`]) {
-    await send({ method: 'GET', url, headers: me });
+    await call({ method: 'GET', url, headers: me });
   }
-  await send({ method: 'PATCH', url: '/users/me', headers: me, payload: { version: 1, username: `u_${a.user.id.slice(0, 8)}`, englishLevel: 'intermediate' } });
-  await send({ method: 'PATCH', url: '/users/me', headers: me, payload: { version: 1, bio: 'stale' } });
-  await send({ method: 'PATCH', url: '/users/me', headers: me, payload: { bio: 'no version' } });
+  await call({ method: 'PATCH', url: '/users/me', headers: me, payload: { version: 1, username: `u_${a.user.id.slice(0, 8)}`, englishLevel: 'intermediate' } });
+  await call({ method: 'PATCH', url: '/users/me', headers: me, payload: { version: 1, bio: 'stale' } });
+  await call({ method: 'PATCH', url: '/users/me', headers: me, payload: { bio: 'no version' } });
   const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 1, g: 2, b: 3 } } })
     .png()
     .toBuffer();
   const { payload, headers } = multipartFile(png, 'a.png', 'image/png');
-  const uploaded = await send({ method: 'POST', url: '/users/me/avatar', headers: { ...me, ...headers }, payload });
-  const avatarUrl = new URL(uploaded.json<{ profile: { avatarUrl: string } }>().profile.avatarUrl);
-  await send({ method: 'GET', url: avatarUrl.pathname + avatarUrl.search });
-  await send({ method: 'GET', url: `${avatarUrl.pathname}?expires=1&signature=forged` });
-  await send({ method: 'DELETE', url: '/users/me/avatar', headers: me });
-  await send({ method: 'POST', url: '/reports', headers: me, payload: { reportedId: b.user.id, reason: 'spam' } });
-  await send({ method: 'POST', url: '/users/me/wallet', headers: me, payload: { address: `0x${'cd'.repeat(20)}` } });
+  const uploaded = await call({ method: 'POST', url: '/users/me/avatar', headers: { ...me, ...headers }, payload });
+  const avatarUrl = new URL((JSON.parse(uploaded.body) as { profile: { avatarUrl: string } }).profile.avatarUrl);
+  await call({ method: 'GET', url: avatarUrl.pathname + avatarUrl.search });
+  await call({ method: 'GET', url: `${avatarUrl.pathname}?expires=1&signature=forged` });
+  await call({ method: 'DELETE', url: '/users/me/avatar', headers: me });
+  await call({ method: 'POST', url: '/reports', headers: me, payload: { reportedId: b.user.id, reason: 'spam' } });
+  await call({ method: 'POST', url: '/users/me/wallet', headers: me, payload: { address: `0x${'cd'.repeat(20)}` } });
   for (const url of [
     '/admin/stats',
     '/admin/users',
@@ -123,31 +185,53 @@ async function happyPaths(): Promise<Outcome[]> {
     '/admin/invite-keys',
     '/admin/activity?from=2020-01-01&to=2100-01-01T00:00:00Z',
   ]) {
-    await send({ method: 'GET', url, headers: admin });
+    await call({ method: 'GET', url, headers: adminAuth });
   }
-  await send({ method: 'GET', url: '/admin/activity?from=not-a-date', headers: admin });
-  const key = await send({ method: 'POST', url: '/admin/invite-keys', headers: admin, payload: {} });
-  await send({ method: 'GET', url: `/admin/invite-keys/${key.json<{ key: string }>().key}`, headers: admin });
-  await send({ method: 'PATCH', url: `/admin/users/${b.user.id}/ban`, headers: admin, payload: { reason: 'spam' } });
-  await send({ method: 'PATCH', url: `/admin/users/${b.user.id}/unban`, headers: admin });
-  await send({ method: 'GET', url: `/admin/users/${a.user.id}`, headers: me });
-  for (const url of ['/health', '/ready', '/metrics', '/.well-known/jwks.json']) await send({ method: 'GET', url });
-  await send({ method: 'POST', url: '/auth/logout', headers: me });
-  await send({ method: 'GET', url: '/auth/me', headers: me });
+  await call({ method: 'GET', url: '/admin/activity?from=not-a-date', headers: adminAuth });
+  const key = await call({ method: 'POST', url: '/admin/invite-keys', headers: adminAuth, payload: {} });
+  await call({ method: 'GET', url: `/admin/invite-keys/${(JSON.parse(key.body) as { key: string }).key}`, headers: adminAuth });
+  await call({ method: 'PATCH', url: `/admin/users/${b.user.id}/ban`, headers: adminAuth, payload: { reason: 'spam' } });
+  await call({ method: 'PATCH', url: `/admin/users/${b.user.id}/unban`, headers: adminAuth });
+  await call({ method: 'GET', url: `/admin/users/${a.user.id}`, headers: me });
+  for (const url of ['/health', '/ready', '/metrics', '/.well-known/jwks.json']) await call({ method: 'GET', url });
+  await call({ method: 'POST', url: '/auth/logout', headers: me });
+  await call({ method: 'GET', url: '/auth/me', headers: me });
   return outcomes;
 }
 
 let outcomes: Outcome[];
+let rawOutcomes: RawOutcome[];
 
-describe('every operation of /openapi.json under hostile input', () => {
+describe('every operation of /openapi.json under hostile input, on the built server over HTTP', () => {
   beforeAll(async () => {
-    outcomes = [...(await happyPaths()), ...(await walk())];
-  }, 120_000);
+    const walked = await walk();
+    outcomes = [...(await happyPaths()), ...walked.outcomes];
+    rawOutcomes = walked.raw;
+  }, 180_000);
 
-  it('never answers 5xx, as anonymous, a signed-in user or an admin', () => {
+  it('always answers, never with 5xx, as anonymous, a signed-in user or an admin', () => {
     expect(outcomes.length).toBeGreaterThan(1000);
-    const failures = outcomes.filter((outcome) => outcome.status >= 500).map((outcome) => `${outcome.label}: ${outcome.status} ${outcome.body.slice(0, 200)}`);
+    const failures = outcomes
+      .filter((outcome) => outcome.status >= 500 || outcome.status === 0)
+      .map((outcome) => `${outcome.label}: ${outcome.status} ${outcome.body.slice(0, 200)}`);
     expect(failures).toEqual([]);
+  });
+
+  it('answers framing only a raw socket sends (cut-off bodies, an oversized Content-Length, bad chunks) without 5xx', () => {
+    expect(rawOutcomes.length).toBeGreaterThan(100);
+    const failures = rawOutcomes
+      .filter((outcome) => (outcome.status ?? 0) >= 500 || (outcome.status === null && outcome.answerExpected))
+      .map((outcome) => `${outcome.label}: ${outcome.status ?? 'no answer'}`);
+    expect(failures).toEqual([]);
+  });
+
+  it('logs no unexpected error (level 50 or above) while it is attacked', () => {
+    const errors = server
+      .logLines()
+      .filter((line) => Number(line.level) >= 50)
+      .map((line) => JSON.stringify(line).slice(0, 400));
+    expect(errors).toEqual([]);
+    expect(server.spawned.child.exitCode).toBeNull();
   });
 
   it('answers only statuses the document declares for the operation, with bodies its schemas accept', () => {
@@ -189,41 +273,42 @@ describe('every operation of /openapi.json under hostile input', () => {
     expect([...new Set(failures.map((failure) => failure.replace(/ as (anonymous|user|admin),/, ',')))]).toEqual([]);
   });
 });
-
 describe('input PostgreSQL cannot hold', () => {
+  const json = (request: { method: string; url: string; headers?: Record<string, string>; payload?: unknown }) =>
+    send(server.url, {
+      method: request.method,
+      url: request.url,
+      headers: { 'content-type': 'application/json', ...request.headers },
+      ...(request.payload === undefined ? {} : { payload: JSON.stringify(request.payload) }),
+    });
+
   it('refuses a NUL character anywhere in a body, query or path with 400 validation_failed', async () => {
-    const user = await register(t.app);
-    const adminEmail = uniqueEmail('admin');
-    await t.container.services.auth.ensureAdmin(adminEmail, PASSWORD);
-    const admin = await login(t.app, adminEmail);
+    const user = await register();
+    const anAdmin = await admin();
     const responses = [
-      await t.app.inject({
-        method: 'POST',
-        url: '/auth/register',
-        payload: { email: uniqueEmail(), password: PASSWORD, deviceId: 'phone\u00001', platform: 'ios' },
-      }),
-      await t.app.inject({ method: 'GET', url: '/admin/users?search=a%00b', headers: bearer(admin.accessToken) }),
-      await t.app.inject({ method: 'PATCH', url: `/admin/users/${user.user.id}/ban`, headers: bearer(admin.accessToken), payload: { reason: 'x\u0000' } }),
-      await t.app.inject({ method: 'PATCH', url: '/users/me', headers: bearer(user.accessToken), payload: { version: 1, bio: 'hi\u0000' } }),
+      await json({ method: 'POST', url: '/auth/register', payload: { email: uniqueEmail(), password: PASSWORD, deviceId: 'phone\u00001', platform: 'ios' } }),
+      await json({ method: 'GET', url: '/admin/users?search=a%00b', headers: bearer(anAdmin.accessToken) }),
+      await json({ method: 'PATCH', url: `/admin/users/${user.user.id}/ban`, headers: bearer(anAdmin.accessToken), payload: { reason: 'x\u0000' } }),
+      await json({ method: 'PATCH', url: '/users/me', headers: bearer(user.accessToken), payload: { version: 1, bio: 'hi\u0000' } }),
     ];
     for (const res of responses) {
-      expect(res.statusCode).toBe(400);
-      expect(res.json().error).toMatchObject({ code: 'validation_failed', details: { fields: [{ message: 'must not contain NUL characters' }] } });
+      expect(res.status).toBe(400);
+      expect(JSON.parse(res.body).error).toMatchObject({ code: 'validation_failed', details: { fields: [{ message: 'must not contain NUL characters' }] } });
     }
   });
 
   it('refuses a profile version beyond a PostgreSQL integer, in the body or If-Match, with 400', async () => {
-    const user = await register(t.app);
-    const inBody = await t.app.inject({ method: 'PATCH', url: '/users/me', headers: bearer(user.accessToken), payload: { version: 2 ** 31, bio: 'hi' } });
-    expect(inBody.statusCode).toBe(400);
-    expect(inBody.json().error.code).toBe('validation_failed');
-    const inHeader = await t.app.inject({
+    const user = await register();
+    const inBody = await json({ method: 'PATCH', url: '/users/me', headers: bearer(user.accessToken), payload: { version: 2 ** 31, bio: 'hi' } });
+    expect(inBody.status).toBe(400);
+    expect(JSON.parse(inBody.body).error.code).toBe('validation_failed');
+    const inHeader = await json({
       method: 'PATCH',
       url: '/users/me',
       headers: { ...bearer(user.accessToken), 'if-match': `"${2 ** 31}"` },
       payload: { bio: 'hi' },
     });
-    expect(inHeader.statusCode).toBe(400);
-    expect(inHeader.json().error.code).toBe('validation_failed');
+    expect(inHeader.status).toBe(400);
+    expect(JSON.parse(inHeader.body).error.code).toBe('validation_failed');
   });
 });

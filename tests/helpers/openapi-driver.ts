@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { InjectOptions } from 'fastify';
+import type { HttpRequest } from './server-process.js';
 
 /**
  * Drives every operation of the server's own OpenAPI document with hostile input: the fuzz
@@ -53,7 +53,18 @@ export interface OpenApiDocument {
 export interface Case {
   /** What the case tries, for failure messages. */
   name: string;
-  request: InjectOptions & { method: string; url: string };
+  request: HttpRequest;
+}
+
+/**
+ * A request written byte by byte on a socket, for framing fetch cannot produce: `declaredLength`
+ * replaces the real Content-Length, `rawBody` replaces the framed body.
+ */
+export interface RawCase {
+  name: string;
+  request: HttpRequest & { declaredLength?: number; rawBody?: string };
+  /** Closes the sending side once everything is written, as a client that gives up does. */
+  halfClose: boolean;
 }
 
 const HTTP_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete']);
@@ -208,7 +219,7 @@ function query(entries: Array<[string, string]>): string {
 }
 
 /** The request that the document says should work, built from its schemas. */
-export function validRequest(document: OpenApiDocument, operation: Operation): Case['request'] {
+export function validRequest(document: OpenApiDocument, operation: Operation): HttpRequest {
   const pathValues = Object.fromEntries(
     operation.parameters.filter((p) => p.in === 'path').map((p) => [p.name, encodeURIComponent(String(sample(document, p.schema)))]),
   );
@@ -303,4 +314,45 @@ export function fuzzCases(document: OpenApiDocument, operation: Operation): Case
     });
   }
   return cases;
+}
+
+/**
+ * Framing only a raw socket can send, for an operation that takes a body: bodies cut off by a
+ * client that gives up (JSON and multipart), a Content-Length beyond `bodyLimit` with no body
+ * behind it, and a broken chunked encoding.
+ */
+export function rawCases(document: OpenApiDocument, operation: Operation, bodyLimit: number): RawCase[] {
+  if (operation.method === 'GET') return [];
+  const valid = validRequest(document, operation);
+  const json = { 'content-type': 'application/json' };
+  const boundary = 'rawboundary';
+  const multipartHead = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n\u0089PNG\r\n`;
+  return [
+    {
+      name: 'raw: a JSON body cut off',
+      request: { method: operation.method, url: valid.url, headers: json, payload: '{"a":"bcd', declaredLength: 4096 },
+      halfClose: true,
+    },
+    {
+      name: 'raw: a multipart body cut off in its file',
+      request: {
+        method: operation.method,
+        url: valid.url,
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+        payload: multipartHead,
+        declaredLength: 64 * 1024,
+      },
+      halfClose: true,
+    },
+    {
+      name: 'raw: a Content-Length over the body limit, no body',
+      request: { method: operation.method, url: valid.url, headers: json, payload: '', declaredLength: bodyLimit * 4 },
+      halfClose: false,
+    },
+    {
+      name: 'raw: a chunked body with a bad chunk size',
+      request: { method: operation.method, url: valid.url, headers: { ...json, 'transfer-encoding': 'chunked' }, rawBody: 'zz\r\n{}\r\n0\r\n\r\n' },
+      halfClose: false,
+    },
+  ];
 }
