@@ -7,7 +7,7 @@ import { testDatabaseUrl } from './helpers/app.js';
 import { bearer, PASSWORD, uniqueEmail, type Pair } from './helpers/auth.js';
 import { multipartFile } from './helpers/multipart.js';
 import { fuzzCases, operations, rawCases, validRequest, type OpenApiDocument, type Operation } from './helpers/openapi-driver.js';
-import { buildServer, inParallel, send, sendRaw, startBuiltServer, type HttpRequest, type ServerProcess } from './helpers/server-process.js';
+import { inParallel, send, sendRaw, startBuiltServer, type HttpRequest, type ServerProcess } from './helpers/server-process.js';
 
 /**
  * The built server (`node dist/src/main.js`) as its own process, driven over real HTTP on
@@ -22,7 +22,6 @@ let database: pg.Client;
 let document: OpenApiDocument;
 
 beforeAll(async () => {
-  buildServer();
   server = await startBuiltServer({ RATE_LIMIT_REQUESTS: '1000000', BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES) });
   database = new pg.Client({ connectionString: await testDatabaseUrl() });
   await database.connect();

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +16,6 @@ describe.runIf(realRedis)('instances that die or stop (two instances on one Redi
   let liveUrl: string;
   const open: Client[] = [];
   beforeAll(async () => {
-    execFileSync('npm', ['run', 'build', '--silent'], { cwd: repoRoot, stdio: 'inherit' });
     live = await buildTestApp({ env: { REALTIME_CHANNEL_PREFIX: prefix } });
     liveUrl = await listen(live.app);
   }, 180_000);

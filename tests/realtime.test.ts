@@ -97,7 +97,7 @@ describe('matchmaking', () => {
     c.socket.emit('find_partner', { level: 'advanced' });
     const searching = await c.next<{ estimated_wait_seconds: number }>('searching');
     expect(searching.estimated_wait_seconds).toBeGreaterThan(0);
-    c.socket.emit('cancel_search');
+    expect(await c.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
   });
 
   it('refuses a second search and a search during a call', async () => {
@@ -107,7 +107,7 @@ describe('matchmaking', () => {
     await c.next('searching');
     c.socket.emit('find_partner', { level: 'beginner' });
     expect(await c.next('error')).toMatchObject({ code: 'already_searching' });
-    c.socket.emit('cancel_search');
+    expect(await c.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
 
     const { ca } = await matchedPair();
     ca.socket.emit('find_partner', {});
@@ -122,7 +122,7 @@ describe('matchmaking', () => {
     expect(await ca.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
     cb.socket.emit('find_partner', { level: 'beginner' });
     await cb.next('searching');
-    cb.socket.emit('cancel_search');
+    expect(await cb.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
   });
 
   it('keeps level queues apart', async () => {
@@ -132,8 +132,8 @@ describe('matchmaking', () => {
     await ca.next('searching');
     cb.socket.emit('find_partner', { level: 'beginner' });
     await cb.next('searching');
-    ca.socket.emit('cancel_search');
-    cb.socket.emit('cancel_search');
+    expect(await ca.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
+    expect(await cb.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
   });
 
   it('rejects an invalid payload', async () => {
@@ -307,7 +307,7 @@ describe('a match left before the call', () => {
     expect(found.partner.displayName).toBe(`u_${a.user.id.slice(0, 8)}`);
     cb.socket.emit('find_partner', { level: 'all' });
     await cb.next('searching');
-    cb.socket.emit('cancel_search');
+    expect(await cb.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
   });
 
   it('a partner who disconnects before joining and stays away: the other hears partner_cancelled and is matched at once with someone waiting', async () => {

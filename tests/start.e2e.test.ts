@@ -1,8 +1,7 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { findFreePort } from '../src/infra/embedded-postgres.js';
 import { testDatabaseUrl } from './helpers/app.js';
 import { openRawConnection, parseResponses } from './helpers/raw-http.js';
@@ -13,10 +12,6 @@ import { repoRoot, run, waitForOk, waitForOutput, type Spawned } from './helpers
  * empty folder (so the embedded PostgreSQL and the generated keys land there, not in the repo).
  */
 const main = path.join(repoRoot, 'dist/src/main.js');
-
-beforeAll(() => {
-  execFileSync('npm', ['run', 'build', '--silent'], { cwd: repoRoot, stdio: 'inherit' });
-}, 180_000);
 
 describe('npm start on a fresh machine', () => {
   it('serves /health and /ready on embedded defaults and exits 0 on SIGTERM', async () => {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,9 +31,12 @@ function withDatabase(url: string, database: string): string {
 
 /**
  * Once per run: a PostgreSQL (TEST_DATABASE_URL, or an embedded one in a temp folder),
- * a template database with every migration applied, and one key pair.
+ * a template database with every migration applied, one key pair, and the compiled server.
  */
 export default async function setup(project: TestProject) {
+  // The tests that start the server as its own process run dist/; built once here, because two
+  // workers building it at once could let one child load a file the other is rewriting.
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: path.resolve(import.meta.dirname, '../..'), stdio: 'inherit' });
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'parley-test-'));
   const logger = createLogger({ level: 'warn' });
   let embedded: EmbeddedDatabase | undefined;

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -7,11 +6,6 @@ import { findFreePort } from '../../src/infra/embedded-postgres.js';
 import { testEnv } from './app.js';
 import { parseResponses } from './raw-http.js';
 import { repoRoot, run, waitForOk, type Spawned } from './spawn.js';
-
-/** Compiles the server as `npm start` does; once per test file, in its beforeAll. */
-export function buildServer(): void {
-  execFileSync('npm', ['run', 'build', '--silent'], { cwd: repoRoot, stdio: 'inherit' });
-}
 
 export interface ServerProcess {
   /** `http://127.0.0.1:<port>` */
