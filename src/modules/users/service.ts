@@ -124,6 +124,12 @@ interface SummaryRow {
   created_at: Date;
 }
 
+const SUMMARY_BY_ID = 'SELECT id, email, role, is_verified, is_banned, created_at FROM users WHERE id = $1 AND deleted_at IS NULL';
+
+function summaryOf(row: SummaryRow | undefined | null): AccountSummary | null {
+  return row ? { id: row.id, email: row.email, role: row.role, isVerified: row.is_verified, isBanned: row.is_banned, createdAt: row.created_at } : null;
+}
+
 /** Accounts and their profiles. Other modules use this service, never the tables. */
 export class UsersService implements RoleLookup {
   /** When this instance last wrote each user's last_active_at (the throttle's local half). */
@@ -172,18 +178,14 @@ export class UsersService implements RoleLookup {
    * pass its manager: a second pool connection there can deadlock the pool.
    */
   async findSummary(id: string, manager?: EntityManager): Promise<AccountSummary | null> {
-    const sql = 'SELECT id, email, role, is_verified, is_banned, created_at FROM users WHERE id = $1 AND deleted_at IS NULL';
-    const row = manager ? (await manager.query<SummaryRow[]>(sql, [id]))[0] : await this.reader.one<SummaryRow>('users-summary-by-id', sql, [id]);
-    return row ? { id: row.id, email: row.email, role: row.role, isVerified: row.is_verified, isBanned: row.is_banned, createdAt: row.created_at } : null;
+    return summaryOf(
+      manager ? (await manager.query<SummaryRow[]>(SUMMARY_BY_ID, [id]))[0] : await this.reader.one<SummaryRow>('users-summary-by-id', SUMMARY_BY_ID, [id]),
+    );
   }
 
   /** The account read in the caller's transaction and held (FOR SHARE) until it ends: a concurrent ban waits for it. */
   async lockSummary(manager: EntityManager, id: string): Promise<AccountSummary | null> {
-    const [row] = await manager.query<SummaryRow[]>(
-      'SELECT id, email, role, is_verified, is_banned, created_at FROM users WHERE id = $1 AND deleted_at IS NULL FOR SHARE',
-      [id],
-    );
-    return row ? { id: row.id, email: row.email, role: row.role, isVerified: row.is_verified, isBanned: row.is_banned, createdAt: row.created_at } : null;
+    return summaryOf((await manager.query<SummaryRow[]>(`${SUMMARY_BY_ID} FOR SHARE`, [id]))[0]);
   }
 
   async currentRole(userId: string): Promise<Role | null> {
