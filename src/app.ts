@@ -19,7 +19,7 @@ import { pagesRoutes } from './modules/pages/routes.js';
 import { projectRoot } from './infra/paths.js';
 import path from 'node:path';
 import { registerMatchmakingGateway } from './modules/matchmaking/gateway.js';
-import { sessionsRoutes } from './modules/sessions/routes.js';
+import { callsRoutes } from './modules/calls/routes.js';
 import { reportsRoutes } from './modules/reports/routes.js';
 import { adminRoutes } from './modules/admin/routes.js';
 import { registerSignalingGateway } from './modules/signaling/gateway.js';
@@ -230,7 +230,7 @@ export async function buildApp(container: Container): Promise<App> {
   await app.register(auditRoutes, { audit: services.audit });
   await app.register(betaRoutes, { beta: services.beta });
 
-  await app.register(sessionsRoutes, { sessions: services.sessions });
+  await app.register(callsRoutes, { calls: services.calls });
   await app.register(reportsRoutes, { reports: services.reports, admin: services.admin });
   await app.register(adminRoutes, { admin: services.admin, clock: container.clock });
 

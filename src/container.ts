@@ -19,7 +19,7 @@ import { AuthService } from './modules/auth/service.js';
 import { TokenService } from './modules/auth/tokens.js';
 import { BetaService } from './modules/beta/service.js';
 import { UsersService } from './modules/users/service.js';
-import { SessionsService } from './modules/sessions/service.js';
+import { CallsService } from './modules/calls/service.js';
 import { MatchmakingService } from './modules/matchmaking/service.js';
 import { RealtimeBus } from './infra/realtime.js';
 import { ReportsService } from './modules/reports/service.js';
@@ -49,7 +49,7 @@ export interface Container {
 export interface Services {
   reports: ReportsService;
   admin: AdminService;
-  sessions: SessionsService;
+  calls: CallsService;
   matchmaking: MatchmakingService;
   audit: AuditService;
   users: UsersService;
@@ -169,8 +169,8 @@ export async function createContainer(config: Config, options: ContainerOptions)
 
     const realtime = new RealtimeBus();
     tokens.onSessionsDenied((sessionIds) => realtime.disconnectSessions(sessionIds));
-    const sessions = new SessionsService(db, users, clock, ids);
-    const matchmaking = new MatchmakingService(redis.client, users, sessions, realtime, clock, ids, logger, {
+    const calls = new CallsService(db, users, clock, ids);
+    const matchmaking = new MatchmakingService(redis.client, users, calls, realtime, clock, ids, logger, {
       searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
       instanceTtlMs: config.MATCH_INSTANCE_TTL,
       maxCallMs: config.CALL_MAX_DURATION,
@@ -183,8 +183,8 @@ export async function createContainer(config: Config, options: ContainerOptions)
       },
     });
 
-    const reports = new ReportsService(db, users, sessions, audit, clock, ids, logger);
-    const admin = new AdminService(db, users, auth, reports, matchmaking, sessions, realtime, audit, logger);
+    const reports = new ReportsService(db, users, calls, audit, clock, ids, logger);
+    const admin = new AdminService(db, users, auth, reports, matchmaking, calls, realtime, audit, logger);
 
     const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded, storage: storage.kind === 'local' };
     if (production && embedded.redis) {
@@ -206,7 +206,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       mailer,
       storage,
       realtime,
-      services: { audit, users, beta, tokens, auth, sessions, matchmaking, reports, admin },
+      services: { audit, users, beta, tokens, auth, calls, matchmaking, reports, admin },
       embedded,
       close: closeAll,
     };

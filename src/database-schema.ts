@@ -3,7 +3,7 @@ import { migrations } from '../migrations/index.js';
 import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken } from './modules/auth/entities.js';
 import { InviteKey } from './modules/beta/entities.js';
 import { Report } from './modules/reports/entities.js';
-import { CallSession, SessionRating } from './modules/sessions/entities.js';
+import { Call, CallRating } from './modules/calls/entities.js';
 import { Profile, User } from './modules/users/entities.js';
 
 /**
@@ -11,6 +11,6 @@ import { Profile, User } from './modules/users/entities.js';
  * TypeORM CLI (data-source.ts). activity_logs is partitioned, which TypeORM cannot
  * describe: the audit module reaches it with SQL.
  */
-export const entities = [User, Profile, DeviceSession, RefreshToken, PasswordResetToken, EmailVerificationToken, InviteKey, CallSession, SessionRating, Report];
+export const entities = [User, Profile, DeviceSession, RefreshToken, PasswordResetToken, EmailVerificationToken, InviteKey, Call, CallRating, Report];
 
 export { migrations };

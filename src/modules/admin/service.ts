@@ -4,7 +4,7 @@ import { NotFoundError } from '../../shared/errors.js';
 import type { AuditService } from '../audit/service.js';
 import type { AuthService } from '../auth/service.js';
 import type { MatchmakingService } from '../matchmaking/service.js';
-import type { SessionsService } from '../sessions/service.js';
+import type { CallsService } from '../calls/service.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import type { ReportStatus, ReportsService, ReportView } from '../reports/service.js';
 import type { UsersService } from '../users/service.js';
@@ -17,7 +17,7 @@ export class AdminService {
     private readonly auth: AuthService,
     private readonly reports: ReportsService,
     private readonly matchmaking: MatchmakingService,
-    private readonly sessions: SessionsService,
+    private readonly calls: CallsService,
     private readonly bus: RealtimeBus,
     private readonly audit: AuditService,
     private readonly logger: Logger,
@@ -28,7 +28,7 @@ export class AdminService {
     const today = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
     const [users, calls, pendingReports, onlineNow] = await Promise.all([
       this.users.counts(today),
-      this.sessions.counts(today),
+      this.calls.counts(today),
       this.reports.pendingCount(),
       this.bus.onlineUserCount(),
     ]);
@@ -48,7 +48,7 @@ export class AdminService {
   async userDetail(userId: string) {
     const account = await this.users.getMe(userId);
     const [sessions, reportsMade, reportsReceived] = await Promise.all([
-      this.sessions.listMine(userId, 10),
+      this.calls.listMine(userId, 10),
       this.reports.list({ reporterId: userId }, 20),
       this.reports.list({ reportedId: userId }, 20),
     ]);

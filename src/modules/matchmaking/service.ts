@@ -3,7 +3,7 @@ import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
-import type { EndedBy, SessionsService } from '../sessions/service.js';
+import type { EndedBy, CallsService } from '../calls/service.js';
 import type { UsersService } from '../users/service.js';
 import { iceServersFor, type TurnSettings } from './turn.js';
 
@@ -231,7 +231,7 @@ export class MatchmakingService {
   constructor(
     redis: Redis,
     private readonly users: UsersService,
-    private readonly sessions: SessionsService,
+    private readonly calls: CallsService,
     private readonly bus: RealtimeBus,
     private readonly clock: Clock,
     private readonly ids: IdGenerator,
@@ -320,7 +320,7 @@ export class MatchmakingService {
     if (status !== 'left' || !roomId) return { status: 'none' };
     const meta = await this.redis.hgetall(`match:room:${roomId}:meta`);
     // ended by the one who left, as end_call would record it
-    await this.sessions.close(roomId, meta.userAId === userId ? 'user_a' : meta.userBId === userId ? 'user_b' : 'error');
+    await this.calls.close(roomId, meta.userAId === userId ? 'user_a' : meta.userBId === userId ? 'user_b' : 'error');
     await this.redis.del(`match:room:${roomId}:meta`);
     this.bus.closeCall(roomId);
     this.logger.info({ roomId }, 'match cancelled before the call');
@@ -382,7 +382,7 @@ export class MatchmakingService {
       })
       .expire(`match:room:${roomId}:meta`, this.roomTtlSeconds);
     await pipeline.exec();
-    await this.sessions.open({ roomId, userAId: waitingId, userBId: arrivingId, topic, level });
+    await this.calls.open({ roomId, userAId: waitingId, userBId: arrivingId, topic, level });
     const [cardA, cardB] = await Promise.all([this.users.matchCard(waitingId), this.users.matchCard(arrivingId)]);
     for (const [userId, partner] of [
       [waitingId, cardB],
@@ -431,7 +431,7 @@ export class MatchmakingService {
   async endRoom(roomId: string, endedByUserId: string | null, reason: 'ended' | 'disconnected' | 'timeout' | 'banned'): Promise<boolean> {
     const meta = await this.redis.hgetall(`match:room:${roomId}:meta`);
     const endedBy: EndedBy = endedByUserId === meta.userAId ? 'user_a' : endedByUserId === meta.userBId ? 'user_b' : 'timeout';
-    const closed = await this.sessions.close(roomId, endedBy);
+    const closed = await this.calls.close(roomId, endedBy);
     const roomUsers = await this.redis.smembers(`match:room:${roomId}:users`);
     // a room Redis already forgot still has its two users on the call row
     const users = roomUsers.length ? roomUsers : (closed?.userIds ?? []);
@@ -454,7 +454,7 @@ export class MatchmakingService {
    * once: a call still closes exactly once.
    */
   async endStaleCalls(): Promise<number> {
-    const calls = await this.sessions.openCalls(SWEEP_BATCH);
+    const calls = await this.calls.openCalls(SWEEP_BATCH);
     if (!calls.length) return 0;
     const pipeline = this.redis.pipeline();
     for (const call of calls) pipeline.exists(`match:room:${call.roomId}:meta`);

@@ -33,7 +33,7 @@ export class Report {
   @Column({ name: 'session_id', type: 'uuid', nullable: true })
   sessionId!: string | null;
 
-  @ManyToOne('CallSession', { onDelete: 'SET NULL' })
+  @ManyToOne('Call', { onDelete: 'SET NULL' })
   @JoinColumn({ name: 'session_id', foreignKeyConstraintName: 'reports_session_id_fkey' })
   session?: unknown;
 

@@ -6,7 +6,7 @@ import { transactionWithRetry } from '../../infra/transactions.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
 import type { AuditService } from '../audit/service.js';
-import type { SessionsService } from '../sessions/service.js';
+import type { CallsService } from '../calls/service.js';
 import type { UsersService } from '../users/service.js';
 import { Report, type REPORT_REASONS, type ReportStatus } from './entities.js';
 
@@ -48,7 +48,7 @@ export class ReportsService {
   constructor(
     private readonly db: DataSource,
     private readonly users: UsersService,
-    private readonly sessions: SessionsService,
+    private readonly calls: CallsService,
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly ids: IdGenerator,
@@ -63,7 +63,7 @@ export class ReportsService {
       throw new AppError('validation_failed', 'You cannot report yourself', { fields: [{ in: 'body', path: 'reportedId', message: 'is you' }] });
     if (!(await this.users.exists(input.reportedId))) throw new NotFoundError('User');
     if (input.sessionId) {
-      const participants = await this.sessions.participants(input.sessionId);
+      const participants = await this.calls.participants(input.sessionId);
       if (!participants?.includes(reporterId) || !participants.includes(input.reportedId)) {
         throw new AppError('forbidden', 'That user was not your partner in that call');
       }

@@ -9,7 +9,7 @@ export type EndedBy = (typeof ENDED_BY)[number];
 @Index('call_sessions_user_a_id_idx', ['userAId', 'startedAt'])
 @Index('call_sessions_user_b_id_idx', ['userBId', 'startedAt'])
 @Index('call_sessions_open_idx', ['startedAt'], { where: 'ended_at IS NULL' })
-export class CallSession {
+export class Call {
   @PrimaryColumn('uuid')
   id!: string;
 
@@ -55,14 +55,14 @@ export class CallSession {
 @Entity('session_ratings')
 @Unique('session_ratings_session_rater_unique', ['sessionId', 'raterId'])
 @Check('session_ratings_stars_check', `stars BETWEEN 1 AND 5`)
-export class SessionRating {
+export class CallRating {
   @PrimaryColumn('uuid')
   id!: string;
 
   @Column({ name: 'session_id', type: 'uuid' })
   sessionId!: string;
 
-  @ManyToOne('CallSession', { onDelete: 'CASCADE' })
+  @ManyToOne('Call', { onDelete: 'CASCADE' })
   @JoinColumn({ name: 'session_id', foreignKeyConstraintName: 'session_ratings_session_id_fkey' })
   session?: unknown;
 

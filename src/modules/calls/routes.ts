@@ -4,7 +4,7 @@ import { caller } from '../../shared/auth.js';
 import { errorResponseSchema } from '../../shared/http-schemas.js';
 import { pageQuerySchema, pageSchema } from '../../shared/pagination.js';
 import { ENDED_BY } from './entities.js';
-import type { SessionsService } from './service.js';
+import type { CallsService } from './service.js';
 
 const callSchema = z
   .object({
@@ -19,11 +19,11 @@ const callSchema = z
     endedBy: z.enum(ENDED_BY).nullable(),
     myRating: z.number().int().nullable(),
   })
-  .meta({ id: 'CallSession' });
+  .meta({ id: 'Call' });
 
 const errors = (...statuses: Array<400 | 401 | 404 | 409>) => Object.fromEntries(statuses.map((status) => [status, errorResponseSchema]));
 
-export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }> = async (app, { sessions }) => {
+export const callsRoutes: FastifyPluginAsyncZod<{ calls: CallsService }> = async (app, { calls }) => {
   const tags = ['calls'];
   const config = { auth: 'user' } as const;
   const security = [{ bearer: [] }];
@@ -40,7 +40,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
         response: { 200: pageSchema(callSchema), ...errors(400, 401) },
       },
     },
-    async (request) => sessions.listMine(caller(request).userId, request.query.limit, request.query.cursor),
+    async (request) => calls.listMine(caller(request).userId, request.query.limit, request.query.cursor),
   );
 
   app.get(
@@ -49,7 +49,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       config,
       schema: { tags, summary: 'One of my calls', security, params: z.object({ id: z.uuid() }), response: { 200: callSchema, ...errors(400, 401, 404) } },
     },
-    async (request) => sessions.getMine(caller(request).userId, request.params.id),
+    async (request) => calls.getMine(caller(request).userId, request.params.id),
   );
 
   app.post(
@@ -65,6 +65,6 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
         response: { 200: callSchema, ...errors(400, 401, 404, 409) },
       },
     },
-    async (request) => sessions.rate(caller(request).userId, request.params.id, request.body.stars),
+    async (request) => calls.rate(caller(request).userId, request.params.id, request.body.stars),
   );
 };

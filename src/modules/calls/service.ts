@@ -5,7 +5,7 @@ import { updateReturning } from '../../infra/sql.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
 import type { UsersService } from '../users/service.js';
-import { CallSession, SessionRating, type EndedBy } from './entities.js';
+import { Call, CallRating, type EndedBy } from './entities.js';
 
 export type { EndedBy };
 
@@ -37,7 +37,7 @@ interface CallRow {
 }
 
 /** Calls between matched users: opened at match, closed exactly once, rated once per participant. */
-export class SessionsService {
+export class CallsService {
   constructor(
     private readonly db: DataSource,
     private readonly users: UsersService,
@@ -48,7 +48,7 @@ export class SessionsService {
   async open(call: { roomId: string; userAId: string; userBId: string; topic: string | null; level: string | null }): Promise<string> {
     const now = this.clock.now();
     const id = this.ids.uuid();
-    await this.db.getRepository(CallSession).insert({ id, ...call, startedAt: now, createdAt: now });
+    await this.db.getRepository(Call).insert({ id, ...call, startedAt: now, createdAt: now });
     return id;
   }
 
@@ -138,7 +138,7 @@ export class SessionsService {
 
   /** The two users of a call, or null when there is no such call. */
   async participants(id: string): Promise<[string, string] | null> {
-    const call = await this.db.getRepository(CallSession).findOne({ where: { id }, select: { userAId: true, userBId: true } });
+    const call = await this.db.getRepository(Call).findOne({ where: { id }, select: { userAId: true, userBId: true } });
     return call ? [call.userAId, call.userBId] : null;
   }
 
@@ -147,7 +147,7 @@ export class SessionsService {
     if (!call.endedAt) throw new AppError('conflict', 'Rate the call once it has ended');
     try {
       await this.db
-        .getRepository(SessionRating)
+        .getRepository(CallRating)
         .insert({ id: this.ids.uuid(), sessionId: id, raterId: userId, ratedId: call.partner.id, stars, createdAt: this.clock.now() });
     } catch (error) {
       if (error instanceof QueryFailedError && (error.driverError as { code?: string }).code === '23505')
