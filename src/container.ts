@@ -1,30 +1,24 @@
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { DataSource } from 'typeorm';
 import type { Config } from './config/load.js';
 import { entities, migrations } from './database-schema.js';
+import type { Infra } from './infra/bundle.js';
 import { systemClock, type Clock } from './infra/clock.js';
 import { createDataSource, runMigrationsLocked } from './infra/database.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './infra/embedded-postgres.js';
+import { EventBus } from './infra/events.js';
 import { randomIds, type IdGenerator } from './infra/ids.js';
 import { loadSigningKeys, type SigningKeys } from './infra/keys.js';
 import { createLogger, type Logger } from './infra/logger.js';
-import { createMetrics, type Metrics } from './infra/metrics.js';
-import { createRedis, type RedisConnection } from './infra/redis.js';
 import { createLogMailer, createResendMailer, createSmtpMailer, type Mailer } from './infra/mailer.js';
+import { createMetrics, type Metrics } from './infra/metrics.js';
 import { createBcryptHasher } from './infra/passwords.js';
-import { createPreparedReader } from './infra/sql.js';
-import { LocalStorage, S3Storage, type ObjectStorage } from './infra/storage.js';
-import { AuditService } from './modules/audit/service.js';
-import { AuthService } from './modules/auth/service.js';
-import { TokenService } from './modules/auth/tokens.js';
-import { BetaService } from './modules/beta/service.js';
-import { UsersService } from './modules/users/service.js';
-import { CallsService } from './modules/calls/service.js';
-import { MatchmakingService } from './modules/matchmaking/service.js';
 import { RealtimeBus } from './infra/realtime.js';
-import { ReportsService } from './modules/reports/service.js';
-import { AdminService } from './modules/admin/service.js';
-import { randomBytes } from 'node:crypto';
+import { createRedis, type RedisConnection } from './infra/redis.js';
+import { LocalStorage, S3Storage, type ObjectStorage } from './infra/storage.js';
+import type { TokenService } from './modules/auth/index.js';
+import { modules, type CreatedModules, type ModuleServices } from './modules/index.js';
 
 export interface Container {
   config: Config;
@@ -39,24 +33,17 @@ export interface Container {
   storage: ObjectStorage;
   /** Reaches connected users; bound to the Socket.io server by buildApp. */
   realtime: RealtimeBus;
+  events: EventBus;
+  /** What each module built: its service, routes, socket handlers. */
+  modules: CreatedModules;
   services: Services;
   /** Which parts run on the embedded defaults rather than configured services. */
   embedded: { database: boolean; redis: boolean; storage: boolean };
-  /** Closes Redis, the database pool and the embedded PostgreSQL, in that order. */
+  /** Closes the modules, Redis, the database pool and the embedded PostgreSQL, in that order. */
   close(): Promise<void>;
 }
 
-export interface Services {
-  reports: ReportsService;
-  admin: AdminService;
-  calls: CallsService;
-  matchmaking: MatchmakingService;
-  audit: AuditService;
-  users: UsersService;
-  beta: BetaService;
-  tokens: TokenService;
-  auth: AuthService;
-}
+export type Services = ModuleServices & { tokens: TokenService };
 
 export interface ContainerOptions {
   /** Folder that relative paths (DATA_DIR, JWT_KEYS_DIR) are resolved against. */
@@ -116,16 +103,9 @@ export async function createContainer(config: Config, options: ContainerOptions)
     const hasher = await createBcryptHasher(config.BCRYPT_COST, config.BCRYPT_CONCURRENCY);
     cleanups.push(() => hasher.close());
 
-    const audit = new AuditService(db, clock, ids);
-    await audit.ensurePartitions();
-    // Partitions for the coming month exist long before it starts; checked again every day.
-    const partitionTimer = setInterval(
-      () => void audit.ensurePartitions().catch((error: unknown) => logger.error({ err: error }, 'could not create activity_logs partitions')),
-      86_400_000,
-    );
-    partitionTimer.unref();
-    cleanups.push(async () => clearInterval(partitionTimer));
-
+    const events = new EventBus();
+    const realtime = new RealtimeBus();
+    const metrics = createMetrics();
     const storage = config.STORAGE_BUCKET_NAME
       ? new S3Storage({
           bucket: config.STORAGE_BUCKET_NAME,
@@ -137,54 +117,105 @@ export async function createContainer(config: Config, options: ContainerOptions)
         })
       : new LocalStorage(path.resolve(options.cwd, config.DATA_DIR, 'storage'), config.APP_URL, `${config.SESSION_SECRET}:storage-urls`, () => clock.now());
     if (storage instanceof S3Storage) cleanups.push(async () => storage.close());
+    const infra: Infra = { logger, clock, ids, db, redis, mailer, storage, metrics, realtime, events };
 
-    const users = new UsersService(db, createPreparedReader(db), redis.client, storage, clock, ids, logger, {
-      urlTtlSeconds: Math.floor(config.STORAGE_URL_TTL / 1000),
-      avatarMaxPixels: config.AVATAR_MAX_PIXELS,
-      lastActiveThrottleMs: config.LAST_ACTIVE_THROTTLE,
-    });
-    const beta = new BetaService(db, clock, ids, audit);
-    const tokens = new TokenService(
-      keys,
-      redis.client,
-      clock,
-      { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, accessTtlMs: config.JWT_ACCESS_EXPIRY },
-      createPreparedReader(db),
-      users,
+    // One block per module, in dependency order; each gets its dependencies as one object.
+    const audit = modules.audit.create({ infra });
+    await audit.service.ensurePartitions();
+    // Partitions for the coming month exist long before it starts; checked again every day.
+    const partitionTimer = setInterval(
+      () => void audit.service.ensurePartitions().catch((error: unknown) => logger.error({ err: error }, 'could not create activity_logs partitions')),
+      86_400_000,
     );
-    const auth = new AuthService(db, redis.client, tokens, hasher, mailer, users, beta, audit, clock, ids, logger, {
-      emailPages: {
-        '/verify-email': config.FRONTEND_VERIFY_EMAIL_URL ?? new URL('/verify-email', config.APP_URL).toString(),
-        '/reset-password': config.FRONTEND_RESET_PASSWORD_URL ?? new URL('/reset-password', config.APP_URL).toString(),
+    partitionTimer.unref();
+    cleanups.push(async () => clearInterval(partitionTimer));
+
+    const users = modules.users.create({
+      infra,
+      settings: {
+        urlTtlSeconds: Math.floor(config.STORAGE_URL_TTL / 1000),
+        avatarMaxPixels: config.AVATAR_MAX_PIXELS,
+        avatarMaxBytes: config.AVATAR_MAX_BYTES,
+        lastActiveThrottleMs: config.LAST_ACTIVE_THROTTLE,
       },
-      refreshTtlMs: config.JWT_REFRESH_EXPIRY,
-      sessionMaxLifetimeMs: config.JWT_SESSION_MAX_LIFETIME,
-      reuseGraceMs: config.REFRESH_REUSE_GRACE,
-      betaMode: config.BETA_MODE === 'on',
-      accountFailureLimit: config.AUTH_ACCOUNT_FAILURE_LIMIT,
     });
 
+    const beta = modules.beta.create({ infra, audit: audit.service });
+
+    const auth = modules.auth.create({
+      infra,
+      keys,
+      hasher,
+      users: users.service,
+      beta: beta.service,
+      audit: audit.service,
+      settings: {
+        tokens: { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, accessTtlMs: config.JWT_ACCESS_EXPIRY },
+        emailPages: {
+          '/verify-email': config.FRONTEND_VERIFY_EMAIL_URL ?? new URL('/verify-email', config.APP_URL).toString(),
+          '/reset-password': config.FRONTEND_RESET_PASSWORD_URL ?? new URL('/reset-password', config.APP_URL).toString(),
+        },
+        refreshTtlMs: config.JWT_REFRESH_EXPIRY,
+        sessionMaxLifetimeMs: config.JWT_SESSION_MAX_LIFETIME,
+        reuseGraceMs: config.REFRESH_REUSE_GRACE,
+        betaMode: config.BETA_MODE === 'on',
+        accountFailureLimit: config.AUTH_ACCOUNT_FAILURE_LIMIT,
+        limits: {
+          login: config.AUTH_LOGIN_LIMIT,
+          register: config.AUTH_REGISTER_LIMIT,
+          forgotPassword: config.AUTH_FORGOT_PASSWORD_LIMIT,
+          refresh: { max: config.RATE_LIMIT_REQUESTS, windowMs: config.RATE_LIMIT_WINDOW },
+        },
+      },
+    });
     // Before the pool closes: e-mails accepted but not yet sent.
-    cleanups.push(async () => void (await auth.drain(config.SHUTDOWN_TIMEOUT)));
+    cleanups.push(async () => void (await auth.service.drain(config.SHUTDOWN_TIMEOUT)));
 
-    const realtime = new RealtimeBus();
-    tokens.onSessionsDenied((sessionIds) => realtime.disconnectSessions(sessionIds));
-    const calls = new CallsService(db, users, clock, ids);
-    const matchmaking = new MatchmakingService(redis.client, users, calls, realtime, clock, ids, logger, {
-      searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
-      instanceTtlMs: config.MATCH_INSTANCE_TTL,
-      maxCallMs: config.CALL_MAX_DURATION,
-      turn: {
-        host: config.TURN_HOST,
-        port: config.TURN_PORT,
-        // Without a configured secret no Coturn can check the credentials; a random one keeps them unguessable.
-        secret: config.TURN_SECRET ?? randomBytes(32).toString('hex'),
-        ttlSeconds: Math.floor(config.TURN_CREDENTIAL_TTL / 1000),
+    const calls = modules.calls.create({ infra, users: users.service });
+
+    const matchmaking = modules.matchmaking.create({
+      infra,
+      users: users.service,
+      calls: calls.service,
+      settings: {
+        searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
+        instanceTtlMs: config.MATCH_INSTANCE_TTL,
+        maxCallMs: config.CALL_MAX_DURATION,
+        reconnectGraceMs: config.CALL_RECONNECT_GRACE,
+        sweepIntervalMs: config.CALL_SWEEP_INTERVAL,
+        turn: {
+          host: config.TURN_HOST,
+          port: config.TURN_PORT,
+          // Without a configured secret no Coturn can check the credentials; a random one keeps them unguessable.
+          secret: config.TURN_SECRET ?? randomBytes(32).toString('hex'),
+          ttlSeconds: Math.floor(config.TURN_CREDENTIAL_TTL / 1000),
+        },
       },
     });
 
-    const reports = new ReportsService(db, users, calls, audit, clock, ids, logger);
-    const admin = new AdminService(db, users, auth, reports, matchmaking, calls, realtime, audit, logger);
+    const signaling = modules.signaling.create({ infra, matchmaking: matchmaking.service });
+
+    const reports = modules.reports.create({ infra, users: users.service, calls: calls.service, audit: audit.service });
+
+    const admin = modules.admin.create({
+      infra,
+      users: users.service,
+      auth: auth.service,
+      reports: reports.service,
+      matchmaking: matchmaking.service,
+      calls: calls.service,
+      audit: audit.service,
+    });
+
+    const storageFiles = modules.storage.create({ infra });
+    const pages = modules.pages.create({});
+    const demo = modules.demo.create({ enabled: config.DEMO_ENABLED ?? config.NODE_ENV !== 'production' });
+    const ops = modules.ops.create({ infra, metricsToken: config.METRICS_TOKEN });
+
+    const created: CreatedModules = { audit, users, beta, auth, calls, matchmaking, signaling, reports, admin, storage: storageFiles, pages, demo, ops };
+    for (const module of Object.values(created)) {
+      if ('close' in module && module.close) cleanups.push(module.close);
+    }
 
     const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded, storage: storage.kind === 'local' };
     if (production && embedded.redis) {
@@ -201,12 +232,24 @@ export async function createContainer(config: Config, options: ContainerOptions)
       ids,
       db,
       redis,
-      metrics: createMetrics(),
+      metrics,
       keys,
       mailer,
       storage,
       realtime,
-      services: { audit, users, beta, tokens, auth, calls, matchmaking, reports, admin },
+      events,
+      modules: created,
+      services: {
+        audit: audit.service,
+        users: users.service,
+        beta: beta.service,
+        auth: auth.service,
+        tokens: auth.service.tokens,
+        calls: calls.service,
+        matchmaking: matchmaking.service,
+        reports: reports.service,
+        admin: admin.service,
+      },
       embedded,
       close: closeAll,
     };

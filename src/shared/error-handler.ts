@@ -67,7 +67,10 @@ export function sendError(reply: FastifyReply, mapped: Mapped): FastifyReply {
   if (mapped.headers) reply.headers(mapped.headers);
   // Refused before its body was read whole (too large, not allowed): close the connection, or
   // Node would read and discard the rest of it, however large, to keep the connection alive.
-  if (!reply.request.raw.complete) reply.header('connection', 'close');
+  // A request without a body is whole once its headers are, even if Node has not marked it yet.
+  const raw = reply.request.raw;
+  const hasBody = raw.headers['transfer-encoding'] !== undefined || Number(raw.headers['content-length'] ?? 0) > 0;
+  if (hasBody && !raw.complete) reply.header('connection', 'close');
   return reply.status(mapped.status).type('application/json; charset=utf-8').send(body);
 }
 

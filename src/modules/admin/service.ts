@@ -1,13 +1,13 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Logger } from '../../infra/logger.js';
 import { NotFoundError } from '../../shared/errors.js';
-import type { AuditService } from '../audit/service.js';
-import type { AuthService } from '../auth/service.js';
-import type { MatchmakingService } from '../matchmaking/service.js';
-import type { CallsService } from '../calls/service.js';
+import type { AuditService } from '../audit/index.js';
+import type { AuthService } from '../auth/index.js';
+import type { MatchmakingService } from '../matchmaking/index.js';
+import type { CallsService } from '../calls/index.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
-import type { ReportStatus, ReportsService, ReportView } from '../reports/service.js';
-import type { UsersService } from '../users/service.js';
+import type { ReportStatus, ReportsService, ReportView } from '../reports/index.js';
+import type { UsersService } from '../users/index.js';
 
 /** What admins do to accounts; every action is in the activity log under the admin's id. */
 export class AdminService {

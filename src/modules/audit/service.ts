@@ -63,6 +63,7 @@ function monthStart(date: Date, offset: number): Date {
   return new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + offset, 1));
 }
 
+// owns table: activity_logs (partitioned by month, which TypeORM cannot describe)
 /**
  * The activity and security log, in a PostgreSQL table partitioned by month. Entries are
  * written in the caller's transaction, so an action and its record commit together.

@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { caller } from '../../shared/auth.js';
 import { AppError } from '../../shared/errors.js';
 import { errorResponseSchema } from '../../shared/http-schemas.js';
-import type { UsersService } from '../users/service.js';
+import type { UsersService } from '../users/index.js';
 import { PLATFORMS } from './entities.js';
 import type { AuthService, RequestMeta } from './service.js';
 import type { TokenService } from './tokens.js';
@@ -270,6 +270,25 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
           e: key.e ?? '',
         })),
       };
+    },
+  );
+
+  app.delete(
+    '/users/me',
+    {
+      config: signedIn,
+      schema: {
+        tags: ['users'],
+        summary: 'Delete my account',
+        description: 'Signs every device out and clears personal fields; call history stays for partners. Confirm with the current password.',
+        security,
+        body: z.strictObject({ password: z.string().min(1).max(1024).optional() }).optional(),
+        response: { 204: z.null(), 400: errorResponseSchema, 401: errorResponseSchema },
+      },
+    },
+    async (request, reply) => {
+      await auth.deleteAccount(caller(request), request.body?.password, meta(request));
+      return reply.status(204).send(null);
     },
   );
 };

@@ -9,9 +9,9 @@ import type { PasswordHasher } from '../../infra/passwords.js';
 import { updateReturning } from '../../infra/sql.js';
 import type { AuthContext, Role } from '../../shared/auth.js';
 import { AppError, DependencyUnavailableError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
-import type { AuditService } from '../audit/service.js';
-import type { BetaService } from '../beta/service.js';
-import type { UsersService } from '../users/service.js';
+import type { AuditService } from '../audit/index.js';
+import type { BetaService } from '../beta/index.js';
+import type { UsersService } from '../users/index.js';
 import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken, type Platform } from './entities.js';
 import { sha256, type TokenService } from './tokens.js';
 
@@ -108,7 +108,7 @@ export class AuthService {
   constructor(
     private readonly db: DataSource,
     private readonly redis: Redis,
-    private readonly tokens: TokenService,
+    readonly tokens: TokenService,
     private readonly hasher: PasswordHasher,
     private readonly mailer: Mailer,
     private readonly users: UsersService,

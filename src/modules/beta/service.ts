@@ -4,7 +4,7 @@ import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
-import type { AuditService } from '../audit/service.js';
+import type { AuditService } from '../audit/index.js';
 import { InviteKey } from './entities.js';
 
 // No 0/O or 1/I: keys are read aloud and typed by hand.

@@ -4,7 +4,7 @@ import type { IdGenerator } from '../../infra/ids.js';
 import { updateReturning } from '../../infra/sql.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
-import type { UsersService } from '../users/service.js';
+import type { UsersService } from '../users/index.js';
 import { Call, CallRating, type EndedBy } from './entities.js';
 
 export type { EndedBy };

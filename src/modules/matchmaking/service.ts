@@ -3,8 +3,8 @@ import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
-import type { EndedBy, CallsService } from '../calls/service.js';
-import type { UsersService } from '../users/service.js';
+import type { EndedBy, CallsService } from '../calls/index.js';
+import type { UsersService } from '../users/index.js';
 import { iceServersFor, type TurnSettings } from './turn.js';
 
 export const QUEUE_LEVELS = ['all', 'beginner', 'intermediate', 'advanced'] as const;

@@ -5,9 +5,9 @@ import type { Logger } from '../../infra/logger.js';
 import { transactionWithRetry } from '../../infra/transactions.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
-import type { AuditService } from '../audit/service.js';
-import type { CallsService } from '../calls/service.js';
-import type { UsersService } from '../users/service.js';
+import type { AuditService } from '../audit/index.js';
+import type { CallsService } from '../calls/index.js';
+import type { UsersService } from '../users/index.js';
 import { Report, type REPORT_REASONS, type ReportStatus } from './entities.js';
 
 export type { ReportStatus };

@@ -3,7 +3,7 @@ import type { Server, Socket } from 'socket.io';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import { emitError, type SocketData } from '../../shared/socket-auth.js';
-import type { MatchmakingService } from '../matchmaking/service.js';
+import type { MatchmakingService } from '../matchmaking/index.js';
 
 const roomId = z.uuid();
 const sdp = z.string().min(1).max(20_000);

@@ -4,13 +4,11 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { caller } from '../../shared/auth.js';
 import { AppError } from '../../shared/errors.js';
 import { errorResponseSchema, INT4_MAX } from '../../shared/http-schemas.js';
-import type { AuthService } from '../auth/service.js';
 import { ENGLISH_LEVELS, LEARNING_GOALS } from './entities.js';
 import { PUBLIC_PROFILE_FIELDS, type UsersService } from './service.js';
 
 export interface UsersRoutesOptions {
   users: UsersService;
-  auth: AuthService;
   avatarMaxBytes: number;
 }
 
@@ -131,7 +129,7 @@ async function readAvatarPart(request: FastifyRequest, maxBytes: number): Promis
 const errors = (...statuses: Array<400 | 401 | 404 | 409 | 413 | 415 | 422 | 428>) =>
   Object.fromEntries(statuses.map((status) => [status, errorResponseSchema]));
 
-export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app, { users, auth, avatarMaxBytes }) => {
+export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app, { users, avatarMaxBytes }) => {
   const tags = ['users'];
   const signedIn = { auth: 'user' } as const;
   const security = [{ bearer: [] }];
@@ -216,25 +214,6 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
       },
     },
     async (request) => users.setWallet(caller(request).userId, request.body.address),
-  );
-
-  app.delete(
-    '/users/me',
-    {
-      config: signedIn,
-      schema: {
-        tags,
-        summary: 'Delete my account',
-        description: 'Signs every device out and clears personal fields; call history stays for partners. Confirm with the current password.',
-        security,
-        body: z.strictObject({ password: z.string().min(1).max(1024).optional() }).optional(),
-        response: { 204: z.null(), ...errors(400, 401) },
-      },
-    },
-    async (request, reply) => {
-      await auth.deleteAccount(caller(request), request.body?.password, { ip: request.ip, userAgent: request.headers['user-agent'] ?? null });
-      return reply.status(204).send(null);
-    },
   );
 
   app.get(

@@ -1,0 +1,26 @@
+import type { Logger } from '../infra/logger.js';
+import { registerAuthGuard, type AccessTokenVerifier, type RoleLookup } from '../shared/auth.js';
+import type { App } from './types.js';
+
+/** Records that a signed-in user was active; throttled by the implementation. */
+export interface ActivityRecorder {
+  touchLastActive(userId: string): Promise<void>;
+}
+
+/**
+ * Bearer tokens on the routes that declare `config: { auth }` (the guard), and the caller's
+ * last activity after each of their requests, off the response path.
+ */
+export function registerAuthentication(
+  app: App,
+  { verifier, roles, activity, logger }: { verifier: AccessTokenVerifier; roles: RoleLookup; activity: ActivityRecorder; logger: Logger },
+): void {
+  registerAuthGuard(app, verifier, roles);
+  app.addHook('onResponse', (request, _reply, done) => {
+    if (request.auth) {
+      const userId = request.auth.userId;
+      activity.touchLastActive(userId).catch((error: unknown) => logger.warn({ err: error, userId }, 'could not record activity'));
+    }
+    done();
+  });
+}

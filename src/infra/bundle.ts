@@ -1,0 +1,25 @@
+import type { DataSource } from 'typeorm';
+import type { Clock } from './clock.js';
+import type { EventBus } from './events.js';
+import type { IdGenerator } from './ids.js';
+import type { Logger } from './logger.js';
+import type { Mailer } from './mailer.js';
+import type { Metrics } from './metrics.js';
+import type { RealtimeBus } from './realtime.js';
+import type { RedisConnection } from './redis.js';
+import type { ObjectStorage } from './storage.js';
+
+/** The adapters every module may use, passed to each module as one object. */
+export interface Infra {
+  logger: Logger;
+  clock: Clock;
+  ids: IdGenerator;
+  db: DataSource;
+  redis: RedisConnection;
+  mailer: Mailer;
+  storage: ObjectStorage;
+  metrics: Metrics;
+  /** Reaches connected users; bound to the Socket.io server by buildApp. */
+  realtime: RealtimeBus;
+  events: EventBus;
+}

@@ -1,0 +1,33 @@
+import type { Infra } from '../../infra/bundle.js';
+import type { AuditService } from '../audit/index.js';
+import type { AuthService } from '../auth/index.js';
+import type { CallsService } from '../calls/index.js';
+import { defineModule } from '../kit.js';
+import type { MatchmakingService } from '../matchmaking/index.js';
+import type { ReportsService } from '../reports/index.js';
+import type { UsersService } from '../users/index.js';
+import { adminRoutes } from './routes.js';
+import { AdminService } from './service.js';
+
+export type { AdminService } from './service.js';
+
+export interface AdminModuleDeps {
+  infra: Infra;
+  users: UsersService;
+  auth: AuthService;
+  reports: ReportsService;
+  matchmaking: MatchmakingService;
+  calls: CallsService;
+  audit: AuditService;
+}
+
+/** Moderation and administration: dashboard numbers, user search, bans, roles, report decisions. */
+export const adminModule = defineModule({
+  name: 'admin',
+  entities: [],
+  tags: [{ name: 'admin', description: 'Moderation and administration (admins only)' }],
+  create: ({ infra, users, auth, reports, matchmaking, calls, audit }: AdminModuleDeps) => {
+    const admin = new AdminService(infra.db, users, auth, reports, matchmaking, calls, infra.realtime, audit, infra.logger);
+    return { service: admin, http: async (app) => app.register(adminRoutes, { admin, clock: infra.clock }) };
+  },
+});

@@ -1,0 +1,54 @@
+import type { Infra } from '../../infra/bundle.js';
+import type { SigningKeys } from '../../infra/keys.js';
+import type { PasswordHasher } from '../../infra/passwords.js';
+import { createPreparedReader } from '../../infra/sql.js';
+import type { AuditService } from '../audit/index.js';
+import type { BetaService } from '../beta/index.js';
+import { defineModule } from '../kit.js';
+import type { UsersService } from '../users/index.js';
+import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken } from './entities.js';
+import { authRoutes, type AuthRoutesOptions } from './routes.js';
+import { AuthService, type AuthSettings } from './service.js';
+import { TokenService, type TokenOptions } from './tokens.js';
+
+export type { AuthService, RequestMeta, TokenPair } from './service.js';
+export type { TokenService } from './tokens.js';
+
+export interface AuthModuleDeps {
+  infra: Infra;
+  keys: SigningKeys;
+  hasher: PasswordHasher;
+  users: UsersService;
+  beta: BetaService;
+  audit: AuditService;
+  settings: AuthSettings & { tokens: TokenOptions; limits: AuthRoutesOptions['limits'] };
+}
+
+/** Sign-up, sign-in, device sessions with rotating refresh tokens, e-mail verification and password reset. */
+export const authModule = defineModule({
+  name: 'auth',
+  entities: [DeviceSession, RefreshToken, PasswordResetToken, EmailVerificationToken],
+  tags: [{ name: 'auth', description: 'Accounts, tokens and device sessions' }],
+  create: ({ infra, keys, hasher, users, beta, audit, settings }: AuthModuleDeps) => {
+    const tokens = new TokenService(keys, infra.redis.client, infra.clock, settings.tokens, createPreparedReader(infra.db), users);
+    tokens.onSessionsDenied((sessionIds) => infra.realtime.disconnectSessions(sessionIds));
+    const auth = new AuthService(
+      infra.db,
+      infra.redis.client,
+      tokens,
+      hasher,
+      infra.mailer,
+      users,
+      beta,
+      audit,
+      infra.clock,
+      infra.ids,
+      infra.logger,
+      settings,
+    );
+    return {
+      service: auth,
+      http: async (app) => app.register(authRoutes, { auth, tokens, users, limits: settings.limits }),
+    };
+  },
+});

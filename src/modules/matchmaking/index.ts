@@ -1,0 +1,36 @@
+import type { Infra } from '../../infra/bundle.js';
+import type { CallsService } from '../calls/index.js';
+import { defineModule } from '../kit.js';
+import type { UsersService } from '../users/index.js';
+import { registerMatchmakingGateway } from './gateway.js';
+import { MatchmakingService, type MatchmakingSettings } from './service.js';
+
+export type { MatchmakingService, QueueLevel, Room } from './service.js';
+export { QUEUE_LEVELS } from './service.js';
+
+export interface MatchmakingModuleSettings extends MatchmakingSettings {
+  reconnectGraceMs: number;
+  sweepIntervalMs: number;
+}
+
+/** Random-partner matching over Socket.io: queues per level, rooms, TURN credentials, the call's end. */
+export const matchmakingModule = defineModule({
+  name: 'matchmaking',
+  entities: [],
+  create: ({ infra, users, calls, settings }: { infra: Infra; users: UsersService; calls: CallsService; settings: MatchmakingModuleSettings }) => {
+    const matchmaking = new MatchmakingService(infra.redis.client, users, calls, infra.realtime, infra.clock, infra.ids, infra.logger, settings);
+    return {
+      service: matchmaking,
+      sockets: (io) =>
+        registerMatchmakingGateway(io, {
+          matchmaking,
+          bus: infra.realtime,
+          logger: infra.logger,
+          searchTimeoutMs: settings.searchTimeoutMs,
+          reconnectGraceMs: settings.reconnectGraceMs,
+          sweepIntervalMs: settings.sweepIntervalMs,
+          heartbeatIntervalMs: Math.max(100, Math.floor(settings.instanceTtlMs / 3)),
+        }),
+    };
+  },
+});
