@@ -15,6 +15,8 @@ export type DomainEventHandler<K extends DomainEventName> = (payload: DomainEven
 
 export class DomainEventError extends AggregateError {}
 
+type StoredHandler = (payload: unknown) => Promise<void> | void;
+
 /**
  * A typed in-process event bus. Publish after the transaction commits: a subscriber then sees
  * what the event says. Every handler runs, one after the other in subscription order, and
@@ -23,14 +25,15 @@ export class DomainEventError extends AggregateError {}
  * a crash, or that the publisher must not wait for, enqueues a job instead of doing the work.
  */
 export class EventBus {
-  private readonly handlers = new Map<DomainEventName, Array<DomainEventHandler<DomainEventName>>>();
+  private readonly handlers = new Map<DomainEventName, StoredHandler[]>();
 
   on<K extends DomainEventName>(name: K, handler: DomainEventHandler<K>): () => void {
+    const stored = handler as unknown as StoredHandler;
     const list = this.handlers.get(name) ?? [];
-    list.push(handler);
+    list.push(stored);
     this.handlers.set(name, list);
     return () => {
-      const index = list.indexOf(handler);
+      const index = list.indexOf(stored);
       if (index >= 0) list.splice(index, 1);
     };
   }
