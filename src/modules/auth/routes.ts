@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
-import { caller } from '../../shared/auth.js';
+import { caller, ROLES } from '../../shared/auth.js';
 import { AppError } from '../../shared/errors.js';
 import { errorResponseSchema } from '../../shared/http-schemas.js';
 import type { UsersService } from '../users/service.js';
@@ -36,7 +36,7 @@ const tokenPairSchema = z
     refreshToken: z.string(),
     tokenType: z.literal('Bearer'),
     expiresIn: z.number().int().describe('Access-token lifetime in seconds'),
-    user: z.object({ id: z.uuid(), email: z.string(), role: z.enum(['student', 'admin']) }),
+    user: z.object({ id: z.uuid(), email: z.string(), role: z.enum(ROLES) }),
   })
   .meta({ id: 'TokenPair' });
 
@@ -53,7 +53,7 @@ const sessionSchema = z
   })
   .meta({ id: 'DeviceSession' });
 
-const meSchema = z.object({ id: z.uuid(), email: z.string(), role: z.enum(['student', 'admin']), isVerified: z.boolean(), createdAt: z.date() });
+const meSchema = z.object({ id: z.uuid(), email: z.string(), role: z.enum(ROLES), isVerified: z.boolean(), createdAt: z.date() });
 
 const errors = (...statuses: Array<400 | 401 | 403 | 404 | 409 | 429 | 503>) => Object.fromEntries(statuses.map((status) => [status, errorResponseSchema]));
 
