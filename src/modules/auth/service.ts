@@ -1,12 +1,12 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { In, IsNull, QueryFailedError, type DataSource, type EntityManager } from 'typeorm';
+import { In, IsNull, type DataSource, type EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
 import type { Mailer } from '../../infra/mailer.js';
 import type { PasswordHasher } from '../../infra/passwords.js';
-import { updateReturning } from '../../infra/sql.js';
+import { isUniqueViolation, updateReturning } from '../../infra/sql.js';
 import type { AuthContext, Role } from '../../shared/auth.js';
 import { AppError, DependencyUnavailableError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
 import type { AuditService } from '../audit/service.js';
@@ -71,14 +71,6 @@ const VERIFICATION_TTL_MS = 24 * 60 * 60_000;
 
 function opaqueToken(): string {
   return randomBytes(32).toString('base64url');
-}
-
-function isUniqueViolation(error: unknown, constraint: string): boolean {
-  return (
-    error instanceof QueryFailedError &&
-    (error.driverError as { code?: string; constraint?: string }).code === '23505' &&
-    (error.driverError as { constraint?: string }).constraint === constraint
-  );
 }
 
 /**

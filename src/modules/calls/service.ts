@@ -1,7 +1,7 @@
-import { QueryFailedError, type DataSource } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
-import { updateReturning } from '../../infra/sql.js';
+import { isUniqueViolation, updateReturning } from '../../infra/sql.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
 import type { UsersService } from '../users/service.js';
@@ -150,8 +150,7 @@ export class CallsService {
         .getRepository(CallRating)
         .insert({ id: this.ids.uuid(), sessionId: id, raterId: userId, ratedId: call.partner.id, stars, createdAt: this.clock.now() });
     } catch (error) {
-      if (error instanceof QueryFailedError && (error.driverError as { code?: string }).code === '23505')
-        throw new AppError('already_rated', 'You have rated this call already');
+      if (isUniqueViolation(error, 'session_ratings_session_rater_unique')) throw new AppError('already_rated', 'You have rated this call already');
       throw error;
     }
     return this.getMine(userId, id);

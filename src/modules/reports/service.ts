@@ -1,7 +1,8 @@
-import { QueryFailedError, type DataSource, type EntityManager } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
+import { isUniqueViolation } from '../../infra/sql.js';
 import { transactionWithRetry } from '../../infra/transactions.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
@@ -91,8 +92,7 @@ export class ReportsService {
         return this.flagIfNeeded(manager, input.reportedId);
       });
     } catch (error) {
-      if (error instanceof QueryFailedError && (error.driverError as { code?: string }).code === '23505')
-        throw new AppError('already_reported', 'You have reported this call already');
+      if (isUniqueViolation(error, 'reports_session_reporter_unique')) throw new AppError('already_reported', 'You have reported this call already');
       throw error;
     }
     // No notifications module yet: admins learn of flags from the log and GET /admin/users?flagged=true.

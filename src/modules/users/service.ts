@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
-import { QueryFailedError, type DataSource, type EntityManager } from 'typeorm';
+import { type DataSource, type EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import { ImageRejectedError, sniffImageType, toSquareWebp } from '../../infra/images.js';
 import type { Logger } from '../../infra/logger.js';
-import { updateReturning, type PreparedReader } from '../../infra/sql.js';
+import { isUniqueViolation, updateReturning, type PreparedReader } from '../../infra/sql.js';
 import type { ObjectStorage } from '../../infra/storage.js';
 import type { Role, RoleLookup } from '../../shared/auth.js';
 import { AppError, DependencyUnavailableError, NotFoundError } from '../../shared/errors.js';
@@ -89,12 +89,6 @@ const PATCH_COLUMNS: Record<keyof ProfilePatch, string> = {
   country: 'country',
   timezone: 'timezone',
 };
-
-function uniqueViolation(error: unknown): string | null {
-  if (!(error instanceof QueryFailedError)) return null;
-  const driverError = error.driverError as { code?: string; constraint?: string };
-  return driverError.code === '23505' ? (driverError.constraint ?? 'unique') : null;
-}
 
 /** What sign-in needs to know about an account. */
 export interface Credentials {
@@ -298,7 +292,7 @@ export class UsersService implements RoleLookup {
         values,
       );
     } catch (error) {
-      if (uniqueViolation(error) === 'profiles_username_unique') throw new AppError('username_taken', 'This username is taken');
+      if (isUniqueViolation(error, 'profiles_username_unique')) throw new AppError('username_taken', 'This username is taken');
       throw error;
     }
     if (!updated.length) await this.throwVersionConflict(userId);
@@ -372,7 +366,7 @@ export class UsersService implements RoleLookup {
         this.clock.now(),
       ]);
     } catch (error) {
-      if (uniqueViolation(error) === 'profiles_wallet_address_unique') throw new AppError('wallet_taken', 'This wallet is registered to another account');
+      if (isUniqueViolation(error, 'profiles_wallet_address_unique')) throw new AppError('wallet_taken', 'This wallet is registered to another account');
       throw error;
     }
     return this.getMe(userId);
