@@ -428,7 +428,7 @@ export class MatchmakingService {
    * Ends the call of a room once (whoever and whichever instance asks first), tells the
    * partner why, and removes the room.
    */
-  async endRoom(roomId: string, endedByUserId: string | null, reason: 'ended' | 'disconnected' | 'timeout' | 'banned'): Promise<boolean> {
+  async endRoom(roomId: string, endedByUserId: string | null, reason: 'ended' | 'disconnected' | 'timeout'): Promise<boolean> {
     const meta = await this.redis.hgetall(`match:room:${roomId}:meta`);
     const endedBy: EndedBy = endedByUserId === meta.userAId ? 'user_a' : endedByUserId === meta.userBId ? 'user_b' : 'timeout';
     const closed = await this.calls.close(roomId, endedBy);
