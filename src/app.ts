@@ -112,7 +112,7 @@ export async function buildApp(container: Container): Promise<App> {
     metrics.observeHttpRequest(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
     if (request.auth) {
       const userId = request.auth.userId;
-      container.services.users.touchLastActive(userId).catch((error: unknown) => loggerInstance.warn({ err: error, userId }, 'could not record activity'));
+      container.services.profiles.touchLastActive(userId).catch((error: unknown) => loggerInstance.warn({ err: error, userId }, 'could not record activity'));
     }
     if (request.routeOptions.config.accessLog !== false) {
       // The root logger with the id as a field: the same line request.log would write,
@@ -209,12 +209,12 @@ export async function buildApp(container: Container): Promise<App> {
   });
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
 
-  registerAuthGuard(app, container.services.tokens, container.services.users);
+  registerAuthGuard(app, container.services.tokens, container.services.accounts);
   const { services } = container;
   await app.register(authRoutes, {
     auth: services.auth,
     tokens: services.tokens,
-    users: services.users,
+    accounts: services.accounts,
     limits: {
       login: config.AUTH_LOGIN_LIMIT,
       register: config.AUTH_REGISTER_LIMIT,
@@ -223,7 +223,7 @@ export async function buildApp(container: Container): Promise<App> {
     },
   });
   await app.register(multipart, { limits: { files: 1, fields: 0, parts: 2, fileSize: config.AVATAR_MAX_BYTES } });
-  await app.register(usersRoutes, { users: services.users, auth: services.auth, avatarMaxBytes: config.AVATAR_MAX_BYTES });
+  await app.register(usersRoutes, { profiles: services.profiles, avatarMaxBytes: config.AVATAR_MAX_BYTES });
   if (container.storage instanceof LocalStorage) await app.register(localStorageRoutes, { storage: container.storage });
   await app.register(auditRoutes, { audit: services.audit });
   await app.register(betaRoutes, { beta: services.beta });
@@ -242,7 +242,7 @@ export async function buildApp(container: Container): Promise<App> {
     onRedisError: (error) => container.logger.warn({ err: { message: error.message } }, 'Socket.io Redis adapter connection error'),
   });
   container.realtime.attach(sockets.io);
-  registerSocketAuth(sockets.io, services.tokens, services.users);
+  registerSocketAuth(sockets.io, services.tokens, services.accounts);
   registerSocketLimits(sockets.io, {
     allowedOrigins: config.FRONTEND_URL,
     trustProxy: config.TRUST_PROXY,

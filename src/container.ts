@@ -18,7 +18,8 @@ import { AuditService } from './modules/audit/service.js';
 import { AuthService } from './modules/auth/service.js';
 import { TokenService } from './modules/auth/tokens.js';
 import { BetaService } from './modules/beta/service.js';
-import { UsersService } from './modules/users/service.js';
+import { AccountsService, ProfilesService } from './modules/users/index.js';
+import { UsersRepository } from './modules/users/repository.js';
 import { CallsService } from './modules/calls/service.js';
 import { MatchmakingService } from './modules/matchmaking/service.js';
 import { RealtimeBus } from './infra/realtime.js';
@@ -52,7 +53,8 @@ export interface Services {
   calls: CallsService;
   matchmaking: MatchmakingService;
   audit: AuditService;
-  users: UsersService;
+  accounts: AccountsService;
+  profiles: ProfilesService;
   beta: BetaService;
   tokens: TokenService;
   auth: AuthService;
@@ -138,11 +140,16 @@ export async function createContainer(config: Config, options: ContainerOptions)
       : new LocalStorage(path.resolve(options.cwd, config.DATA_DIR, 'storage'), config.APP_URL, `${config.SESSION_SECRET}:storage-urls`, () => clock.now());
     if (storage instanceof S3Storage) cleanups.push(async () => storage.close());
 
-    const users = new UsersService(db, createPreparedReader(db), redis.client, storage, clock, ids, logger, {
-      urlTtlSeconds: Math.floor(config.STORAGE_URL_TTL / 1000),
-      avatarMaxPixels: config.AVATAR_MAX_PIXELS,
-      lastActiveThrottleMs: config.LAST_ACTIVE_THROTTLE,
-    });
+    const usersRepository = new UsersRepository(db, createPreparedReader(db));
+    const profiles = new ProfilesService(
+      { repository: usersRepository, redis: redis.client, storage, clock, ids, logger },
+      {
+        urlTtlSeconds: Math.floor(config.STORAGE_URL_TTL / 1000),
+        avatarMaxPixels: config.AVATAR_MAX_PIXELS,
+        lastActiveThrottleMs: config.LAST_ACTIVE_THROTTLE,
+      },
+    );
+    const accounts = new AccountsService({ repository: usersRepository, profiles, clock, ids });
     const beta = new BetaService(db, clock, ids, audit);
     const tokens = new TokenService(
       keys,
@@ -150,9 +157,9 @@ export async function createContainer(config: Config, options: ContainerOptions)
       clock,
       { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, accessTtlMs: config.JWT_ACCESS_EXPIRY },
       createPreparedReader(db),
-      users,
+      accounts,
     );
-    const auth = new AuthService(db, redis.client, tokens, hasher, mailer, users, beta, audit, clock, ids, logger, {
+    const auth = new AuthService(db, redis.client, tokens, hasher, mailer, accounts, beta, audit, clock, ids, logger, {
       emailPages: {
         '/verify-email': config.FRONTEND_VERIFY_EMAIL_URL ?? new URL('/verify-email', config.APP_URL).toString(),
         '/reset-password': config.FRONTEND_RESET_PASSWORD_URL ?? new URL('/reset-password', config.APP_URL).toString(),
@@ -169,8 +176,8 @@ export async function createContainer(config: Config, options: ContainerOptions)
 
     const realtime = new RealtimeBus();
     tokens.onSessionsDenied((sessionIds) => realtime.disconnectSessions(sessionIds));
-    const calls = new CallsService(db, users, clock, ids);
-    const matchmaking = new MatchmakingService(redis.client, users, calls, realtime, clock, ids, logger, {
+    const calls = new CallsService(db, profiles, clock, ids);
+    const matchmaking = new MatchmakingService(redis.client, profiles, calls, realtime, clock, ids, logger, {
       searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
       instanceTtlMs: config.MATCH_INSTANCE_TTL,
       maxCallMs: config.CALL_MAX_DURATION,
@@ -183,8 +190,8 @@ export async function createContainer(config: Config, options: ContainerOptions)
       },
     });
 
-    const reports = new ReportsService(db, users, calls, audit, clock, ids, logger);
-    const admin = new AdminService(db, users, auth, reports, matchmaking, calls, realtime, audit, logger);
+    const reports = new ReportsService(db, accounts, calls, audit, clock, ids, logger);
+    const admin = new AdminService(db, accounts, profiles, auth, reports, matchmaking, calls, realtime, audit, logger);
 
     const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded, storage: storage.kind === 'local' };
     if (production && embedded.redis) {
@@ -206,7 +213,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       mailer,
       storage,
       realtime,
-      services: { audit, users, beta, tokens, auth, calls, matchmaking, reports, admin },
+      services: { audit, accounts, profiles, beta, tokens, auth, calls, matchmaking, reports, admin },
       embedded,
       close: closeAll,
     };

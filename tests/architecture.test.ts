@@ -22,6 +22,10 @@ function withoutComments(text: string): string {
 }
 
 describe('module boundaries', () => {
+  // A module's doors: its service, its index (the public door of a module split into several
+  // services) and its exported API schemas.
+  const doors = new Set(['service.js', 'index.js', 'schemas.js']);
+
   it('a module reaches another module only through its service', () => {
     const violations: string[] = [];
     for (const file of files(path.join(src, 'modules'))) {
@@ -30,7 +34,7 @@ describe('module boundaries', () => {
         const target = path.relative(src, path.resolve(path.dirname(file), specifier));
         const [top, module, ...rest] = target.split(path.sep);
         if (top !== 'modules' || module === ownModule) continue;
-        if (rest.join('/') !== 'service.js') violations.push(`${path.relative(repoRoot, file)} imports ${specifier}`);
+        if (!doors.has(rest.join('/'))) violations.push(`${path.relative(repoRoot, file)} imports ${specifier}`);
       }
     }
     expect(violations).toEqual([]);
@@ -52,6 +56,28 @@ describe('module boundaries', () => {
       }
     }
     expect(owner.get('users')).toBe('users');
+    expect(violations).toEqual([]);
+  });
+
+  it('a module with a repository reaches its tables only there', () => {
+    const modules = path.join(src, 'modules');
+    const withRepository = readdirSync(modules).filter((name) => statSync(path.join(modules, name, 'repository.ts'), { throwIfNoEntry: false }));
+    expect(withRepository).toContain('users');
+    const violations: string[] = [];
+    for (const module of withRepository) {
+      const entities = readFileSync(path.join(modules, module, 'entities.ts'), 'utf8');
+      const tables = [...entities.matchAll(/@Entity\('(\w+)'\)/g)].map((match) => match[1]!);
+      const classes = [...entities.matchAll(/@Entity\('\w+'\)[\s\S]*?export class (\w+)/g)].map((match) => match[1]!);
+      expect(classes).toHaveLength(tables.length);
+      const sql = new RegExp(`\\b(?:FROM|JOIN|UPDATE|INTO) (?:${tables.join('|')})\\b`);
+      const typeorm = new RegExp(
+        `\\b(?:getRepository|insert|update|delete|create|findOne|find|findBy|exists|count|save|upsert)\\(\\s*(?:${classes.join('|')})\\b`,
+      );
+      for (const file of files(src).filter((file) => file !== path.join(modules, module, 'repository.ts'))) {
+        const text = withoutComments(readFileSync(file, 'utf8'));
+        if (sql.test(text) || typeorm.test(text)) violations.push(`${path.relative(repoRoot, file)} reaches ${tables.join(', ')}`);
+      }
+    }
     expect(violations).toEqual([]);
   });
 

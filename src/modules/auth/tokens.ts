@@ -155,14 +155,7 @@ export class TokenService implements AccessTokenVerifier {
     if (typeof iat !== 'number' || iat * 1000 > nowMs + IAT_LEEWAY_MS || (exp ?? 0) - iat > this.accessTtlSeconds) {
       throw new AppError('invalid_token', 'The access token is not valid');
     }
-    if (
-      typeof sub !== 'string' ||
-      !UUID.test(sub) ||
-      typeof sid !== 'string' ||
-      !UUID.test(sid) ||
-      typeof email !== 'string' ||
-      !isRole(role)
-    ) {
+    if (typeof sub !== 'string' || !UUID.test(sub) || typeof sid !== 'string' || !UUID.test(sid) || typeof email !== 'string' || !isRole(role)) {
       throw new AppError('invalid_token', 'The access token is not valid');
     }
     const context: AuthContext = { userId: sub, email, role, sessionId: sid };

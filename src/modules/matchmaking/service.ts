@@ -4,7 +4,7 @@ import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import type { EndedBy, CallsService } from '../calls/service.js';
-import type { UsersService } from '../users/service.js';
+import type { ProfilesService } from '../users/index.js';
 import { iceServersFor, type TurnSettings } from './turn.js';
 
 export const QUEUE_LEVELS = ['all', 'beginner', 'intermediate', 'advanced'] as const;
@@ -230,7 +230,7 @@ export class MatchmakingService {
 
   constructor(
     redis: Redis,
-    private readonly users: UsersService,
+    private readonly profiles: ProfilesService,
     private readonly calls: CallsService,
     private readonly bus: RealtimeBus,
     private readonly clock: Clock,
@@ -269,7 +269,7 @@ export class MatchmakingService {
   }
 
   async findPartner(userId: string, request: { level?: QueueLevel | undefined; topic?: string | undefined }): Promise<FindOutcome> {
-    const [{ active, completion }, room] = await Promise.all([this.users.matchmakingEligibility(userId), this.activeRoom(userId)]);
+    const [{ active, completion }, room] = await Promise.all([this.profiles.matchmakingEligibility(userId), this.activeRoom(userId)]);
     if (!active) return { status: 'rejected', code: 'account_banned', message: 'This account cannot use matchmaking' };
     if (!completion.complete) return { status: 'rejected', code: 'profile_incomplete', message: 'Complete your profile first', missing: completion.missing };
     if (room) return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
@@ -383,7 +383,7 @@ export class MatchmakingService {
       .expire(`match:room:${roomId}:meta`, this.roomTtlSeconds);
     await pipeline.exec();
     await this.calls.open({ roomId, userAId: waitingId, userBId: arrivingId, topic, level });
-    const [cardA, cardB] = await Promise.all([this.users.matchCard(waitingId), this.users.matchCard(arrivingId)]);
+    const [cardA, cardB] = await Promise.all([this.profiles.matchCard(waitingId), this.profiles.matchCard(arrivingId)]);
     for (const [userId, partner] of [
       [waitingId, cardB],
       [arrivingId, cardA],

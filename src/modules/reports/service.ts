@@ -8,7 +8,7 @@ import { AppError, NotFoundError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
 import type { AuditService } from '../audit/service.js';
 import type { CallsService } from '../calls/service.js';
-import type { UsersService } from '../users/service.js';
+import type { AccountsService } from '../users/index.js';
 import { Report, type REPORT_REASONS, type ReportStatus } from './entities.js';
 
 export type { ReportStatus };
@@ -48,7 +48,7 @@ function view(report: Omit<Report, 'reporter' | 'reported' | 'session' | 'review
 export class ReportsService {
   constructor(
     private readonly db: DataSource,
-    private readonly users: UsersService,
+    private readonly accounts: AccountsService,
     private readonly calls: CallsService,
     private readonly audit: AuditService,
     private readonly clock: Clock,
@@ -62,7 +62,7 @@ export class ReportsService {
   ): Promise<ReportView> {
     if (input.reportedId === reporterId)
       throw new AppError('validation_failed', 'You cannot report yourself', { fields: [{ in: 'body', path: 'reportedId', message: 'is you' }] });
-    if (!(await this.users.exists(input.reportedId))) throw new NotFoundError('User');
+    if (!(await this.accounts.exists(input.reportedId))) throw new NotFoundError('User');
     if (input.sessionId) {
       const participants = await this.calls.participants(input.sessionId);
       if (!participants?.includes(reporterId) || !participants.includes(input.reportedId)) {
@@ -87,7 +87,7 @@ export class ReportsService {
       flagged = await transactionWithRetry(this.db, async (manager) => {
         // the reported user's lock first, then the insert: every report about one user takes its
         // locks in the same order, so concurrent reports queue instead of deadlocking
-        if (!(await this.users.lockForUpdate(manager, input.reportedId))) throw new NotFoundError('User');
+        if (!(await this.accounts.lockForUpdate(manager, input.reportedId))) throw new NotFoundError('User');
         await manager.insert(Report, report);
         return this.flagIfNeeded(manager, input.reportedId);
       });
@@ -106,7 +106,7 @@ export class ReportsService {
       "SELECT count(*)::int AS pending FROM reports WHERE reported_id = $1 AND status = 'pending'",
       [userId],
     );
-    if (pending < FLAG_THRESHOLD || !(await this.users.flagForReview(manager, userId))) return false;
+    if (pending < FLAG_THRESHOLD || !(await this.accounts.flagForReview(manager, userId))) return false;
     await this.audit.record({ type: 'user_flagged', userId, metadata: { pendingReports: pending } }, manager);
     return true;
   }
