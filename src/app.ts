@@ -229,7 +229,7 @@ export async function buildApp(container: Container): Promise<App> {
   await app.register(betaRoutes, { beta: services.beta });
 
   await app.register(callsRoutes, { calls: services.calls });
-  await app.register(reportsRoutes, { reports: services.reports, admin: services.admin });
+  await app.register(reportsRoutes, { reports: services.reports });
   await app.register(adminRoutes, { admin: services.admin, clock: container.clock });
 
   // Socket.io on the same port: matchmaking and signaling.

@@ -4,6 +4,7 @@ import { caller, ROLES } from '../../shared/auth.js';
 import { errorResponseSchema } from '../../shared/http-schemas.js';
 import type { Clock } from '../../infra/clock.js';
 import { pageQuerySchema } from '../../shared/pagination.js';
+import { reportSchema } from '../reports/schemas.js';
 import type { AdminService } from './service.js';
 
 const flag = z.enum(['true', 'false']).transform((value) => value === 'true');
@@ -132,5 +133,25 @@ export const adminRoutes: FastifyPluginAsyncZod<{ admin: AdminService; clock: Cl
       await admin.unban(caller(request).userId, request.params.id);
       return reply.status(204).send(null);
     },
+  );
+
+  app.patch(
+    '/admin/reports/:id',
+    {
+      config,
+      schema: {
+        tags,
+        summary: 'Decide on a report; optionally ban the reported user in the same step',
+        security,
+        params: z.object({ id: z.uuid() }),
+        body: z.strictObject({
+          status: z.enum(['reviewed', 'actioned', 'dismissed']),
+          adminNote: z.string().trim().max(2000).optional(),
+          ban: z.strictObject({ reason: z.string().trim().min(3).max(500) }).optional(),
+        }),
+        response: { 200: reportSchema, ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request) => admin.reviewReport(caller(request).userId, request.params.id, request.body),
   );
 };

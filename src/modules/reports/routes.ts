@@ -4,27 +4,12 @@ import { caller } from '../../shared/auth.js';
 import { errorResponseSchema } from '../../shared/http-schemas.js';
 import { pageQuerySchema, pageSchema } from '../../shared/pagination.js';
 import { REPORT_REASONS, REPORT_STATUSES } from './entities.js';
-import type { AdminService } from '../admin/service.js';
+import { reportSchema } from './schemas.js';
 import type { ReportsService } from './service.js';
-
-export const reportSchema = z
-  .object({
-    id: z.uuid(),
-    reporterId: z.uuid(),
-    reportedId: z.uuid(),
-    sessionId: z.uuid().nullable(),
-    reason: z.enum(REPORT_REASONS),
-    description: z.string().nullable(),
-    status: z.enum(REPORT_STATUSES),
-    adminNote: z.string().nullable(),
-    actionedAt: z.date().nullable(),
-    createdAt: z.date(),
-  })
-  .meta({ id: 'Report' });
 
 const errors = (...statuses: Array<400 | 401 | 403 | 404 | 409>) => Object.fromEntries(statuses.map((status) => [status, errorResponseSchema]));
 
-export const reportsRoutes: FastifyPluginAsyncZod<{ reports: ReportsService; admin: AdminService }> = async (app, { reports, admin }) => {
+export const reportsRoutes: FastifyPluginAsyncZod<{ reports: ReportsService }> = async (app, { reports }) => {
   const tags = ['safety'];
   const config = { auth: 'user' } as const;
   const security = [{ bearer: [] }];
@@ -80,25 +65,5 @@ export const reportsRoutes: FastifyPluginAsyncZod<{ reports: ReportsService; adm
       },
     },
     async (request) => reports.list({ ...(request.query.status ? { status: request.query.status } : {}) }, request.query.limit, request.query.cursor),
-  );
-
-  app.patch(
-    '/admin/reports/:id',
-    {
-      config: adminOnly,
-      schema: {
-        tags: ['admin'],
-        summary: 'Decide on a report; optionally ban the reported user in the same step',
-        security,
-        params: z.object({ id: z.uuid() }),
-        body: z.strictObject({
-          status: z.enum(['reviewed', 'actioned', 'dismissed']),
-          adminNote: z.string().trim().max(2000).optional(),
-          ban: z.strictObject({ reason: z.string().trim().min(3).max(500) }).optional(),
-        }),
-        response: { 200: reportSchema, ...errors(400, 401, 403, 404) },
-      },
-    },
-    async (request) => admin.reviewReport(caller(request).userId, request.params.id, request.body),
   );
 };
