@@ -279,8 +279,8 @@ export class UsersRepository {
     return { total: row!.total, newSince: row!.new_since };
   }
 
-  /** Live accounts matching `filter`, newest first from `after`, `limit` rows; and how many match in all. */
-  async search(filter: UserSearchFilter, limit: number, after: Keyset | undefined): Promise<{ rows: UserListRecord[]; total: number }> {
+  /** Up to `count` live accounts matching `filter`, newest first after `after`; and how many match in all. */
+  async search(filter: UserSearchFilter, count: number, after: Keyset | undefined): Promise<{ rows: UserListRecord[]; total: number }> {
     const where = ['u.deleted_at IS NULL'];
     const values: unknown[] = [];
     const add = (sql: string, value: unknown) => {
@@ -299,7 +299,7 @@ export class UsersRepository {
       pageValues.push(after.createdAt, after.id);
       keyset = ` AND (u.created_at, u.id) < ($${pageValues.length - 1}, $${pageValues.length})`;
     }
-    pageValues.push(limit);
+    pageValues.push(count);
     const rows = await this.select<{
       id: string;
       email: string;
