@@ -27,7 +27,7 @@ export async function buildApp(container: Container): Promise<App> {
   registerDraining(app);
   await registerRateLimit(app, { config, redis: container.redis });
   await registerOpenApi(app, { config, tags: moduleTags });
-  registerAuthentication(app, { verifier: services.tokens, roles: services.users, activity: services.users, logger });
+  registerAuthentication(app, { verifier: services.tokens, roles: services.accounts, activity: services.profiles, logger });
 
   const modules = Object.values(container.modules);
   for (const module of modules) if ('http' in module && module.http) await app.register(module.http);
@@ -37,7 +37,7 @@ export async function buildApp(container: Container): Promise<App> {
     redis: container.redis,
     realtime: container.realtime,
     verifier: services.tokens,
-    accounts: services.users,
+    accounts: services.accounts,
     handlers: modules.flatMap((module) => ('sockets' in module && module.sockets ? [module.sockets] : [])),
   });
   return app;

@@ -18,6 +18,7 @@ import { RealtimeBus } from './infra/realtime.js';
 import { createRedis, type RedisConnection } from './infra/redis.js';
 import { LocalStorage, S3Storage, type ObjectStorage } from './infra/storage.js';
 import type { TokenService } from './modules/auth/index.js';
+import type { AccountsService, ProfilesService } from './modules/users/index.js';
 import { modules, type CreatedModules, type ModuleServices } from './modules/index.js';
 
 export interface Container {
@@ -43,7 +44,7 @@ export interface Container {
   close(): Promise<void>;
 }
 
-export type Services = ModuleServices & { tokens: TokenService };
+export type Services = ModuleServices & { tokens: TokenService; accounts: AccountsService; profiles: ProfilesService };
 
 export interface ContainerOptions {
   /** Folder that relative paths (DATA_DIR, JWT_KEYS_DIR) are resolved against. */
@@ -242,6 +243,8 @@ export async function createContainer(config: Config, options: ContainerOptions)
       services: {
         audit: audit.service,
         users: users.service,
+        accounts: users.service.accounts,
+        profiles: users.service.profiles,
         beta: beta.service,
         auth: auth.service,
         tokens: auth.service.tokens,

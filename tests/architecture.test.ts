@@ -144,6 +144,27 @@ describe('the module contract', () => {
     expect(seen).toContain('audit:activity_logs');
   });
 
+  it('a module with a repository reaches its tables only there', () => {
+    const withRepository = moduleFolders.filter((name) => statSync(path.join(modulesDir, name, 'repository.ts'), { throwIfNoEntry: false }));
+    expect(withRepository).toContain('users');
+    const violations: string[] = [];
+    for (const module of withRepository) {
+      const entities = readFileSync(path.join(modulesDir, module, 'entities.ts'), 'utf8');
+      const tables = [...entities.matchAll(/@Entity\('(\w+)'\)/g)].map((match) => match[1]!);
+      const classes = [...entities.matchAll(/@Entity\('\w+'\)[\s\S]*?export class (\w+)/g)].map((match) => match[1]!);
+      expect(classes).toHaveLength(tables.length);
+      const sql = new RegExp(`\\b(?:FROM|JOIN|UPDATE|INTO) (?:${tables.join('|')})\\b`);
+      const typeorm = new RegExp(
+        `\\b(?:getRepository|insert|update|delete|create|findOne|find|findBy|exists|count|save|upsert)\\(\\s*(?:${classes.join('|')})\\b`,
+      );
+      for (const file of files(src).filter((file) => file !== path.join(modulesDir, module, 'repository.ts'))) {
+        const text = withoutComments(readFileSync(file, 'utf8'));
+        if (sql.test(text) || typeorm.test(text)) violations.push(`${path.relative(repoRoot, file)} reaches ${tables.join(', ')}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
   it('only the entry points and scripts read process.env', () => {
     const readers = files(src)
       .filter((file) => withoutComments(readFileSync(file, 'utf8')).includes('process.env'))

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertValidKey, type LocalStorage } from '../src/infra/storage.js';
 import { buildTestApp, type TestApp } from './helpers/app.js';
-import { bearer, register } from './helpers/auth.js';
+import { bearer, PASSWORD, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
 import { multipartFile } from './helpers/multipart.js';
 
@@ -131,6 +131,26 @@ describe('avatars on the embedded storage', () => {
     expect(res.statusCode).toBe(204);
     expect(await avatarKey(t, account.user.id)).toBeNull();
     expect(existsSync(storage.pathOf(key))).toBe(false);
+  });
+
+  it('deletes the avatar file with the account', async () => {
+    const account = await register(t.app);
+    await upload(t, account.accessToken, await image('png'), 'a.png', 'image/png');
+    const key = (await avatarKey(t, account.user.id))!;
+    expect(existsSync(storage.pathOf(key))).toBe(true);
+    const res = await t.app.inject({ method: 'DELETE', url: '/users/me', headers: bearer(account.accessToken), payload: { password: PASSWORD } });
+    expect(res.statusCode).toBe(204);
+    expect(await avatarKey(t, account.user.id)).toBeNull();
+    expect(existsSync(storage.pathOf(key))).toBe(false);
+  });
+
+  it('keeps the avatar file when the account deletion is refused', async () => {
+    const account = await register(t.app);
+    await upload(t, account.accessToken, await image('png'), 'a.png', 'image/png');
+    const key = (await avatarKey(t, account.user.id))!;
+    const res = await t.app.inject({ method: 'DELETE', url: '/users/me', headers: bearer(account.accessToken), payload: { password: 'wrong password' } });
+    expect(res.statusCode).toBe(401);
+    expect(existsSync(storage.pathOf(key))).toBe(true);
   });
 
   it('serves a file only through an untampered, unexpired link', async () => {

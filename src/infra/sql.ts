@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { DataSource } from 'typeorm';
+import { QueryFailedError, type DataSource } from 'typeorm';
 
 /**
  * Named (prepared) statements straight on the pg pool, for hot read paths where TypeORM's
@@ -27,4 +27,11 @@ interface Queryable {
 export async function updateReturning<T>(manager: Queryable, sql: string, parameters: unknown[]): Promise<T[]> {
   const [rows] = (await manager.query(sql, parameters)) as [T[], number];
   return rows;
+}
+
+/** Whether `error` is PostgreSQL's unique violation (23505), of `constraint` when one is named. */
+export function isUniqueViolation(error: unknown, constraint?: string): boolean {
+  if (!(error instanceof QueryFailedError)) return false;
+  const { code, constraint: violated } = error.driverError as { code?: string; constraint?: string };
+  return code === '23505' && (constraint === undefined || violated === constraint);
 }

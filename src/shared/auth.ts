@@ -1,7 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError, ForbiddenError } from './errors.js';
 
-export type Role = 'student' | 'admin';
+/** Every role an account can have; the database check, the guard and the API schemas list these. */
+export const ROLES = ['student', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export function isRole(value: unknown): value is Role {
+  return (ROLES as readonly unknown[]).includes(value);
+}
 
 /** Who is calling: attached to the request by the auth hook. */
 export interface AuthContext {

@@ -87,12 +87,6 @@ export class NotFoundError extends AppError {
   }
 }
 
-export class ConflictError extends AppError {
-  constructor(message: string, details?: ErrorDetails) {
-    super('conflict', message, details);
-  }
-}
-
 export class RateLimitedError extends AppError {
   constructor(retryAfterSeconds: number) {
     super('rate_limited', `Too many requests, retry in ${retryAfterSeconds} s`, { retryAfterSeconds }, { 'retry-after': String(retryAfterSeconds) });

@@ -5,7 +5,7 @@ import type { CallsService } from '../calls/index.js';
 import { defineModule } from '../kit.js';
 import type { MatchmakingService } from '../matchmaking/index.js';
 import type { ReportsService } from '../reports/index.js';
-import type { UsersService } from '../users/index.js';
+import type { UsersModuleService } from '../users/index.js';
 import { adminRoutes } from './routes.js';
 import { AdminService } from './service.js';
 
@@ -13,7 +13,7 @@ export type { AdminService } from './service.js';
 
 export interface AdminModuleDeps {
   infra: Infra;
-  users: UsersService;
+  users: UsersModuleService;
   auth: AuthService;
   reports: ReportsService;
   matchmaking: MatchmakingService;
@@ -27,7 +27,18 @@ export const adminModule = defineModule({
   entities: [],
   tags: [{ name: 'admin', description: 'Moderation and administration (admins only)' }],
   create: ({ infra, users, auth, reports, matchmaking, calls, audit }: AdminModuleDeps) => {
-    const admin = new AdminService(infra.db, users, auth, reports, matchmaking, calls, infra.realtime, audit, infra.logger);
+    const admin = new AdminService({
+      db: infra.db,
+      accounts: users.accounts,
+      profiles: users.profiles,
+      auth,
+      reports,
+      matchmaking,
+      calls,
+      bus: infra.realtime,
+      audit,
+      logger: infra.logger,
+    });
     return { service: admin, http: async (app) => app.register(adminRoutes, { admin, clock: infra.clock }) };
   },
 });

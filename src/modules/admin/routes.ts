@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { caller } from '../../shared/auth.js';
+import { caller, ROLES } from '../../shared/auth.js';
 import { errorResponseSchema } from '../../shared/http-schemas.js';
 import type { Clock } from '../../infra/clock.js';
 import { pageQuerySchema } from '../../shared/pagination.js';
@@ -13,7 +13,7 @@ const adminUserSchema = z
   .object({
     id: z.uuid(),
     email: z.string(),
-    role: z.enum(['student', 'admin']),
+    role: z.enum(ROLES),
     username: z.string().nullable(),
     displayName: z.string().nullable(),
     isBanned: z.boolean(),
@@ -64,7 +64,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{ admin: AdminService; clock: Cl
         security,
         querystring: pageQuerySchema.extend({
           search: z.string().trim().min(1).max(100).optional(),
-          role: z.enum(['student', 'admin']).optional(),
+          role: z.enum(ROLES).optional(),
           banned: flag.optional(),
           flagged: flag.optional(),
         }),

@@ -7,27 +7,51 @@ import type { MatchmakingService } from '../matchmaking/index.js';
 import type { CallsService } from '../calls/index.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import type { ReportStatus, ReportsService, ReportView } from '../reports/index.js';
-import type { UsersService } from '../users/index.js';
+import type { AccountsService, ProfilesService, UserSearchFilter } from '../users/index.js';
+
+export interface AdminServiceDependencies {
+  db: DataSource;
+  accounts: AccountsService;
+  profiles: ProfilesService;
+  auth: AuthService;
+  reports: ReportsService;
+  matchmaking: MatchmakingService;
+  calls: CallsService;
+  bus: RealtimeBus;
+  audit: AuditService;
+  logger: Logger;
+}
 
 /** What admins do to accounts; every action is in the activity log under the admin's id. */
 export class AdminService {
-  constructor(
-    private readonly db: DataSource,
-    private readonly users: UsersService,
-    private readonly auth: AuthService,
-    private readonly reports: ReportsService,
-    private readonly matchmaking: MatchmakingService,
-    private readonly calls: CallsService,
-    private readonly bus: RealtimeBus,
-    private readonly audit: AuditService,
-    private readonly logger: Logger,
-  ) {}
+  private readonly db: DataSource;
+  private readonly accounts: AccountsService;
+  private readonly profiles: ProfilesService;
+  private readonly auth: AuthService;
+  private readonly reports: ReportsService;
+  private readonly matchmaking: MatchmakingService;
+  private readonly calls: CallsService;
+  private readonly bus: RealtimeBus;
+  private readonly audit: AuditService;
+  private readonly logger: Logger;
+  constructor(dependencies: AdminServiceDependencies) {
+    this.db = dependencies.db;
+    this.accounts = dependencies.accounts;
+    this.profiles = dependencies.profiles;
+    this.auth = dependencies.auth;
+    this.reports = dependencies.reports;
+    this.matchmaking = dependencies.matchmaking;
+    this.calls = dependencies.calls;
+    this.bus = dependencies.bus;
+    this.audit = dependencies.audit;
+    this.logger = dependencies.logger;
+  }
 
   /** The dashboard's numbers; "today" is the UTC day. */
   async stats(now: Date) {
     const today = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
     const [users, calls, pendingReports, onlineNow] = await Promise.all([
-      this.users.counts(today),
+      this.accounts.counts(today),
       this.calls.counts(today),
       this.reports.pendingCount(),
       this.bus.onlineUserCount(),
@@ -40,13 +64,13 @@ export class AdminService {
     };
   }
 
-  async searchUsers(filter: Parameters<UsersService['search']>[0], limit: number, cursor?: string) {
-    return this.users.search(filter, limit, cursor);
+  async searchUsers(filter: UserSearchFilter, limit: number, cursor?: string) {
+    return this.accounts.search(filter, limit, cursor);
   }
 
   /** Everything an admin needs to judge one user. */
   async userDetail(userId: string) {
-    const account = await this.users.getMe(userId);
+    const account = await this.profiles.getMe(userId);
     const [sessions, reportsMade, reportsReceived] = await Promise.all([
       this.calls.listMine(userId, 10),
       this.reports.list({ reporterId: userId }, 20),
@@ -67,7 +91,7 @@ export class AdminService {
 
   /** The transactional half of a ban; returns the revoked sessions for afterBan. */
   private async banIn(manager: EntityManager, adminId: string, userId: string, reason: string, metadata: Record<string, unknown>): Promise<string[]> {
-    if (!(await this.users.setBanned(manager, userId, true, reason))) throw new NotFoundError('User');
+    if (!(await this.accounts.setBanned(manager, userId, true, reason))) throw new NotFoundError('User');
     const revoked = await this.auth.revokeAllSessions(manager, userId, 'banned');
     await this.audit.record({ type: 'user_banned', userId, actorId: adminId, metadata: { reason, sessionsRevoked: revoked.length, ...metadata } }, manager);
     return revoked;
@@ -83,7 +107,7 @@ export class AdminService {
 
   async unban(adminId: string, userId: string): Promise<void> {
     await this.db.transaction(async (manager) => {
-      if (!(await this.users.setBanned(manager, userId, false, null))) throw new NotFoundError('User');
+      if (!(await this.accounts.setBanned(manager, userId, false, null))) throw new NotFoundError('User');
       await this.audit.record({ type: 'user_unbanned', userId, actorId: adminId }, manager);
     });
   }

@@ -5,7 +5,7 @@ import { createPreparedReader } from '../../infra/sql.js';
 import type { AuditService } from '../audit/index.js';
 import type { BetaService } from '../beta/index.js';
 import { defineModule } from '../kit.js';
-import type { UsersService } from '../users/index.js';
+import type { UsersModuleService } from '../users/index.js';
 import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken } from './entities.js';
 import { authRoutes, type AuthRoutesOptions } from './routes.js';
 import { AuthService, type AuthSettings } from './service.js';
@@ -18,7 +18,7 @@ export interface AuthModuleDeps {
   infra: Infra;
   keys: SigningKeys;
   hasher: PasswordHasher;
-  users: UsersService;
+  users: UsersModuleService;
   beta: BetaService;
   audit: AuditService;
   settings: AuthSettings & { tokens: TokenOptions; limits: AuthRoutesOptions['limits'] };
@@ -30,25 +30,27 @@ export const authModule = defineModule({
   entities: [DeviceSession, RefreshToken, PasswordResetToken, EmailVerificationToken],
   tags: [{ name: 'auth', description: 'Accounts, tokens and device sessions' }],
   create: ({ infra, keys, hasher, users, beta, audit, settings }: AuthModuleDeps) => {
-    const tokens = new TokenService(keys, infra.redis.client, infra.clock, settings.tokens, createPreparedReader(infra.db), users);
+    const tokens = new TokenService(keys, infra.redis.client, infra.clock, settings.tokens, createPreparedReader(infra.db), users.accounts);
     tokens.onSessionsDenied((sessionIds) => infra.realtime.disconnectSessions(sessionIds));
     const auth = new AuthService(
-      infra.db,
-      infra.redis.client,
-      tokens,
-      hasher,
-      infra.mailer,
-      users,
-      beta,
-      audit,
-      infra.clock,
-      infra.ids,
-      infra.logger,
+      {
+        db: infra.db,
+        redis: infra.redis.client,
+        tokens,
+        hasher,
+        mailer: infra.mailer,
+        accounts: users.accounts,
+        beta,
+        audit,
+        clock: infra.clock,
+        ids: infra.ids,
+        logger: infra.logger,
+      },
       settings,
     );
     return {
       service: auth,
-      http: async (app) => app.register(authRoutes, { auth, tokens, users, limits: settings.limits }),
+      http: async (app) => app.register(authRoutes, { auth, tokens, accounts: users.accounts, limits: settings.limits }),
     };
   },
 });

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
-import { caller } from '../../shared/auth.js';
+import { caller, ROLES } from '../../shared/auth.js';
 import { AppError } from '../../shared/errors.js';
 import { errorResponseSchema } from '../../shared/http-schemas.js';
-import type { UsersService } from '../users/index.js';
+import type { AccountsService } from '../users/index.js';
 import { PLATFORMS } from './entities.js';
 import type { AuthService, RequestMeta } from './service.js';
 import type { TokenService } from './tokens.js';
@@ -12,7 +12,7 @@ import type { TokenService } from './tokens.js';
 export interface AuthRoutesOptions {
   auth: AuthService;
   tokens: TokenService;
-  users: UsersService;
+  accounts: AccountsService;
   limits: { login: RateLimit; register: RateLimit; forgotPassword: RateLimit; refresh: RateLimit };
 }
 
@@ -36,7 +36,7 @@ const tokenPairSchema = z
     refreshToken: z.string(),
     tokenType: z.literal('Bearer'),
     expiresIn: z.number().int().describe('Access-token lifetime in seconds'),
-    user: z.object({ id: z.uuid(), email: z.string(), role: z.enum(['student', 'admin']) }),
+    user: z.object({ id: z.uuid(), email: z.string(), role: z.enum(ROLES) }),
   })
   .meta({ id: 'TokenPair' });
 
@@ -53,7 +53,7 @@ const sessionSchema = z
   })
   .meta({ id: 'DeviceSession' });
 
-const meSchema = z.object({ id: z.uuid(), email: z.string(), role: z.enum(['student', 'admin']), isVerified: z.boolean(), createdAt: z.date() });
+const meSchema = z.object({ id: z.uuid(), email: z.string(), role: z.enum(ROLES), isVerified: z.boolean(), createdAt: z.date() });
 
 const errors = (...statuses: Array<400 | 401 | 403 | 404 | 409 | 429 | 503>) => Object.fromEntries(statuses.map((status) => [status, errorResponseSchema]));
 
@@ -66,7 +66,7 @@ function limit({ max, windowMs }: RateLimit) {
   return { rateLimit: { max, timeWindow: windowMs, skipOnError: false } };
 }
 
-export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, { auth, tokens, users, limits }) => {
+export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, { auth, tokens, accounts, limits }) => {
   const tags = ['auth'];
   const signedIn = { auth: 'user' } as const;
   const security = [{ bearer: [] }];
@@ -139,7 +139,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
     '/auth/me',
     { config: signedIn, schema: { tags, summary: 'The signed-in account', security, response: { 200: meSchema, ...errors(401, 403) } } },
     async (request) => {
-      const account = await users.findSummary(caller(request).userId);
+      const account = await accounts.findSummary(caller(request).userId);
       if (!account) throw new AppError('session_revoked', 'This account no longer exists');
       return { id: account.id, email: account.email, role: account.role, isVerified: account.isVerified, createdAt: account.createdAt };
     },
@@ -173,6 +173,25 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
     },
     async (request, reply) => {
       await auth.revokeSession(caller(request), request.params.id, meta(request));
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.delete(
+    '/users/me',
+    {
+      config: signedIn,
+      schema: {
+        tags: ['users'],
+        summary: 'Delete my account',
+        description: 'Signs every device out and clears personal fields; call history stays for partners. Confirm with the current password.',
+        security,
+        body: z.strictObject({ password: z.string().min(1).max(1024).optional() }).optional(),
+        response: { 204: z.null(), ...errors(400, 401) },
+      },
+    },
+    async (request, reply) => {
+      await auth.deleteAccount(caller(request), request.body?.password, meta(request));
       return reply.status(204).send(null);
     },
   );
@@ -270,25 +289,6 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
           e: key.e ?? '',
         })),
       };
-    },
-  );
-
-  app.delete(
-    '/users/me',
-    {
-      config: signedIn,
-      schema: {
-        tags: ['users'],
-        summary: 'Delete my account',
-        description: 'Signs every device out and clears personal fields; call history stays for partners. Confirm with the current password.',
-        security,
-        body: z.strictObject({ password: z.string().min(1).max(1024).optional() }).optional(),
-        response: { 204: z.null(), 400: errorResponseSchema, 401: errorResponseSchema },
-      },
-    },
-    async (request, reply) => {
-      await auth.deleteAccount(caller(request), request.body?.password, meta(request));
-      return reply.status(204).send(null);
     },
   );
 };

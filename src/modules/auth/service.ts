@@ -1,17 +1,17 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { In, IsNull, QueryFailedError, type DataSource, type EntityManager } from 'typeorm';
+import { In, IsNull, type DataSource, type EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
 import type { Mailer } from '../../infra/mailer.js';
 import type { PasswordHasher } from '../../infra/passwords.js';
-import { updateReturning } from '../../infra/sql.js';
+import { isUniqueViolation, updateReturning } from '../../infra/sql.js';
 import type { AuthContext, Role } from '../../shared/auth.js';
 import { AppError, DependencyUnavailableError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
 import type { AuditService } from '../audit/index.js';
 import type { BetaService } from '../beta/index.js';
-import type { UsersService } from '../users/index.js';
+import type { AccountsService } from '../users/index.js';
 import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken, type Platform } from './entities.js';
 import { sha256, type TokenService } from './tokens.js';
 
@@ -73,14 +73,6 @@ function opaqueToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
-function isUniqueViolation(error: unknown, constraint: string): boolean {
-  return (
-    error instanceof QueryFailedError &&
-    (error.driverError as { code?: string; constraint?: string }).code === '23505' &&
-    (error.driverError as { constraint?: string }).constraint === constraint
-  );
-}
-
 /**
  * The pair issued by a rotation is kept for the reuse grace period, encrypted with a key
  * derived from the rotated token itself: only a holder of that token can read it back.
@@ -101,24 +93,51 @@ function openPair(oldToken: string, sealed: string): TokenPair {
   return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')) as TokenPair;
 }
 
+export interface AuthServiceDependencies {
+  db: DataSource;
+  redis: Redis;
+  tokens: TokenService;
+  hasher: PasswordHasher;
+  mailer: Mailer;
+  accounts: AccountsService;
+  beta: BetaService;
+  audit: AuditService;
+  clock: Clock;
+  ids: IdGenerator;
+  logger: Logger;
+}
+
 /** Accounts' credentials and device sessions: sign-up, sign-in, refresh, sign-out, reset, verification. */
 export class AuthService {
+  private readonly db: DataSource;
+  private readonly redis: Redis;
+  readonly tokens: TokenService;
+  private readonly hasher: PasswordHasher;
+  private readonly mailer: Mailer;
+  private readonly accounts: AccountsService;
+  private readonly beta: BetaService;
+  private readonly audit: AuditService;
+  private readonly clock: Clock;
+  private readonly ids: IdGenerator;
+  private readonly logger: Logger;
   private readonly background = new Set<Promise<void>>();
 
   constructor(
-    private readonly db: DataSource,
-    private readonly redis: Redis,
-    readonly tokens: TokenService,
-    private readonly hasher: PasswordHasher,
-    private readonly mailer: Mailer,
-    private readonly users: UsersService,
-    private readonly beta: BetaService,
-    private readonly audit: AuditService,
-    private readonly clock: Clock,
-    private readonly ids: IdGenerator,
-    private readonly logger: Logger,
+    dependencies: AuthServiceDependencies,
     private readonly settings: AuthSettings,
-  ) {}
+  ) {
+    this.db = dependencies.db;
+    this.redis = dependencies.redis;
+    this.tokens = dependencies.tokens;
+    this.hasher = dependencies.hasher;
+    this.mailer = dependencies.mailer;
+    this.accounts = dependencies.accounts;
+    this.beta = dependencies.beta;
+    this.audit = dependencies.audit;
+    this.clock = dependencies.clock;
+    this.ids = dependencies.ids;
+    this.logger = dependencies.logger;
+  }
 
   async register(input: { email: string; password: string; inviteKey?: string | undefined } & Device, meta: RequestMeta): Promise<TokenPair> {
     if (this.settings.betaMode && !input.inviteKey) throw new AppError('invite_required', 'Parley is in private beta: an invite key is required');
@@ -127,8 +146,8 @@ export class AuthService {
     let pair: TokenPair;
     try {
       pair = await this.db.transaction(async (manager) => {
-        if (await this.users.emailExists(input.email, manager)) throw new AppError('email_taken', 'An account with this e-mail already exists');
-        const user = await this.users.createWithProfile(manager, { email: input.email, passwordHash });
+        if (await this.accounts.emailExists(input.email, manager)) throw new AppError('email_taken', 'An account with this e-mail already exists');
+        const user = await this.accounts.create(manager, { email: input.email, passwordHash });
         if (this.settings.betaMode && input.inviteKey) await this.beta.consume(manager, input.inviteKey, input.email, user.id);
         await this.insertOneTimeToken(manager, EmailVerificationToken, user.id, verification, VERIFICATION_TTL_MS);
         await this.audit.record({ type: 'register', userId: user.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { platform: input.platform } }, manager);
@@ -153,7 +172,7 @@ export class AuthService {
       const ttlMs = await this.withRedis(() => this.redis.pttl(failuresKey));
       throw new RateLimitedError(Math.max(1, Math.ceil(ttlMs / 1000)));
     }
-    const account = await this.users.findCredentials(input.email);
+    const account = await this.accounts.findCredentials(input.email);
     // The hash is checked even for an unknown e-mail (against a dummy), so both answers take as long.
     const passwordOk = await this.hasher.verify(input.password, account?.passwordHash ?? null);
     if (!account || account.deleted || !passwordOk) {
@@ -177,7 +196,7 @@ export class AuthService {
     const signedIn = await this.db.transaction(async (manager) => {
       // Checked again on the locked row: a ban that commits first is seen here, and one that
       // commits later waits for this session and then revokes it with the others.
-      const current = await this.users.lockSummary(manager, account.id);
+      const current = await this.accounts.lockSummary(manager, account.id);
       if (!current) throw new AppError('invalid_credentials', 'E-mail or password is incorrect');
       if (current.isBanned) {
         await this.audit.record(
@@ -186,7 +205,7 @@ export class AuthService {
         );
         return null;
       }
-      if (upgradedHash) await this.users.upgradePasswordHash(manager, account.id, account.passwordHash!, upgradedHash);
+      if (upgradedHash) await this.accounts.upgradePasswordHash(manager, account.id, account.passwordHash!, upgradedHash);
       const replacedSessions = await this.revokeSessions(manager, { userId: account.id, deviceId: input.deviceId }, 'replaced');
       await this.audit.record(
         { type: 'login', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { platform: input.platform, deviceId: input.deviceId } },
@@ -220,7 +239,7 @@ export class AuthService {
       if (!session || session.revokedAt || session.expiresAt <= now) throw new AppError('session_revoked', 'This session was signed out');
       const endsAt = this.sessionEnd(session.createdAt);
       if (endsAt <= now) throw new AppError('token_expired', 'This session has reached its maximum lifetime: sign in again');
-      const account = await this.users.findSummary(row.user_id, manager);
+      const account = await this.accounts.findSummary(row.user_id, manager);
       if (!account) throw new AppError('session_revoked', 'This account no longer exists');
       if (account.isBanned) throw new AppError('account_banned', 'This account is banned');
       const pair = await this.issuePair(manager, account, session.id, newId, endsAt);
@@ -277,11 +296,11 @@ export class AuthService {
    * existing account, or creates an admin account with `password`.
    */
   async ensureAdmin(email: string, password: string | undefined): Promise<'created' | 'promoted' | 'already_admin'> {
-    const existing = await this.users.findCredentials(email);
+    const existing = await this.accounts.findCredentials(email);
     if (existing && !existing.deleted) {
       if (existing.role === 'admin') return 'already_admin';
       await this.db.transaction(async (manager) => {
-        await this.users.setRole(manager, existing.id, 'admin');
+        await this.accounts.setRole(manager, existing.id, 'admin');
         await this.audit.record({ type: 'role_changed', userId: existing.id, metadata: { from: existing.role, to: 'admin', by: 'command line' } }, manager);
       });
       return 'promoted';
@@ -289,8 +308,8 @@ export class AuthService {
     if (!password) throw new AppError('validation_failed', 'No account with this e-mail: give a password to create one');
     const passwordHash = await this.hasher.hash(password);
     await this.db.transaction(async (manager) => {
-      const user = await this.users.createWithProfile(manager, { email, passwordHash, role: 'admin' });
-      await this.users.markVerified(manager, user.id);
+      const user = await this.accounts.create(manager, { email, passwordHash, role: 'admin' });
+      await this.accounts.markVerified(manager, user.id);
       await this.audit.record({ type: 'register', userId: user.id, metadata: { role: 'admin', by: 'command line' } }, manager);
     });
     return 'created';
@@ -301,19 +320,19 @@ export class AuthService {
    * every session ends at once.
    */
   async deleteAccount(auth: AuthContext, password: string | undefined, meta: RequestMeta): Promise<void> {
-    const account = await this.users.findCredentials(auth.email);
+    const account = await this.accounts.findCredentials(auth.email);
     if (!account || account.deleted || account.id !== auth.userId) throw new AppError('session_revoked', 'This account no longer exists');
     if (account.passwordHash && !(password !== undefined && (await this.hasher.verify(password, account.passwordHash)))) {
       throw new AppError('invalid_credentials', 'Confirm with your current password');
     }
-    const { sessions, avatarKey } = await this.db.transaction(async (manager) => {
+    const { sessions, deleteFiles } = await this.db.transaction(async (manager) => {
       const revoked = await this.revokeSessions(manager, { userId: account.id }, 'account_deleted');
-      const avatar = await this.users.softDelete(manager, account.id);
+      const afterCommit = await this.accounts.softDelete(manager, account.id);
       await this.audit.record({ type: 'account_deleted', userId: account.id, ip: meta.ip, userAgent: meta.userAgent }, manager);
-      return { sessions: revoked, avatarKey: avatar };
+      return { sessions: revoked, deleteFiles: afterCommit };
     });
     await this.tokens.denySessions(sessions);
-    if (avatarKey) await this.users.deleteFile(avatarKey);
+    await deleteFiles();
   }
 
   async logout(auth: AuthContext, meta: RequestMeta): Promise<void> {
@@ -397,7 +416,7 @@ export class AuthService {
   }
 
   private async sendResetLink(email: string, meta: RequestMeta): Promise<void> {
-    const account = await this.users.findCredentials(email);
+    const account = await this.accounts.findCredentials(email);
     if (!account || account.deleted || account.isBanned) return;
     const token = opaqueToken();
     const issued = await this.db.transaction(async (manager) => {
@@ -426,7 +445,7 @@ export class AuthService {
     const { sessions: revoked, account } = await this.db.transaction(async (manager) => {
       const userId = await this.useOneTimeToken(manager, PasswordResetToken, token);
       if (!userId) throw new AppError('invalid_reset_token', 'This reset link is invalid, expired or already used');
-      await this.users.setPassword(manager, userId, passwordHash);
+      await this.accounts.setPassword(manager, userId, passwordHash);
       // Any other reset link of this account dies with the password it was meant to replace.
       await manager.update(PasswordResetToken, { userId, used: false }, { used: true, usedAt: this.clock.now() });
       const sessions = await this.revokeSessions(manager, { userId }, 'password_reset');
@@ -434,7 +453,7 @@ export class AuthService {
         { type: 'password_reset', userId, ip: meta.ip, userAgent: meta.userAgent, metadata: { sessionsRevoked: sessions.length } },
         manager,
       );
-      return { sessions, account: await this.users.findSummary(userId, manager) };
+      return { sessions, account: await this.accounts.findSummary(userId, manager) };
     });
     if (account) {
       this.sendLater({
@@ -450,13 +469,13 @@ export class AuthService {
     await this.db.transaction(async (manager) => {
       const userId = await this.useOneTimeToken(manager, EmailVerificationToken, token);
       if (!userId) throw new AppError('invalid_verification_token', 'This verification link is invalid, expired or already used');
-      await this.users.markVerified(manager, userId);
+      await this.accounts.markVerified(manager, userId);
       await this.audit.record({ type: 'email_verified', userId, ip: meta.ip, userAgent: meta.userAgent }, manager);
     });
   }
 
   async resendVerification(auth: AuthContext): Promise<void> {
-    const account = await this.users.findSummary(auth.userId);
+    const account = await this.accounts.findSummary(auth.userId);
     if (!account) throw new NotFoundError('Account');
     if (account.isVerified) throw new AppError('already_verified', 'This e-mail address is already verified');
     const token = opaqueToken();

@@ -4,7 +4,7 @@ import { errors as joseErrors, exportJWK, jwtVerify, SignJWT, type JWK, type JWT
 import type { Clock } from '../../infra/clock.js';
 import type { SigningKeys } from '../../infra/keys.js';
 import type { PreparedReader } from '../../infra/sql.js';
-import type { AccessTokenVerifier, AuthContext, Role } from '../../shared/auth.js';
+import { isRole, type AccessTokenVerifier, type AuthContext } from '../../shared/auth.js';
 import { AppError, DependencyUnavailableError } from '../../shared/errors.js';
 
 export interface TokenOptions {
@@ -13,7 +13,6 @@ export interface TokenOptions {
   accessTtlMs: number;
 }
 
-const ROLES: readonly string[] = ['student', 'admin'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Verified tokens remembered, so a client's repeated token costs no RSA work. */
 const VERIFIED_CACHE_SIZE = 10_000;
@@ -156,18 +155,10 @@ export class TokenService implements AccessTokenVerifier {
     if (typeof iat !== 'number' || iat * 1000 > nowMs + IAT_LEEWAY_MS || (exp ?? 0) - iat > this.accessTtlSeconds) {
       throw new AppError('invalid_token', 'The access token is not valid');
     }
-    if (
-      typeof sub !== 'string' ||
-      !UUID.test(sub) ||
-      typeof sid !== 'string' ||
-      !UUID.test(sid) ||
-      typeof email !== 'string' ||
-      typeof role !== 'string' ||
-      !ROLES.includes(role)
-    ) {
+    if (typeof sub !== 'string' || !UUID.test(sub) || typeof sid !== 'string' || !UUID.test(sid) || typeof email !== 'string' || !isRole(role)) {
       throw new AppError('invalid_token', 'The access token is not valid');
     }
-    const context: AuthContext = { userId: sub, email, role: role as Role, sessionId: sid };
+    const context: AuthContext = { userId: sub, email, role, sessionId: sid };
     if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
     this.verified.set(token, { context, expiresAtMs: (exp ?? 0) * 1000 });
     return context;

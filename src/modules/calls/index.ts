@@ -1,5 +1,5 @@
 import type { Infra } from '../../infra/bundle.js';
-import type { UsersService } from '../users/index.js';
+import type { UsersModuleService } from '../users/index.js';
 import { defineModule } from '../kit.js';
 import { Call, CallRating } from './entities.js';
 import { callsRoutes } from './routes.js';
@@ -12,8 +12,8 @@ export const callsModule = defineModule({
   name: 'calls',
   entities: [Call, CallRating],
   tags: [{ name: 'calls', description: 'Call history and ratings' }],
-  create: ({ infra, users }: { infra: Infra; users: UsersService }) => {
-    const calls = new CallsService(infra.db, users, infra.clock, infra.ids);
+  create: ({ infra, users }: { infra: Infra; users: UsersModuleService }) => {
+    const calls = new CallsService(infra.db, users.profiles, infra.clock, infra.ids);
     return { service: calls, http: async (app) => app.register(callsRoutes, { calls }) };
   },
 });

@@ -1,10 +1,10 @@
-import { QueryFailedError, type DataSource } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
-import { updateReturning } from '../../infra/sql.js';
+import { isUniqueViolation, updateReturning } from '../../infra/sql.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
-import type { UsersService } from '../users/index.js';
+import type { ProfilesService } from '../users/index.js';
 import { Call, CallRating, type EndedBy } from './entities.js';
 
 export type { EndedBy };
@@ -40,7 +40,7 @@ interface CallRow {
 export class CallsService {
   constructor(
     private readonly db: DataSource,
-    private readonly users: UsersService,
+    private readonly profiles: ProfilesService,
     private readonly clock: Clock,
     private readonly ids: IdGenerator,
   ) {}
@@ -67,14 +67,14 @@ export class CallsService {
         [roomId, now, endedBy],
       );
       if (!row) return null;
-      for (const userId of [row.user_a_id, row.user_b_id]) await this.users.recordCall(manager, userId, { seconds: row.duration_seconds, endedAt: now });
+      for (const userId of [row.user_a_id, row.user_b_id]) await this.profiles.recordCall(manager, userId, { seconds: row.duration_seconds, endedAt: now });
       return { id: row.id, durationSeconds: row.duration_seconds, userIds: [row.user_a_id, row.user_b_id] };
     });
   }
 
   private async view(rows: CallRow[], userId: string): Promise<CallView[]> {
     const partnerIds = rows.map((row) => (row.user_a_id === userId ? row.user_b_id : row.user_a_id));
-    const names = await this.users.publicNames([...new Set(partnerIds)]);
+    const names = await this.profiles.publicNames([...new Set(partnerIds)]);
     return rows.map((row, index) => {
       const partnerId = partnerIds[index]!;
       return {
@@ -150,8 +150,7 @@ export class CallsService {
         .getRepository(CallRating)
         .insert({ id: this.ids.uuid(), sessionId: id, raterId: userId, ratedId: call.partner.id, stars, createdAt: this.clock.now() });
     } catch (error) {
-      if (error instanceof QueryFailedError && (error.driverError as { code?: string }).code === '23505')
-        throw new AppError('already_rated', 'You have rated this call already');
+      if (isUniqueViolation(error, 'session_ratings_session_rater_unique')) throw new AppError('already_rated', 'You have rated this call already');
       throw error;
     }
     return this.getMine(userId, id);

@@ -1,7 +1,7 @@
 import type { Infra } from '../../infra/bundle.js';
 import type { CallsService } from '../calls/index.js';
 import { defineModule } from '../kit.js';
-import type { UsersService } from '../users/index.js';
+import type { UsersModuleService } from '../users/index.js';
 import { registerMatchmakingGateway } from './gateway.js';
 import { MatchmakingService, type MatchmakingSettings } from './service.js';
 
@@ -17,8 +17,11 @@ export interface MatchmakingModuleSettings extends MatchmakingSettings {
 export const matchmakingModule = defineModule({
   name: 'matchmaking',
   entities: [],
-  create: ({ infra, users, calls, settings }: { infra: Infra; users: UsersService; calls: CallsService; settings: MatchmakingModuleSettings }) => {
-    const matchmaking = new MatchmakingService(infra.redis.client, users, calls, infra.realtime, infra.clock, infra.ids, infra.logger, settings);
+  create: ({ infra, users, calls, settings }: { infra: Infra; users: UsersModuleService; calls: CallsService; settings: MatchmakingModuleSettings }) => {
+    const matchmaking = new MatchmakingService(
+      { redis: infra.redis.client, profiles: users.profiles, calls, bus: infra.realtime, clock: infra.clock, ids: infra.ids, logger: infra.logger },
+      settings,
+    );
     return {
       service: matchmaking,
       sockets: (io) =>

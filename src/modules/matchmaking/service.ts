@@ -4,7 +4,7 @@ import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import type { EndedBy, CallsService } from '../calls/index.js';
-import type { UsersService } from '../users/index.js';
+import type { ProfilesService } from '../users/index.js';
 import { iceServersFor, type TurnSettings } from './turn.js';
 
 export const QUEUE_LEVELS = ['all', 'beginner', 'intermediate', 'advanced'] as const;
@@ -221,23 +221,40 @@ export interface Room {
   users: string[];
 }
 
+export interface MatchmakingServiceDependencies {
+  redis: Redis;
+  profiles: ProfilesService;
+  calls: CallsService;
+  bus: RealtimeBus;
+  clock: Clock;
+  ids: IdGenerator;
+  logger: Logger;
+}
+
 /** The queue and the rooms, in Redis (keys as module 04 gives them), shared by every instance. */
 export class MatchmakingService {
+  private readonly profiles: ProfilesService;
+  private readonly calls: CallsService;
+  private readonly bus: RealtimeBus;
+  private readonly clock: Clock;
+  private readonly ids: IdGenerator;
+  private readonly logger: Logger;
   private readonly redis: MatchRedis;
   private readonly roomTtlSeconds: number;
   /** This process; the searches of its sockets name it, and its heartbeat key says it is alive. */
   readonly instanceId: string;
 
   constructor(
-    redis: Redis,
-    private readonly users: UsersService,
-    private readonly calls: CallsService,
-    private readonly bus: RealtimeBus,
-    private readonly clock: Clock,
-    private readonly ids: IdGenerator,
-    private readonly logger: Logger,
+    dependencies: MatchmakingServiceDependencies,
     private readonly settings: MatchmakingSettings,
   ) {
+    const { redis, ids } = dependencies;
+    this.profiles = dependencies.profiles;
+    this.calls = dependencies.calls;
+    this.bus = dependencies.bus;
+    this.clock = dependencies.clock;
+    this.ids = dependencies.ids;
+    this.logger = dependencies.logger;
     redis.defineCommand('parleyFindPartner', { numberOfKeys: 3, lua: FIND_PARTNER });
     redis.defineCommand('parleyRetireInstance', { numberOfKeys: 2, lua: RETIRE_INSTANCE });
     redis.defineCommand('parleyCancelSearch', { numberOfKeys: 0, lua: CANCEL_SEARCH });
@@ -269,7 +286,7 @@ export class MatchmakingService {
   }
 
   async findPartner(userId: string, request: { level?: QueueLevel | undefined; topic?: string | undefined }): Promise<FindOutcome> {
-    const [{ active, completion }, room] = await Promise.all([this.users.matchmakingEligibility(userId), this.activeRoom(userId)]);
+    const [{ active, completion }, room] = await Promise.all([this.profiles.matchmakingEligibility(userId), this.activeRoom(userId)]);
     if (!active) return { status: 'rejected', code: 'account_banned', message: 'This account cannot use matchmaking' };
     if (!completion.complete) return { status: 'rejected', code: 'profile_incomplete', message: 'Complete your profile first', missing: completion.missing };
     if (room) return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
@@ -383,7 +400,7 @@ export class MatchmakingService {
       .expire(`match:room:${roomId}:meta`, this.roomTtlSeconds);
     await pipeline.exec();
     await this.calls.open({ roomId, userAId: waitingId, userBId: arrivingId, topic, level });
-    const [cardA, cardB] = await Promise.all([this.users.matchCard(waitingId), this.users.matchCard(arrivingId)]);
+    const [cardA, cardB] = await Promise.all([this.profiles.matchCard(waitingId), this.profiles.matchCard(arrivingId)]);
     for (const [userId, partner] of [
       [waitingId, cardB],
       [arrivingId, cardA],
@@ -428,7 +445,7 @@ export class MatchmakingService {
    * Ends the call of a room once (whoever and whichever instance asks first), tells the
    * partner why, and removes the room.
    */
-  async endRoom(roomId: string, endedByUserId: string | null, reason: 'ended' | 'disconnected' | 'timeout' | 'banned'): Promise<boolean> {
+  async endRoom(roomId: string, endedByUserId: string | null, reason: 'ended' | 'disconnected' | 'timeout'): Promise<boolean> {
     const meta = await this.redis.hgetall(`match:room:${roomId}:meta`);
     const endedBy: EndedBy = endedByUserId === meta.userAId ? 'user_a' : endedByUserId === meta.userBId ? 'user_b' : 'timeout';
     const closed = await this.calls.close(roomId, endedBy);

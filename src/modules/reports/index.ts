@@ -2,9 +2,10 @@ import type { Infra } from '../../infra/bundle.js';
 import type { AuditService } from '../audit/index.js';
 import type { CallsService } from '../calls/index.js';
 import { defineModule } from '../kit.js';
-import type { UsersService } from '../users/index.js';
+import type { UsersModuleService } from '../users/index.js';
 import { Report } from './entities.js';
-import { reportsRoutes, reportSchema } from './routes.js';
+import { reportsRoutes } from './routes.js';
+import { reportSchema } from './schemas.js';
 import { ReportsService } from './service.js';
 
 export type { ReportStatus, ReportView, ReportsService } from './service.js';
@@ -15,8 +16,8 @@ export const reportsModule = defineModule({
   name: 'reports',
   entities: [Report],
   tags: [{ name: 'safety', description: 'Reports' }],
-  create: ({ infra, users, calls, audit }: { infra: Infra; users: UsersService; calls: CallsService; audit: AuditService }) => {
-    const reports = new ReportsService(infra.db, users, calls, audit, infra.clock, infra.ids, infra.logger);
+  create: ({ infra, users, calls, audit }: { infra: Infra; users: UsersModuleService; calls: CallsService; audit: AuditService }) => {
+    const reports = new ReportsService({ db: infra.db, accounts: users.accounts, calls, audit, clock: infra.clock, ids: infra.ids, logger: infra.logger });
     return { service: reports, http: async (app) => app.register(reportsRoutes, { reports }) };
   },
 });

@@ -4,22 +4,8 @@ import { caller } from '../../shared/auth.js';
 import { errorResponseSchema } from '../../shared/http-schemas.js';
 import { pageQuerySchema, pageSchema } from '../../shared/pagination.js';
 import { REPORT_REASONS, REPORT_STATUSES } from './entities.js';
+import { reportSchema } from './schemas.js';
 import type { ReportsService } from './service.js';
-
-export const reportSchema = z
-  .object({
-    id: z.uuid(),
-    reporterId: z.uuid(),
-    reportedId: z.uuid(),
-    sessionId: z.uuid().nullable(),
-    reason: z.enum(REPORT_REASONS),
-    description: z.string().nullable(),
-    status: z.enum(REPORT_STATUSES),
-    adminNote: z.string().nullable(),
-    actionedAt: z.date().nullable(),
-    createdAt: z.date(),
-  })
-  .meta({ id: 'Report' });
 
 const errors = (...statuses: Array<400 | 401 | 403 | 404 | 409>) => Object.fromEntries(statuses.map((status) => [status, errorResponseSchema]));
 

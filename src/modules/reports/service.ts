@@ -1,13 +1,14 @@
-import { QueryFailedError, type DataSource, type EntityManager } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
+import { isUniqueViolation } from '../../infra/sql.js';
 import { transactionWithRetry } from '../../infra/transactions.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
 import type { AuditService } from '../audit/index.js';
 import type { CallsService } from '../calls/index.js';
-import type { UsersService } from '../users/index.js';
+import type { AccountsService } from '../users/index.js';
 import { Report, type REPORT_REASONS, type ReportStatus } from './entities.js';
 
 export type { ReportStatus };
@@ -43,17 +44,34 @@ function view(report: Omit<Report, 'reporter' | 'reported' | 'session' | 'review
   };
 }
 
+export interface ReportsServiceDependencies {
+  db: DataSource;
+  accounts: AccountsService;
+  calls: CallsService;
+  audit: AuditService;
+  clock: Clock;
+  ids: IdGenerator;
+  logger: Logger;
+}
+
 /** Users reporting each other; three pending reports flag a user for an admin. */
 export class ReportsService {
-  constructor(
-    private readonly db: DataSource,
-    private readonly users: UsersService,
-    private readonly calls: CallsService,
-    private readonly audit: AuditService,
-    private readonly clock: Clock,
-    private readonly ids: IdGenerator,
-    private readonly logger: Logger,
-  ) {}
+  private readonly db: DataSource;
+  private readonly accounts: AccountsService;
+  private readonly calls: CallsService;
+  private readonly audit: AuditService;
+  private readonly clock: Clock;
+  private readonly ids: IdGenerator;
+  private readonly logger: Logger;
+  constructor(dependencies: ReportsServiceDependencies) {
+    this.db = dependencies.db;
+    this.accounts = dependencies.accounts;
+    this.calls = dependencies.calls;
+    this.audit = dependencies.audit;
+    this.clock = dependencies.clock;
+    this.ids = dependencies.ids;
+    this.logger = dependencies.logger;
+  }
 
   async create(
     reporterId: string,
@@ -61,7 +79,7 @@ export class ReportsService {
   ): Promise<ReportView> {
     if (input.reportedId === reporterId)
       throw new AppError('validation_failed', 'You cannot report yourself', { fields: [{ in: 'body', path: 'reportedId', message: 'is you' }] });
-    if (!(await this.users.exists(input.reportedId))) throw new NotFoundError('User');
+    if (!(await this.accounts.exists(input.reportedId))) throw new NotFoundError('User');
     if (input.sessionId) {
       const participants = await this.calls.participants(input.sessionId);
       if (!participants?.includes(reporterId) || !participants.includes(input.reportedId)) {
@@ -86,13 +104,12 @@ export class ReportsService {
       flagged = await transactionWithRetry(this.db, async (manager) => {
         // the reported user's lock first, then the insert: every report about one user takes its
         // locks in the same order, so concurrent reports queue instead of deadlocking
-        if (!(await this.users.lockForUpdate(manager, input.reportedId))) throw new NotFoundError('User');
+        if (!(await this.accounts.lockForUpdate(manager, input.reportedId))) throw new NotFoundError('User');
         await manager.insert(Report, report);
         return this.flagIfNeeded(manager, input.reportedId);
       });
     } catch (error) {
-      if (error instanceof QueryFailedError && (error.driverError as { code?: string }).code === '23505')
-        throw new AppError('already_reported', 'You have reported this call already');
+      if (isUniqueViolation(error, 'reports_session_reporter_unique')) throw new AppError('already_reported', 'You have reported this call already');
       throw error;
     }
     // No notifications module yet: admins learn of flags from the log and GET /admin/users?flagged=true.
@@ -106,7 +123,7 @@ export class ReportsService {
       "SELECT count(*)::int AS pending FROM reports WHERE reported_id = $1 AND status = 'pending'",
       [userId],
     );
-    if (pending < FLAG_THRESHOLD || !(await this.users.flagForReview(manager, userId))) return false;
+    if (pending < FLAG_THRESHOLD || !(await this.accounts.flagForReview(manager, userId))) return false;
     await this.audit.record({ type: 'user_flagged', userId, metadata: { pendingReports: pending } }, manager);
     return true;
   }

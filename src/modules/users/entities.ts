@@ -1,13 +1,12 @@
 import { Check, Column, Entity, JoinColumn, OneToOne, PrimaryColumn, Unique } from 'typeorm';
+import { ROLES, type Role } from '../../shared/auth.js';
 
-export const ROLES = ['student', 'admin'] as const;
-export type Role = (typeof ROLES)[number];
 export const ENGLISH_LEVELS = ['beginner', 'intermediate', 'advanced'] as const;
 export const LEARNING_GOALS = ['fluency', 'business', 'travel', 'exam'] as const;
 
 @Entity('users')
 @Unique('users_email_unique', ['email'])
-@Check('users_role_check', `role IN ('student', 'admin')`)
+@Check('users_role_check', `role IN (${ROLES.map((role) => `'${role}'`).join(', ')})`)
 export class User {
   @PrimaryColumn('uuid')
   id!: string;

@@ -2,14 +2,23 @@ import multipart from '@fastify/multipart';
 import type { Infra } from '../../infra/bundle.js';
 import { createPreparedReader } from '../../infra/sql.js';
 import { defineModule } from '../kit.js';
+import { AccountsService } from './accounts.js';
 import { Profile, User } from './entities.js';
+import { ProfilesService, type ProfileSettings } from './profiles.js';
+import { UsersRepository } from './repository.js';
 import { usersRoutes } from './routes.js';
-import { UsersService, type ProfileSettings } from './service.js';
 
-export type { AccountSummary, Credentials, MeView, ProfileView, PublicProfileView, UsersService } from './service.js';
+export type { AccountsService, AccountSummary, Credentials, UserSearchFilter } from './accounts.js';
+export type { ProfilesService, MeView, ProfileCompletion, PublicName } from './profiles.js';
 
 export interface UsersModuleSettings extends ProfileSettings {
   avatarMaxBytes: number;
+}
+
+/** The users module's two services: identity (accounts) and what a user shows (profiles). */
+export interface UsersModuleService {
+  accounts: AccountsService;
+  profiles: ProfilesService;
 }
 
 /** Accounts and profiles: who a user is, what others see of them, their practice stats. */
@@ -21,13 +30,19 @@ export const usersModule = defineModule({
     { name: 'users', description: 'Profiles, avatars and account deletion' },
   ],
   create: ({ infra, settings }: { infra: Infra; settings: UsersModuleSettings }) => {
-    const users = new UsersService(infra.db, createPreparedReader(infra.db), infra.redis.client, infra.storage, infra.clock, infra.ids, infra.logger, settings);
+    const repository = new UsersRepository(infra.db, createPreparedReader(infra.db));
+    const profiles = new ProfilesService(
+      { repository, redis: infra.redis.client, storage: infra.storage, clock: infra.clock, ids: infra.ids, logger: infra.logger },
+      settings,
+    );
+    const accounts = new AccountsService({ repository, profiles, clock: infra.clock, ids: infra.ids });
+    const service: UsersModuleService = { accounts, profiles };
     return {
-      service: users,
+      service,
       http: async (app) => {
         // Only the avatar upload takes multipart bodies.
         await app.register(multipart, { limits: { files: 1, fields: 0, parts: 2, fileSize: settings.avatarMaxBytes } });
-        await app.register(usersRoutes, { users, avatarMaxBytes: settings.avatarMaxBytes });
+        await app.register(usersRoutes, { profiles, avatarMaxBytes: settings.avatarMaxBytes });
       },
     };
   },

@@ -4,82 +4,13 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { caller } from '../../shared/auth.js';
 import { AppError } from '../../shared/errors.js';
 import { errorResponseSchema, INT4_MAX } from '../../shared/http-schemas.js';
-import { ENGLISH_LEVELS, LEARNING_GOALS } from './entities.js';
-import { PUBLIC_PROFILE_FIELDS, type UsersService } from './service.js';
+import type { ProfilesService } from './profiles.js';
+import { ifMatchHeadersSchema, meSchema, profilePatchSchema, publicProfileSchema, userParamsSchema, walletBodySchema } from './schemas.js';
 
 export interface UsersRoutesOptions {
-  users: UsersService;
+  profiles: ProfilesService;
   avatarMaxBytes: number;
 }
-
-const regionNames = new Intl.DisplayNames(['en'], { type: 'region' });
-
-function isCountry(code: string): boolean {
-  // DisplayNames echoes a code it does not know
-  return /^[A-Z]{2}$/.test(code) && regionNames.of(code) !== code;
-}
-
-function isTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const profileSchema = z.object({
-  username: z.string().nullable(),
-  displayName: z.string().nullable(),
-  avatarUrl: z.string().nullable().describe('Short-lived signed URL, or a CDN URL when STORAGE_PUBLIC_URL is set'),
-  bio: z.string().nullable(),
-  nativeLanguage: z.string().nullable(),
-  englishLevel: z.enum(ENGLISH_LEVELS).nullable(),
-  learningGoal: z.enum(LEARNING_GOALS).nullable(),
-  country: z.string().nullable(),
-  timezone: z.string().nullable(),
-  walletAddress: z.string().nullable(),
-  totalPracticeMins: z.number().int(),
-  totalSessions: z.number().int(),
-  streakDays: z.number().int(),
-  lastSessionAt: z.date().nullable(),
-  version: z.number().int().describe('Send it back with PATCH (or as If-Match)'),
-});
-
-const meSchema = z
-  .object({
-    id: z.uuid(),
-    email: z.string(),
-    role: z.enum(['student', 'admin']),
-    isVerified: z.boolean(),
-    createdAt: z.date(),
-    profile: profileSchema,
-    completion: z
-      .object({ complete: z.boolean(), missing: z.array(z.enum(['username', 'englishLevel'])) })
-      .describe('Matchmaking needs username and englishLevel'),
-  })
-  .meta({ id: 'Me' });
-
-const publicProfileSchema = profileSchema
-  .pick(Object.fromEntries(PUBLIC_PROFILE_FIELDS.map((field) => [field, true])) as { [K in (typeof PUBLIC_PROFILE_FIELDS)[number]]: true })
-  .extend({ id: z.uuid(), memberSince: z.date() })
-  .meta({ id: 'PublicProfile' });
-
-const patchSchema = z.strictObject({
-  version: z.number().int().min(1).max(INT4_MAX).optional().describe('The version you read; or send If-Match'),
-  username: z
-    .string()
-    .regex(/^[A-Za-z0-9_]{3,30}$/, '3-30 letters, digits or underscores')
-    .nullable()
-    .optional(),
-  displayName: z.string().trim().min(1).max(80).nullable().optional(),
-  bio: z.string().trim().max(500).nullable().optional(),
-  nativeLanguage: z.string().trim().min(2).max(40).nullable().optional(),
-  englishLevel: z.enum(ENGLISH_LEVELS).nullable().optional(),
-  learningGoal: z.enum(LEARNING_GOALS).nullable().optional(),
-  country: z.string().toUpperCase().refine(isCountry, 'an ISO 3166-1 alpha-2 country code').nullable().optional(),
-  timezone: z.string().max(64).refine(isTimeZone, 'an IANA time zone such as Europe/Berlin').nullable().optional(),
-});
 
 /** If-Match: "3", W/"3" or 3 */
 function versionFromIfMatch(header: string | undefined): number | undefined {
@@ -129,7 +60,7 @@ async function readAvatarPart(request: FastifyRequest, maxBytes: number): Promis
 const errors = (...statuses: Array<400 | 401 | 404 | 409 | 413 | 415 | 422 | 428>) =>
   Object.fromEntries(statuses.map((status) => [status, errorResponseSchema]));
 
-export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app, { users, avatarMaxBytes }) => {
+export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app, { profiles, avatarMaxBytes }) => {
   const tags = ['users'];
   const signedIn = { auth: 'user' } as const;
   const security = [{ bearer: [] }];
@@ -138,7 +69,7 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
     '/users/me',
     { config: signedIn, schema: { tags, summary: 'My account and profile', security, response: { 200: meSchema, ...errors(401, 404) } } },
     async (request, reply) => {
-      const me = await users.getMe(caller(request).userId);
+      const me = await profiles.getMe(caller(request).userId);
       reply.header('etag', `"${me.profile.version}"`);
       return me;
     },
@@ -153,8 +84,8 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
         summary: 'Update my profile (optimistic: send the version you read)',
         description: 'A stale version answers 409 version_conflict with details.currentVersion, and nothing is written.',
         security,
-        headers: z.object({ 'if-match': z.string().optional() }),
-        body: patchSchema,
+        headers: ifMatchHeadersSchema,
+        body: profilePatchSchema,
         response: { 200: meSchema, ...errors(400, 401, 404, 409, 428) },
       },
     },
@@ -162,7 +93,7 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
       const { version: bodyVersion, ...patch } = request.body;
       const version = bodyVersion ?? versionFromIfMatch(request.headers['if-match']);
       if (version === undefined) throw new AppError('version_required', 'Send the profile version you read, in the body or as If-Match');
-      const me = await users.updateProfile(caller(request).userId, patch, version);
+      const me = await profiles.updateProfile(caller(request).userId, patch, version);
       reply.header('etag', `"${me.profile.version}"`);
       return me;
     },
@@ -188,7 +119,7 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
     },
     async (request) => {
       if (!request.isMultipart()) throw new AppError('unsupported_media_type', 'Send the image as multipart/form-data');
-      return users.setAvatar(caller(request).userId, await readAvatarPart(request, avatarMaxBytes));
+      return profiles.setAvatar(caller(request).userId, await readAvatarPart(request, avatarMaxBytes));
     },
   );
 
@@ -196,7 +127,7 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
     '/users/me/avatar',
     { config: signedIn, schema: { tags, summary: 'Remove my avatar', security, response: { 204: z.null(), ...errors(401) } } },
     async (request, reply) => {
-      await users.removeAvatar(caller(request).userId);
+      await profiles.removeAvatar(caller(request).userId);
       return reply.status(204).send(null);
     },
   );
@@ -209,11 +140,11 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
         tags,
         summary: 'Register my wallet address (an EVM address; one account per wallet)',
         security,
-        body: z.strictObject({ address: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'a 0x-prefixed 40-hex-digit address') }),
+        body: walletBodySchema,
         response: { 200: meSchema, ...errors(400, 401, 409) },
       },
     },
-    async (request) => users.setWallet(caller(request).userId, request.body.address),
+    async (request) => profiles.setWallet(caller(request).userId, request.body.address),
   );
 
   app.get(
@@ -224,10 +155,10 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
         tags,
         summary: "Another user's public profile",
         security,
-        params: z.object({ id: z.uuid() }),
+        params: userParamsSchema,
         response: { 200: publicProfileSchema, ...errors(400, 401, 404) },
       },
     },
-    async (request) => users.getPublic(request.params.id),
+    async (request) => profiles.getPublic(request.params.id),
   );
 };
