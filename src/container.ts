@@ -24,6 +24,7 @@ import { MatchmakingService } from './modules/matchmaking/service.js';
 import { RealtimeBus } from './infra/realtime.js';
 import { ReportsService } from './modules/reports/service.js';
 import { AdminService } from './modules/admin/service.js';
+import { IdempotencyStore } from './http/idempotency/store.js';
 import { randomBytes } from 'node:crypto';
 
 export interface Container {
@@ -40,6 +41,8 @@ export interface Container {
   /** Reaches connected users; bound to the Socket.io server by buildApp. */
   realtime: RealtimeBus;
   services: Services;
+  /** Idempotency-Key records of the routes that opt in (their purgeExpired runs periodically). */
+  idempotency: IdempotencyStore;
   /** Which parts run on the embedded defaults rather than configured services. */
   embedded: { database: boolean; redis: boolean; storage: boolean };
   /** Closes Redis, the database pool and the embedded PostgreSQL, in that order. */
@@ -107,6 +110,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
     cleanups.push(() => redis.close());
 
     const clock = options.clock ?? systemClock;
+    const idempotency = new IdempotencyStore(db, clock);
     const ids = options.ids ?? randomIds;
     const mailer = config.RESEND_API_KEY
       ? createResendMailer(config.RESEND_API_KEY, config.RESEND_API_URL, config.EMAIL_FROM)
@@ -207,6 +211,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       storage,
       realtime,
       services: { audit, users, beta, tokens, auth, calls, matchmaking, reports, admin },
+      idempotency,
       embedded,
       close: closeAll,
     };
