@@ -30,6 +30,7 @@ import { usersRoutes } from './modules/users/routes.js';
 import { LocalStorage } from './infra/storage.js';
 import multipart from '@fastify/multipart';
 import { registerAuthGuard } from './shared/auth.js';
+import { idempotency } from './http/idempotency/plugin.js';
 import { frameworkErrorHandler, registerErrorHandling } from './shared/error-handler.js';
 import { registerInputGuards } from './shared/input.js';
 import { documentTransform } from './shared/openapi.js';
@@ -139,7 +140,7 @@ export async function buildApp(container: Container): Promise<App> {
     methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'If-Match', 'X-CSRF-Token', 'X-Request-Id'],
     // what a browser client may read of a response
-    exposedHeaders: ['X-Request-Id', 'Retry-After', 'ETag'],
+    exposedHeaders: ['X-Request-Id', 'Retry-After', 'ETag', 'Idempotent-Replayed'],
     // browsers cap it (Chromium at 2 h); saves a preflight per request
     maxAge: 7200,
   });
@@ -210,6 +211,7 @@ export async function buildApp(container: Container): Promise<App> {
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
 
   registerAuthGuard(app, container.services.tokens, container.services.users);
+  await app.register(idempotency, { store: container.idempotency });
   const { services } = container;
   await app.register(authRoutes, {
     auth: services.auth,
