@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import Fastify from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, testDatabaseUrl, type TestApp } from './helpers/app.js';
 import { bearer, login, register, type Pair } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
-import { requestHash } from '../src/http/idempotency/plugin.js';
+import { idempotency, requestHash } from '../src/http/idempotency/plugin.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const clock = manualClock();
@@ -267,6 +268,14 @@ describe('Idempotency-Key on POST /reports', () => {
     const mine = document.paths['/reports/mine'].get;
     expect((mine.parameters ?? []).map((parameter: { name: string }) => parameter.name)).not.toContain('Idempotency-Key');
     expect(Object.keys(mine.responses)).not.toContain('422');
+  });
+
+  it('refuses a route that opts in without requiring a signed-in caller: keys belong to a user', async () => {
+    const app = Fastify();
+    await app.register(idempotency, { store: t.container.idempotency });
+    expect(() => app.post('/open', { config: { idempotent: true } }, async () => ({}))).toThrow(/must require a signed-in caller/);
+    expect(() => app.post('/signed-in', { config: { idempotent: true, auth: 'user' } }, async () => ({}))).not.toThrow();
+    await app.close();
   });
 
   it('exposes Idempotent-Replayed to browsers', async () => {
