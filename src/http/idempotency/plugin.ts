@@ -64,14 +64,15 @@ function storedBody(payload: unknown): Buffer | null {
  * a different request gets 422 `idempotency_key_reused`. Without the header a route behaves as
  * if it had not opted in.
  *
- * The key is claimed in preHandler: after the auth guard (preValidation) and after validation,
- * so a request refused by either (401, 403, 400 `validation_failed` from the schema, 429 from a
- * rate limit) never holds the key and a corrected retry runs. Once the handler has started, its
- * answer is kept whatever it is, a 4xx from our own code included (409 `already_reported`, 404,
- * the service's 400), as Stripe does: running the request again would give the same answer.
- * Only a 5xx (a thrown unexpected error, a database that is down) releases the key, so a retry
- * runs again. A process that dies between claim and response leaves the key in progress; the
- * store lets a new request take it over after a bound.
+ * The key is claimed in preHandler, after the rate limit (onRequest), the auth guard
+ * (preValidation) and schema validation, so a request refused by one of them (429, 401, 403,
+ * 400 `validation_failed`) never holds the key and a corrected retry runs. Once the handler has
+ * started, its answer is kept whatever it is, a 4xx from our own code included (409
+ * `already_reported`, 404, the service's own 400), as Stripe does: running the request again
+ * would give the same answer. Only a 5xx (an unexpected error, a database that is down)
+ * releases the key, so a retry runs again. The response is stored after the handler's own
+ * transaction, not in it: a process that dies in between leaves the key in progress until the
+ * store's takeover bound, after which a retry runs again.
  */
 export const idempotency = fp<{ store: IdempotencyStore }>(
   async (app, { store }) => {
