@@ -4,6 +4,7 @@ import { ProfileAvatarKeyAndWallet1763784000000 } from './1763784000000-ProfileA
 import { CreateCallSessions1763791200000 } from './1763791200000-CreateCallSessions.js';
 import { CreateReports1763798400000 } from './1763798400000-CreateReports.js';
 import { OpenCallsIndex1763805600000 } from './1763805600000-OpenCallsIndex.js';
+import { CreateIdempotencyKeys1764800000000 } from './1764800000000-CreateIdempotencyKeys.js';
 
 /** Every migration, oldest first. `npm run migration:generate|create` adds new ones here. */
 export const migrations = [
@@ -13,4 +14,5 @@ export const migrations = [
   CreateCallSessions1763791200000,
   CreateReports1763798400000,
   OpenCallsIndex1763805600000,
+  CreateIdempotencyKeys1764800000000,
 ];

@@ -3,6 +3,7 @@ import { registerAccessLog } from './http/access-log.js';
 import { registerAuthentication } from './http/authentication.js';
 import { registerCors } from './http/cors.js';
 import { registerDraining } from './http/draining.js';
+import { idempotency } from './http/idempotency/plugin.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerRateLimit } from './http/rate-limit.js';
 import { registerSecurityHeaders } from './http/security-headers.js';
@@ -28,6 +29,8 @@ export async function buildApp(container: Container): Promise<App> {
   await registerRateLimit(app, { config, redis: container.redis });
   await registerOpenApi(app, { config, tags: moduleTags });
   registerAuthentication(app, { verifier: services.tokens, roles: services.accounts, activity: services.profiles, logger });
+  // Routes opt in with config: { idempotent: true }; must come before the routes.
+  await app.register(idempotency, { store: container.idempotency });
 
   const modules = Object.values(container.modules);
   for (const module of modules) if ('http' in module && module.http) await app.register(module.http);

@@ -8,6 +8,7 @@ import { systemClock, type Clock } from './infra/clock.js';
 import { createDataSource, runMigrationsLocked } from './infra/database.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './infra/embedded-postgres.js';
 import { EventBus } from './infra/events.js';
+import { IdempotencyStore } from './http/idempotency/store.js';
 import { randomIds, type IdGenerator } from './infra/ids.js';
 import { loadSigningKeys, type SigningKeys } from './infra/keys.js';
 import { createLogger, type Logger } from './infra/logger.js';
@@ -35,6 +36,8 @@ export interface Container {
   /** Reaches connected users; bound to the Socket.io server by buildApp. */
   realtime: RealtimeBus;
   events: EventBus;
+  /** Idempotency-Key records of the routes that opt in. */
+  idempotency: IdempotencyStore;
   /** What each module built: its service, routes, socket handlers. */
   modules: CreatedModules;
   services: Services;
@@ -118,6 +121,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
         })
       : new LocalStorage(path.resolve(options.cwd, config.DATA_DIR, 'storage'), config.APP_URL, `${config.SESSION_SECRET}:storage-urls`, () => clock.now());
     if (storage instanceof S3Storage) cleanups.push(async () => storage.close());
+    const idempotency = new IdempotencyStore(db, clock);
     const infra: Infra = { logger, clock, ids, db, redis, mailer, storage, metrics, realtime, events };
 
     // One block per module, in dependency order; each gets its dependencies as one object.
@@ -239,6 +243,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       storage,
       realtime,
       events,
+      idempotency,
       modules: created,
       services: {
         audit: audit.service,

@@ -11,7 +11,7 @@ export async function registerCors(app: App, config: Config): Promise<void> {
     methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'If-Match', 'X-CSRF-Token', 'X-Request-Id'],
     // what a browser client may read of a response
-    exposedHeaders: ['X-Request-Id', 'Retry-After', 'ETag'],
+    exposedHeaders: ['X-Request-Id', 'Retry-After', 'ETag', 'Idempotent-Replayed'],
     // browsers cap it (Chromium at 2 h); saves a preflight per request
     maxAge: 7200,
   });

@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   bad_request: 400,
   invalid_reset_token: 400,
   invalid_verification_token: 400,
+  idempotency_key_invalid: 400,
   unauthorized: 401,
   invalid_credentials: 401,
   invalid_token: 401,
@@ -30,10 +31,12 @@ export const ERROR_CODES = {
   wallet_taken: 409,
   already_verified: 409,
   refresh_in_progress: 409,
+  idempotency_in_progress: 409,
   payload_too_large: 413,
   uri_too_long: 414,
   unsupported_media_type: 415,
   unprocessable: 422,
+  idempotency_key_reused: 422,
   invalid_image: 422,
   image_too_large: 422,
   version_required: 428,
@@ -97,6 +100,27 @@ export class RateLimitedError extends AppError {
 export class ShuttingDownError extends AppError {
   constructor() {
     super('shutting_down', 'This server is shutting down; retry the request', undefined, { 'retry-after': '1', connection: 'close' });
+  }
+}
+
+/** An Idempotency-Key header that is empty or longer than the stored keys can be. */
+export class IdempotencyKeyInvalidError extends AppError {
+  constructor(maxLength: number) {
+    super('idempotency_key_invalid', `Idempotency-Key must be 1 to ${maxLength} characters`);
+  }
+}
+
+/** The first request with this Idempotency-Key is still running: retry once it has answered. */
+export class IdempotencyInProgressError extends AppError {
+  constructor() {
+    super('idempotency_in_progress', 'A request with this Idempotency-Key is still in progress; retry shortly', undefined, { 'retry-after': '1' });
+  }
+}
+
+/** The Idempotency-Key was used before with a different request: a new request needs a new key. */
+export class IdempotencyKeyReusedError extends AppError {
+  constructor() {
+    super('idempotency_key_reused', 'This Idempotency-Key was used with a different request; send a new key for a new request');
   }
 }
 

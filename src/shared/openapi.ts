@@ -1,12 +1,18 @@
 import type { SwaggerTransform } from '@fastify/swagger';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { MAX_IDEMPOTENCY_KEY_LENGTH } from '../http/idempotency/plugin.js';
 import { errorResponseSchema } from './http-schemas.js';
 
 type Transform = typeof jsonSchemaTransform;
 type Input = Parameters<Transform>[0];
 
 const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
+
+/** What the document reads of a route's `config`. */
+function routeConfig(input: Input): { auth?: string; rateLimit?: unknown; idempotent?: boolean } {
+  return (input.route as { config?: ReturnType<typeof routeConfig> }).config ?? {};
+}
 
 /**
  * The error statuses any route can answer besides its own, derived from what it takes: 400 for
@@ -16,16 +22,18 @@ const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
  * drains or a dependency is down. A route's own declarations win.
  */
 function commonErrors(input: Input): number[] {
-  const { config } = input.route as { config?: { auth?: string; rateLimit?: unknown } };
+  const config = routeConfig(input);
   const methods = [input.route.method].flat();
   return [
     400,
+    // an Idempotency-Key still in use by a running request (409) or sent with another request (422)
+    ...(config.idempotent ? [409, 422] : []),
     // Fastify refuses a path parameter longer than maxParamLength
     ...(/[:*]/.test(input.url) ? [414] : []),
     // a bad token (401), a banned account (403 account_banned) or a non-admin on an admin route (403)
-    ...(config?.auth ? [401, 403] : []),
+    ...(config.auth ? [401, 403] : []),
     ...(methods.some((method) => !BODYLESS_METHODS.has(method)) ? [413, 415] : []),
-    ...(config?.rateLimit === false ? [] : [429]),
+    ...(config.rateLimit === false ? [] : [429]),
     500,
     503,
   ];
@@ -38,10 +46,27 @@ const MULTIPART_FILE_BODY = {
   properties: { file: { type: 'string', format: 'binary', description: 'The file, as the one part of the form' } },
 };
 
+const IDEMPOTENCY_KEY = z
+  .string()
+  .min(1)
+  .max(MAX_IDEMPOTENCY_KEY_LENGTH)
+  .optional()
+  .describe(
+    'Makes a retry safe: the first response to a key is kept 24 h and answered again (with `Idempotent-Replayed: true`) to a retry ' +
+      'with the same request; the key with a different request is 422 `idempotency_key_reused`, while the first still runs 409 `idempotency_in_progress`.',
+  );
+
+/** The route's header schema plus the Idempotency-Key header of a route that opts in. */
+function headersWithIdempotencyKey(headers: unknown): z.ZodObject {
+  const own = headers instanceof z.ZodObject ? headers : z.object({});
+  return own.extend({ 'Idempotency-Key': IDEMPOTENCY_KEY });
+}
+
 /**
  * jsonSchemaTransform, plus what the routes' schemas cannot say: the common error statuses,
- * a multipart body, and a wildcard route's path as a named parameter (Fastify's `*` is not a
- * valid OpenAPI parameter name; the parameter may hold slashes).
+ * the Idempotency-Key header of the routes that take it, a multipart body, and a wildcard
+ * route's path as a named parameter (Fastify's `*` is not a valid OpenAPI parameter name; the
+ * parameter may hold slashes).
  */
 export const documentTransform: SwaggerTransform = (input) => {
   const { schema, url } = input;
@@ -49,12 +74,14 @@ export const documentTransform: SwaggerTransform = (input) => {
   const declared = (schema as { response?: Record<string, unknown> }).response ?? {};
   const response = { ...Object.fromEntries(commonErrors(input).map((status) => [status, errorResponseSchema])), ...declared };
   const wildcard = url.endsWith('/*');
+  const idempotent = routeConfig(input).idempotent === true;
   const transformed = jsonSchemaTransform({
     ...input,
     url: wildcard ? `${url.slice(0, -1)}{path}` : url,
     schema: {
       ...schema,
       response,
+      ...(idempotent ? { headers: headersWithIdempotencyKey((schema as { headers?: unknown }).headers) } : {}),
       ...(wildcard ? { params: z.object({ path: z.string().describe('The rest of the path, slashes included') }) } : {}),
     },
   });

@@ -120,7 +120,7 @@ export async function buildTestApp(options: BuildTestAppOptions = {}): Promise<T
 /** Empties every table (between tests that must not see each other's rows). */
 export async function truncateAll(t: TestApp): Promise<void> {
   await t.container.db.query(
-    'TRUNCATE users, profiles, device_sessions, refresh_tokens, password_reset_tokens, email_verification_tokens, invite_keys, activity_logs, call_sessions, session_ratings, reports CASCADE',
+    'TRUNCATE users, profiles, device_sessions, refresh_tokens, password_reset_tokens, email_verification_tokens, invite_keys, activity_logs, call_sessions, session_ratings, reports, idempotency_keys CASCADE',
   );
   await t.container.redis.client.flushdb();
 }
