@@ -207,7 +207,6 @@ export async function createContainer(config: Config, options: ContainerOptions)
       users: users.service,
       auth: auth.service,
       reports: reports.service,
-      matchmaking: matchmaking.service,
       calls: calls.service,
       audit: audit.service,
     });

@@ -3,7 +3,6 @@ import type { AuditService } from '../audit/index.js';
 import type { AuthService } from '../auth/index.js';
 import type { CallsService } from '../calls/index.js';
 import { defineModule } from '../kit.js';
-import type { MatchmakingService } from '../matchmaking/index.js';
 import type { ReportsService } from '../reports/index.js';
 import type { UsersModuleService } from '../users/index.js';
 import { adminRoutes } from './routes.js';
@@ -16,7 +15,6 @@ export interface AdminModuleDeps {
   users: UsersModuleService;
   auth: AuthService;
   reports: ReportsService;
-  matchmaking: MatchmakingService;
   calls: CallsService;
   audit: AuditService;
 }
@@ -26,14 +24,14 @@ export const adminModule = defineModule({
   name: 'admin',
   entities: [],
   tags: [{ name: 'admin', description: 'Moderation and administration (admins only)' }],
-  create: ({ infra, users, auth, reports, matchmaking, calls, audit }: AdminModuleDeps) => {
+  create: ({ infra, users, auth, reports, calls, audit }: AdminModuleDeps) => {
     const admin = new AdminService({
       db: infra.db,
       accounts: users.accounts,
       profiles: users.profiles,
       auth,
       reports,
-      matchmaking,
+      events: infra.events,
       calls,
       bus: infra.realtime,
       audit,

@@ -3,8 +3,8 @@ import type { Logger } from '../../infra/logger.js';
 import { NotFoundError } from '../../shared/errors.js';
 import type { AuditService } from '../audit/index.js';
 import type { AuthService } from '../auth/index.js';
-import type { MatchmakingService } from '../matchmaking/index.js';
 import type { CallsService } from '../calls/index.js';
+import type { EventBus } from '../../infra/events.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import type { ReportStatus, ReportsService, ReportView } from '../reports/index.js';
 import type { AccountsService, ProfilesService, UserSearchFilter } from '../users/index.js';
@@ -15,7 +15,7 @@ export interface AdminServiceDependencies {
   profiles: ProfilesService;
   auth: AuthService;
   reports: ReportsService;
-  matchmaking: MatchmakingService;
+  events: EventBus;
   calls: CallsService;
   bus: RealtimeBus;
   audit: AuditService;
@@ -29,7 +29,7 @@ export class AdminService {
   private readonly profiles: ProfilesService;
   private readonly auth: AuthService;
   private readonly reports: ReportsService;
-  private readonly matchmaking: MatchmakingService;
+  private readonly events: EventBus;
   private readonly calls: CallsService;
   private readonly bus: RealtimeBus;
   private readonly audit: AuditService;
@@ -40,7 +40,7 @@ export class AdminService {
     this.profiles = dependencies.profiles;
     this.auth = dependencies.auth;
     this.reports = dependencies.reports;
-    this.matchmaking = dependencies.matchmaking;
+    this.events = dependencies.events;
     this.calls = dependencies.calls;
     this.bus = dependencies.bus;
     this.audit = dependencies.audit;
@@ -86,7 +86,7 @@ export class AdminService {
    */
   async ban(adminId: string, userId: string, reason: string): Promise<void> {
     const sessions = await this.db.transaction((manager) => this.banIn(manager, adminId, userId, reason, {}));
-    await this.afterBan(userId, sessions);
+    await this.afterBan(adminId, userId, reason, sessions);
   }
 
   /** The transactional half of a ban; returns the revoked sessions for afterBan. */
@@ -97,11 +97,9 @@ export class AdminService {
     return revoked;
   }
 
-  private async afterBan(userId: string, sessions: string[]): Promise<void> {
-    await this.auth.denySessions(sessions);
-    await this.matchmaking.cancelSearch(userId);
-    const roomId = await this.matchmaking.activeRoom(userId);
-    if (roomId) await this.matchmaking.endRoom(roomId, userId, 'disconnected');
+  /** The auth module denies the sessions at once; matchmaking ends the user's search and call. */
+  private async afterBan(adminId: string, userId: string, reason: string, sessions: string[]): Promise<void> {
+    await this.events.publish('user.banned', { userId, actorId: adminId, reason, sessionIds: sessions });
     this.logger.info({ userId, sessions: sessions.length }, 'user banned');
   }
 
@@ -110,6 +108,7 @@ export class AdminService {
       if (!(await this.accounts.setBanned(manager, userId, false, null))) throw new NotFoundError('User');
       await this.audit.record({ type: 'user_unbanned', userId, actorId: adminId }, manager);
     });
+    await this.events.publish('user.unbanned', { userId, actorId: adminId });
   }
 
   /** Records the decision on a report, and bans the reported user in the same transaction when asked. */
@@ -123,7 +122,14 @@ export class AdminService {
       const sessions = decision.ban ? await this.banIn(manager, adminId, reviewed.reportedId, decision.ban.reason, { reportId }) : null;
       return { report: reviewed, revoked: sessions };
     });
-    if (revoked) await this.afterBan(report.reportedId, revoked);
+    if (revoked && decision.ban) await this.afterBan(adminId, report.reportedId, decision.ban.reason, revoked);
+    await this.events.publish('report.resolved', {
+      reportId: report.id,
+      reporterId: report.reporterId,
+      reportedId: report.reportedId,
+      status: decision.status,
+      actorId: adminId,
+    });
     return report;
   }
 }

@@ -45,9 +45,12 @@ export const authModule = defineModule({
         clock: infra.clock,
         ids: infra.ids,
         logger: infra.logger,
+        events: infra.events,
       },
       settings,
     );
+    // A banned account's sessions end at once, on every instance.
+    infra.events.on('user.banned', ({ sessionIds }) => auth.denySessions(sessionIds));
     return {
       service: auth,
       http: async (app) => app.register(authRoutes, { auth, tokens, accounts: users.accounts, limits: settings.limits }),

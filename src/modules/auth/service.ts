@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import type { Redis } from 'ioredis';
 import { In, IsNull, type DataSource, type EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
+import type { EventBus } from '../../infra/events.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
 import type { Mailer } from '../../infra/mailer.js';
@@ -105,6 +106,7 @@ export interface AuthServiceDependencies {
   clock: Clock;
   ids: IdGenerator;
   logger: Logger;
+  events: EventBus;
 }
 
 /** Accounts' credentials and device sessions: sign-up, sign-in, refresh, sign-out, reset, verification. */
@@ -120,6 +122,7 @@ export class AuthService {
   private readonly clock: Clock;
   private readonly ids: IdGenerator;
   private readonly logger: Logger;
+  private readonly events: EventBus;
   private readonly background = new Set<Promise<void>>();
 
   constructor(
@@ -137,6 +140,7 @@ export class AuthService {
     this.clock = dependencies.clock;
     this.ids = dependencies.ids;
     this.logger = dependencies.logger;
+    this.events = dependencies.events;
   }
 
   async register(input: { email: string; password: string; inviteKey?: string | undefined } & Device, meta: RequestMeta): Promise<TokenPair> {
@@ -162,6 +166,7 @@ export class AuthService {
       subject: 'Confirm your e-mail for Parley',
       text: `Welcome to Parley! Confirm your e-mail address: ${this.link('/verify-email', verification)}\n\nThe link is valid for 24 hours.`,
     });
+    await this.events.publish('user.registered', { userId: pair.user.id, email: pair.user.email });
     return pair;
   }
 
@@ -333,6 +338,7 @@ export class AuthService {
     });
     await this.tokens.denySessions(sessions);
     await deleteFiles();
+    await this.events.publish('user.deleted', { userId: account.id });
   }
 
   async logout(auth: AuthContext, meta: RequestMeta): Promise<void> {
@@ -463,6 +469,7 @@ export class AuthService {
       });
     }
     await this.tokens.denySessions(revoked);
+    if (account) await this.events.publish('password.changed', { userId: account.id });
   }
 
   async verifyEmail(token: string, meta: RequestMeta): Promise<void> {

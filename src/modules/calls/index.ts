@@ -13,7 +13,7 @@ export const callsModule = defineModule({
   entities: [Call, CallRating],
   tags: [{ name: 'calls', description: 'Call history and ratings' }],
   create: ({ infra, users }: { infra: Infra; users: UsersModuleService }) => {
-    const calls = new CallsService(infra.db, users.profiles, infra.clock, infra.ids);
+    const calls = new CallsService(infra.db, users.profiles, infra.clock, infra.ids, infra.events);
     return { service: calls, http: async (app) => app.register(callsRoutes, { calls }) };
   },
 });

@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
+import type { EventBus } from '../../infra/events.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import { isUniqueViolation, updateReturning } from '../../infra/sql.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
@@ -43,6 +44,7 @@ export class CallsService {
     private readonly profiles: ProfilesService,
     private readonly clock: Clock,
     private readonly ids: IdGenerator,
+    private readonly events: EventBus,
   ) {}
 
   async open(call: { roomId: string; userAId: string; userBId: string; topic: string | null; level: string | null }): Promise<string> {
@@ -59,7 +61,7 @@ export class CallsService {
    */
   async close(roomId: string, endedBy: EndedBy): Promise<{ id: string; durationSeconds: number; userIds: [string, string] } | null> {
     const now = this.clock.now();
-    return this.db.transaction(async (manager) => {
+    const closed = await this.db.transaction(async (manager) => {
       const [row] = await updateReturning<{ id: string; user_a_id: string; user_b_id: string; duration_seconds: number }>(
         manager,
         `UPDATE call_sessions SET ended_at = $2, ended_by = $3, duration_seconds = GREATEST(0, floor(extract(epoch FROM ($2::timestamptz - started_at))))::int
@@ -68,8 +70,11 @@ export class CallsService {
       );
       if (!row) return null;
       for (const userId of [row.user_a_id, row.user_b_id]) await this.profiles.recordCall(manager, userId, { seconds: row.duration_seconds, endedAt: now });
-      return { id: row.id, durationSeconds: row.duration_seconds, userIds: [row.user_a_id, row.user_b_id] };
+      return { id: row.id, durationSeconds: row.duration_seconds, userIds: [row.user_a_id, row.user_b_id] as [string, string] };
     });
+    if (closed)
+      await this.events.publish('call.ended', { callId: closed.id, roomId, userIds: closed.userIds, durationSeconds: closed.durationSeconds, endedBy });
+    return closed;
   }
 
   private async view(rows: CallRow[], userId: string): Promise<CallView[]> {

@@ -22,6 +22,8 @@ export const matchmakingModule = defineModule({
       { redis: infra.redis.client, profiles: users.profiles, calls, bus: infra.realtime, clock: infra.clock, ids: infra.ids, logger: infra.logger },
       settings,
     );
+    // A banned user leaves the queue, and their call ends for the partner.
+    infra.events.on('user.banned', ({ userId }) => matchmaking.removeUser(userId));
     return {
       service: matchmaking,
       sockets: (io) =>

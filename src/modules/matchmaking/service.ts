@@ -370,6 +370,13 @@ export class MatchmakingService {
   }
 
   /** Ends a search; true when there was one. */
+  /** Takes a user out of matchmaking for good (a ban): their search ends, and their call ends for the partner. */
+  async removeUser(userId: string): Promise<void> {
+    await this.cancelSearch(userId);
+    const roomId = await this.activeRoom(userId);
+    if (roomId) await this.endRoom(roomId, userId, 'disconnected');
+  }
+
   async cancelSearch(userId: string): Promise<boolean> {
     return (await this.redis.parleyCancelSearch(userId, SEARCHING, QUEUE, QUEUED_AT, SEARCHING_ON)) === 1;
   }

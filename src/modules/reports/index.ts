@@ -17,7 +17,16 @@ export const reportsModule = defineModule({
   entities: [Report],
   tags: [{ name: 'safety', description: 'Reports' }],
   create: ({ infra, users, calls, audit }: { infra: Infra; users: UsersModuleService; calls: CallsService; audit: AuditService }) => {
-    const reports = new ReportsService({ db: infra.db, accounts: users.accounts, calls, audit, clock: infra.clock, ids: infra.ids, logger: infra.logger });
+    const reports = new ReportsService({
+      db: infra.db,
+      accounts: users.accounts,
+      calls,
+      audit,
+      clock: infra.clock,
+      ids: infra.ids,
+      logger: infra.logger,
+      events: infra.events,
+    });
     return { service: reports, http: async (app) => app.register(reportsRoutes, { reports }) };
   },
 });

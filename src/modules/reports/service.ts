@@ -1,5 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
+import type { EventBus } from '../../infra/events.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
 import { isUniqueViolation } from '../../infra/sql.js';
@@ -52,6 +53,7 @@ export interface ReportsServiceDependencies {
   clock: Clock;
   ids: IdGenerator;
   logger: Logger;
+  events: EventBus;
 }
 
 /** Users reporting each other; three pending reports flag a user for an admin. */
@@ -63,6 +65,7 @@ export class ReportsService {
   private readonly clock: Clock;
   private readonly ids: IdGenerator;
   private readonly logger: Logger;
+  private readonly events: EventBus;
   constructor(dependencies: ReportsServiceDependencies) {
     this.db = dependencies.db;
     this.accounts = dependencies.accounts;
@@ -71,6 +74,7 @@ export class ReportsService {
     this.clock = dependencies.clock;
     this.ids = dependencies.ids;
     this.logger = dependencies.logger;
+    this.events = dependencies.events;
   }
 
   async create(
@@ -112,8 +116,8 @@ export class ReportsService {
       if (isUniqueViolation(error, 'reports_session_reporter_unique')) throw new AppError('already_reported', 'You have reported this call already');
       throw error;
     }
-    // No notifications module yet: admins learn of flags from the log and GET /admin/users?flagged=true.
     if (flagged) this.logger.warn({ userId: input.reportedId }, `user flagged for review: ${FLAG_THRESHOLD} pending reports`);
+    await this.events.publish('report.created', { reportId: report.id, reporterId, reportedId: input.reportedId, reason: input.reason, flagged });
     return view(report);
   }
 
