@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { entities, migrations } from '../src/database-schema.js';
-import { createDataSource, runMigrationsLocked } from '../src/infra/database.js';
+import { createDataSource, pendingSchemaChanges, runMigrationsLocked } from '../src/infra/database.js';
 import { startEmbeddedPostgres } from '../src/infra/embedded-postgres.js';
 import { createLogger } from '../src/infra/logger.js';
 import { cliConfig } from './cli-config.js';
@@ -92,16 +92,12 @@ try {
     }
     case 'generate': {
       const name = migrationName();
-      const sql = await dataSource.driver.createSchemaBuilder().log();
-      if (!sql.upQueries.length) {
+      const { up, down } = await pendingSchemaChanges(dataSource);
+      if (!up.length) {
         console.log('entities match the database: nothing to generate');
         break;
       }
-      const file = writeMigration(
-        name,
-        sql.upQueries.map((query) => query.query),
-        sql.downQueries.reverse().map((query) => query.query),
-      );
+      const file = writeMigration(name, up, down);
       console.log(`generated ${path.relative(process.cwd(), path.join(migrationsDir, file))}`);
       break;
     }

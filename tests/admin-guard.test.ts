@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from './helpers/app.js';
-import { bearer, register } from './helpers/auth.js';
+import { injectAs, register } from './helpers/auth.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -22,7 +22,7 @@ describe('admin routes', () => {
     for (const route of routes) {
       const anonymous = await t.app.inject({ ...route, payload: route.method === 'GET' ? undefined : {} });
       expect(anonymous.statusCode, `${route.method} ${route.url} anonymous`).toBe(401);
-      const asStudent = await t.app.inject({ ...route, headers: bearer(student.accessToken), payload: route.method === 'GET' ? undefined : {} });
+      const asStudent = await injectAs(t.app, student, { ...route, payload: route.method === 'GET' ? undefined : {} });
       expect(asStudent.statusCode, `${route.method} ${route.url} as a student`).toBe(403);
     }
   });

@@ -1,7 +1,7 @@
 import bcrypt from 'bcrypt';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildTestApp, truncateAll, type TestApp } from './helpers/app.js';
-import { bearer, login, PASSWORD, register, uniqueEmail } from './helpers/auth.js';
+import { injectAs, login, PASSWORD, register, uniqueEmail } from './helpers/auth.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -29,7 +29,7 @@ describe('POST /auth/register', () => {
     expect(stored.password_hash).toMatch(/^\$sha256-bcrypt\$\$2b\$04\$/);
     const [token] = await t.container.db.query('SELECT token_hash FROM refresh_tokens WHERE user_id = $1', [body.user.id]);
     expect(token.token_hash).not.toContain(body.refreshToken);
-    const activity = await t.app.inject({ method: 'GET', url: '/users/me/activity', headers: bearer(body.accessToken) });
+    const activity = await injectAs(t.app, body, { method: 'GET', url: '/users/me/activity' });
     expect(activity.json().items).toEqual([expect.objectContaining({ type: 'register', userAgent: 'ParleyApp/1.0', ip: '127.0.0.1' })]);
   });
 
@@ -83,9 +83,7 @@ describe('POST /auth/login', () => {
     const { email, user } = await register(t.app);
     const pair = await login(t.app, email.toUpperCase());
     expect(pair.user).toEqual({ id: user.id, email, role: 'student' });
-    const types = (await t.app.inject({ method: 'GET', url: '/users/me/activity', headers: bearer(pair.accessToken) }))
-      .json()
-      .items.map((item: { type: string }) => item.type);
+    const types = (await injectAs(t.app, pair, { method: 'GET', url: '/users/me/activity' })).json().items.map((item: { type: string }) => item.type);
     expect(types).toEqual(['login', 'register']);
   });
 
@@ -121,8 +119,8 @@ describe('POST /auth/login', () => {
     const { email } = await register(t.app);
     const first = await login(t.app, email, { deviceId: 'tablet' });
     const second = await login(t.app, email, { deviceId: 'tablet' });
-    expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(first.accessToken) })).json().error.code).toBe('session_revoked');
-    expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(second.accessToken) })).statusCode).toBe(200);
+    expect((await injectAs(t.app, first, { method: 'GET', url: '/auth/me' })).json().error.code).toBe('session_revoked');
+    expect((await injectAs(t.app, second, { method: 'GET', url: '/auth/me' })).statusCode).toBe(200);
     const refresh = await t.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: first.refreshToken } });
     expect(refresh.statusCode).toBe(401);
   });
@@ -164,7 +162,7 @@ describe('long passwords', () => {
 describe('GET /auth/me', () => {
   it('returns the signed-in account', async () => {
     const { accessToken, email, user } = await register(t.app);
-    const res = await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(accessToken) });
+    const res = await injectAs(t.app, accessToken, { method: 'GET', url: '/auth/me' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ id: user.id, email, role: 'student', isVerified: false });
   });
@@ -189,7 +187,7 @@ describe('GET /users/me/activity', () => {
     let cursor: string | null = null;
     do {
       const query: string = cursor ? `?limit=2&cursor=${cursor}` : '?limit=2';
-      const page = (await t.app.inject({ method: 'GET', url: `/users/me/activity${query}`, headers: bearer(mine.accessToken) })).json();
+      const page = (await injectAs(t.app, mine, { method: 'GET', url: `/users/me/activity${query}` })).json();
       expect(page.items.length).toBeLessThanOrEqual(2);
       seen.push(...page.items.map((item: { id: string }) => item.id));
       cursor = page.nextCursor;
@@ -200,7 +198,7 @@ describe('GET /users/me/activity', () => {
 
   it('rejects a forged cursor with 400', async () => {
     const { accessToken } = await register(t.app);
-    const res = await t.app.inject({ method: 'GET', url: '/users/me/activity?cursor=bm90LWEtY3Vyc29y', headers: bearer(accessToken) });
+    const res = await injectAs(t.app, accessToken, { method: 'GET', url: '/users/me/activity?cursor=bm90LWEtY3Vyc29y' });
     expect(res.statusCode).toBe(400);
     expect(res.json().error.code).toBe('validation_failed');
   });

@@ -1,8 +1,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, testDatabaseUrl, type TestApp } from './helpers/app.js';
-import { bearer, login, PASSWORD, register } from './helpers/auth.js';
+import { injectAs, login, PASSWORD, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
+import { until } from './helpers/wait.js';
 
 const clock = manualClock();
 let t: TestApp;
@@ -10,15 +11,6 @@ beforeAll(async () => {
   t = await buildTestApp({ clock });
 });
 afterAll(() => t.close());
-
-/** Polls `check` every 20 ms for at most 5 s. */
-async function until(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 250; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error('condition not reached within 5 s');
-}
 
 describe('bans and sign-in', () => {
   it('refuses a login that is in flight when a ban lands (the ban is checked again in the login transaction)', async () => {
@@ -35,7 +27,9 @@ describe('bans and sign-in', () => {
         .inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD, deviceId: 'racing', platform: 'web' } })
         .finally(() => (answered = true));
       // until the login either answered or waits on the ban's row lock
-      await until(async () => answered || (await ban.query('SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted')).rows[0].n > 0);
+      await until(async () => answered || (await ban.query('SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted')).rows[0].n > 0, {
+        message: 'the login waits on the row lock the ban holds',
+      });
       await ban.query('COMMIT');
       const res = await attempt;
       expect(res.statusCode).toBe(403);
@@ -51,7 +45,7 @@ describe('bans and sign-in', () => {
 
   it('refuses a banned account with 403 account_banned on every authenticated route within a second, whatever its sessions say', async () => {
     const { accessToken, user } = await register(t.app);
-    expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(accessToken) })).statusCode).toBe(200);
+    expect((await injectAs(t.app, accessToken, { method: 'GET', url: '/auth/me' })).statusCode).toBe(200);
     // a ban whose session revocation this instance never heard of
     await t.container.db.query('UPDATE users SET is_banned = true WHERE id = $1', [user.id]);
     clock.advance(1_001);
@@ -61,7 +55,7 @@ describe('bans and sign-in', () => {
       ['GET', '/auth/sessions'],
       ['POST', '/auth/logout'],
     ] as const) {
-      const res = await t.app.inject({ method, url, headers: bearer(accessToken) });
+      const res = await injectAs(t.app, accessToken, { method, url });
       expect({ url, status: res.statusCode, code: res.json().error?.code }).toEqual({ url, status: 403, code: 'account_banned' });
     }
   });
@@ -71,12 +65,12 @@ describe('bans and sign-in', () => {
     try {
       const { email } = await register(t.app);
       const pair = await login(t.app, email);
-      expect((await other.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(pair.accessToken) })).statusCode).toBe(200);
+      expect((await injectAs(other.app, pair, { method: 'GET', url: '/auth/me' })).statusCode).toBe(200);
       await t.container.services.auth.ensureAdmin('ops@parley.test', 'an admin password');
       const [admin] = await t.container.db.query("SELECT id FROM users WHERE email = 'ops@parley.test'");
       await t.container.services.admin.ban(admin.id, pair.user.id, 'spam');
       clock.advance(1_001);
-      const res = await other.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(pair.accessToken) });
+      const res = await injectAs(other.app, pair, { method: 'GET', url: '/auth/me' });
       expect(res.statusCode).toBe(403);
       expect(res.json().error.code).toBe('account_banned');
     } finally {

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildTestApp, capturingLogger, truncateAll, type TestApp } from './helpers/app.js';
-import { bearer, login, PASSWORD, register, uniqueEmail } from './helpers/auth.js';
+import { injectAs, login, PASSWORD, register, uniqueEmail } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
 import { startSmtpCapture, tokenFrom } from './helpers/smtp.js';
 
@@ -48,7 +48,7 @@ describe('password reset', () => {
     expect((await reset(token)).statusCode).toBe(204);
 
     for (const pair of [account, other]) {
-      expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(pair.accessToken) })).json().error.code).toBe('session_revoked');
+      expect((await injectAs(t.app, pair, { method: 'GET', url: '/auth/me' })).json().error.code).toBe('session_revoked');
       expect((await t.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: pair.refreshToken } })).statusCode).toBe(401);
     }
     const oldPassword = await t.app.inject({
@@ -144,11 +144,11 @@ describe('e-mail verification', () => {
     const account = await register(t.app);
     const token = tokenFrom(await smtp.nextMail(account.email));
     expect((await t.app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token } })).statusCode).toBe(204);
-    const me = (await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(account.accessToken) })).json();
+    const me = (await injectAs(t.app, account, { method: 'GET', url: '/auth/me' })).json();
     expect(me.isVerified).toBe(true);
     const again = await t.app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token } });
     expect(again.json().error.code).toBe('invalid_verification_token');
-    const resend = await t.app.inject({ method: 'POST', url: '/auth/verify-email/resend', headers: bearer(account.accessToken) });
+    const resend = await injectAs(t.app, account, { method: 'POST', url: '/auth/verify-email/resend' });
     expect(resend.statusCode).toBe(409);
     expect(resend.json().error.code).toBe('already_verified');
   });
@@ -156,7 +156,7 @@ describe('e-mail verification', () => {
   it('sends a fresh link on request', async () => {
     const account = await register(t.app);
     await smtp.nextMail(account.email);
-    expect((await t.app.inject({ method: 'POST', url: '/auth/verify-email/resend', headers: bearer(account.accessToken) })).statusCode).toBe(202);
+    expect((await injectAs(t.app, account, { method: 'POST', url: '/auth/verify-email/resend' })).statusCode).toBe(202);
     const token = tokenFrom(await smtp.nextMail(account.email));
     expect((await t.app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token } })).statusCode).toBe(204);
   });

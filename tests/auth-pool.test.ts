@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from './helpers/app.js';
-import { bearer, register } from './helpers/auth.js';
+import { injectAs, register } from './helpers/auth.js';
 
 // A pool of 2: a request that takes a second connection while its transaction holds one
 // deadlocks the pool as soon as two such requests run together.
@@ -20,7 +20,7 @@ describe('the database pool under concurrent refreshes', () => {
     const bystander = await register(t.app);
 
     const refreshes = Promise.all([...Array.from({ length: 25 }, () => refresh(shared.refreshToken)), ...others.map((pair) => refresh(pair.refreshToken))]);
-    const profile = t.app.inject({ method: 'GET', url: '/users/me', headers: bearer(bystander.accessToken) });
+    const profile = injectAs(t.app, bystander, { method: 'GET', url: '/users/me' });
     const [results, me] = await Promise.all([refreshes, profile]);
 
     expect(me.statusCode).toBe(200);

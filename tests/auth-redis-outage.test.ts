@@ -1,16 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from './helpers/app.js';
-import { bearer, PASSWORD, register, uniqueEmail } from './helpers/auth.js';
+import { injectAs, PASSWORD, register, uniqueEmail } from './helpers/auth.js';
 import { redisServerAvailable, startRedisServer } from './helpers/redis-server.js';
-
-/** Polls `check` every 20 ms for at most 10 s. */
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500; i += 1) {
-    if (check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error('condition not reached within 10 s');
-}
+import { until } from './helpers/wait.js';
 
 describe.skipIf(!redisServerAvailable)('Redis down', () => {
   let redis: Awaited<ReturnType<typeof startRedisServer>>;
@@ -35,7 +27,7 @@ describe.skipIf(!redisServerAvailable)('Redis down', () => {
   it('fails the limits that protect accounts closed with 503, keeps token checks working, and counts right once Redis is back', async () => {
     const account = await register(t.app, { deviceId: 'before-the-outage' });
     await redis.stop();
-    await until(() => t.container.redis.client.status !== 'ready');
+    await until(() => t.container.redis.client.status !== 'ready', { timeoutMs: 10_000, message: 'the app sees Redis go down' });
 
     const signUps = [];
     for (let i = 0; i < 12; i += 1) signUps.push(await signUp());
@@ -52,13 +44,13 @@ describe.skipIf(!redisServerAvailable)('Redis down', () => {
       expect({ url, status: res.statusCode, code: res.json().error?.code }).toEqual({ url, status: 503, code: 'dependency_unavailable' });
     }
     // routes that do not need Redis keep answering: token checks fall back to PostgreSQL
-    expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(account.accessToken) })).statusCode).toBe(200);
-    expect((await t.app.inject({ method: 'GET', url: '/users/me', headers: bearer(account.accessToken) })).statusCode).toBe(200);
+    expect((await injectAs(t.app, account, { method: 'GET', url: '/auth/me' })).statusCode).toBe(200);
+    expect((await injectAs(t.app, account, { method: 'GET', url: '/users/me' })).statusCode).toBe(200);
     const [{ users }] = await t.container.db.query('SELECT count(*)::int AS users FROM users');
     expect(users).toBe(1);
 
     await redis.start();
-    await until(() => t.container.redis.client.status === 'ready');
+    await until(() => t.container.redis.client.status === 'ready', { timeoutMs: 10_000, message: 'the app reconnects to Redis' });
     // none of the refused attempts was counted: the IP gets its full 10
     const after = [];
     for (let i = 0; i < 11; i += 1) after.push((await signUp()).statusCode);

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, testDatabaseUrl, type TestApp } from './helpers/app.js';
-import { bearer, login, register } from './helpers/auth.js';
+import { injectAs, login, register } from './helpers/auth.js';
 import { redisServerAvailable, startRedisServer } from './helpers/redis-server.js';
 
 let t: TestApp;
@@ -10,13 +10,13 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const me = (app: TestApp, accessToken: string) => app.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(accessToken) });
+const me = (app: TestApp, accessToken: string) => injectAs(app.app, accessToken, { method: 'GET', url: '/auth/me' });
 
 describe('revocation lives in PostgreSQL', () => {
   it('keeps a logged-out token refused after Redis loses its data, on this instance and on one that never saw it', async () => {
     const phone = await register(t.app);
     const laptop = await login(t.app, phone.email);
-    expect((await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(phone.accessToken) })).statusCode).toBe(204);
+    expect((await injectAs(t.app, phone, { method: 'POST', url: '/auth/logout' })).statusCode).toBe(204);
     await t.container.redis.client.flushdb();
 
     const res = await me(t, phone.accessToken);
@@ -56,13 +56,13 @@ describe.skipIf(!redisServerAvailable)('a Redis that refuses writes', () => {
       // out of memory: every write is refused (OOM), reads still answer
       await admin.config('SET', 'maxmemory-policy', 'noeviction');
       await admin.config('SET', 'maxmemory', '1');
-      const logout = await app.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(pair.accessToken) });
+      const logout = await injectAs(app.app, pair, { method: 'POST', url: '/auth/logout' });
       expect(logout.statusCode).toBe(503);
       expect(logout.json().error.code).toBe('dependency_unavailable');
       expect((await me(app, pair.accessToken)).json().error.code).toBe('session_revoked');
       // once Redis accepts writes again, the token is still dead
       await admin.config('SET', 'maxmemory', '0');
-      expect((await app.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(pair.accessToken) })).statusCode).toBe(401);
+      expect((await injectAs(app.app, pair, { method: 'POST', url: '/auth/logout' })).statusCode).toBe(401);
     } finally {
       admin.disconnect();
       await app.close();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildTestApp, truncateAll, type TestApp } from './helpers/app.js';
-import { bearer, login, register } from './helpers/auth.js';
+import { injectAs, login, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
 
 const clock = manualClock();
@@ -12,7 +12,7 @@ afterAll(() => t.close());
 beforeEach(() => truncateAll(t));
 
 const refresh = (refreshToken: string) => t.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken } });
-const me = (accessToken: string) => t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(accessToken) });
+const me = (accessToken: string) => injectAs(t.app, accessToken, { method: 'GET', url: '/auth/me' });
 
 describe('POST /auth/refresh', () => {
   it('rotates: a new pair for the same device session, and the old token stops working', async () => {
@@ -114,7 +114,7 @@ describe('signing out', () => {
   it('logout ends this device only: its access token fails at once, the other device keeps working', async () => {
     const phone = await register(t.app);
     const laptop = await login(t.app, phone.email);
-    const res = await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(phone.accessToken) });
+    const res = await injectAs(t.app, phone, { method: 'POST', url: '/auth/logout' });
     expect(res.statusCode).toBe(204);
     expect((await me(phone.accessToken)).json().error.code).toBe('session_revoked');
     expect((await refresh(phone.refreshToken)).statusCode).toBe(401);
@@ -124,7 +124,7 @@ describe('signing out', () => {
   it('logout-all ends every device', async () => {
     const phone = await register(t.app);
     const laptop = await login(t.app, phone.email);
-    expect((await t.app.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(laptop.accessToken) })).statusCode).toBe(204);
+    expect((await injectAs(t.app, laptop, { method: 'POST', url: '/auth/logout-all' })).statusCode).toBe(204);
     for (const pair of [phone, laptop]) {
       expect((await me(pair.accessToken)).statusCode).toBe(401);
       expect((await refresh(pair.refreshToken)).statusCode).toBe(401);
@@ -136,7 +136,7 @@ describe('device sessions', () => {
   it('lists my devices with the current one marked', async () => {
     const phone = await register(t.app, { deviceId: 'phone-1', platform: 'ios' });
     const laptop = await login(t.app, phone.email, { deviceId: 'laptop-1', platform: 'web' });
-    const res = await t.app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(laptop.accessToken) });
+    const res = await injectAs(t.app, laptop, { method: 'GET', url: '/auth/sessions' });
     expect(res.statusCode).toBe(200);
     const items = res.json().items;
     expect(items).toHaveLength(2);
@@ -147,10 +147,10 @@ describe('device sessions', () => {
   it('signs one of my devices out by id', async () => {
     const phone = await register(t.app);
     const laptop = await login(t.app, phone.email);
-    const phoneSession = (await t.app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(laptop.accessToken) }))
+    const phoneSession = (await injectAs(t.app, laptop, { method: 'GET', url: '/auth/sessions' }))
       .json()
       .items.find((item: { current: boolean }) => !item.current);
-    const res = await t.app.inject({ method: 'DELETE', url: `/auth/sessions/${phoneSession.id}`, headers: bearer(laptop.accessToken) });
+    const res = await injectAs(t.app, laptop, { method: 'DELETE', url: `/auth/sessions/${phoneSession.id}` });
     expect(res.statusCode).toBe(204);
     expect((await me(phone.accessToken)).json().error.code).toBe('session_revoked');
     expect((await me(laptop.accessToken)).statusCode).toBe(200);
@@ -159,8 +159,8 @@ describe('device sessions', () => {
   it("answers 404 for another user's session and leaves it alone", async () => {
     const mine = await register(t.app);
     const theirs = await register(t.app);
-    const theirSession = (await t.app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(theirs.accessToken) })).json().items[0];
-    const res = await t.app.inject({ method: 'DELETE', url: `/auth/sessions/${theirSession.id}`, headers: bearer(mine.accessToken) });
+    const theirSession = (await injectAs(t.app, theirs, { method: 'GET', url: '/auth/sessions' })).json().items[0];
+    const res = await injectAs(t.app, mine, { method: 'DELETE', url: `/auth/sessions/${theirSession.id}` });
     expect(res.statusCode).toBe(404);
     expect(res.json().error.code).toBe('not_found');
     expect((await me(theirs.accessToken)).statusCode).toBe(200);

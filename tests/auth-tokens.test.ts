@@ -8,7 +8,7 @@ import { createRemoteJWKSet, decodeJwt, jwtVerify, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyFiles, rotateKeyFiles } from '../src/infra/keys.js';
 import { buildTestApp, type TestApp } from './helpers/app.js';
-import { bearer, register } from './helpers/auth.js';
+import { injectAs, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
 
 const clock = manualClock();
@@ -24,7 +24,7 @@ afterAll(() => t.close());
 const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 async function me(token: string) {
-  const res = await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(token) });
+  const res = await injectAs(t.app, token, { method: 'GET', url: '/auth/me' });
   return { status: res.statusCode, code: res.statusCode === 200 ? 'ok' : (res.json().error.code as string) };
 }
 
@@ -141,7 +141,7 @@ describe('key rotation', () => {
     expect(readFileSync(path.join(dir, 'kid'), 'utf8').trim()).toBe(kid);
     const after = await buildTestApp({ env: { JWT_KEYS_DIR: dir } });
     try {
-      expect((await after.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(old.accessToken) })).statusCode).toBe(200);
+      expect((await injectAs(after.app, old, { method: 'GET', url: '/auth/me' })).statusCode).toBe(200);
       const fresh = await register(after.app);
       const header = JSON.parse(Buffer.from(fresh.accessToken.split('.')[0]!, 'base64url').toString());
       expect(header.kid).toBe(kid);

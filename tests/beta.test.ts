@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildTestApp, truncateAll, type TestApp } from './helpers/app.js';
-import { bearer, login, PASSWORD, register, uniqueEmail } from './helpers/auth.js';
+import { injectAs, login, PASSWORD, register, uniqueEmail } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
 
 const clock = manualClock();
@@ -19,7 +19,7 @@ beforeEach(async () => {
 });
 
 async function createKey(body: Record<string, unknown> = {}): Promise<string> {
-  const res = await t.app.inject({ method: 'POST', url: '/admin/invite-keys', headers: bearer(admin.accessToken), payload: body });
+  const res = await injectAs(t.app, admin, { method: 'POST', url: '/admin/invite-keys', payload: body });
   expect(res.statusCode).toBe(201);
   return res.json().key;
 }
@@ -46,7 +46,7 @@ describe('private beta registration', () => {
     const second = await signUp(uniqueEmail(), key);
     expect(second.statusCode).toBe(403);
     expect(second.json().error).toMatchObject({ code: 'invite_invalid', details: { reason: 'used' } });
-    const status = (await t.app.inject({ method: 'GET', url: `/admin/invite-keys/${key}`, headers: bearer(admin.accessToken) })).json();
+    const status = (await injectAs(t.app, admin, { method: 'GET', url: `/admin/invite-keys/${key}` })).json();
     expect(status).toMatchObject({ status: 'used', usedBy: first.json().user.id });
   });
 
@@ -83,21 +83,19 @@ describe('private beta registration', () => {
 
 describe('invite keys for admins', () => {
   it('creates 1-100 keys in bulk and refuses 101', async () => {
-    const bulk = await t.app.inject({ method: 'POST', url: '/admin/invite-keys/bulk', headers: bearer(admin.accessToken), payload: { count: 25 } });
+    const bulk = await injectAs(t.app, admin, { method: 'POST', url: '/admin/invite-keys/bulk', payload: { count: 25 } });
     expect(bulk.statusCode).toBe(201);
     expect(new Set(bulk.json().items.map((item: { key: string }) => item.key)).size).toBe(25);
-    const tooMany = await t.app.inject({ method: 'POST', url: '/admin/invite-keys/bulk', headers: bearer(admin.accessToken), payload: { count: 101 } });
+    const tooMany = await injectAs(t.app, admin, { method: 'POST', url: '/admin/invite-keys/bulk', payload: { count: 101 } });
     expect(tooMany.statusCode).toBe(400);
   });
 
   it('lists unused keys only, paginated', async () => {
     const used = await createKey();
     await signUp(uniqueEmail(), used);
-    await t.app.inject({ method: 'POST', url: '/admin/invite-keys/bulk', headers: bearer(admin.accessToken), payload: { count: 3 } });
-    const first = (await t.app.inject({ method: 'GET', url: '/admin/invite-keys?limit=2', headers: bearer(admin.accessToken) })).json();
-    const second = (
-      await t.app.inject({ method: 'GET', url: `/admin/invite-keys?limit=2&cursor=${first.nextCursor}`, headers: bearer(admin.accessToken) })
-    ).json();
+    await injectAs(t.app, admin, { method: 'POST', url: '/admin/invite-keys/bulk', payload: { count: 3 } });
+    const first = (await injectAs(t.app, admin, { method: 'GET', url: '/admin/invite-keys?limit=2' })).json();
+    const second = (await injectAs(t.app, admin, { method: 'GET', url: `/admin/invite-keys?limit=2&cursor=${first.nextCursor}` })).json();
     const keys = [...first.items, ...second.items].map((item: { key: string; status: string }) => item);
     expect(keys).toHaveLength(3);
     expect(keys.every((item) => item.status === 'unused')).toBe(true);
@@ -106,17 +104,17 @@ describe('invite keys for admins', () => {
   });
 
   it('answers 404 for an unknown key', async () => {
-    const res = await t.app.inject({ method: 'GET', url: '/admin/invite-keys/PARLEY-ZZZZ-ZZZZ', headers: bearer(admin.accessToken) });
+    const res = await injectAs(t.app, admin, { method: 'GET', url: '/admin/invite-keys/PARLEY-ZZZZ-ZZZZ' });
     expect(res.statusCode).toBe(404);
   });
 
   it('is closed to students, and to an admin demoted a moment ago', async () => {
     const student = await register(t.app, { inviteKey: await createKey() });
-    const asStudent = await t.app.inject({ method: 'POST', url: '/admin/invite-keys', headers: bearer(student.accessToken), payload: {} });
+    const asStudent = await injectAs(t.app, student, { method: 'POST', url: '/admin/invite-keys', payload: {} });
     expect(asStudent.statusCode).toBe(403);
     expect(asStudent.json().error.code).toBe('forbidden');
     await t.container.db.query("UPDATE users SET role = 'student' WHERE id = $1", [admin.user.id]);
-    const demoted = await t.app.inject({ method: 'GET', url: '/admin/invite-keys', headers: bearer(admin.accessToken) });
+    const demoted = await injectAs(t.app, admin, { method: 'GET', url: '/admin/invite-keys' });
     expect(demoted.statusCode).toBe(403);
     expect((await t.app.inject({ method: 'GET', url: '/admin/invite-keys' })).statusCode).toBe(401);
   });

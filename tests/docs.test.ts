@@ -6,7 +6,7 @@ import { renderEnvExample } from '../src/config/env-example.js';
 import { ENV_GROUPS, envSchema } from '../src/config/env.js';
 import { migrations } from '../migrations/index.js';
 import { buildTestApp, type TestApp } from './helpers/app.js';
-import { bearer, login, PASSWORD, uniqueEmail } from './helpers/auth.js';
+import { injectAs, login, PASSWORD, uniqueEmail } from './helpers/auth.js';
 import { repoRoot } from './helpers/spawn.js';
 
 describe('OpenAPI document', () => {
@@ -71,11 +71,11 @@ describe('OpenAPI document', () => {
     const email = uniqueEmail('admin');
     await t.container.services.auth.ensureAdmin(email, PASSWORD);
     const admin = await login(t.app, email);
-    const res = await t.app.inject({ method: 'GET', url: '/admin/activity?from=yesterday', headers: bearer(admin.accessToken) });
+    const res = await injectAs(t.app, admin, { method: 'GET', url: '/admin/activity?from=yesterday' });
     expect(res.statusCode).toBe(400);
     expect(res.json().error.details.fields[0]).toMatchObject({ in: 'querystring', path: 'from' });
     expect(res.body).not.toContain('received Date');
-    const ok = await t.app.inject({ method: 'GET', url: '/admin/activity?from=2020-01-01&to=2030-01-01T00:00:00Z', headers: bearer(admin.accessToken) });
+    const ok = await injectAs(t.app, admin, { method: 'GET', url: '/admin/activity?from=2020-01-01&to=2030-01-01T00:00:00Z' });
     expect(ok.statusCode).toBe(200);
   });
 

@@ -3,7 +3,7 @@ import Fastify from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, testDatabaseUrl, type TestApp } from './helpers/app.js';
-import { bearer, login, register, type Pair } from './helpers/auth.js';
+import { injectAs, login, register, type Pair } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
 import { idempotency, requestHash } from '../src/http/idempotency/plugin.js';
 
@@ -16,7 +16,7 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const report = (token: string, payload: object, key?: string) =>
-  t.app.inject({ method: 'POST', url: '/reports', headers: { ...bearer(token), ...(key === undefined ? {} : { 'idempotency-key': key }) }, payload });
+  injectAs(t.app, token, { method: 'POST', url: '/reports', headers: key === undefined ? {} : { 'idempotency-key': key }, payload });
 
 async function reportsBy(reporterId: string): Promise<string[]> {
   const rows = await t.container.db.query<Array<{ id: string }>>('SELECT id FROM reports WHERE reporter_id = $1 ORDER BY created_at', [reporterId]);

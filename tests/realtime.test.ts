@@ -1,18 +1,32 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from './helpers/app.js';
-import { bearer, register } from './helpers/auth.js';
+import { injectAs, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
-import { client, expectOneCaller, joinInSameTick, listen, readyUser, refusal, type Client } from './helpers/realtime.js';
+import {
+  client,
+  expectOneCaller,
+  joinInSameTick,
+  listen,
+  matchedPair,
+  readyUser,
+  refusal,
+  type Client,
+  type Instance,
+  type MatchFound,
+} from './helpers/realtime.js';
+import { stays } from './helpers/wait.js';
 
 let t: TestApp;
 let url: string;
+let here: Instance;
 const open: Client[] = [];
 beforeAll(async () => {
   t = await buildTestApp({
     env: { TURN_HOST: 'turn.parley.test', TURN_PORT: '3478', TURN_SECRET: 'turn-secret-for-tests', CALL_RECONNECT_GRACE: '400ms', MATCH_SEARCH_TIMEOUT: '5m' },
   });
   url = await listen(t.app);
+  here = { t, url };
 });
 afterEach(() => {
   for (const c of open.splice(0)) c.close();
@@ -25,29 +39,12 @@ async function connected(token: string): Promise<Client> {
   return c;
 }
 
-interface MatchFound {
-  roomId: string;
-  partner: { displayName: string; avatarUrl: string | null; level: string };
-  iceServers: Array<{ urls: string[]; username?: string; credential?: string }>;
-}
-
-/** Two ready users, connected and matched. */
-async function matchedPair() {
-  const [a, b] = [await readyUser(t.app), await readyUser(t.app)];
-  const [ca, cb] = [await connected(a.accessToken), await connected(b.accessToken)];
-  ca.socket.emit('find_partner', { level: 'all' });
-  await ca.next('searching');
-  cb.socket.emit('find_partner', { level: 'all' });
-  const [ma, mb] = await Promise.all([ca.next<MatchFound>('match_found'), cb.next<MatchFound>('match_found')]);
-  return { a, b, ca, cb, ma, mb };
-}
-
 describe('socket handshake', () => {
   it('refuses a socket without a token, with a revoked session, or of a banned account', async () => {
     expect((await refusal(url, undefined)).code).toBe('unauthorized');
     expect((await refusal(url, 'not.a.token')).code).toBe('invalid_token');
     const revoked = await register(t.app);
-    await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(revoked.accessToken) });
+    await injectAs(t.app, revoked, { method: 'POST', url: '/auth/logout' });
     expect((await refusal(url, revoked.accessToken)).code).toBe('session_revoked');
     const banned = await register(t.app);
     await t.container.db.query('UPDATE users SET is_banned = true WHERE id = $1', [banned.user.id]);
@@ -58,7 +55,7 @@ describe('socket handshake', () => {
     const account = await register(t.app);
     const c = await connected(account.accessToken);
     const closed = new Promise((resolve) => c.socket.once('disconnect', resolve));
-    await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(account.accessToken) });
+    await injectAs(t.app, account, { method: 'POST', url: '/auth/logout' });
     expect(await closed).toBe('io server disconnect');
   });
 });
@@ -76,7 +73,7 @@ describe('matchmaking', () => {
   });
 
   it('queues the first seeker and matches the second, telling both with TURN credentials', async () => {
-    const { a, b, ma, mb } = await matchedPair();
+    const { a, b, ma, mb } = await matchedPair(here, { track: open });
     expect(ma.roomId).toBe(mb.roomId);
     expect(ma.partner).toMatchObject({ displayName: `u_${b.user.id.slice(0, 8)}`, level: 'intermediate' });
     expect(mb.partner.displayName).toBe(`u_${a.user.id.slice(0, 8)}`);
@@ -109,7 +106,7 @@ describe('matchmaking', () => {
     expect(await c.next('error')).toMatchObject({ code: 'already_searching' });
     expect(await c.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
 
-    const { ca } = await matchedPair();
+    const { ca } = await matchedPair(here, { track: open });
     ca.socket.emit('find_partner', {});
     expect(await ca.next('error')).toMatchObject({ code: 'already_in_room' });
   });
@@ -126,14 +123,22 @@ describe('matchmaking', () => {
   });
 
   it('keeps level queues apart', async () => {
-    const [a, b] = [await readyUser(t.app), await readyUser(t.app)];
-    const [ca, cb] = [await connected(a.accessToken), await connected(b.accessToken)];
-    ca.socket.emit('find_partner', { level: 'advanced' });
-    await ca.next('searching');
-    cb.socket.emit('find_partner', { level: 'beginner' });
-    await cb.next('searching');
-    expect(await ca.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
+    const [a, b, c] = [await readyUser(t.app), await readyUser(t.app), await readyUser(t.app)];
+    const [ca, cb, cc] = [await connected(a.accessToken), await connected(b.accessToken), await connected(c.accessToken)];
+    const redis = t.container.redis.client;
+    expect(await ca.socket.emitWithAck('find_partner', { level: 'advanced' })).toEqual({ status: 'queued' });
+    // a beginner search finds nobody though an advanced one is waiting: both wait, each in its own queue
+    expect(await cb.socket.emitWithAck('find_partner', { level: 'beginner' })).toEqual({ status: 'queued' });
+    expect([await redis.lrange('match:queue:advanced', 0, -1), await redis.lrange('match:queue:beginner', 0, -1)]).toEqual([[a.user.id], [b.user.id]]);
+
+    // the next advanced search gets the advanced one waiting, and the beginner waits on
+    expect(await cc.socket.emitWithAck('find_partner', { level: 'advanced' })).toEqual({ status: 'matched' });
+    const [forA, forC] = await Promise.all([ca.next<MatchFound>('match_found'), cc.next<MatchFound>('match_found')]);
+    expect(forC.roomId).toBe(forA.roomId);
+    expect(forC.partner.displayName).toBe(`u_${a.user.id.slice(0, 8)}`);
+    expect(await redis.lrange('match:queue:beginner', 0, -1)).toEqual([b.user.id]);
     expect(await cb.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
+    expect(cb.received.map((entry) => entry.event)).toEqual(['searching']);
   });
 
   it('rejects an invalid payload', async () => {
@@ -146,7 +151,7 @@ describe('matchmaking', () => {
 
 describe('signaling', () => {
   it('assigns caller and receiver, and relays offer, answer and ICE between the two members only', async () => {
-    const { ca, cb, ma } = await matchedPair();
+    const { ca, cb, ma } = await matchedPair(here, { track: open });
     const roomId = ma.roomId;
     ca.socket.emit('join_room', { roomId });
     expect(await ca.next('peer_joined')).toEqual({ role: 'caller', yourRole: 'caller' });
@@ -171,7 +176,7 @@ describe('signaling', () => {
 
   it('tells exactly one side it is the caller, before the receiver pair, when both join in the same tick', async () => {
     for (let round = 0; round < 25; round += 1) {
-      const { ca, cb, ma } = await matchedPair();
+      const { ca, cb, ma } = await matchedPair(here, { track: open });
       expectOneCaller(await joinInSameTick([ca, cb], ma.roomId));
       ca.close();
       cb.close();
@@ -179,7 +184,7 @@ describe('signaling', () => {
   });
 
   it('refuses relays in a call that has ended, though the socket had proved its membership', async () => {
-    const { ca, cb, ma } = await matchedPair();
+    const { ca, cb, ma } = await matchedPair(here, { track: open });
     const roomId = ma.roomId;
     ca.socket.emit('join_room', { roomId });
     await ca.next('peer_joined');
@@ -200,7 +205,7 @@ describe('signaling', () => {
   });
 
   it('relays to the device that joined the call last, not to the other sockets of the same user', async () => {
-    const { a, ca, cb, ma } = await matchedPair();
+    const { a, ca, cb, ma } = await matchedPair(here, { track: open });
     const roomId = ma.roomId;
     ca.socket.emit('join_room', { roomId });
     await ca.next('peer_joined');
@@ -220,7 +225,7 @@ describe('signaling', () => {
   });
 
   it('bounds payload sizes', async () => {
-    const { ca, ma } = await matchedPair();
+    const { ca, ma } = await matchedPair(here, { track: open });
     ca.socket.emit('webrtc_offer', { roomId: ma.roomId, sdp: 'x'.repeat(20_001) });
     expect(await ca.next('error')).toMatchObject({ code: 'validation_failed' });
   });
@@ -228,7 +233,7 @@ describe('signaling', () => {
 
 describe('ending a call', () => {
   it('end_call closes the session once, tells the partner, updates both profiles, and allows one rating each', async () => {
-    const { a, b, ca, cb, ma } = await matchedPair();
+    const { a, b, ca, cb, ma } = await matchedPair(here, { track: open });
     ca.socket.emit('end_call', { roomId: ma.roomId });
     expect(await cb.next('peer_left')).toEqual({ reason: 'ended' });
     await expect
@@ -242,22 +247,21 @@ describe('ending a call', () => {
       { total_sessions: 1, streak_days: 1 },
     ]);
 
-    const history = (await t.app.inject({ method: 'GET', url: '/sessions', headers: bearer(b.accessToken) })).json();
+    const history = (await injectAs(t.app, b, { method: 'GET', url: '/sessions' })).json();
     expect(history.items).toHaveLength(1);
     const call = history.items[0];
     expect(call).toMatchObject({ roomId: ma.roomId, partner: { id: a.user.id }, endedBy: 'user_a', myRating: null });
-    const rate = (token: string, stars: number) =>
-      t.app.inject({ method: 'POST', url: `/sessions/${call.id}/rate`, headers: bearer(token), payload: { stars } });
+    const rate = (token: string, stars: number) => injectAs(t.app, token, { method: 'POST', url: `/sessions/${call.id}/rate`, payload: { stars } });
     expect((await rate(b.accessToken, 5)).json().myRating).toBe(5);
     expect((await rate(b.accessToken, 4)).json().error.code).toBe('already_rated');
     expect((await rate(a.accessToken, 0)).statusCode).toBe(400);
     const stranger = await register(t.app);
     expect((await rate(stranger.accessToken, 3)).statusCode).toBe(404);
-    expect((await t.app.inject({ method: 'GET', url: `/sessions/${call.id}`, headers: bearer(stranger.accessToken) })).statusCode).toBe(404);
+    expect((await injectAs(t.app, stranger, { method: 'GET', url: `/sessions/${call.id}` })).statusCode).toBe(404);
   });
 
   it('ends the call when a user stays away past the grace period', async () => {
-    const { ca, cb, ma } = await matchedPair();
+    const { ca, cb, ma } = await matchedPair(here, { track: open });
     ca.socket.emit('join_room', { roomId: ma.roomId });
     await ca.next('peer_joined');
     cb.socket.emit('join_room', { roomId: ma.roomId });
@@ -270,16 +274,18 @@ describe('ending a call', () => {
   });
 
   it('keeps the call through a short drop when the user comes back', async () => {
-    const { a, ca, cb, ma } = await matchedPair();
+    const { a, ca, cb, ma, callId } = await matchedPair(here, { track: open });
     ca.close();
     const back = await connected(a.accessToken);
     back.socket.emit('join_room', { roomId: ma.roomId });
     expect(await back.next('peer_joined')).toMatchObject({ yourRole: 'caller' });
-    // past the grace period the call is still running
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(cb.received.map((entry) => entry.event)).not.toContain('peer_left');
-    const [row] = await t.container.db.query('SELECT ended_at FROM call_sessions WHERE room_id = $1', [ma.roomId]);
-    expect(row.ended_at).toBeNull();
+    // the grace timer gives no sign when it passes: watch the call past its 400 ms
+    await stays(
+      async () =>
+        !cb.received.some((entry) => entry.event === 'peer_left') &&
+        (await t.container.db.query('SELECT ended_at FROM call_sessions WHERE id = $1', [callId]))[0].ended_at === null,
+      { forMs: 600, message: 'the call runs on after the user came back' },
+    );
   });
 });
 
@@ -289,7 +295,7 @@ describe('a match left before the call', () => {
     (await t.container.db.query('SELECT ended_by, ended_at FROM call_sessions WHERE room_id = $1', [roomId]))[0] as { ended_by: string; ended_at: Date | null };
 
   it('cancel_search after match_found: the partner (in the room already) hears partner_cancelled and searches again at the front', async () => {
-    const { a, ca, cb, ma } = await matchedPair();
+    const { a, ca, cb, ma } = await matchedPair(here, { track: open });
     ca.socket.emit('join_room', { roomId: ma.roomId });
     expect(await ca.next('peer_joined')).toMatchObject({ role: 'caller' });
     expect(await cb.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
@@ -311,7 +317,7 @@ describe('a match left before the call', () => {
   });
 
   it('a partner who disconnects before joining and stays away: the other hears partner_cancelled and is matched at once with someone waiting', async () => {
-    const { b, ca, cb, ma } = await matchedPair();
+    const { b, ca, cb, ma } = await matchedPair(here, { track: open });
     const waiting = await connected((await readyUser(t.app)).accessToken);
     waiting.socket.emit('find_partner', { level: 'all' });
     await waiting.next('searching');
@@ -336,14 +342,7 @@ describe('calls past their time', () => {
   afterAll(() => timed.close());
 
   async function pairOn() {
-    const [a, b] = [await readyUser(timed.app), await readyUser(timed.app)];
-    const [ca, cb] = [await client(timedUrl, a.accessToken), await client(timedUrl, b.accessToken)];
-    open.push(ca, cb);
-    ca.socket.emit('find_partner', { level: 'all' });
-    await ca.next('searching');
-    cb.socket.emit('find_partner', { level: 'all' });
-    const { roomId } = await ca.next<MatchFound>('match_found');
-    await cb.next('match_found');
+    const { a, b, ca, cb, roomId } = await matchedPair({ t: timed, url: timedUrl }, { track: open });
     return { ca, cb, roomId, keyA: `match:user:${a.user.id}:room`, keyB: `match:user:${b.user.id}:room` };
   }
   const callRow = async (roomId: string) =>
@@ -352,10 +351,11 @@ describe('calls past their time', () => {
   it('ends a call that runs past CALL_MAX_DURATION, telling both, and frees both to search again', async () => {
     const { ca, cb, roomId } = await pairOn();
     clock.advance(29 * 60_000);
-    // Nothing tells when a sweep has run; four sweep intervals pass with the call under its limit
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(await callRow(roomId)).toEqual({ ended_by: null, duration_seconds: null });
-    expect(ca.received.map((entry) => entry.event)).not.toContain('peer_left');
+    // nothing tells when a sweep has run: watch four sweep intervals pass with the call under its limit
+    await stays(async () => !ca.received.some((entry) => entry.event === 'peer_left') && (await callRow(roomId)).ended_by === null, {
+      forMs: 200,
+      message: 'a call under CALL_MAX_DURATION runs on',
+    });
 
     clock.advance(60_000 + 1);
     expect(await ca.next('peer_left')).toEqual({ reason: 'timeout' });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from './helpers/app.js';
-import { bearer, login, PASSWORD, register, uniqueEmail, type Pair } from './helpers/auth.js';
-import { client, listen, readyUser, type Client } from './helpers/realtime.js';
+import { injectAs, login, type Pair, PASSWORD, register, uniqueEmail } from './helpers/auth.js';
+import { listen, matchedPair } from './helpers/realtime.js';
 
 let t: TestApp;
 let url: string;
@@ -15,39 +15,29 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const report = (token: string, payload: object) => t.app.inject({ method: 'POST', url: '/reports', headers: bearer(token), payload });
+const report = (token: string, payload: object) => injectAs(t.app, token, { method: 'POST', url: '/reports', payload });
 
 /** Two ready users matched by the real matchmaking, with their sockets. */
-async function call(): Promise<{ a: Pair; b: Pair; ca: Client; cb: Client; roomId: string; sessionId: string }> {
-  const [a, b] = [await readyUser(t.app), await readyUser(t.app)];
-  const [ca, cb] = [await client(url, a.accessToken), await client(url, b.accessToken)];
-  ca.socket.emit('find_partner', {});
-  await ca.next('searching');
-  cb.socket.emit('find_partner', {});
-  const { roomId } = await ca.next<{ roomId: string }>('match_found');
-  await cb.next('match_found');
-  const [{ id }] = await t.container.db.query('SELECT id FROM call_sessions WHERE room_id = $1', [roomId]);
-  return { a, b, ca, cb, roomId, sessionId: id };
-}
+const call = () => matchedPair({ t, url });
 
 describe('POST /reports', () => {
   it('accepts a report about my partner in a call, once per call', async () => {
-    const { a, b, ca, cb, sessionId } = await call();
+    const { a, b, ca, cb, callId: sessionId } = await call();
     const first = await report(a.accessToken, { reportedId: b.user.id, reason: 'harassment', description: 'rude', sessionId });
     expect(first.statusCode).toBe(201);
     expect(first.json()).toMatchObject({ reporterId: a.user.id, reportedId: b.user.id, sessionId, status: 'pending' });
     const again = await report(a.accessToken, { reportedId: b.user.id, reason: 'spam', sessionId });
     expect(again.statusCode).toBe(409);
     expect(again.json().error.code).toBe('already_reported');
-    const mine = (await t.app.inject({ method: 'GET', url: '/reports/mine', headers: bearer(a.accessToken) })).json();
+    const mine = (await injectAs(t.app, a, { method: 'GET', url: '/reports/mine' })).json();
     expect(mine.items.map((item: { id: string }) => item.id)).toEqual([first.json().id]);
-    expect((await t.app.inject({ method: 'GET', url: '/reports/mine', headers: bearer(b.accessToken) })).json().items).toEqual([]);
+    expect((await injectAs(t.app, b, { method: 'GET', url: '/reports/mine' })).json().items).toEqual([]);
     ca.close();
     cb.close();
   });
 
   it('refuses self-reports, unknown users, and a call the reported user was not in', async () => {
-    const { a, b, ca, cb, sessionId } = await call();
+    const { a, b, ca, cb, callId: sessionId } = await call();
     const stranger = await register(t.app);
     const self = await report(a.accessToken, { reportedId: a.user.id, reason: 'spam' });
     expect(self.statusCode).toBe(400);
@@ -105,10 +95,9 @@ describe('bans', () => {
   it('take effect everywhere at once, even in a live call', async () => {
     const { a, ca, cb, roomId } = await call();
     const gone = new Promise((resolve) => ca.socket.once('disconnect', resolve));
-    const res = await t.app.inject({
+    const res = await injectAs(t.app, admin, {
       method: 'PATCH',
       url: `/admin/users/${a.user.id}/ban`,
-      headers: bearer(admin.accessToken),
       payload: { reason: 'abusive language' },
     });
     expect(res.statusCode).toBe(204);
@@ -117,35 +106,32 @@ describe('bans', () => {
     const [session] = await t.container.db.query('SELECT ended_at FROM call_sessions WHERE room_id = $1', [roomId]);
     expect(session.ended_at).not.toBeNull();
 
-    expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(a.accessToken) })).json().error.code).toBe('account_banned');
+    expect((await injectAs(t.app, a, { method: 'GET', url: '/auth/me' })).json().error.code).toBe('account_banned');
     expect((await t.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: a.refreshToken } })).statusCode).toBe(401);
     const loginAttempt = await t.app.inject({
       method: 'POST',
       url: '/auth/login',
-      payload: { email: (a as Pair & { email: string }).email, password: PASSWORD, deviceId: 'd', platform: 'web' },
+      payload: { email: a.email, password: PASSWORD, deviceId: 'd', platform: 'web' },
     });
     expect(loginAttempt.json().error.code).toBe('account_banned');
-    const log = (await t.app.inject({ method: 'GET', url: `/admin/activity?userId=${a.user.id}&type=user_banned`, headers: bearer(admin.accessToken) })).json();
+    const log = (await injectAs(t.app, admin, { method: 'GET', url: `/admin/activity?userId=${a.user.id}&type=user_banned` })).json();
     expect(log.items).toEqual([
       expect.objectContaining({ type: 'user_banned', actorId: admin.user.id, metadata: expect.objectContaining({ reason: 'abusive language' }) }),
     ]);
 
-    expect((await t.app.inject({ method: 'PATCH', url: `/admin/users/${a.user.id}/unban`, headers: bearer(admin.accessToken) })).statusCode).toBe(204);
-    expect((await login(t.app, (a as Pair & { email: string }).email)).user.id).toBe(a.user.id);
+    expect((await injectAs(t.app, admin, { method: 'PATCH', url: `/admin/users/${a.user.id}/unban` })).statusCode).toBe(204);
+    expect((await login(t.app, a.email)).user.id).toBe(a.user.id);
     cb.close();
   });
 
   it('need a reason, and a user that exists', async () => {
     const target = await register(t.app);
-    expect(
-      (await t.app.inject({ method: 'PATCH', url: `/admin/users/${target.user.id}/ban`, headers: bearer(admin.accessToken), payload: {} })).statusCode,
-    ).toBe(400);
+    expect((await injectAs(t.app, admin, { method: 'PATCH', url: `/admin/users/${target.user.id}/ban`, payload: {} })).statusCode).toBe(400);
     expect(
       (
-        await t.app.inject({
+        await injectAs(t.app, admin, {
           method: 'PATCH',
           url: '/admin/users/7c9e6679-7425-40de-944b-e07fc1f90ae7/ban',
-          headers: bearer(admin.accessToken),
           payload: { reason: 'spam bot' },
         })
       ).statusCode,
@@ -158,28 +144,26 @@ describe('admin review of reports', () => {
     const reporter = await register(t.app);
     const target = await register(t.app);
     const created = (await report(reporter.accessToken, { reportedId: target.user.id, reason: 'hate_speech' })).json();
-    const pending = (await t.app.inject({ method: 'GET', url: '/admin/reports?status=pending&limit=100', headers: bearer(admin.accessToken) })).json();
+    const pending = (await injectAs(t.app, admin, { method: 'GET', url: '/admin/reports?status=pending&limit=100' })).json();
     expect(pending.items.map((item: { id: string }) => item.id)).toContain(created.id);
 
-    const decided = await t.app.inject({
+    const decided = await injectAs(t.app, admin, {
       method: 'PATCH',
       url: `/admin/reports/${created.id}`,
-      headers: bearer(admin.accessToken),
       payload: { status: 'actioned', adminNote: 'confirmed', ban: { reason: 'hate speech' } },
     });
     expect(decided.statusCode).toBe(200);
     expect(decided.json()).toMatchObject({ status: 'actioned', adminNote: 'confirmed' });
     const [user] = await t.container.db.query('SELECT is_banned, ban_reason FROM users WHERE id = $1', [target.user.id]);
     expect(user).toEqual({ is_banned: true, ban_reason: 'hate speech' });
-    expect((await t.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(target.accessToken) })).statusCode).toBe(403);
-    const actioned = (await t.app.inject({ method: 'GET', url: '/admin/reports?status=actioned', headers: bearer(admin.accessToken) })).json();
+    expect((await injectAs(t.app, target, { method: 'GET', url: '/auth/me' })).statusCode).toBe(403);
+    const actioned = (await injectAs(t.app, admin, { method: 'GET', url: '/admin/reports?status=actioned' })).json();
     expect(actioned.items.map((item: { id: string }) => item.id)).toContain(created.id);
     expect(
       (
-        await t.app.inject({
+        await injectAs(t.app, admin, {
           method: 'PATCH',
           url: '/admin/reports/7c9e6679-7425-40de-944b-e07fc1f90ae7',
-          headers: bearer(admin.accessToken),
           payload: { status: 'dismissed' },
         })
       ).statusCode,
@@ -190,7 +174,7 @@ describe('admin review of reports', () => {
 describe('admin views', () => {
   it('counts users, calls, reports and who is online right now', async () => {
     const { ca, cb } = await call();
-    const stats = (await t.app.inject({ method: 'GET', url: '/admin/stats', headers: bearer(admin.accessToken) })).json();
+    const stats = (await injectAs(t.app, admin, { method: 'GET', url: '/admin/stats' })).json();
     expect(stats.users.total).toBeGreaterThanOrEqual(3);
     expect(stats.users.newToday).toBeGreaterThanOrEqual(2);
     expect(stats.onlineNow).toBeGreaterThanOrEqual(2);
@@ -204,39 +188,34 @@ describe('admin views', () => {
     const marker = `findme${Date.now()}`;
     const accounts = [];
     for (let i = 0; i < 3; i += 1) accounts.push(await register(t.app, { email: `${marker}-${i}@parley.test` }));
-    await t.app.inject({
+    await injectAs(t.app, admin, {
       method: 'PATCH',
       url: `/admin/users/${accounts[0]!.user.id}/ban`,
-      headers: bearer(admin.accessToken),
       payload: { reason: 'testing filters' },
     });
-    const first = (await t.app.inject({ method: 'GET', url: `/admin/users?search=${marker}&limit=2`, headers: bearer(admin.accessToken) })).json();
+    const first = (await injectAs(t.app, admin, { method: 'GET', url: `/admin/users?search=${marker}&limit=2` })).json();
     expect(first.total).toBe(3);
     expect(first.items).toHaveLength(2);
-    const second = (
-      await t.app.inject({ method: 'GET', url: `/admin/users?search=${marker}&limit=2&cursor=${first.nextCursor}`, headers: bearer(admin.accessToken) })
-    ).json();
+    const second = (await injectAs(t.app, admin, { method: 'GET', url: `/admin/users?search=${marker}&limit=2&cursor=${first.nextCursor}` })).json();
     expect(second.items).toHaveLength(1);
     expect(second.nextCursor).toBeNull();
     expect(new Set([...first.items, ...second.items].map((item: { id: string }) => item.id)).size).toBe(3);
-    const banned = (await t.app.inject({ method: 'GET', url: `/admin/users?search=${marker}&banned=true`, headers: bearer(admin.accessToken) })).json();
+    const banned = (await injectAs(t.app, admin, { method: 'GET', url: `/admin/users?search=${marker}&banned=true` })).json();
     expect(banned.items.map((item: { id: string }) => item.id)).toEqual([accounts[0]!.user.id]);
     expect(banned.items[0]).toMatchObject({ isBanned: true, banReason: 'testing filters' });
     // a search string is matched literally, not as a pattern
-    expect((await t.app.inject({ method: 'GET', url: '/admin/users?search=%25', headers: bearer(admin.accessToken) })).json().total).toBe(0);
+    expect((await injectAs(t.app, admin, { method: 'GET', url: '/admin/users?search=%25' })).json().total).toBe(0);
   });
 
   it('shows one user with their calls and the reports they made and received', async () => {
-    const { a, b, ca, cb, sessionId } = await call();
+    const { a, b, ca, cb, callId: sessionId } = await call();
     await report(a.accessToken, { reportedId: b.user.id, reason: 'spam', sessionId });
-    const detail = (await t.app.inject({ method: 'GET', url: `/admin/users/${b.user.id}`, headers: bearer(admin.accessToken) })).json();
+    const detail = (await injectAs(t.app, admin, { method: 'GET', url: `/admin/users/${b.user.id}` })).json();
     expect(detail.user).toMatchObject({ id: b.user.id });
     expect(detail.recentSessions.map((s: { id: string }) => s.id)).toContain(sessionId);
     expect(detail.reportsReceived).toEqual([expect.objectContaining({ reporterId: a.user.id, reason: 'spam' })]);
     expect(detail.reportsMade).toEqual([]);
-    expect(
-      (await t.app.inject({ method: 'GET', url: '/admin/users/7c9e6679-7425-40de-944b-e07fc1f90ae7', headers: bearer(admin.accessToken) })).statusCode,
-    ).toBe(404);
+    expect((await injectAs(t.app, admin, { method: 'GET', url: '/admin/users/7c9e6679-7425-40de-944b-e07fc1f90ae7' })).statusCode).toBe(404);
     ca.close();
     cb.close();
   });

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertValidKey, type LocalStorage } from '../src/infra/storage.js';
 import { buildTestApp, type TestApp } from './helpers/app.js';
-import { bearer, PASSWORD, register } from './helpers/auth.js';
+import { injectAs, PASSWORD, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
 import { multipartFile } from './helpers/multipart.js';
 
@@ -41,7 +41,7 @@ function pngClaiming(width: number, height: number): Buffer {
 
 async function upload(t: TestApp, token: string, content: Buffer, filename: string, contentType: string) {
   const { payload, headers } = multipartFile(content, filename, contentType);
-  return t.app.inject({ method: 'POST', url: '/users/me/avatar', headers: { ...bearer(token), ...headers }, payload });
+  return injectAs(t.app, token, { method: 'POST', url: '/users/me/avatar', headers, payload });
 }
 
 async function avatarKey(t: TestApp, userId: string): Promise<string | null> {
@@ -127,7 +127,7 @@ describe('avatars on the embedded storage', () => {
     const account = await register(t.app);
     await upload(t, account.accessToken, await image('png'), 'a.png', 'image/png');
     const key = (await avatarKey(t, account.user.id))!;
-    const res = await t.app.inject({ method: 'DELETE', url: '/users/me/avatar', headers: bearer(account.accessToken) });
+    const res = await injectAs(t.app, account, { method: 'DELETE', url: '/users/me/avatar' });
     expect(res.statusCode).toBe(204);
     expect(await avatarKey(t, account.user.id)).toBeNull();
     expect(existsSync(storage.pathOf(key))).toBe(false);
@@ -138,7 +138,7 @@ describe('avatars on the embedded storage', () => {
     await upload(t, account.accessToken, await image('png'), 'a.png', 'image/png');
     const key = (await avatarKey(t, account.user.id))!;
     expect(existsSync(storage.pathOf(key))).toBe(true);
-    const res = await t.app.inject({ method: 'DELETE', url: '/users/me', headers: bearer(account.accessToken), payload: { password: PASSWORD } });
+    const res = await injectAs(t.app, account, { method: 'DELETE', url: '/users/me', payload: { password: PASSWORD } });
     expect(res.statusCode).toBe(204);
     expect(await avatarKey(t, account.user.id)).toBeNull();
     expect(existsSync(storage.pathOf(key))).toBe(false);
@@ -148,7 +148,7 @@ describe('avatars on the embedded storage', () => {
     const account = await register(t.app);
     await upload(t, account.accessToken, await image('png'), 'a.png', 'image/png');
     const key = (await avatarKey(t, account.user.id))!;
-    const res = await t.app.inject({ method: 'DELETE', url: '/users/me', headers: bearer(account.accessToken), payload: { password: 'wrong password' } });
+    const res = await injectAs(t.app, account, { method: 'DELETE', url: '/users/me', payload: { password: 'wrong password' } });
     expect(res.statusCode).toBe(401);
     expect(existsSync(storage.pathOf(key))).toBe(true);
   });
@@ -177,7 +177,7 @@ describe('avatars on the embedded storage', () => {
 
   it('rejects an upload that is not multipart', async () => {
     const account = await register(t.app);
-    const res = await t.app.inject({ method: 'POST', url: '/users/me/avatar', headers: bearer(account.accessToken), payload: { image: 'base64...' } });
+    const res = await injectAs(t.app, account, { method: 'POST', url: '/users/me/avatar', payload: { image: 'base64...' } });
     expect(res.statusCode).toBe(415);
   });
 
@@ -191,10 +191,10 @@ describe('avatars on the embedded storage', () => {
     ],
   ])('answers a malformed multipart body (%s) with 400 validation_failed', async (_what, contentType, payload) => {
     const account = await register(t.app);
-    const res = await t.app.inject({
+    const res = await injectAs(t.app, account, {
       method: 'POST',
       url: '/users/me/avatar',
-      headers: { ...bearer(account.accessToken), 'content-type': contentType },
+      headers: { 'content-type': contentType },
       payload,
     });
     expect(res.statusCode).toBe(400);
@@ -204,10 +204,10 @@ describe('avatars on the embedded storage', () => {
   it('answers an upload with no file part with 400, not 413', async () => {
     const account = await register(t.app);
     const payload = '--xyz\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--xyz--\r\n';
-    const res = await t.app.inject({
+    const res = await injectAs(t.app, account, {
       method: 'POST',
       url: '/users/me/avatar',
-      headers: { ...bearer(account.accessToken), 'content-type': 'multipart/form-data; boundary=xyz' },
+      headers: { 'content-type': 'multipart/form-data; boundary=xyz' },
       payload,
     });
     expect(res.statusCode).toBe(400);

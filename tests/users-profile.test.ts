@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildTestApp, truncateAll, type TestApp } from './helpers/app.js';
-import { bearer, PASSWORD, register } from './helpers/auth.js';
+import { injectAs, PASSWORD, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
 
 const clock = manualClock();
@@ -11,9 +11,9 @@ beforeAll(async () => {
 afterAll(() => t.close());
 beforeEach(() => truncateAll(t));
 
-const me = (token: string) => t.app.inject({ method: 'GET', url: '/users/me', headers: bearer(token) });
+const me = (token: string) => injectAs(t.app, token, { method: 'GET', url: '/users/me' });
 const patch = (token: string, payload: object, headers: Record<string, string> = {}) =>
-  t.app.inject({ method: 'PATCH', url: '/users/me', headers: { ...bearer(token), ...headers }, payload });
+  injectAs(t.app, token, { method: 'PATCH', url: '/users/me', headers, payload });
 
 describe('GET /users/me', () => {
   it('returns the account, the empty profile at version 1 and what matchmaking still needs', async () => {
@@ -110,7 +110,7 @@ describe('GET /users/:id/public', () => {
     const subject = await register(t.app);
     await patch(subject.accessToken, { version: 1, username: 'subject', englishLevel: 'advanced' });
     await t.container.db.query("UPDATE users SET is_banned = true, ban_reason = 'x' WHERE id = $1", [subject.user.id]);
-    const res = await t.app.inject({ method: 'GET', url: `/users/${subject.user.id}/public`, headers: bearer(viewer.accessToken) });
+    const res = await injectAs(t.app, viewer, { method: 'GET', url: `/users/${subject.user.id}/public` });
     expect(res.statusCode).toBe(200);
     expect(Object.keys(res.json()).sort()).toEqual(
       [
@@ -133,10 +133,8 @@ describe('GET /users/:id/public', () => {
 
   it('answers 404 for an unknown id and 400 for a malformed one', async () => {
     const viewer = await register(t.app);
-    expect(
-      (await t.app.inject({ method: 'GET', url: '/users/7c9e6679-7425-40de-944b-e07fc1f90ae7/public', headers: bearer(viewer.accessToken) })).statusCode,
-    ).toBe(404);
-    expect((await t.app.inject({ method: 'GET', url: '/users/42/public', headers: bearer(viewer.accessToken) })).statusCode).toBe(400);
+    expect((await injectAs(t.app, viewer, { method: 'GET', url: '/users/7c9e6679-7425-40de-944b-e07fc1f90ae7/public' })).statusCode).toBe(404);
+    expect((await injectAs(t.app, viewer, { method: 'GET', url: '/users/42/public' })).statusCode).toBe(400);
   });
 });
 
@@ -145,18 +143,17 @@ describe('POST /users/me/wallet', () => {
     const first = await register(t.app);
     const second = await register(t.app);
     const address = '0x52908400098527886E0F7030069857D2E4169EE7';
-    const res = await t.app.inject({ method: 'POST', url: '/users/me/wallet', headers: bearer(first.accessToken), payload: { address } });
+    const res = await injectAs(t.app, first, { method: 'POST', url: '/users/me/wallet', payload: { address } });
     expect(res.statusCode).toBe(200);
     expect(res.json().profile.walletAddress).toBe(address.toLowerCase());
-    const taken = await t.app.inject({
+    const taken = await injectAs(t.app, second, {
       method: 'POST',
       url: '/users/me/wallet',
-      headers: bearer(second.accessToken),
       payload: { address: address.toLowerCase() },
     });
     expect(taken.statusCode).toBe(409);
     expect(taken.json().error.code).toBe('wallet_taken');
-    const invalid = await t.app.inject({ method: 'POST', url: '/users/me/wallet', headers: bearer(second.accessToken), payload: { address: '0x1234' } });
+    const invalid = await injectAs(t.app, second, { method: 'POST', url: '/users/me/wallet', payload: { address: '0x1234' } });
     expect(invalid.statusCode).toBe(400);
   });
 });
@@ -164,7 +161,7 @@ describe('POST /users/me/wallet', () => {
 describe('DELETE /users/me', () => {
   it('needs the current password', async () => {
     const account = await register(t.app);
-    const res = await t.app.inject({ method: 'DELETE', url: '/users/me', headers: bearer(account.accessToken), payload: { password: 'wrong password' } });
+    const res = await injectAs(t.app, account, { method: 'DELETE', url: '/users/me', payload: { password: 'wrong password' } });
     expect(res.statusCode).toBe(401);
     expect(res.json().error.code).toBe('invalid_credentials');
     expect((await me(account.accessToken)).statusCode).toBe(200);
@@ -173,7 +170,7 @@ describe('DELETE /users/me', () => {
   it('signs out everywhere, clears personal fields and keeps the row', async () => {
     const account = await register(t.app);
     await patch(account.accessToken, { version: 1, username: 'leaving', bio: 'bye' });
-    const res = await t.app.inject({ method: 'DELETE', url: '/users/me', headers: bearer(account.accessToken), payload: { password: PASSWORD } });
+    const res = await injectAs(t.app, account, { method: 'DELETE', url: '/users/me', payload: { password: PASSWORD } });
     expect(res.statusCode).toBe(204);
     expect((await me(account.accessToken)).json().error.code).toBe('session_revoked');
     const login = await t.app.inject({

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { App } from '../../src/app.js';
 
 let counter = 0;
@@ -40,4 +41,13 @@ export async function login(app: App, email: string, body: Record<string, unknow
 
 export function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` };
+}
+
+/** Who a request is made as: a signed-in account, or a bare access token. */
+export type Caller = Pick<Pair, 'accessToken'> | string;
+
+/** `app.inject` made as `caller`: the request carries its access token. Requests about bad headers write theirs out instead. */
+export function injectAs(app: App, caller: Caller, options: InjectOptions): Promise<LightMyRequestResponse> {
+  const token = typeof caller === 'string' ? caller : caller.accessToken;
+  return app.inject({ ...options, headers: { ...options.headers, ...bearer(token) } });
 }

@@ -2,7 +2,8 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
 import { io as connect, type Socket } from 'socket.io-client';
 import type { App } from '../../src/app.js';
-import { bearer, register, type Pair } from './auth.js';
+import type { TestApp } from './app.js';
+import { injectAs, type Pair, register } from './auth.js';
 
 export async function listen(app: App): Promise<string> {
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -13,20 +14,25 @@ export async function listen(app: App): Promise<string> {
 export async function readyUser(app: App, level: 'beginner' | 'intermediate' | 'advanced' = 'intermediate'): Promise<Pair & { email: string }> {
   const account = await register(app);
   const username = `u_${account.user.id.slice(0, 8)}`;
-  const res = await app.inject({
+  const res = await injectAs(app, account, {
     method: 'PATCH',
     url: '/users/me',
-    headers: bearer(account.accessToken),
     payload: { version: 1, username, displayName: username, englishLevel: level },
   });
   if (res.statusCode !== 200) throw new Error(`profile: ${res.body}`);
   return account;
 }
 
+/** How long `next` waits for an event unless told otherwise: an event this late means it is not coming. */
+const NEXT_EVENT_TIMEOUT_MS = 5_000;
+
 export interface Client {
   socket: Socket;
-  /** Resolves with the next `event` (or one already received and not yet taken). */
-  next<T = unknown>(event: string): Promise<T>;
+  /**
+   * Resolves with the next `event` (or one already received and not yet taken); rejects, naming
+   * the event, when none arrives within `timeoutMs`.
+   */
+  next<T = unknown>(event: string, options?: { timeoutMs?: number }): Promise<T>;
   /** Events received so far, by name. */
   received: Array<{ event: string; payload: unknown }>;
   close(): void;
@@ -35,11 +41,12 @@ export interface Client {
 export async function client(url: string, token: string | undefined): Promise<Client> {
   const socket = connect(url, { auth: token ? { token } : {}, transports: ['websocket'], reconnection: false, forceNew: true });
   const received: Client['received'] = [];
-  const waiting: Array<{ event: string; resolve: (payload: unknown) => void }> = [];
+  const waiting: Array<{ event: string; resolve: (payload: unknown) => void; timer: NodeJS.Timeout }> = [];
   socket.onAny((event: string, payload: unknown) => {
     const waiter = waiting.find((w) => w.event === event);
     if (waiter) {
       waiting.splice(waiting.indexOf(waiter), 1);
+      clearTimeout(waiter.timer);
       waiter.resolve(payload);
     } else received.push({ event, payload });
   });
@@ -50,12 +57,27 @@ export async function client(url: string, token: string | undefined): Promise<Cl
   return {
     socket,
     received,
-    next: <T>(event: string) => {
+    next: <T>(event: string, { timeoutMs = NEXT_EVENT_TIMEOUT_MS } = {}) => {
       const index = received.findIndex((entry) => entry.event === event);
       if (index >= 0) return Promise.resolve(received.splice(index, 1)[0]!.payload as T);
-      return new Promise<T>((resolve) => waiting.push({ event, resolve: resolve as (payload: unknown) => void }));
+      return new Promise<T>((resolve, reject) => {
+        const waiter = {
+          event,
+          resolve: resolve as (payload: unknown) => void,
+          timer: setTimeout(() => {
+            waiting.splice(waiting.indexOf(waiter), 1);
+            const meanwhile = received.map((entry) => entry.event).join(', ') || 'nothing';
+            reject(new Error(`no '${event}' event within ${timeoutMs} ms (received and not taken: ${meanwhile})`));
+          }, timeoutMs),
+        };
+        waiting.push(waiter);
+      });
     },
-    close: () => void socket.disconnect(),
+    close: () => {
+      // a test that closes its socket is done waiting on it
+      for (const waiter of waiting.splice(0)) clearTimeout(waiter.timer);
+      socket.disconnect();
+    },
   };
 }
 
@@ -111,4 +133,53 @@ export function expectOneCaller({ sequences, extra }: { sequences: PeerJoined[][
     receiver: [{ role: 'receiver', yourRole: 'receiver' }],
     extra: [],
   });
+}
+
+export interface MatchFound {
+  roomId: string;
+  partner: { displayName: string; avatarUrl: string | null; level: string };
+  iceServers: Array<{ urls: string[]; username?: string; credential?: string }>;
+}
+
+/** A test app listening for sockets. */
+export interface Instance {
+  t: TestApp;
+  url: string;
+}
+
+export interface MatchedPair {
+  /** The first seeker, who waited in the queue, and the second, who found them. */
+  a: Pair & { email: string };
+  b: Pair & { email: string };
+  ca: Client;
+  cb: Client;
+  ma: MatchFound;
+  mb: MatchFound;
+  roomId: string;
+  /** The call_sessions row the match opened. */
+  callId: string;
+}
+
+/**
+ * Two ready users, connected and matched: A searches (and is queued), then B searches and both
+ * hear match_found. B connects to `second` when given (another instance). Each client goes into
+ * `track` as soon as it connects, for the test file to close.
+ */
+export async function matchedPair(
+  first: Instance,
+  { second = first, level = 'all', track }: { second?: Instance; level?: 'all' | 'beginner' | 'intermediate' | 'advanced'; track?: Client[] } = {},
+): Promise<MatchedPair> {
+  const [a, b] = [await readyUser(first.t.app), await readyUser(second.t.app)];
+  const ca = await client(first.url, a.accessToken);
+  track?.push(ca);
+  const cb = await client(second.url, b.accessToken);
+  track?.push(cb);
+  ca.socket.emit('find_partner', { level });
+  await ca.next('searching');
+  cb.socket.emit('find_partner', { level });
+  const [ma, mb] = await Promise.all([ca.next<MatchFound>('match_found'), cb.next<MatchFound>('match_found')]);
+  expect(mb.roomId).toBe(ma.roomId);
+  const [call] = await first.t.container.db.query<Array<{ id: string }>>('SELECT id FROM call_sessions WHERE room_id = $1', [ma.roomId]);
+  if (!call) throw new Error(`no call_sessions row for room ${ma.roomId}`);
+  return { a, b, ca, cb, ma, mb, roomId: ma.roomId, callId: call.id };
 }
