@@ -9,6 +9,7 @@ import { jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } fr
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Container } from './container.js';
 import { failFastRedisStore } from './infra/rate-limit-store.js';
+import { redisKeys } from './infra/redis-keys.js';
 import { deferredChildLoggerFactory } from './infra/request-logger.js';
 import { auditRoutes } from './modules/audit/routes.js';
 import { authRoutes } from './modules/auth/routes.js';
@@ -163,8 +164,8 @@ export async function buildApp(container: Container): Promise<App> {
     // On real Redis the counters are shared by every instance. The in-process emulation runs
     // the store's Lua script in a JavaScript Lua VM (about 1 ms per request); it serves one
     // instance only anyway, so its counters stay in the plugin's in-memory store.
-    ...(container.redis.embedded ? {} : { store: failFastRedisStore(container.redis.client, 'parley:rate-limit:') }),
-    nameSpace: 'parley:rate-limit:',
+    ...(container.redis.embedded ? {} : { store: failFastRedisStore(container.redis.client, redisKeys.rateLimitNamespace) }),
+    nameSpace: redisKeys.rateLimitNamespace,
     // The plugin's own key (the address, IPv6 by /64), except that a client that hung up while an
     // earlier hook awaited has no address left: its request ends here, answered to no one, instead
     // of failing inside the plugin as an unexpected error.

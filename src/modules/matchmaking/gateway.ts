@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Server, Socket } from 'socket.io';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
+import { socketRooms } from '../../infra/redis-keys.js';
 import { emitError, type SocketData } from '../../shared/socket-auth.js';
 import { QUEUE_LEVELS, type LeaveOutcome, type MatchmakingService } from './service.js';
 
@@ -75,7 +76,7 @@ export function registerMatchmakingGateway(
 
   io.on('connection', (socket: Socket) => {
     const { userId, sessionId } = (socket.data as SocketData).auth;
-    void socket.join([`user:${userId}`, `session:${sessionId}`]);
+    void socket.join([socketRooms.user(userId), socketRooms.session(sessionId)]);
 
     const guard = (work: () => Promise<void>) =>
       work().catch((error: unknown) => {

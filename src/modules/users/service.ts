@@ -5,6 +5,7 @@ import type { IdGenerator } from '../../infra/ids.js';
 import { ImageRejectedError, sniffImageType, toSquareWebp } from '../../infra/images.js';
 import type { Logger } from '../../infra/logger.js';
 import { updateReturning, type PreparedReader } from '../../infra/sql.js';
+import { redisKeys } from '../../infra/redis-keys.js';
 import type { ObjectStorage } from '../../infra/storage.js';
 import type { Role, RoleLookup } from '../../shared/auth.js';
 import { AppError, DependencyUnavailableError, NotFoundError } from '../../shared/errors.js';
@@ -414,7 +415,7 @@ export class UsersService implements RoleLookup {
     if (last !== undefined && now - last < this.settings.lastActiveThrottleMs) return;
     this.lastTouched.set(userId, now);
     if (this.lastTouched.size > 100_000) this.lastTouched.clear();
-    const claimed = await this.redis.set(`users:active:${userId}`, '1', 'PX', this.settings.lastActiveThrottleMs, 'NX');
+    const claimed = await this.redis.set(redisKeys.lastActiveThrottle(userId), '1', 'PX', this.settings.lastActiveThrottleMs, 'NX');
     if (claimed !== 'OK') return;
     await this.reader.one('users-touch-last-active', 'UPDATE profiles SET last_active_at = $2 WHERE user_id = $1', [userId, new Date(now)]);
   }
