@@ -3,7 +3,8 @@ import type { Server, Socket } from 'socket.io';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import { socketRooms } from '../../infra/redis-keys.js';
-import { emitError, type SocketData } from '../../shared/socket-auth.js';
+import type { SocketData } from '../../shared/socket-auth.js';
+import { emitError } from '../../shared/socket-errors.js';
 import { QUEUE_LEVELS, type LeaveOutcome, type MatchmakingService } from './service.js';
 
 const findPartnerSchema = z.strictObject({ level: z.enum(QUEUE_LEVELS).optional(), topic: z.string().trim().min(1).max(80).optional() }).optional();

@@ -5,6 +5,7 @@ import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import { MATCH_KEYS_LUA, ROOM_PARTS, redisKeys, type RoomPart } from '../../infra/redis-keys.js';
 import type { EndedBy, CallsService } from '../calls/service.js';
+import type { SocketErrorCode } from '../../shared/socket-errors.js';
 import type { UsersService } from '../users/service.js';
 import { iceServersFor, type TurnSettings } from './turn.js';
 
@@ -199,7 +200,12 @@ export type FindOutcome =
   | { status: 'queued'; estimatedWaitSeconds: number }
   /** `left`: one of the two left the match while it was being opened. */
   | { status: 'matched'; roomId: string; left?: LeaveOutcome }
-  | { status: 'rejected'; code: 'account_banned' | 'profile_incomplete' | 'already_searching' | 'already_in_room'; message: string; missing?: string[] };
+  | {
+      status: 'rejected';
+      code: Extract<SocketErrorCode, 'account_banned' | 'profile_incomplete' | 'already_searching' | 'already_in_room'>;
+      message: string;
+      missing?: string[];
+    };
 
 export interface Room {
   roomId: string;
