@@ -1,12 +1,20 @@
 import type { SwaggerTransform } from '@fastify/swagger';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { AuthRequirement } from './auth.js';
 import { errorResponseSchema } from './http-schemas.js';
 
 type Transform = typeof jsonSchemaTransform;
 type Input = Parameters<Transform>[0];
 
 const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
+
+/** What the auth guard reads, as OpenAPI security: a bearer token, or (optional) none. */
+const SECURITY: Record<AuthRequirement, Array<Record<string, string[]>>> = {
+  user: [{ bearer: [] }],
+  admin: [{ bearer: [] }],
+  optional: [{ bearer: [] }, {}],
+};
 
 /**
  * The error statuses any route can answer besides its own, derived from what it takes: 400 for
@@ -15,8 +23,12 @@ const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
  * 415 from the body parser, 429 from the global rate limit, 500, and 503 while the server
  * drains or a dependency is down. A route's own declarations win.
  */
+function routeConfig(input: Input): { auth?: AuthRequirement; rateLimit?: unknown } | undefined {
+  return (input.route as { config?: { auth?: AuthRequirement; rateLimit?: unknown } }).config;
+}
+
 function commonErrors(input: Input): number[] {
-  const { config } = input.route as { config?: { auth?: string; rateLimit?: unknown } };
+  const config = routeConfig(input);
   const methods = [input.route.method].flat();
   return [
     400,
@@ -40,19 +52,22 @@ const MULTIPART_FILE_BODY = {
 
 /**
  * jsonSchemaTransform, plus what the routes' schemas cannot say: the common error statuses,
- * a multipart body, and a wildcard route's path as a named parameter (Fastify's `*` is not a
- * valid OpenAPI parameter name; the parameter may hold slashes).
+ * the security the route's `config.auth` asks for, a multipart body, and a wildcard route's
+ * path as a named parameter (Fastify's `*` is not a valid OpenAPI parameter name; the
+ * parameter may hold slashes).
  */
 export const documentTransform: SwaggerTransform = (input) => {
   const { schema, url } = input;
   if (!schema || (schema as { hide?: boolean }).hide) return jsonSchemaTransform(input);
   const declared = (schema as { response?: Record<string, unknown> }).response ?? {};
   const response = { ...Object.fromEntries(commonErrors(input).map((status) => [status, errorResponseSchema])), ...declared };
+  const auth = routeConfig(input)?.auth;
   const wildcard = url.endsWith('/*');
   const transformed = jsonSchemaTransform({
     ...input,
     url: wildcard ? `${url.slice(0, -1)}{path}` : url,
     schema: {
+      ...(auth ? { security: SECURITY[auth] } : {}),
       ...schema,
       response,
       ...(wildcard ? { params: z.object({ path: z.string().describe('The rest of the path, slashes included') }) } : {}),

@@ -380,11 +380,7 @@ export class MatchmakingService {
       this.bus.emitToUser(userId, 'match_found', { roomId, partner, iceServers: iceServersFor(userId, now, this.settings.turn) });
     }
     // marks the room opened, and reads (in the same transaction) who asked to leave it meanwhile
-    const replies = await this.redis
-      .multi()
-      .set(redisKeys.room(roomId, 'ready'), '1', 'EX', this.roomTtlSeconds)
-      .get(redisKeys.room(roomId, 'left-by'))
-      .exec();
+    const replies = await this.redis.multi().set(redisKeys.room(roomId, 'ready'), '1', 'EX', this.roomTtlSeconds).get(redisKeys.room(roomId, 'left-by')).exec();
     const leftBy = replies?.[1]?.[1] as string | null | undefined;
     return leftBy ? this.leaveMatch(leftBy, roomId) : undefined;
   }
