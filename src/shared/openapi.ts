@@ -2,7 +2,7 @@ import type { SwaggerTransform } from '@fastify/swagger';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuthRequirement } from './auth.js';
-import { errorResponseSchema } from './http-schemas.js';
+import { errorResponses, type ErrorStatus } from './responses.js';
 
 type Transform = typeof jsonSchemaTransform;
 type Input = Parameters<Transform>[0];
@@ -27,17 +27,17 @@ function routeConfig(input: Input): { auth?: AuthRequirement; rateLimit?: unknow
   return (input.route as { config?: { auth?: AuthRequirement; rateLimit?: unknown } }).config;
 }
 
-function commonErrors(input: Input): number[] {
+function commonErrors(input: Input): ErrorStatus[] {
   const config = routeConfig(input);
   const methods = [input.route.method].flat();
   return [
     400,
     // Fastify refuses a path parameter longer than maxParamLength
-    ...(/[:*]/.test(input.url) ? [414] : []),
+    ...(/[:*]/.test(input.url) ? ([414] as const) : []),
     // a bad token (401), a banned account (403 account_banned) or a non-admin on an admin route (403)
-    ...(config?.auth ? [401, 403] : []),
-    ...(methods.some((method) => !BODYLESS_METHODS.has(method)) ? [413, 415] : []),
-    ...(config?.rateLimit === false ? [] : [429]),
+    ...(config?.auth ? ([401, 403] as const) : []),
+    ...(methods.some((method) => !BODYLESS_METHODS.has(method)) ? ([413, 415] as const) : []),
+    ...(config?.rateLimit === false ? [] : ([429] as const)),
     500,
     503,
   ];
@@ -60,7 +60,7 @@ export const documentTransform: SwaggerTransform = (input) => {
   const { schema, url } = input;
   if (!schema || (schema as { hide?: boolean }).hide) return jsonSchemaTransform(input);
   const declared = (schema as { response?: Record<string, unknown> }).response ?? {};
-  const response = { ...Object.fromEntries(commonErrors(input).map((status) => [status, errorResponseSchema])), ...declared };
+  const response = { ...errorResponses(...commonErrors(input)), ...declared };
   const auth = routeConfig(input)?.auth;
   const wildcard = url.endsWith('/*');
   const transformed = jsonSchemaTransform({

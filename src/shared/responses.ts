@@ -2,8 +2,8 @@ import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { errorResponseSchema } from './http-schemas.js';
 
-/** The error statuses a route may declare as its own (the common ones are added by src/shared/openapi.ts). */
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 428 | 429 | 503;
+/** The error statuses Parley answers (src/shared/openapi.ts adds the common ones to every route). */
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 414 | 415 | 422 | 428 | 429 | 500 | 503;
 
 /** A route's `response` entries for its own error statuses: each answers with the one error body. */
 export function errorResponses<S extends ErrorStatus>(...statuses: S[]): Record<S, typeof errorResponseSchema> {
