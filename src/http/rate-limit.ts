@@ -1,6 +1,7 @@
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import type { Config } from '../config/load.js';
 import { failFastRedisStore } from '../infra/rate-limit-store.js';
+import { redisKeys } from '../infra/redis-keys.js';
 import type { RedisConnection } from '../infra/redis.js';
 import { AppError, RateLimitedError } from '../shared/errors.js';
 import type { App } from './types.js';
@@ -14,8 +15,8 @@ export async function registerRateLimit(app: App, { config, redis }: { config: C
     // On real Redis the counters are shared by every instance. The in-process emulation runs
     // the store's Lua script in a JavaScript Lua VM (about 1 ms per request); it serves one
     // instance only anyway, so its counters stay in the plugin's in-memory store.
-    ...(redis.embedded ? {} : { store: failFastRedisStore(redis.client, 'parley:rate-limit:') }),
-    nameSpace: 'parley:rate-limit:',
+    ...(redis.embedded ? {} : { store: failFastRedisStore(redis.client, redisKeys.rateLimitNamespace) }),
+    nameSpace: redisKeys.rateLimitNamespace,
     // The plugin's own key (the address, IPv6 by /64), except that a client that hung up while an
     // earlier hook awaited has no address left: its request ends here, answered to no one, instead
     // of failing inside the plugin as an unexpected error.

@@ -2,13 +2,12 @@ import type { Server as HttpServer } from 'node:http';
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { Server, type Socket } from 'socket.io';
 import type { Redis } from 'ioredis';
+import { socketRooms } from './redis-keys.js';
 
 /** What the socket auth middleware leaves on every socket (only the part this file reads). */
 interface SocketData {
   auth?: { userId: string };
 }
-
-const callRoom = (roomId: string) => `call:${roomId}`;
 
 /**
  * How services reach connected users, on whichever instance holds their sockets. Bound to
@@ -28,8 +27,8 @@ export class RealtimeBus {
   }
 
   emitToUser(userId: string, event: string, payload?: unknown): void {
-    if (payload === undefined) this.server.to(`user:${userId}`).emit(event);
-    else this.server.to(`user:${userId}`).emit(event, payload);
+    if (payload === undefined) this.server.to(socketRooms.user(userId)).emit(event);
+    else this.server.to(socketRooms.user(userId)).emit(event, payload);
   }
 
   /**
@@ -37,13 +36,13 @@ export class RealtimeBus {
    * the device that joined last takes the call from the user's other sockets, on any instance.
    */
   joinCall(socket: Socket, roomId: string, userId: string): void {
-    const room = callRoom(roomId);
-    this.server.in(`user:${userId}`).except(socket.id).socketsLeave(room);
+    const room = socketRooms.call(roomId);
+    this.server.in(socketRooms.user(userId)).except(socket.id).socketsLeave(room);
     void socket.join(room);
   }
 
   inCall(socket: Socket, roomId: string): boolean {
-    return socket.rooms.has(callRoom(roomId));
+    return socket.rooms.has(socketRooms.call(roomId));
   }
 
   /**
@@ -53,7 +52,7 @@ export class RealtimeBus {
    * latency in bench:realtime.
    */
   relayInCall(socket: Socket, roomId: string, partnerId: string, event: string, payload: unknown): void {
-    const room = callRoom(roomId);
+    const room = socketRooms.call(roomId);
     const partner = this.localPartner(socket, room, partnerId);
     if (partner) partner.emit(event, payload);
     else socket.to(room).emit(event, payload);
@@ -74,13 +73,13 @@ export class RealtimeBus {
   /** Takes every socket out of the call, on every instance; later relays find no member. */
   closeCall(roomId: string): void {
     if (!this.io) return;
-    const room = callRoom(roomId);
+    const room = socketRooms.call(roomId);
     this.io.in(room).socketsLeave(room);
   }
 
   /** Whether the user has a connected socket on any instance. */
   async isOnline(userId: string): Promise<boolean> {
-    return (await this.server.in(`user:${userId}`).fetchSockets()).length > 0;
+    return (await this.server.in(socketRooms.user(userId)).fetchSockets()).length > 0;
   }
 
   /** Distinct users with a socket, across every instance. */
@@ -92,7 +91,7 @@ export class RealtimeBus {
   /** Closes the sockets of these device sessions everywhere (logout, ban, reuse). */
   disconnectSessions(sessionIds: string[]): void {
     if (!this.io || !sessionIds.length) return;
-    this.io.in(sessionIds.map((id) => `session:${id}`)).disconnectSockets(true);
+    this.io.in(sessionIds.map(socketRooms.session)).disconnectSockets(true);
   }
 }
 

@@ -2,7 +2,8 @@ import type { SwaggerTransform } from '@fastify/swagger';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { MAX_IDEMPOTENCY_KEY_LENGTH } from '../http/idempotency/plugin.js';
-import { errorResponseSchema } from './http-schemas.js';
+import type { AuthRequirement } from './auth.js';
+import { errorResponses, type ErrorStatus } from './responses.js';
 
 type Transform = typeof jsonSchemaTransform;
 type Input = Parameters<Transform>[0];
@@ -10,9 +11,16 @@ type Input = Parameters<Transform>[0];
 const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
 
 /** What the document reads of a route's `config`. */
-function routeConfig(input: Input): { auth?: string; rateLimit?: unknown; idempotent?: boolean } {
+function routeConfig(input: Input): { auth?: AuthRequirement; rateLimit?: unknown; idempotent?: boolean } {
   return (input.route as { config?: ReturnType<typeof routeConfig> }).config ?? {};
 }
+
+/** What the auth guard reads, as OpenAPI security: a bearer token, or (optional) none. */
+const SECURITY: Record<AuthRequirement, Array<Record<string, string[]>>> = {
+  user: [{ bearer: [] }],
+  admin: [{ bearer: [] }],
+  optional: [{ bearer: [] }, {}],
+};
 
 /**
  * The error statuses any route can answer besides its own, derived from what it takes: 400 for
@@ -21,19 +29,19 @@ function routeConfig(input: Input): { auth?: string; rateLimit?: unknown; idempo
  * 415 from the body parser, 429 from the global rate limit, 500, and 503 while the server
  * drains or a dependency is down. A route's own declarations win.
  */
-function commonErrors(input: Input): number[] {
+function commonErrors(input: Input): ErrorStatus[] {
   const config = routeConfig(input);
   const methods = [input.route.method].flat();
   return [
     400,
     // an Idempotency-Key still in use by a running request (409) or sent with another request (422)
-    ...(config.idempotent ? [409, 422] : []),
+    ...(config.idempotent ? ([409, 422] as const) : []),
     // Fastify refuses a path parameter longer than maxParamLength
-    ...(/[:*]/.test(input.url) ? [414] : []),
+    ...(/[:*]/.test(input.url) ? ([414] as const) : []),
     // a bad token (401), a banned account (403 account_banned) or a non-admin on an admin route (403)
-    ...(config.auth ? [401, 403] : []),
-    ...(methods.some((method) => !BODYLESS_METHODS.has(method)) ? [413, 415] : []),
-    ...(config.rateLimit === false ? [] : [429]),
+    ...(config.auth ? ([401, 403] as const) : []),
+    ...(methods.some((method) => !BODYLESS_METHODS.has(method)) ? ([413, 415] as const) : []),
+    ...(config.rateLimit === false ? [] : ([429] as const)),
     500,
     503,
   ];
@@ -64,21 +72,24 @@ function headersWithIdempotencyKey(headers: unknown): z.ZodObject {
 
 /**
  * jsonSchemaTransform, plus what the routes' schemas cannot say: the common error statuses,
- * the Idempotency-Key header of the routes that take it, a multipart body, and a wildcard
- * route's path as a named parameter (Fastify's `*` is not a valid OpenAPI parameter name; the
+ * the security the route's `config.auth` asks for, the Idempotency-Key header of the routes that
+ * take it, a multipart body, and a wildcard route's path as a named parameter (Fastify's `*` is
+ * not a valid OpenAPI parameter name; the
  * parameter may hold slashes).
  */
 export const documentTransform: SwaggerTransform = (input) => {
   const { schema, url } = input;
   if (!schema || (schema as { hide?: boolean }).hide) return jsonSchemaTransform(input);
   const declared = (schema as { response?: Record<string, unknown> }).response ?? {};
-  const response = { ...Object.fromEntries(commonErrors(input).map((status) => [status, errorResponseSchema])), ...declared };
+  const response = { ...errorResponses(...commonErrors(input)), ...declared };
+  const auth = routeConfig(input).auth;
   const wildcard = url.endsWith('/*');
   const idempotent = routeConfig(input).idempotent === true;
   const transformed = jsonSchemaTransform({
     ...input,
     url: wildcard ? `${url.slice(0, -1)}{path}` : url,
     schema: {
+      ...(auth ? { security: SECURITY[auth] } : {}),
       ...schema,
       response,
       ...(idempotent ? { headers: headersWithIdempotencyKey((schema as { headers?: unknown }).headers) } : {}),

@@ -1,6 +1,7 @@
 import type { Server, Socket } from 'socket.io';
 import type { AccessTokenVerifier, AuthContext } from './auth.js';
 import { AppError } from './errors.js';
+import { handshakeError, isSocketErrorCode, type SocketErrorCode } from './socket-errors.js';
 
 export interface SocketData {
   auth: AuthContext;
@@ -23,7 +24,7 @@ export function registerSocketAuth(io: Server, verifier: AccessTokenVerifier, ac
     const fromAuth = (socket.handshake.auth as { token?: unknown }).token;
     const header = socket.handshake.headers.authorization;
     const token = typeof fromAuth === 'string' ? fromAuth.replace(/^Bearer\s+/i, '') : header?.replace(/^Bearer\s+/i, '');
-    const refuse = (code: string, message: string) => next(Object.assign(new Error(message), { data: { code, message } }));
+    const refuse = (code: SocketErrorCode, message: string) => next(handshakeError(code, message));
     if (!token) return refuse('unauthorized', 'Send the access token as auth.token');
     verifier
       .verify(token)
@@ -32,11 +33,8 @@ export function registerSocketAuth(io: Server, verifier: AccessTokenVerifier, ac
         (socket.data as SocketData).auth = auth;
         next();
       })
-      .catch((error: unknown) => (error instanceof AppError ? refuse(error.code, error.message) : refuse('internal_error', 'Could not check the token')));
+      .catch((error: unknown) =>
+        error instanceof AppError && isSocketErrorCode(error.code) ? refuse(error.code, error.message) : refuse('internal_error', 'Could not check the token'),
+      );
   });
-}
-
-/** Sends a Socket.io error the way clients expect it: the `error` event with `{ code, message }`. */
-export function emitError(socket: Socket, code: string, message: string, details?: Record<string, unknown>): void {
-  socket.emit('error', { code, message, ...(details ? { details } : {}) });
 }

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIPv6 } from 'node:net';
 import type { Server, Socket } from 'socket.io';
-import { emitError, type SocketData } from './socket-auth.js';
+import type { SocketData } from './socket-auth.js';
+import { emitError, handshakeError, type SocketErrorCode } from './socket-errors.js';
 
 export interface SocketLimits {
   /** Browser origins allowed to open a socket (FRONTEND_URL); the server's own origin always is. */
@@ -91,9 +92,11 @@ export function registerSocketLimits(io: Server, limits: SocketLimits): void {
   };
 
   io.engine.opts.allowRequest = (request, callback) => {
-    if (!originAllowed(request, limits.allowedOrigins)) return callback('origin_not_allowed', false);
+    // Engine.IO answers 403 with the code as the message
+    const refuse = (code: SocketErrorCode) => callback(code, false);
+    if (!originAllowed(request, limits.allowedOrigins)) return refuse('origin_not_allowed');
     const address = clientAddress(request, trust);
-    if ((perIp.get(address) ?? 0) >= limits.maxPerIp) return callback('too_many_sockets', false);
+    if ((perIp.get(address) ?? 0) >= limits.maxPerIp) return refuse('too_many_sockets');
     addressOf.set(request, address);
     callback(null, true);
   };
@@ -106,11 +109,7 @@ export function registerSocketLimits(io: Server, limits: SocketLimits): void {
   // after the auth middleware, which sets the user
   io.use((socket, next) => {
     const { userId } = (socket.data as SocketData).auth;
-    if ((perUser.get(userId) ?? 0) >= limits.maxPerUser) {
-      return next(
-        Object.assign(new Error('Too many sockets for this account'), { data: { code: 'too_many_sockets', message: 'Too many sockets for this account' } }),
-      );
-    }
+    if ((perUser.get(userId) ?? 0) >= limits.maxPerUser) return next(handshakeError('too_many_sockets', 'Too many sockets for this account'));
     perUser.set(userId, (perUser.get(userId) ?? 0) + 1);
     socket.once('disconnect', () => decrement(perUser, userId));
     next();

@@ -1,20 +1,9 @@
-import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { caller } from '../../shared/auth.js';
-import { errorResponseSchema, isoDateTime } from '../../shared/http-schemas.js';
 import { pageQuerySchema, pageSchema } from '../../shared/pagination.js';
-import { ACTIVITY_TYPES, type AuditService } from './service.js';
-
-export const activitySchema = z
-  .object({
-    id: z.uuid(),
-    type: z.enum(ACTIVITY_TYPES),
-    ip: z.string().nullable(),
-    userAgent: z.string().nullable(),
-    metadata: z.record(z.string(), z.unknown()),
-    createdAt: z.date(),
-  })
-  .meta({ id: 'Activity' });
+import { errorResponses } from '../../shared/responses.js';
+import { activityQuerySchema, activitySchema, adminActivitySchema } from './schemas.js';
+import type { AuditService } from './service.js';
 
 export const auditRoutes: FastifyPluginAsyncZod<{ audit: AuditService }> = async (app, { audit }) => {
   app.get(
@@ -24,9 +13,8 @@ export const auditRoutes: FastifyPluginAsyncZod<{ audit: AuditService }> = async
       schema: {
         tags: ['account'],
         summary: 'My account activity: sign-ins, failed attempts, password changes (newest first)',
-        security: [{ bearer: [] }],
         querystring: pageQuerySchema,
-        response: { 200: pageSchema(activitySchema), 400: errorResponseSchema, 401: errorResponseSchema },
+        response: { 200: pageSchema(activitySchema), ...errorResponses(400, 401) },
       },
     },
     async (request) => audit.listForUser(caller(request).userId, request.query.limit, request.query.cursor),
@@ -39,19 +27,8 @@ export const auditRoutes: FastifyPluginAsyncZod<{ audit: AuditService }> = async
       schema: {
         tags: ['admin'],
         summary: 'The activity log, newest first, by user, type and time range',
-        security: [{ bearer: [] }],
-        querystring: pageQuerySchema.extend({
-          userId: z.uuid().optional(),
-          type: z.enum(ACTIVITY_TYPES).optional(),
-          from: isoDateTime.optional().describe('Oldest entry, ISO 8601 date-time (inclusive)'),
-          to: isoDateTime.optional().describe('Newest entry, ISO 8601 date-time (exclusive)'),
-        }),
-        response: {
-          200: pageSchema(activitySchema.extend({ userId: z.uuid().nullable(), actorId: z.uuid().nullable() })),
-          400: errorResponseSchema,
-          401: errorResponseSchema,
-          403: errorResponseSchema,
-        },
+        querystring: activityQuerySchema,
+        response: { 200: pageSchema(adminActivitySchema), ...errorResponses(400, 401, 403) },
       },
     },
     async (request) => {

@@ -8,6 +8,7 @@ import type { Logger } from '../../infra/logger.js';
 import type { Mailer } from '../../infra/mailer.js';
 import type { PasswordHasher } from '../../infra/passwords.js';
 import { isUniqueViolation, updateReturning } from '../../infra/sql.js';
+import { redisKeys } from '../../infra/redis-keys.js';
 import type { AuthContext, Role } from '../../shared/auth.js';
 import { AppError, DependencyUnavailableError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
 import type { AuditService } from '../audit/index.js';
@@ -171,7 +172,7 @@ export class AuthService {
   }
 
   async login(input: { email: string; password: string } & Device, meta: RequestMeta): Promise<TokenPair> {
-    const failuresKey = `auth:login-failures:${sha256(input.email.toLowerCase())}`;
+    const failuresKey = redisKeys.loginFailures(sha256(input.email.toLowerCase()));
     const failures = Number(await this.withRedis(() => this.redis.get(failuresKey)));
     if (failures >= this.settings.accountFailureLimit.max) {
       const ttlMs = await this.withRedis(() => this.redis.pttl(failuresKey));
@@ -231,7 +232,7 @@ export class AuthService {
   async refresh(refreshToken: string, meta: RequestMeta): Promise<TokenPair> {
     const hash = sha256(refreshToken);
     const now = this.clock.now();
-    const graceKey = `auth:rotated:${hash}`;
+    const graceKey = redisKeys.rotatedRefreshToken(hash);
     const rotated = await this.db.transaction(async (manager) => {
       const newId = this.ids.uuid();
       const [row] = await updateReturning<{ session_id: string; user_id: string }>(

@@ -4,6 +4,7 @@ import { errors as joseErrors, exportJWK, jwtVerify, SignJWT, type JWK, type JWT
 import type { Clock } from '../../infra/clock.js';
 import type { SigningKeys } from '../../infra/keys.js';
 import type { PreparedReader } from '../../infra/sql.js';
+import { redisKeys } from '../../infra/redis-keys.js';
 import { isRole, type AccessTokenVerifier, type AuthContext } from '../../shared/auth.js';
 import { AppError, DependencyUnavailableError } from '../../shared/errors.js';
 
@@ -103,12 +104,12 @@ export class TokenService implements AccessTokenVerifier {
     const known = this.statuses.get(context.sessionId);
     if (known && known.untilMs > nowMs) return known.status;
     // Redis may be empty (restarted, flushed) or down: a miss is never taken as "live".
-    const denied = this.redisConnected() ? await this.redis.exists(this.denyKey(context.sessionId)).catch(() => 0) : 0;
+    const denied = this.redisConnected() ? await this.redis.exists(redisKeys.deniedSession(context.sessionId)).catch(() => 0) : 0;
     const [revoked, account] = await Promise.all([denied ? true : this.revokedInDatabase(context.sessionId), this.accounts.findSummary(context.userId)]);
     const status: SessionStatus = account?.isBanned ? 'banned' : revoked || !account ? 'revoked' : 'live';
     // Refills a deny-list Redis lost; a failure only costs the next check a database read.
     if (revoked && !denied && this.redisConnected()) {
-      await this.redis.set(this.denyKey(context.sessionId), '1', 'PX', this.options.accessTtlMs).catch(() => undefined);
+      await this.redis.set(redisKeys.deniedSession(context.sessionId), '1', 'PX', this.options.accessTtlMs).catch(() => undefined);
     }
     this.remember(context.sessionId, status, nowMs);
     return status;
@@ -170,17 +171,13 @@ export class TokenService implements AccessTokenVerifier {
     return key;
   }
 
-  private denyKey(sessionId: string): string {
-    return `auth:revoked-session:${sessionId}`;
-  }
-
   /** Access tokens of these sessions fail from now until they would have expired anyway. */
   async denySessions(sessionIds: string[]): Promise<void> {
     if (!sessionIds.length) return;
     // Forgotten here, so this instance's next check reads the new truth (revoked, or banned).
     for (const id of sessionIds) this.statuses.delete(id);
     const pipeline = this.redis.pipeline();
-    for (const id of sessionIds) pipeline.set(this.denyKey(id), '1', 'PX', this.options.accessTtlMs);
+    for (const id of sessionIds) pipeline.set(redisKeys.deniedSession(id), '1', 'PX', this.options.accessTtlMs);
     const results = await pipeline.exec().catch(() => null);
     for (const listener of this.deniedListeners) listener(sessionIds);
     // The revocation is committed in PostgreSQL and reaches every instance within

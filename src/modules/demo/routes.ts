@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { NotFoundError } from '../../shared/errors.js';
+import { demoFileParamsSchema } from './schemas.js';
 
 const FILES: Record<string, string> = { 'demo.js': 'text/javascript; charset=utf-8', 'demo.css': 'text/css; charset=utf-8' };
 
@@ -16,7 +16,7 @@ export const demoRoutes: FastifyPluginAsyncZod<{ folder: string }> = async (app,
 
   app.get('/demo', { schema: hidden }, async (_request, reply) => reply.type('text/html; charset=utf-8').send(page));
   app.get('/demo/', { schema: hidden }, async (_request, reply) => reply.redirect('/demo', 308));
-  app.get('/demo/:file', { schema: { ...hidden, params: z.object({ file: z.string() }) } }, async (request, reply) => {
+  app.get('/demo/:file', { schema: { ...hidden, params: demoFileParamsSchema } }, async (request, reply) => {
     const type = Object.hasOwn(FILES, request.params.file) ? FILES[request.params.file] : undefined;
     if (!type) throw new NotFoundError('Demo file');
     return reply.type(type).send(assets[request.params.file]);

@@ -2,7 +2,9 @@ import { z } from 'zod';
 import type { Server, Socket } from 'socket.io';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
-import { emitError, type SocketData } from '../../shared/socket-auth.js';
+import { socketRooms } from '../../infra/redis-keys.js';
+import type { SocketData } from '../../shared/socket-auth.js';
+import { emitError } from '../../shared/socket-errors.js';
 import { QUEUE_LEVELS, type LeaveOutcome, type MatchmakingService } from './service.js';
 
 const findPartnerSchema = z.strictObject({ level: z.enum(QUEUE_LEVELS).optional(), topic: z.string().trim().min(1).max(80).optional() }).optional();
@@ -75,7 +77,7 @@ export function registerMatchmakingGateway(
 
   io.on('connection', (socket: Socket) => {
     const { userId, sessionId } = (socket.data as SocketData).auth;
-    void socket.join([`user:${userId}`, `session:${sessionId}`]);
+    void socket.join([socketRooms.user(userId), socketRooms.session(sessionId)]);
 
     const guard = (work: () => Promise<void>) =>
       work().catch((error: unknown) => {

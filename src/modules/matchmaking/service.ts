@@ -3,7 +3,9 @@ import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
+import { MATCH_KEYS_LUA, ROOM_PARTS, redisKeys, type RoomPart } from '../../infra/redis-keys.js';
 import type { EndedBy, CallsService } from '../calls/index.js';
+import type { SocketErrorCode } from '../../shared/socket-errors.js';
 import type { ProfilesService } from '../users/index.js';
 import { iceServersFor, type TurnSettings } from './turn.js';
 
@@ -12,14 +14,6 @@ export type QueueLevel = (typeof QUEUE_LEVELS)[number];
 
 /** Open calls looked at per sweep, oldest first; more than any instance holds at once. */
 const SWEEP_BATCH = 5_000;
-const SEARCHING = 'match:searching:';
-const QUEUE = 'match:queue:';
-/** HASH userId -> when they joined the queue (ms), for the wait estimate. */
-const QUEUED_AT = 'match:queued-at';
-/** HASH userId -> the instance holding the searcher's socket (see INSTANCE). */
-const SEARCHING_ON = 'match:searching-on';
-/** STRING per live instance, refreshed well within its TTL: a searcher whose instance's key is gone is a ghost. */
-const INSTANCE = 'match:instance:';
 
 /**
  * Pairs atomically: skips (and drops) queue entries whose search has ended, never pairs a
@@ -27,60 +21,60 @@ const INSTANCE = 'match:instance:';
  * back (RPUSH), or at the front (LPUSH) for a user whose partner cancelled the match.
  * The searching key holds the queue level so a cancel knows which queue to leave.
  */
-const FIND_PARTNER = `
+const FIND_PARTNER = `${MATCH_KEYS_LUA}
 local me = ARGV[1]
-if redis.call('EXISTS', ARGV[7] .. me .. ':room') == 1 then return {'already_in_room'} end
-if redis.call('EXISTS', ARGV[4] .. me) == 1 then return {'already_searching'} end
+if redis.call('EXISTS', userRoomKey(me)) == 1 then return {'already_in_room'} end
+if redis.call('EXISTS', searchingKey(me)) == 1 then return {'already_searching'} end
 while true do
   local other = redis.call('LPOP', KEYS[1])
   if not other then break end
   local on = redis.call('HGET', KEYS[3], other)
   -- a searcher counts only while the instance holding its socket is alive
-  local alive = on and redis.call('EXISTS', ARGV[11] .. on) == 1
-  if other ~= me and alive and redis.call('EXISTS', ARGV[4] .. other) == 1 then
-    redis.call('DEL', ARGV[4] .. other)
+  local alive = on and redis.call('EXISTS', instanceHeartbeatKey(on)) == 1
+  if other ~= me and alive and redis.call('EXISTS', searchingKey(other)) == 1 then
+    redis.call('DEL', searchingKey(other))
     local since = redis.call('HGET', KEYS[2], other)
     redis.call('HDEL', KEYS[2], other)
     redis.call('HDEL', KEYS[3], other)
     -- both belong to the room in the same step, so neither can be matched again meanwhile
-    redis.call('SET', ARGV[7] .. other .. ':room', ARGV[6], 'EX', ARGV[8])
-    redis.call('SET', ARGV[7] .. me .. ':room', ARGV[6], 'EX', ARGV[8])
+    redis.call('SET', userRoomKey(other), ARGV[5], 'EX', ARGV[6])
+    redis.call('SET', userRoomKey(me), ARGV[5], 'EX', ARGV[6])
     return {'matched', other, since, on}
   end
   if other ~= me and not alive then
-    redis.call('DEL', ARGV[4] .. other)
+    redis.call('DEL', searchingKey(other))
     redis.call('HDEL', KEYS[2], other)
     redis.call('HDEL', KEYS[3], other)
   end
 end
-redis.call(ARGV[9], KEYS[1], me)
-redis.call('SET', ARGV[4] .. me, ARGV[2], 'PX', ARGV[3])
-redis.call('HSET', KEYS[2], me, ARGV[5])
-redis.call('HSET', KEYS[3], me, ARGV[10])
+redis.call(ARGV[7], KEYS[1], me)
+redis.call('SET', searchingKey(me), ARGV[2], 'PX', ARGV[3])
+redis.call('HSET', KEYS[2], me, ARGV[4])
+redis.call('HSET', KEYS[3], me, ARGV[8])
 return {'queued'}
 `;
 
-const CANCEL_SEARCH = `
-local level = redis.call('GET', ARGV[2] .. ARGV[1])
+const CANCEL_SEARCH = `${MATCH_KEYS_LUA}
+local level = redis.call('GET', searchingKey(ARGV[1]))
 if not level then return 0 end
-redis.call('DEL', ARGV[2] .. ARGV[1])
-redis.call('LREM', ARGV[3] .. level, 0, ARGV[1])
-redis.call('HDEL', ARGV[4], ARGV[1])
-redis.call('HDEL', ARGV[5], ARGV[1])
+redis.call('DEL', searchingKey(ARGV[1]))
+redis.call('LREM', matchQueueKey(level), 0, ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 `;
 
 /** An instance that stops: its heartbeat goes, and so do the searches of its sockets. Replies their users. */
-const RETIRE_INSTANCE = `
-redis.call('DEL', ARGV[1] .. ARGV[2])
+const RETIRE_INSTANCE = `${MATCH_KEYS_LUA}
+redis.call('DEL', instanceHeartbeatKey(ARGV[1]))
 local gone = {}
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
   local user = entries[i]
-  if entries[i + 1] == ARGV[2] then
-    local level = redis.call('GET', ARGV[3] .. user)
-    if level then redis.call('LREM', ARGV[4] .. level, 0, user) end
-    redis.call('DEL', ARGV[3] .. user)
+  if entries[i + 1] == ARGV[1] then
+    local level = redis.call('GET', searchingKey(user))
+    if level then redis.call('LREM', matchQueueKey(level), 0, user) end
+    redis.call('DEL', searchingKey(user))
     redis.call('HDEL', KEYS[1], user)
     redis.call('HDEL', KEYS[2], user)
     table.insert(gone, user)
@@ -97,24 +91,25 @@ return gone
  * user, so the partner hears match_found before partner_cancelled); or {'none'}. The room's meta stays until the call row is closed: the stale-call sweep
  * takes a call whose meta is gone for one Redis lost.
  */
-const LEAVE_MATCH = `
+const LEAVE_MATCH = `${MATCH_KEYS_LUA}
 local me = ARGV[1]
-local roomId = redis.call('GET', 'match:user:' .. me .. ':room')
+local roomId = redis.call('GET', userRoomKey(me))
 if not roomId or (ARGV[2] ~= '' and roomId ~= ARGV[2]) then return {'none'} end
-local room = 'match:room:' .. roomId .. ':'
-if redis.call('SISMEMBER', room .. 'joined', me) == 1 then return {'joined', roomId} end
-if redis.call('EXISTS', room .. 'ready') == 0 then
+if redis.call('SISMEMBER', roomKey(roomId, 'joined'), me) == 1 then return {'joined', roomId} end
+if redis.call('EXISTS', roomKey(roomId, 'ready')) == 0 then
   -- still being opened (call row, match_found): the opener leaves it for us once done
-  redis.call('SET', room .. 'left-by', me, 'EX', ARGV[3])
+  redis.call('SET', roomKey(roomId, 'left-by'), me, 'EX', ARGV[3])
   return {'pending', roomId}
 end
 local partner = ''
-for _, id in ipairs(redis.call('SMEMBERS', room .. 'users')) do
+for _, id in ipairs(redis.call('SMEMBERS', roomKey(roomId, 'users'))) do
   if id ~= me then partner = id end
 end
-redis.call('DEL', room .. 'users', room .. 'joined', room .. 'caller', room .. 'caller-told', room .. 'caller-owed', room .. 'ready', room .. 'left-by', 'match:user:' .. me .. ':room')
-if partner ~= '' and redis.call('GET', 'match:user:' .. partner .. ':room') == roomId then
-  redis.call('DEL', 'match:user:' .. partner .. ':room')
+-- every part but the meta, which the caller deletes once the call row is closed
+for i = 4, #ARGV do redis.call('DEL', roomKey(roomId, ARGV[i])) end
+redis.call('DEL', userRoomKey(me))
+if partner ~= '' and redis.call('GET', userRoomKey(partner)) == roomId then
+  redis.call('DEL', userRoomKey(partner))
 else
   partner = ''
 end
@@ -170,25 +165,16 @@ type MatchRedis = Redis & {
     userId: string,
     level: string,
     ttlMs: number,
-    prefix: string,
     nowMs: number,
     roomId: string,
-    userRoomPrefix: string,
     roomTtlSeconds: number,
     push: 'RPUSH' | 'LPUSH',
     instanceId: string,
-    instancePrefix: string,
   ): Promise<[string, string?, string?, string?]>;
-  parleyRetireInstance(
-    searchingOn: string,
-    queuedAt: string,
-    instancePrefix: string,
-    instanceId: string,
-    searchingPrefix: string,
-    queuePrefix: string,
-  ): Promise<string[]>;
-  parleyLeaveMatch(userId: string, onlyRoomId: string, ttlSeconds: number): Promise<[string, string?, string?]>;
-  parleyCancelSearch(userId: string, searchingPrefix: string, queuePrefix: string, queuedAt: string, searchingOn: string): Promise<number>;
+  parleyRetireInstance(searchingOn: string, queuedAt: string, instanceId: string): Promise<string[]>;
+  /** `roomParts`: the room's keys to delete once it is left. */
+  parleyLeaveMatch(userId: string, onlyRoomId: string, ttlSeconds: number, ...roomParts: RoomPart[]): Promise<[string, string?, string?]>;
+  parleyCancelSearch(queuedAt: string, searchingOn: string, userId: string): Promise<number>;
   parleyLeaveRoom(userARoomKey: string, userBRoomKey: string, roomId: string): Promise<number>;
   parleyJoinRoom(callerKey: string, joinedKey: string, toldKey: string, owedKey: string, userId: string, ttlSeconds: number): Promise<[string, number, number]>;
   parleyCallerTold(toldKey: string, owedKey: string, ttlSeconds: number): Promise<number>;
@@ -214,7 +200,12 @@ export type FindOutcome =
   | { status: 'queued'; estimatedWaitSeconds: number }
   /** `left`: one of the two left the match while it was being opened. */
   | { status: 'matched'; roomId: string; left?: LeaveOutcome }
-  | { status: 'rejected'; code: 'account_banned' | 'profile_incomplete' | 'already_searching' | 'already_in_room'; message: string; missing?: string[] };
+  | {
+      status: 'rejected';
+      code: Extract<SocketErrorCode, 'account_banned' | 'profile_incomplete' | 'already_searching' | 'already_in_room'>;
+      message: string;
+      missing?: string[];
+    };
 
 export interface Room {
   roomId: string;
@@ -257,7 +248,7 @@ export class MatchmakingService {
     this.logger = dependencies.logger;
     redis.defineCommand('parleyFindPartner', { numberOfKeys: 3, lua: FIND_PARTNER });
     redis.defineCommand('parleyRetireInstance', { numberOfKeys: 2, lua: RETIRE_INSTANCE });
-    redis.defineCommand('parleyCancelSearch', { numberOfKeys: 0, lua: CANCEL_SEARCH });
+    redis.defineCommand('parleyCancelSearch', { numberOfKeys: 2, lua: CANCEL_SEARCH });
     redis.defineCommand('parleyLeaveRoom', { numberOfKeys: 2, lua: LEAVE_ROOM });
     redis.defineCommand('parleyLeaveMatch', { numberOfKeys: 0, lua: LEAVE_MATCH });
     redis.defineCommand('parleyJoinRoom', { numberOfKeys: 4, lua: JOIN_ROOM });
@@ -269,20 +260,16 @@ export class MatchmakingService {
 
   /** Says this instance is alive for another `instanceTtlMs`; call it every third of that. */
   async heartbeat(): Promise<void> {
-    await this.redis.set(`${INSTANCE}${this.instanceId}`, '1', 'PX', this.settings.instanceTtlMs);
+    await this.redis.set(redisKeys.instanceHeartbeat(this.instanceId), '1', 'PX', this.settings.instanceTtlMs);
   }
 
   /** On shutdown: this instance stops being matchable, and the searches of its sockets end. Returns their users. */
   async retire(): Promise<string[]> {
-    return this.redis.parleyRetireInstance(SEARCHING_ON, QUEUED_AT, INSTANCE, this.instanceId, SEARCHING, QUEUE);
-  }
-
-  private userRoomKey(userId: string): string {
-    return `match:user:${userId}:room`;
+    return this.redis.parleyRetireInstance(redisKeys.searchingOn, redisKeys.queuedAt, this.instanceId);
   }
 
   async activeRoom(userId: string): Promise<string | null> {
-    return this.redis.get(this.userRoomKey(userId));
+    return this.redis.get(redisKeys.userRoom(userId));
   }
 
   async findPartner(userId: string, request: { level?: QueueLevel | undefined; topic?: string | undefined }): Promise<FindOutcome> {
@@ -301,20 +288,17 @@ export class MatchmakingService {
     const keyTtlMs = this.settings.searchTimeoutMs + 15_000;
     const roomId = this.ids.uuid();
     const [outcome, partnerId, since, partnerInstance] = await this.redis.parleyFindPartner(
-      `${QUEUE}${level}`,
-      QUEUED_AT,
-      SEARCHING_ON,
+      redisKeys.matchQueue(level),
+      redisKeys.queuedAt,
+      redisKeys.searchingOn,
       userId,
       level,
       keyTtlMs,
-      SEARCHING,
       now,
       roomId,
-      'match:user:',
       this.roomTtlSeconds,
       push,
       instanceId,
-      INSTANCE,
     );
     if (outcome === 'already_searching') return { status: 'rejected', code: 'already_searching', message: 'You are already searching' };
     if (outcome === 'already_in_room') return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
@@ -331,14 +315,19 @@ export class MatchmakingService {
    * someone compatible waits). `onlyRoomId` limits this to that room.
    */
   async leaveMatch(userId: string, onlyRoomId?: string): Promise<LeaveOutcome> {
-    const [status, roomId, partnerId] = await this.redis.parleyLeaveMatch(userId, onlyRoomId ?? '', this.roomTtlSeconds);
+    const [status, roomId, partnerId] = await this.redis.parleyLeaveMatch(
+      userId,
+      onlyRoomId ?? '',
+      this.roomTtlSeconds,
+      ...ROOM_PARTS.filter((part) => part !== 'meta'),
+    );
     if (status === 'joined') return { status: 'joined', roomId: roomId! };
     if (status === 'pending') return { status: 'left', roomId: roomId!, partner: null };
     if (status !== 'left' || !roomId) return { status: 'none' };
-    const meta = await this.redis.hgetall(`match:room:${roomId}:meta`);
+    const meta = await this.redis.hgetall(redisKeys.room(roomId, 'meta'));
     // ended by the one who left, as end_call would record it
     await this.calls.close(roomId, meta.userAId === userId ? 'user_a' : meta.userBId === userId ? 'user_b' : 'error');
-    await this.redis.del(`match:room:${roomId}:meta`);
+    await this.redis.del(redisKeys.room(roomId, 'meta'));
     this.bus.closeCall(roomId);
     this.logger.info({ roomId }, 'match cancelled before the call');
     // a partner gone too is not put back in the queue, where it would be matched as a ghost
@@ -358,14 +347,14 @@ export class MatchmakingService {
 
   /** A moving average of how long the waiting side of recent matches waited, per queue. */
   private async recordWait(level: QueueLevel, seconds: number): Promise<void> {
-    const key = `match:stats:wait:${level}`;
+    const key = redisKeys.waitEstimate(level);
     const previous = Number(await this.redis.get(key));
     const average = Number.isFinite(previous) && previous > 0 ? previous * 0.8 + seconds * 0.2 : seconds;
     await this.redis.set(key, average.toFixed(1), 'EX', 3600);
   }
 
   private async estimatedWait(level: QueueLevel): Promise<number> {
-    const recent = Number(await this.redis.get(`match:stats:wait:${level}`));
+    const recent = Number(await this.redis.get(redisKeys.waitEstimate(level)));
     return Number.isFinite(recent) && recent > 0 ? Math.max(1, Math.round(recent)) : 30;
   }
 
@@ -378,7 +367,7 @@ export class MatchmakingService {
   }
 
   async cancelSearch(userId: string): Promise<boolean> {
-    return (await this.redis.parleyCancelSearch(userId, SEARCHING, QUEUE, QUEUED_AT, SEARCHING_ON)) === 1;
+    return (await this.redis.parleyCancelSearch(redisKeys.queuedAt, redisKeys.searchingOn, userId)) === 1;
   }
 
   /** Creates the room and the call, and tells both users (on whichever instance). */
@@ -392,10 +381,10 @@ export class MatchmakingService {
     const [waitingId, arrivingId] = [waiting.userId, arriving.userId];
     const now = this.clock.now();
     const pipeline = this.redis.multi();
-    pipeline.sadd(`match:room:${roomId}:users`, waitingId, arrivingId).expire(`match:room:${roomId}:users`, this.roomTtlSeconds);
+    pipeline.sadd(redisKeys.room(roomId, 'users'), waitingId, arrivingId).expire(redisKeys.room(roomId, 'users'), this.roomTtlSeconds);
     // the instances let a partner left by a cancelled match search again as from its own
     pipeline
-      .hset(`match:room:${roomId}:meta`, {
+      .hset(redisKeys.room(roomId, 'meta'), {
         createdAt: now.toISOString(),
         topic: topic ?? '',
         level,
@@ -404,7 +393,7 @@ export class MatchmakingService {
         instanceA: waiting.instanceId,
         instanceB: arriving.instanceId,
       })
-      .expire(`match:room:${roomId}:meta`, this.roomTtlSeconds);
+      .expire(redisKeys.room(roomId, 'meta'), this.roomTtlSeconds);
     await pipeline.exec();
     await this.calls.open({ roomId, userAId: waitingId, userBId: arrivingId, topic, level });
     const [cardA, cardB] = await Promise.all([this.profiles.matchCard(waitingId), this.profiles.matchCard(arrivingId)]);
@@ -415,13 +404,13 @@ export class MatchmakingService {
       this.bus.emitToUser(userId, 'match_found', { roomId, partner, iceServers: iceServersFor(userId, now, this.settings.turn) });
     }
     // marks the room opened, and reads (in the same transaction) who asked to leave it meanwhile
-    const replies = await this.redis.multi().set(`match:room:${roomId}:ready`, '1', 'EX', this.roomTtlSeconds).get(`match:room:${roomId}:left-by`).exec();
+    const replies = await this.redis.multi().set(redisKeys.room(roomId, 'ready'), '1', 'EX', this.roomTtlSeconds).get(redisKeys.room(roomId, 'left-by')).exec();
     const leftBy = replies?.[1]?.[1] as string | null | undefined;
     return leftBy ? this.leaveMatch(leftBy, roomId) : undefined;
   }
 
   async room(roomId: string): Promise<Room | null> {
-    const users = await this.redis.smembers(`match:room:${roomId}:users`);
+    const users = await this.redis.smembers(redisKeys.room(roomId, 'users'));
     return users.length === 2 ? { roomId, users } : null;
   }
 
@@ -431,7 +420,7 @@ export class MatchmakingService {
    * joiner sends the partner its receiver event (see JOIN_ROOM).
    */
   async join(roomId: string, userId: string): Promise<{ callerId: string; joinedCount: number; tellPartner: boolean }> {
-    const key = (name: string) => `match:room:${roomId}:${name}`;
+    const key = (part: RoomPart) => redisKeys.room(roomId, part);
     const [callerId, joinedCount, tellPartner] = await this.redis.parleyJoinRoom(
       key('caller'),
       key('joined'),
@@ -445,7 +434,7 @@ export class MatchmakingService {
 
   /** Called once the caller has been sent { role: "caller" }; true when its receiver event is owed to it. */
   async callerTold(roomId: string): Promise<boolean> {
-    return (await this.redis.parleyCallerTold(`match:room:${roomId}:caller-told`, `match:room:${roomId}:caller-owed`, this.roomTtlSeconds)) === 1;
+    return (await this.redis.parleyCallerTold(redisKeys.room(roomId, 'caller-told'), redisKeys.room(roomId, 'caller-owed'), this.roomTtlSeconds)) === 1;
   }
 
   /**
@@ -453,17 +442,15 @@ export class MatchmakingService {
    * partner why, and removes the room.
    */
   async endRoom(roomId: string, endedByUserId: string | null, reason: 'ended' | 'disconnected' | 'timeout'): Promise<boolean> {
-    const meta = await this.redis.hgetall(`match:room:${roomId}:meta`);
+    const meta = await this.redis.hgetall(redisKeys.room(roomId, 'meta'));
     const endedBy: EndedBy = endedByUserId === meta.userAId ? 'user_a' : endedByUserId === meta.userBId ? 'user_b' : 'timeout';
     const closed = await this.calls.close(roomId, endedBy);
-    const roomUsers = await this.redis.smembers(`match:room:${roomId}:users`);
+    const roomUsers = await this.redis.smembers(redisKeys.room(roomId, 'users'));
     // a room Redis already forgot still has its two users on the call row
     const users = roomUsers.length ? roomUsers : (closed?.userIds ?? []);
-    await this.redis.del(
-      ...['users', 'meta', 'joined', 'caller', 'caller-told', 'caller-owed', 'ready', 'left-by'].map((name) => `match:room:${roomId}:${name}`),
-    );
+    await this.redis.del(...ROOM_PARTS.map((part) => redisKeys.room(roomId, part)));
     const [userA, userB] = users;
-    if (userA && userB) await this.redis.parleyLeaveRoom(this.userRoomKey(userA), this.userRoomKey(userB), roomId);
+    if (userA && userB) await this.redis.parleyLeaveRoom(redisKeys.userRoom(userA), redisKeys.userRoom(userB), roomId);
     this.bus.closeCall(roomId);
     if (!closed) return false;
     for (const userId of users.filter((id) => id !== endedByUserId)) this.bus.emitToUser(userId, 'peer_left', { reason });
@@ -481,7 +468,7 @@ export class MatchmakingService {
     const calls = await this.calls.openCalls(SWEEP_BATCH);
     if (!calls.length) return 0;
     const pipeline = this.redis.pipeline();
-    for (const call of calls) pipeline.exists(`match:room:${call.roomId}:meta`);
+    for (const call of calls) pipeline.exists(redisKeys.room(call.roomId, 'meta'));
     const rooms = (await pipeline.exec()) ?? [];
     const now = this.clock.now().getTime();
     let ended = 0;

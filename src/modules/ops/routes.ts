@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { DataSource } from 'typeorm';
 import type { Redis } from 'ioredis';
@@ -6,7 +5,8 @@ import type { Registry } from 'prom-client';
 import type { Clock } from '../../infra/clock.js';
 import { safeEqual } from '../../shared/crypto.js';
 import { DependencyUnavailableError, UnauthorizedError } from '../../shared/errors.js';
-import { errorResponseSchema } from '../../shared/http-schemas.js';
+import { errorResponses } from '../../shared/responses.js';
+import { healthSchema, metricsResponse, readySchema } from './schemas.js';
 
 export interface OpsRoutesOptions {
   db: DataSource;
@@ -17,12 +17,6 @@ export interface OpsRoutesOptions {
   /** How long each dependency may take to answer /ready. */
   readyTimeoutMs?: number;
 }
-
-const healthSchema = z.object({ status: z.literal('ok'), timestamp: z.iso.datetime() });
-const readySchema = z.object({
-  status: z.literal('ready'),
-  checks: z.object({ database: z.literal('ok'), redis: z.literal('ok') }),
-});
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -54,7 +48,7 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
       schema: {
         tags: ['ops'],
         summary: 'Readiness: PostgreSQL and Redis answer',
-        response: { 200: readySchema, 503: errorResponseSchema },
+        response: { 200: readySchema, ...errorResponses(503) },
       },
     },
     async () => {
@@ -76,10 +70,7 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
         tags: ['ops'],
         summary: 'Prometheus metrics (process and HTTP request durations)',
         description: 'When METRICS_TOKEN is set (always in production), send it as a Bearer token.',
-        response: {
-          200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: z.string() } } },
-          401: errorResponseSchema,
-        },
+        response: { 200: metricsResponse, ...errorResponses(401) },
       },
     },
     async (request, reply) => {

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { NotFoundError } from '../../shared/errors.js';
+import { pageFileParamsSchema } from './schemas.js';
 
 const PAGES = ['reset-password', 'verify-email'] as const;
 const ASSETS: Record<string, string> = { 'account.js': 'text/javascript; charset=utf-8', 'account.css': 'text/css; charset=utf-8' };
@@ -24,7 +24,7 @@ export const pagesRoutes: FastifyPluginAsyncZod<{ folder: string }> = async (app
       reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html[page]),
     );
   }
-  app.get('/pages/:file', { schema: { ...hidden, params: z.object({ file: z.string() }) } }, async (request, reply) => {
+  app.get('/pages/:file', { schema: { ...hidden, params: pageFileParamsSchema } }, async (request, reply) => {
     const type = Object.hasOwn(ASSETS, request.params.file) ? ASSETS[request.params.file] : undefined;
     if (!type) throw new NotFoundError('Page file');
     return reply.type(type).send(assets[request.params.file]);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pageQuerySchema } from '../../shared/pagination.js';
 import { REPORT_REASONS, REPORT_STATUSES } from './entities.js';
 
 export const reportSchema = z
@@ -15,3 +16,12 @@ export const reportSchema = z
     createdAt: z.date(),
   })
   .meta({ id: 'Report' });
+
+export const createReportBodySchema = z.strictObject({
+  reportedId: z.uuid(),
+  reason: z.enum(REPORT_REASONS),
+  description: z.string().trim().min(1).max(1000).optional(),
+  sessionId: z.uuid().optional(),
+});
+
+export const reportsQuerySchema = pageQuerySchema.extend({ status: z.enum(REPORT_STATUSES).optional() });

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { Server, Socket } from 'socket.io';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
-import { emitError, type SocketData } from '../../shared/socket-auth.js';
+import type { SocketData } from '../../shared/socket-auth.js';
+import { emitError } from '../../shared/socket-errors.js';
 import type { MatchmakingService } from '../matchmaking/index.js';
 
 const roomId = z.uuid();

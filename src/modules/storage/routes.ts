@@ -1,8 +1,8 @@
-import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { LocalStorage } from '../../infra/storage.js';
 import { AppError } from '../../shared/errors.js';
-import { errorResponseSchema } from '../../shared/http-schemas.js';
+import { errorResponses } from '../../shared/responses.js';
+import { signedUrlQuerySchema, storedFileResponse } from './schemas.js';
 
 /** Serves the embedded storage's files behind their signed, expiring URLs. */
 export const localStorageRoutes: FastifyPluginAsyncZod<{ storage: LocalStorage }> = async (app, { storage }) => {
@@ -12,11 +12,8 @@ export const localStorageRoutes: FastifyPluginAsyncZod<{ storage: LocalStorage }
       schema: {
         tags: ['storage'],
         summary: 'A stored file, through a signed URL the API handed out (embedded storage only)',
-        querystring: z.object({ expires: z.coerce.number().int(), signature: z.string().max(100) }),
-        response: {
-          200: { description: 'The file, with its own content type', content: { '*/*': { schema: z.any() } } },
-          403: errorResponseSchema,
-        },
+        querystring: signedUrlQuerySchema,
+        response: { 200: storedFileResponse, ...errorResponses(403) },
       },
     },
     async (request, reply) => {

@@ -5,6 +5,7 @@ import type { IdGenerator } from '../../infra/ids.js';
 import { ImageRejectedError, sniffImageType, toSquareWebp } from '../../infra/images.js';
 import type { Logger } from '../../infra/logger.js';
 import { isUniqueViolation } from '../../infra/sql.js';
+import { redisKeys } from '../../infra/redis-keys.js';
 import type { ObjectStorage } from '../../infra/storage.js';
 import type { Role } from '../../shared/auth.js';
 import { AppError, DependencyUnavailableError, NotFoundError } from '../../shared/errors.js';
@@ -257,7 +258,7 @@ export class ProfilesService {
     if (last !== undefined && now - last < this.settings.lastActiveThrottleMs) return;
     this.lastTouched.set(userId, now);
     if (this.lastTouched.size > 100_000) this.lastTouched.clear();
-    const claimed = await this.redis.set(`users:active:${userId}`, '1', 'PX', this.settings.lastActiveThrottleMs, 'NX');
+    const claimed = await this.redis.set(redisKeys.lastActiveThrottle(userId), '1', 'PX', this.settings.lastActiveThrottleMs, 'NX');
     if (claimed !== 'OK') return;
     await this.repository.touchLastActive(userId, new Date(now));
   }

@@ -1,0 +1,72 @@
+/**
+ * Every Redis key Parley uses, and the Socket.io rooms its Redis adapter turns into channels,
+ * named in one place. Running instances share these names, and a rolling deploy runs two
+ * versions at once: rename one only together with the keys already in flight.
+ */
+
+/** Prefixes the matchmaking keys share with the Lua scripts that build them inside Redis (see MATCH_KEYS_LUA). */
+const MATCH = {
+  searching: 'match:searching:',
+  queue: 'match:queue:',
+  instance: 'match:instance:',
+  userRoom: 'match:user:',
+  room: 'match:room:',
+} as const;
+const USER_ROOM_SUFFIX = ':room';
+
+/** The keys of one matched room, `match:room:<roomId>:<part>`, kept CALL_MAX_DURATION + 10 min. */
+export const ROOM_PARTS = ['users', 'meta', 'joined', 'caller', 'caller-told', 'caller-owed', 'ready', 'left-by'] as const;
+export type RoomPart = (typeof ROOM_PARTS)[number];
+
+export const redisKeys = {
+  /** STRING: a signed-out device session whose access tokens fail until they would have expired (the deny-list). */
+  deniedSession: (sessionId: string) => `auth:revoked-session:${sessionId}`,
+  /** STRING counter: failed sign-ins of one account, by the SHA-256 of its lower-cased e-mail, per window. */
+  loginFailures: (emailHash: string) => `auth:login-failures:${emailHash}`,
+  /** STRING: the sealed pair a just-rotated refresh token (by its SHA-256) gets again within the reuse grace. */
+  rotatedRefreshToken: (tokenHash: string) => `auth:rotated:${tokenHash}`,
+  /** STRING, set NX: this user's last_active_at was written within the throttle period. */
+  lastActiveThrottle: (userId: string) => `users:active:${userId}`,
+  /** @fastify/rate-limit's namespace: its store appends the client's key. */
+  rateLimitNamespace: 'parley:rate-limit:',
+  /** LIST of user ids waiting in one level's queue. */
+  matchQueue: (level: string) => `${MATCH.queue}${level}`,
+  /** STRING: the user's search, holding its queue level. */
+  searching: (userId: string) => `${MATCH.searching}${userId}`,
+  /** HASH userId -> when they joined the queue (ms), for the wait estimate. */
+  queuedAt: 'match:queued-at',
+  /** HASH userId -> the instance holding the searcher's socket. */
+  searchingOn: 'match:searching-on',
+  /** STRING per live instance, refreshed well within its TTL: a searcher whose instance's key is gone is a ghost. */
+  instanceHeartbeat: (instanceId: string) => `${MATCH.instance}${instanceId}`,
+  /** STRING: the room the user is matched into. */
+  userRoom: (userId: string) => `${MATCH.userRoom}${userId}${USER_ROOM_SUFFIX}`,
+  room: (roomId: string, part: RoomPart) => `${MATCH.room}${roomId}:${part}`,
+  /** STRING: a moving average of recent waits in one level's queue, in seconds. */
+  waitEstimate: (level: string) => `match:stats:wait:${level}`,
+} as const;
+
+/**
+ * The same builders as Lua functions, for the scripts that name keys by ids they read inside
+ * Redis (a queued user, a user's room): prepend it to such a script.
+ */
+export const MATCH_KEYS_LUA = `
+local function searchingKey(userId) return '${MATCH.searching}' .. userId end
+local function matchQueueKey(level) return '${MATCH.queue}' .. level end
+local function instanceHeartbeatKey(instanceId) return '${MATCH.instance}' .. instanceId end
+local function userRoomKey(userId) return '${MATCH.userRoom}' .. userId .. '${USER_ROOM_SUFFIX}' end
+local function roomKey(roomId, part) return '${MATCH.room}' .. roomId .. ':' .. part end
+`;
+
+/**
+ * Socket.io rooms. With a real Redis the adapter relays each over a Redis channel named from
+ * REALTIME_CHANNEL_PREFIX and the room (the sharded adapter: one channel per room).
+ */
+export const socketRooms = {
+  /** Every socket of the user, on any instance. */
+  user: (userId: string) => `user:${userId}`,
+  /** Every socket of one device session (closed when it is signed out). */
+  session: (sessionId: string) => `session:${sessionId}`,
+  /** The one socket per user taking part in a call. */
+  call: (roomId: string) => `call:${roomId}`,
+} as const;

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { ROLES } from '../../shared/auth.js';
+import { pageSchema } from '../../shared/pagination.js';
+import { PLATFORMS } from './entities.js';
+
+const email = z.email().max(254).trim().toLowerCase();
+// Every character counts (the hasher pre-hashes before bcrypt); the cap only bounds the work.
+const password = z.string().min(8, 'at least 8 characters').max(1024, 'at most 1024 characters');
+const device = {
+  deviceId: z.string().trim().min(1).max(128).describe('Stable id of the installation; a new sign-in on the same device replaces its session'),
+  platform: z.enum(PLATFORMS),
+};
+const opaqueToken = z.string().min(20).max(200);
+const role = z.enum(ROLES);
+
+export const registerBodySchema = z.strictObject({ email, password, ...device, inviteKey: z.string().trim().min(6).max(32).optional() });
+export const loginBodySchema = z.strictObject({ email, password: z.string().min(1).max(1024), ...device });
+export const refreshBodySchema = z.strictObject({ refreshToken: opaqueToken });
+export const forgotPasswordBodySchema = z.strictObject({ email });
+export const resetPasswordBodySchema = z.strictObject({ token: opaqueToken, newPassword: password });
+export const verifyEmailBodySchema = z.strictObject({ token: opaqueToken });
+
+export const tokenPairSchema = z
+  .object({
+    accessToken: z.string(),
+    refreshToken: z.string(),
+    tokenType: z.literal('Bearer'),
+    expiresIn: z.number().int().describe('Access-token lifetime in seconds'),
+    user: z.object({ id: z.uuid(), email: z.string(), role }),
+  })
+  .meta({ id: 'TokenPair' });
+
+export const deviceSessionSchema = z
+  .object({
+    id: z.uuid(),
+    deviceId: z.string(),
+    platform: z.enum(PLATFORMS),
+    userAgent: z.string().nullable(),
+    ip: z.string().nullable(),
+    createdAt: z.date(),
+    lastUsedAt: z.date(),
+    current: z.boolean().describe('The session of the access token making this request'),
+  })
+  .meta({ id: 'DeviceSession' });
+
+/** Every device session at once: one page, never a next one. */
+export const deviceSessionListSchema = pageSchema(deviceSessionSchema).extend({ nextCursor: z.null() });
+
+export const accountSchema = z.object({ id: z.uuid(), email: z.string(), role, isVerified: z.boolean(), createdAt: z.date() });
+
+export const jwksSchema = z.object({
+  keys: z.array(z.object({ kty: z.string(), kid: z.string(), alg: z.string(), use: z.string(), n: z.string(), e: z.string() })),
+});
+
+export const deleteAccountBodySchema = z.strictObject({ password: z.string().min(1).max(1024).optional() }).optional();

@@ -1,0 +1,7 @@
+import { z } from 'zod';
+
+/** The signature of a URL the API handed out, and when it stops working (Unix seconds). */
+export const signedUrlQuerySchema = z.object({ expires: z.coerce.number().int(), signature: z.string().max(100) });
+
+/** The stored bytes, not JSON. */
+export const storedFileResponse = { description: 'The file, with its own content type', content: { '*/*': { schema: z.any() } } };
