@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { caller } from '../../shared/auth.js';
 import { pageQuerySchema, pageSchema } from '../../shared/pagination.js';
-import { created, errorResponses, idParamsSchema } from '../../shared/responses.js';
+import { created, errorResponses } from '../../shared/responses.js';
 import { createReportBodySchema, reportSchema, reportsQuerySchema } from './schemas.js';
 import type { ReportsService } from './service.js';
 
