@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type RawServerDefault, type FastifyBaseLogger } from 'fastify';
-import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -155,7 +154,6 @@ export async function buildApp(container: Container): Promise<App> {
     done();
   });
   app.addHook('onRequest', (_request, _reply, done) => done(closing || (listened && !app.server.listening) ? new ShuttingDownError() : undefined));
-  await app.register(cookie, { secret: config.SESSION_SECRET });
   await app.register(rateLimit, {
     global: true,
     max: config.RATE_LIMIT_REQUESTS,
@@ -259,7 +257,6 @@ export async function buildApp(container: Container): Promise<App> {
     logger: container.logger,
     searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
     reconnectGraceMs: config.CALL_RECONNECT_GRACE,
-    sweepIntervalMs: config.CALL_SWEEP_INTERVAL,
     heartbeatIntervalMs: Math.max(100, Math.floor(config.MATCH_INSTANCE_TTL / 3)),
   });
   registerSignalingGateway(sockets.io, { matchmaking: services.matchmaking, bus: container.realtime, logger: container.logger });
