@@ -21,6 +21,7 @@ import { registerMatchmakingGateway } from './modules/matchmaking/gateway.js';
 import { callsRoutes } from './modules/calls/routes.js';
 import { reportsRoutes } from './modules/reports/routes.js';
 import { adminRoutes } from './modules/admin/routes.js';
+import { adminJobsRoutes } from './modules/admin/jobs-routes.js';
 import { registerSignalingGateway } from './modules/signaling/gateway.js';
 import { createSocketServer } from './infra/realtime.js';
 import { registerSocketAuth } from './shared/socket-auth.js';
@@ -231,6 +232,7 @@ export async function buildApp(container: Container): Promise<App> {
   await app.register(callsRoutes, { calls: services.calls });
   await app.register(reportsRoutes, { reports: services.reports, admin: services.admin });
   await app.register(adminRoutes, { admin: services.admin, clock: container.clock });
+  await app.register(adminJobsRoutes, { jobs: container.jobs.queue });
 
   // Socket.io on the same port: matchmaking and signaling.
   const sockets = createSocketServer(app.server, {

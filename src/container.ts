@@ -9,6 +9,11 @@ import { randomIds, type IdGenerator } from './infra/ids.js';
 import { loadSigningKeys, type SigningKeys } from './infra/keys.js';
 import { createLogger, type Logger } from './infra/logger.js';
 import { createMetrics, type Metrics } from './infra/metrics.js';
+import { openJobs, type JobQueue, type JobRuntime } from './infra/jobs.js';
+import { mailJobs, queuedMail } from './infra/mail-queue.js';
+import { auditJobs } from './modules/audit/jobs.js';
+import { authJobs } from './modules/auth/jobs.js';
+import { matchmakingJobs } from './modules/matchmaking/jobs.js';
 import { createRedis, type RedisConnection } from './infra/redis.js';
 import { createLogMailer, createResendMailer, createSmtpMailer, type Mailer } from './infra/mailer.js';
 import { createBcryptHasher } from './infra/passwords.js';
@@ -37,6 +42,8 @@ export interface Container {
   keys: SigningKeys;
   mailer: Mailer;
   storage: ObjectStorage;
+  /** Background jobs: the queue services post to, and the runtime (workers unless WORKERS=off) that shutdown stops. */
+  jobs: { queue: JobQueue; runtime: JobRuntime };
   /** Reaches connected users; bound to the Socket.io server by buildApp. */
   realtime: RealtimeBus;
   services: Services;
@@ -106,6 +113,16 @@ export async function createContainer(config: Config, options: ContainerOptions)
     const redis = createRedis(config.REDIS_URL, (error) => logger.warn({ err: { message: error.message } }, 'Redis connection error'));
     cleanups.push(() => redis.close());
 
+    const metrics = createMetrics();
+    // Its own bounded pool on the app's database (schema bullmq), or a real Redis.
+    const jobs = await openJobs(
+      config.JOBS_BACKEND === 'redis' && config.REDIS_URL
+        ? { kind: 'redis', url: config.REDIS_URL, prefix: config.JOBS_PREFIX }
+        : { kind: 'postgres', url: databaseUrl, poolSize: config.JOBS_DATABASE_POOL_SIZE },
+      { logger, observer: metrics, lockDurationMs: config.JOBS_STALLED_TIMEOUT },
+    );
+    cleanups.push(() => jobs.close());
+
     const clock = options.clock ?? systemClock;
     const ids = options.ids ?? randomIds;
     const mailer = config.RESEND_API_KEY
@@ -117,14 +134,8 @@ export async function createContainer(config: Config, options: ContainerOptions)
     cleanups.push(() => hasher.close());
 
     const audit = new AuditService(db, clock, ids);
+    // Before any request can write to the log; the audit.partitions job keeps them ahead daily.
     await audit.ensurePartitions();
-    // Partitions for the coming month exist long before it starts; checked again every day.
-    const partitionTimer = setInterval(
-      () => void audit.ensurePartitions().catch((error: unknown) => logger.error({ err: error }, 'could not create activity_logs partitions')),
-      86_400_000,
-    );
-    partitionTimer.unref();
-    cleanups.push(async () => clearInterval(partitionTimer));
 
     const storage = config.STORAGE_BUCKET_NAME
       ? new S3Storage({
@@ -152,7 +163,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       createPreparedReader(db),
       users,
     );
-    const auth = new AuthService(db, redis.client, tokens, hasher, mailer, users, beta, audit, clock, ids, logger, {
+    const auth = new AuthService(db, redis.client, tokens, hasher, queuedMail(jobs.queue), jobs.queue, users, beta, audit, clock, ids, logger, {
       emailPages: {
         '/verify-email': config.FRONTEND_VERIFY_EMAIL_URL ?? new URL('/verify-email', config.APP_URL).toString(),
         '/reset-password': config.FRONTEND_RESET_PASSWORD_URL ?? new URL('/reset-password', config.APP_URL).toString(),
@@ -163,9 +174,6 @@ export async function createContainer(config: Config, options: ContainerOptions)
       betaMode: config.BETA_MODE === 'on',
       accountFailureLimit: config.AUTH_ACCOUNT_FAILURE_LIMIT,
     });
-
-    // Before the pool closes: e-mails accepted but not yet sent.
-    cleanups.push(async () => void (await auth.drain(config.SHUTDOWN_TIMEOUT)));
 
     const realtime = new RealtimeBus();
     tokens.onSessionsDenied((sessionIds) => realtime.disconnectSessions(sessionIds));
@@ -186,6 +194,15 @@ export async function createContainer(config: Config, options: ContainerOptions)
     const reports = new ReportsService(db, users, calls, audit, clock, ids, logger);
     const admin = new AdminService(db, users, auth, reports, matchmaking, calls, realtime, audit, logger);
 
+    const runtime = jobs.define([
+      ...mailJobs(mailer),
+      ...auditJobs(audit),
+      ...authJobs(auth),
+      ...matchmakingJobs(matchmaking, { sweepIntervalMs: config.CALL_SWEEP_INTERVAL }),
+    ]);
+    await runtime.start({ workers: config.WORKERS });
+    metrics.watchJobQueue(jobs.queue);
+
     const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded, storage: storage.kind === 'local' };
     if (production && embedded.redis) {
       logger.warn('REDIS_URL is not set: running on the in-process Redis emulation, which serves ONE instance only and loses its data on restart');
@@ -201,10 +218,11 @@ export async function createContainer(config: Config, options: ContainerOptions)
       ids,
       db,
       redis,
-      metrics: createMetrics(),
+      metrics,
       keys,
       mailer,
       storage,
+      jobs: { queue: jobs.queue, runtime },
       realtime,
       services: { audit, users, beta, tokens, auth, calls, matchmaking, reports, admin },
       embedded,

@@ -134,16 +134,14 @@ export const envSchema = z
       .enum(['postgres', 'redis'])
       .default('postgres')
       .describe('Where background jobs are queued: postgres (the schema "bullmq" of the app\'s database) or redis (REDIS_URL, required then).'),
-    WORKERS: flag
-      .prefault('on')
-      .describe('on: this process runs background jobs besides the API; off: API only (run `npm run worker` elsewhere).'),
+    WORKERS: flag.prefault('on').describe('on: this process runs background jobs besides the API; off: API only (run `npm run worker` elsewhere).'),
     JOBS_DATABASE_POOL_SIZE: z.coerce
       .number()
       .int()
       .min(2)
       .max(100)
       .default(10)
-      .describe('Connections of the job queue\'s own PostgreSQL pool; each job kind a process works on holds one, so keep it above their number.'),
+      .describe("Connections of the job queue's own PostgreSQL pool; each job kind a process works on holds one, so keep it above their number."),
     JOBS_PREFIX: z.string().min(1).default('parley:jobs').describe('Key prefix of the job queues with JOBS_BACKEND=redis.'),
     JOBS_STALLED_TIMEOUT: duration
       .prefault('30s')

@@ -13,7 +13,7 @@ export interface JobContext {
   /** 1 on the first run, 2 on the first retry, … */
   attempt: number;
   /** Reports how far the job is (0-100), readable through `JobQueue.get`. */
-  progress(percent: number): Promise<void>;
+  progress: (percent: number) => Promise<void>;
   logger: Logger;
   /** Aborted when the job times out or a shutdown abandons it: long work should stop early. */
   signal: AbortSignal;

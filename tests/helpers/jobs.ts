@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { openJobs, type JobDefinition, type Jobs, type JobsBackendConfig } from '../../src/infra/jobs.js';
+import { openJobs, type JobDefinition, type JobQueue, type Jobs, type JobsBackendConfig } from '../../src/infra/jobs.js';
 import { createLogger } from '../../src/infra/logger.js';
 import { testDatabaseUrl, testRedisUrl } from './app.js';
 
@@ -43,4 +43,19 @@ export function gate(): { opened: Promise<void>; open(): void } {
   let open!: () => void;
   const opened = new Promise<void>((resolve) => (open = resolve));
   return { opened, open };
+}
+
+/**
+ * Resolves once the `names` queues have nothing waiting, delayed or running in two readings in
+ * a row: a job that enqueues another as it completes (a reset request its mail) shows in the second.
+ */
+export async function whenJobsIdle(queue: JobQueue, names: readonly string[], timeoutMs = 15_000): Promise<void> {
+  const idle = async () =>
+    (await queue.stats()).filter((entry) => names.includes(entry.queue)).every(({ counts }) => counts.waiting + counts.delayed + counts.active === 0);
+  let inARow = 0;
+  await eventually(
+    async () => (inARow = (await idle()) ? inARow + 1 : 0),
+    (count) => count >= 2,
+    timeoutMs,
+  );
 }

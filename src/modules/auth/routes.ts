@@ -191,7 +191,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
       },
     },
     async (request, reply) => {
-      auth.requestPasswordReset(request.body.email, meta(request));
+      await auth.requestPasswordReset(request.body.email, meta(request));
       return reply.status(202).send({ accepted: true as const });
     },
   );
