@@ -49,7 +49,7 @@ export interface Container {
   services: Services;
   /** Which parts run on the embedded defaults rather than configured services. */
   embedded: { database: boolean; redis: boolean; storage: boolean };
-  /** Closes Redis, the database pool and the embedded PostgreSQL, in that order. */
+  /** Closes the job queue (abandoning running jobs: shutdown stops them first), Redis, the database pool and the embedded PostgreSQL, in that order. */
   close(): Promise<void>;
 }
 

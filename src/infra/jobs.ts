@@ -116,6 +116,8 @@ export class JobStore {
       return new JobStore(config, new Redis(config.url, { maxRetriesPerRequest: null }));
     }
     const pool = new pg.Pool({ connectionString: config.url, max: config.poolSize, options: `-c search_path=${SCHEMA}` });
+    // An idle connection that drops is replaced at its next use; the queries BullMQ makes report their own failures.
+    pool.on('error', () => undefined);
     try {
       const client = await pool.connect();
       try {
