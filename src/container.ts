@@ -8,6 +8,9 @@ import { systemClock, type Clock } from './infra/clock.js';
 import { createDataSource, runMigrationsLocked } from './infra/database.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './infra/embedded-postgres.js';
 import { EventBus } from './infra/events.js';
+import { openJobs, type JobQueue, type JobRuntime } from './infra/jobs.js';
+import { mailJobs, queuedMail } from './infra/mail-queue.js';
+import { idempotencyJobs } from './http/idempotency/jobs.js';
 import { IdempotencyStore } from './http/idempotency/store.js';
 import { randomIds, type IdGenerator } from './infra/ids.js';
 import { loadSigningKeys, type SigningKeys } from './infra/keys.js';
@@ -36,6 +39,8 @@ export interface Container {
   /** Reaches connected users; bound to the Socket.io server by buildApp. */
   realtime: RealtimeBus;
   events: EventBus;
+  /** Background jobs: the queue services post to, and the runtime (workers unless WORKERS=off) that shutdown stops. */
+  jobs: { queue: JobQueue; runtime: JobRuntime };
   /** Idempotency-Key records of the routes that opt in. */
   idempotency: IdempotencyStore;
   /** What each module built: its service, routes, socket handlers. */
@@ -43,7 +48,7 @@ export interface Container {
   services: Services;
   /** Which parts run on the embedded defaults rather than configured services. */
   embedded: { database: boolean; redis: boolean; storage: boolean };
-  /** Closes the modules, Redis, the database pool and the embedded PostgreSQL, in that order. */
+  /** Closes the modules, the job queue (shutdown stops running jobs first), Redis, the database pool and the embedded PostgreSQL, in that order. */
   close(): Promise<void>;
 }
 
@@ -122,18 +127,21 @@ export async function createContainer(config: Config, options: ContainerOptions)
       : new LocalStorage(path.resolve(options.cwd, config.DATA_DIR, 'storage'), config.APP_URL, `${config.SESSION_SECRET}:storage-urls`, () => clock.now());
     if (storage instanceof S3Storage) cleanups.push(async () => storage.close());
     const idempotency = new IdempotencyStore(db, clock);
-    const infra: Infra = { logger, clock, ids, db, redis, mailer, storage, metrics, realtime, events };
+    // Its own bounded pool on the app's database (schema bullmq), or a real Redis.
+    const jobs = await openJobs(
+      config.JOBS_BACKEND === 'redis' && config.REDIS_URL
+        ? { kind: 'redis', url: config.REDIS_URL, prefix: config.JOBS_PREFIX }
+        : { kind: 'postgres', url: databaseUrl, poolSize: config.JOBS_DATABASE_POOL_SIZE },
+      { logger, observer: metrics, lockDurationMs: config.JOBS_STALLED_TIMEOUT },
+    );
+    cleanups.push(() => jobs.close());
+    const infra: Infra = { logger, clock, ids, db, redis, mailer, mail: queuedMail(jobs.queue), jobs: jobs.queue, storage, metrics, realtime, events };
 
     // One block per module, in dependency order; each gets its dependencies as one object.
     const audit = modules.audit.create({ infra });
+    // This month's partition must exist before the first log write; the audit.partitions job
+    // then keeps the coming months ahead.
     await audit.service.ensurePartitions();
-    // Partitions for the coming month exist long before it starts; checked again every day.
-    const partitionTimer = setInterval(
-      () => void audit.service.ensurePartitions().catch((error: unknown) => logger.error({ err: error }, 'could not create activity_logs partitions')),
-      86_400_000,
-    );
-    partitionTimer.unref();
-    cleanups.push(async () => clearInterval(partitionTimer));
 
     const users = modules.users.create({
       infra,
@@ -173,8 +181,6 @@ export async function createContainer(config: Config, options: ContainerOptions)
         },
       },
     });
-    // Before the pool closes: e-mails accepted but not yet sent.
-    cleanups.push(async () => void (await auth.service.drain(config.SHUTDOWN_TIMEOUT)));
 
     const calls = modules.calls.create({ infra, users: users.service });
 
@@ -221,6 +227,15 @@ export async function createContainer(config: Config, options: ContainerOptions)
       if ('close' in module && module.close) cleanups.push(module.close);
     }
 
+    // Every module's background work, the e-mail sender and the Idempotency-Key purge, on one runtime.
+    const runtime = jobs.define([
+      ...mailJobs(mailer),
+      ...idempotencyJobs(idempotency),
+      ...Object.values(created).flatMap((module) => ('jobs' in module && module.jobs ? module.jobs : [])),
+    ]);
+    await runtime.start({ workers: config.WORKERS });
+    metrics.watchJobQueue(jobs.queue);
+
     const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded, storage: storage.kind === 'local' };
     if (production && embedded.redis) {
       logger.warn('REDIS_URL is not set: running on the in-process Redis emulation, which serves ONE instance only and loses its data on restart');
@@ -242,6 +257,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       storage,
       realtime,
       events,
+      jobs: { queue: jobs.queue, runtime },
       idempotency,
       modules: created,
       services: {

@@ -5,12 +5,13 @@ import type { Container } from './container.js';
  * Stops the server gracefully: stop accepting connections at once, answer 503
  * `shutting_down` to requests that still arrive on open connections, let in-flight requests
  * finish within `timeoutMs` (then cut the remaining connections), run the app's preClose and
- * onClose hooks (sockets, matchmaking), let e-mails still being sent finish by the same
- * deadline, then close the container (Redis, the database pool, the embedded PostgreSQL).
- * Resolves true when everything finished in time.
+ * onClose hooks (sockets, matchmaking); meanwhile stop taking jobs and let the running ones
+ * finish by the same deadline (the others run again later); then close the container (the job
+ * queue, Redis, the database pool, the embedded PostgreSQL). Resolves true when everything
+ * finished in time.
  */
 export async function shutdown(app: App, container: Container, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
+  const jobsStopped = container.jobs.runtime.stop(timeoutMs);
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -33,8 +34,14 @@ export async function shutdown(app: App, container: Container, timeoutMs: number
     // instance, the Socket.io adapter) still use Redis, which the container is about to close.
     await closing;
   }
-  // E-mails still being sent after their responses get what is left of the same deadline.
-  const sent = await container.services.auth.drain(Math.max(0, deadline - Date.now()));
+  const jobsFinished = await jobsStopped;
   await container.close();
-  return outcome === 'closed' && sent;
+  return outcome === 'closed' && jobsFinished;
+}
+
+/** A worker process's shutdown: the running jobs get `timeoutMs`, then the container closes. */
+export async function stopWorker(container: Container, timeoutMs: number): Promise<boolean> {
+  const finished = await container.jobs.runtime.stop(timeoutMs);
+  await container.close();
+  return finished;
 }

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, type TestApp } from './helpers/app.js';
+import { buildTestApp, separateDatabaseUrl, type TestApp } from './helpers/app.js';
 import { injectAs, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
 import {
@@ -16,6 +16,7 @@ import {
   type MatchFound,
 } from './helpers/realtime.js';
 import { stays } from './helpers/wait.js';
+import { eventually } from './helpers/jobs.js';
 
 let t: TestApp;
 let url: string;
@@ -336,7 +337,8 @@ describe('calls past their time', () => {
   let timed: TestApp;
   let timedUrl: string;
   beforeAll(async () => {
-    timed = await buildTestApp({ clock, env: { CALL_MAX_DURATION: '30m', CALL_SWEEP_INTERVAL: '50ms' } });
+    // its own database, so the sweep job (with this clock) runs on this app and not the file's other one
+    timed = await buildTestApp({ clock, env: { DATABASE_URL: await separateDatabaseUrl(), CALL_MAX_DURATION: '30m', CALL_SWEEP_INTERVAL: '50ms' } });
     timedUrl = await listen(timed.app);
   });
   afterAll(() => timed.close());
@@ -351,11 +353,12 @@ describe('calls past their time', () => {
   it('ends a call that runs past CALL_MAX_DURATION, telling both, and frees both to search again', async () => {
     const { ca, cb, roomId } = await pairOn();
     clock.advance(29 * 60_000);
-    // nothing tells when a sweep has run: watch four sweep intervals pass with the call under its limit
-    await stays(async () => !ca.received.some((entry) => entry.event === 'peer_left') && (await callRow(roomId)).ended_by === null, {
-      forMs: 200,
-      message: 'a call under CALL_MAX_DURATION runs on',
-    });
+    // two sweeps complete with the call under its limit (the second one began after the advance)
+    const sweeps = async () => (await timed.container.jobs.queue.stats()).find((entry) => entry.queue === 'calls.end-stale')!.counts.completed;
+    const before = await sweeps();
+    await eventually(sweeps, (count) => count >= before + 2);
+    expect(await callRow(roomId)).toEqual({ ended_by: null, duration_seconds: null });
+    expect(ca.received.map((entry) => entry.event)).not.toContain('peer_left');
 
     clock.advance(60_000 + 1);
     expect(await ca.next('peer_left')).toEqual({ reason: 'timeout' });

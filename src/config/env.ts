@@ -93,7 +93,7 @@ export const envSchema = z
       .describe("A request's headers must arrive within this long (at most HTTP_REQUEST_TIMEOUT), or it gets 408 and its connection is closed."),
     SHUTDOWN_TIMEOUT: duration
       .prefault('10s')
-      .describe('On SIGTERM/SIGINT/SIGHUP, how long in-flight requests and e-mails still being sent may take before they are cut.'),
+      .describe('On SIGTERM/SIGINT/SIGHUP, how long in-flight requests and running background jobs may take before they are cut (cut jobs run again later).'),
     DATA_DIR: z.string().min(1).default('.data').describe('Where the embedded defaults keep their data (PostgreSQL under postgres/).'),
 
     SESSION_SECRET: z
@@ -129,6 +129,23 @@ export const envSchema = z
       .describe('Run pending migrations at start (under an advisory lock, so several instances may start at once).'),
 
     REDIS_URL: z.url().optional().describe('redis://host:6379/0. Unset: an in-process emulation (ioredis-mock), single instance only.'),
+
+    JOBS_BACKEND: z
+      .enum(['postgres', 'redis'])
+      .default('postgres')
+      .describe('Where background jobs are queued: postgres (the schema "bullmq" of the app\'s database) or redis (REDIS_URL, required then).'),
+    WORKERS: flag.prefault('on').describe('on: this process runs background jobs besides the API; off: API only (run `npm run worker` elsewhere).'),
+    JOBS_DATABASE_POOL_SIZE: z.coerce
+      .number()
+      .int()
+      .min(2)
+      .max(100)
+      .default(10)
+      .describe("Connections of the job queue's own PostgreSQL pool; each job kind a process works on holds one, so keep it above their number."),
+    JOBS_PREFIX: z.string().min(1).default('parley:jobs').describe('Key prefix of the job queues with JOBS_BACKEND=redis.'),
+    JOBS_STALLED_TIMEOUT: duration
+      .prefault('30s')
+      .describe('A running job whose process died (no lock renewal for this long) goes back to the queue and runs again.'),
 
     JWT_KEYS_DIR: z
       .string()
@@ -217,7 +234,7 @@ export const envSchema = z
       .describe('A call still running after this long ends with ended_by timeout (peer_left reason "timeout" to both).'),
     CALL_SWEEP_INTERVAL: duration
       .prefault('1m')
-      .describe('How often each instance looks for calls past CALL_MAX_DURATION, or whose room Redis no longer has, and ends them.'),
+      .describe('How often a job (once across all instances) looks for calls past CALL_MAX_DURATION, or whose room Redis no longer has, and ends them.'),
     REALTIME_ADAPTER: z
       .enum(['sharded', 'classic'])
       .default('sharded')
@@ -298,6 +315,7 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
   },
   { title: 'PostgreSQL', keys: ['DATABASE_URL', 'DATABASE_POOL_SIZE', 'DATABASE_MIGRATE_ON_START'] },
   { title: 'Redis', keys: ['REDIS_URL'] },
+  { title: 'Background jobs', keys: ['JOBS_BACKEND', 'WORKERS', 'JOBS_DATABASE_POOL_SIZE', 'JOBS_PREFIX', 'JOBS_STALLED_TIMEOUT'] },
   {
     title: 'Accounts and tokens',
     keys: [

@@ -66,6 +66,9 @@ export function loadConfig({ env, cwd }: LoadConfigOptions): Config {
       'Invalid configuration: TRUST_PROXY=true is refused in production (any client could choose its IP with X-Forwarded-For and escape the per-IP limits): set the number of proxies in front, e.g. 1, or their addresses',
     );
   }
+  if (parsed.JOBS_BACKEND === 'redis' && !parsed.REDIS_URL) {
+    throw new ConfigError('Invalid configuration: JOBS_BACKEND=redis needs REDIS_URL (the in-process Redis emulation cannot run the job queue)');
+  }
   if (parsed.NODE_ENV === 'production' && !parsed.METRICS_TOKEN) {
     throw new ConfigError('Invalid configuration: METRICS_TOKEN is required in production (at least 16 characters), so that /metrics is not public');
   }

@@ -1,7 +1,10 @@
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { JobObserver, JobQueue } from './jobs.js';
 
-export interface Metrics {
+export interface Metrics extends JobObserver {
   registry: Registry;
+  /** Reads the job queues' depth (per queue and state) on every scrape. */
+  watchJobQueue(queue: Pick<JobQueue, 'stats'>): void;
   /** Records one HTTP request's duration under its route pattern, method and status. */
   observeHttpRequest(route: string, method: string, statusCode: number, seconds: number): void;
 }
@@ -28,5 +31,41 @@ export function createMetrics(): Metrics {
     }
     child.observe(seconds);
   };
-  return { registry, observeHttpRequest };
+
+  const jobDuration = new Histogram({
+    name: 'job_duration_seconds',
+    help: 'Background job run duration by job name and outcome (completed or failed)',
+    labelNames: ['job', 'outcome'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300],
+    registers: [registry],
+  });
+  const jobFailures = new Counter({
+    name: 'job_failures_total',
+    help: 'Failed background job runs by job name; final="true" when it was the last attempt (the job is dead)',
+    labelNames: ['job', 'final'] as const,
+    registers: [registry],
+  });
+  let jobQueue: Pick<JobQueue, 'stats'> | undefined;
+  new Gauge({
+    name: 'job_queue_depth',
+    help: 'Jobs per queue and state (waiting, delayed, active, completed, dead)',
+    labelNames: ['queue', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!jobQueue) return;
+      for (const { queue, counts } of await jobQueue.stats()) {
+        for (const [state, count] of Object.entries(counts)) this.labels(queue, state).set(count);
+      }
+    },
+  });
+  return {
+    registry,
+    observeHttpRequest,
+    watchJobQueue: (queue) => (jobQueue = queue),
+    jobFinished: (name, outcome, seconds, final) => {
+      jobDuration.labels(name, outcome).observe(seconds);
+      if (outcome === 'failed') jobFailures.labels(name, String(final)).inc();
+    },
+  };
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Server } from 'socket.io';
 import type { EntitySchema } from 'typeorm';
+import type { JobDefinition } from '../infra/jobs.js';
 
 /** A TypeORM entity class (or schema) a module owns. */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- TypeORM's own entity type is Function
@@ -21,6 +22,8 @@ export interface ModuleParts<S> {
   http?: FastifyPluginAsyncZod;
   /** Socket.io handlers; the returned function stops them on shutdown (before the sockets close). */
   sockets?: (io: Server) => () => Promise<void>;
+  /** Its background work (queue consumers and scheduled jobs), run by the job runtime. */
+  jobs?: ReadonlyArray<JobDefinition<never>>;
   /** Releases what the module holds (timers, connections) before the database and Redis close. */
   close?: () => Promise<void>;
 }

@@ -20,6 +20,8 @@ export interface TestApp {
 
 let database: Promise<string> | undefined;
 let databaseName: string | undefined;
+/** Databases made by separateDatabaseUrl, dropped with the file's own. */
+const separateDatabases: string[] = [];
 let redisFlushed = false;
 
 function withDatabase(url: string, name: string): string {
@@ -28,27 +30,43 @@ function withDatabase(url: string, name: string): string {
   return parsed.toString();
 }
 
+async function cloneTemplate(): Promise<string> {
+  const name = `parley_t_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDatabase')}`);
+  } finally {
+    await admin.end();
+  }
+  return name;
+}
+
 /** This test file's own database, cloned from the migrated template on first use. */
 export function testDatabaseUrl(): Promise<string> {
   database ??= (async () => {
-    databaseName = `parley_t_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE ${databaseName} TEMPLATE ${inject('templateDatabase')}`);
-    } finally {
-      await admin.end();
-    }
+    databaseName = await cloneTemplate();
     return withDatabase(inject('adminDatabaseUrl'), databaseName);
   })();
   return database;
 }
 
+/**
+ * Another database for one app of the file: apps on one database share one job queue, so an
+ * app whose jobs (its mailer, its clock) no other app may run gets its own.
+ */
+export async function separateDatabaseUrl(): Promise<string> {
+  const name = await cloneTemplate();
+  separateDatabases.push(name);
+  return withDatabase(inject('adminDatabaseUrl'), name);
+}
+
 afterAll(async () => {
-  if (!databaseName) return;
+  const names = [...(databaseName ? [databaseName] : []), ...separateDatabases.splice(0)];
+  if (!names.length) return;
   const admin = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
   await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
+  for (const name of names) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await admin.end();
 });
 
@@ -79,6 +97,8 @@ export async function testEnv(overrides: Record<string, string | undefined> = {}
     DATABASE_URL: await testDatabaseUrl(),
     REDIS_URL: await testRedisUrl(),
     DATABASE_MIGRATE_ON_START: 'false',
+    // the test PostgreSQL is shared: one connection per job kind (LISTEN) and two for queries
+    JOBS_DATABASE_POOL_SIZE: '7',
     JWT_KEYS_DIR: inject('keysDir'),
     // cheap hashes and loose limits, except where a test is about them
     BCRYPT_COST: '4',

@@ -121,7 +121,7 @@ export class IdempotencyStore {
   }
 
   /** Deletes the keys expired at `now` (run periodically); returns how many. */
-  async purgeExpired(now: Date): Promise<number> {
+  async purgeExpired(now: Date = this.clock.now()): Promise<number> {
     const [, deleted] = await this.db.query<[unknown, number]>('DELETE FROM idempotency_keys WHERE expires_at <= $1', [now]);
     return deleted;
   }

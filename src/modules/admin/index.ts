@@ -5,6 +5,7 @@ import type { CallsService } from '../calls/index.js';
 import { defineModule } from '../kit.js';
 import type { ReportsService } from '../reports/index.js';
 import type { UsersModuleService } from '../users/index.js';
+import { adminJobsRoutes } from './jobs-routes.js';
 import { adminRoutes } from './routes.js';
 import { AdminService } from './service.js';
 
@@ -37,6 +38,12 @@ export const adminModule = defineModule({
       audit,
       logger: infra.logger,
     });
-    return { service: admin, http: async (app) => app.register(adminRoutes, { admin, clock: infra.clock }) };
+    return {
+      service: admin,
+      http: async (app) => {
+        await app.register(adminRoutes, { admin, clock: infra.clock });
+        await app.register(adminJobsRoutes, { jobs: infra.jobs });
+      },
+    };
   },
 });

@@ -1,5 +1,6 @@
 import type { Infra } from '../../infra/bundle.js';
 import { defineModule } from '../kit.js';
+import { auditJobs } from './jobs.js';
 import { auditRoutes } from './routes.js';
 import { AuditService } from './service.js';
 
@@ -12,6 +13,6 @@ export const auditModule = defineModule({
   entities: [],
   create: ({ infra }: { infra: Infra }) => {
     const audit = new AuditService(infra.db, infra.clock, infra.ids);
-    return { service: audit, http: async (app) => app.register(auditRoutes, { audit }) };
+    return { service: audit, http: async (app) => app.register(auditRoutes, { audit }), jobs: auditJobs(audit) };
   },
 });

@@ -7,6 +7,7 @@ import type { BetaService } from '../beta/index.js';
 import { defineModule } from '../kit.js';
 import type { UsersModuleService } from '../users/index.js';
 import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken } from './entities.js';
+import { authJobs } from './jobs.js';
 import { authRoutes, type AuthRoutesOptions } from './routes.js';
 import { AuthService, type AuthSettings } from './service.js';
 import { TokenService, type TokenOptions } from './tokens.js';
@@ -38,7 +39,8 @@ export const authModule = defineModule({
         redis: infra.redis.client,
         tokens,
         hasher,
-        mailer: infra.mailer,
+        mail: infra.mail,
+        jobs: infra.jobs,
         accounts: users.accounts,
         beta,
         audit,
@@ -54,6 +56,7 @@ export const authModule = defineModule({
     return {
       service: auth,
       http: async (app) => app.register(authRoutes, { auth, tokens, accounts: users.accounts, limits: settings.limits }),
+      jobs: authJobs(auth),
     };
   },
 });

@@ -181,7 +181,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
       },
     },
     async (request, reply) => {
-      auth.requestPasswordReset(request.body.email, meta(request));
+      await auth.requestPasswordReset(request.body.email, meta(request));
       return accepted(reply);
     },
   );

@@ -5,7 +5,8 @@ import type { Clock } from '../../infra/clock.js';
 import type { EventBus } from '../../infra/events.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
-import type { Mailer } from '../../infra/mailer.js';
+import type { JobQueue } from '../../infra/jobs.js';
+import type { MailOutbox } from '../../infra/mail-queue.js';
 import type { PasswordHasher } from '../../infra/passwords.js';
 import { isUniqueViolation, updateReturning } from '../../infra/sql.js';
 import { redisKeys } from '../../infra/redis-keys.js';
@@ -14,6 +15,7 @@ import { AppError, DependencyUnavailableError, NotFoundError, RateLimitedError }
 import type { AuditService } from '../audit/index.js';
 import type { BetaService } from '../beta/index.js';
 import type { AccountsService } from '../users/index.js';
+import { PASSWORD_RESET_JOB, type PasswordResetPayload } from './jobs.js';
 import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken, type Platform } from './entities.js';
 import { sha256, type TokenService } from './tokens.js';
 
@@ -100,7 +102,9 @@ export interface AuthServiceDependencies {
   redis: Redis;
   tokens: TokenService;
   hasher: PasswordHasher;
-  mailer: Mailer;
+  /** Where e-mails go: the mail.send job, so no request waits on the mail provider. */
+  mail: MailOutbox;
+  jobs: JobQueue;
   accounts: AccountsService;
   beta: BetaService;
   audit: AuditService;
@@ -116,7 +120,8 @@ export class AuthService {
   private readonly redis: Redis;
   readonly tokens: TokenService;
   private readonly hasher: PasswordHasher;
-  private readonly mailer: Mailer;
+  private readonly mail: MailOutbox;
+  private readonly jobs: JobQueue;
   private readonly accounts: AccountsService;
   private readonly beta: BetaService;
   private readonly audit: AuditService;
@@ -124,7 +129,6 @@ export class AuthService {
   private readonly ids: IdGenerator;
   private readonly logger: Logger;
   private readonly events: EventBus;
-  private readonly background = new Set<Promise<void>>();
 
   constructor(
     dependencies: AuthServiceDependencies,
@@ -134,7 +138,8 @@ export class AuthService {
     this.redis = dependencies.redis;
     this.tokens = dependencies.tokens;
     this.hasher = dependencies.hasher;
-    this.mailer = dependencies.mailer;
+    this.mail = dependencies.mail;
+    this.jobs = dependencies.jobs;
     this.accounts = dependencies.accounts;
     this.beta = dependencies.beta;
     this.audit = dependencies.audit;
@@ -162,7 +167,7 @@ export class AuthService {
       if (isUniqueViolation(error, 'users_email_unique')) throw new AppError('email_taken', 'An account with this e-mail already exists');
       throw error;
     }
-    this.sendLater({
+    await this.sendMail({
       to: input.email,
       subject: 'Confirm your e-mail for Parley',
       text: `Welcome to Parley! Confirm your e-mail address: ${this.link('/verify-email', verification)}\n\nThe link is valid for 24 hours.`,
@@ -390,39 +395,33 @@ export class AuthService {
 
   /**
    * Accepted at once, whether or not the account exists: the lookup, the token and the mail
-   * run after the response, so a known and an unknown address answer alike.
+   * run in a job, so a known and an unknown address answer alike.
    */
-  requestPasswordReset(email: string, meta: RequestMeta): void {
-    this.track(this.sendResetLink(email, meta).catch((error: unknown) => this.logger.error({ err: error }, 'could not send a password-reset link')));
+  async requestPasswordReset(email: string, meta: RequestMeta): Promise<void> {
+    const payload: PasswordResetPayload = { email, ip: meta.ip, userAgent: meta.userAgent };
+    await this.jobs.enqueue(PASSWORD_RESET_JOB, payload);
   }
 
-  /**
-   * Waits for the mail still being sent after its response (reset links, verification links,
-   * notices), at most `withinMs`: a mail provider that hangs must not hold a shutdown past its
-   * deadline. What is still pending then is abandoned (and logged). True when all was sent.
-   */
-  async drain(withinMs: number): Promise<boolean> {
-    const settled = (async () => {
-      while (this.background.size) await Promise.all(this.background);
-      return true;
-    })();
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), withinMs)));
-    const drained = await Promise.race([settled, late]);
-    clearTimeout(timer);
-    if (!drained) {
-      this.logger.warn({ pending: this.background.size }, 'abandoned the e-mails still being sent at shutdown');
-      this.background.clear();
-    }
-    return drained;
+  /** Deletes what can no longer be used: expired device sessions (with their refresh tokens), reset and verification links. */
+  async purgeExpired(): Promise<{ sessions: number; refreshTokens: number; resetTokens: number; verificationTokens: number }> {
+    const now = this.clock.now();
+    return this.db.transaction(async (manager) => {
+      const purge = async (table: string) => {
+        const [, affected] = await manager.query<[unknown, number]>(`DELETE FROM ${table} WHERE expires_at <= $1`, [now]);
+        return affected;
+      };
+      const refreshTokens = await purge('refresh_tokens');
+      return {
+        refreshTokens,
+        sessions: await purge('device_sessions'),
+        resetTokens: await purge('password_reset_tokens'),
+        verificationTokens: await purge('email_verification_tokens'),
+      };
+    });
   }
 
-  private track(task: Promise<void>): void {
-    this.background.add(task);
-    void task.finally(() => this.background.delete(task));
-  }
-
-  private async sendResetLink(email: string, meta: RequestMeta): Promise<void> {
+  /** The work of a forgot-password request (the auth.password-reset job). */
+  async sendResetLink(email: string, meta: RequestMeta): Promise<void> {
     const account = await this.accounts.findCredentials(email);
     if (!account || account.deleted || account.isBanned) return;
     const token = opaqueToken();
@@ -440,7 +439,7 @@ export class AuthService {
       return true;
     });
     if (!issued) return;
-    await this.mailer.send({
+    await this.mail.send({
       to: account.email,
       subject: 'Reset your Parley password',
       text: `Someone asked to reset the password of your Parley account. If it was you, choose a new one: ${this.link('/reset-password', token)}\n\nThe link is valid for 1 hour and works once. If it was not you, ignore this e-mail.`,
@@ -463,7 +462,7 @@ export class AuthService {
       return { sessions, account: await this.accounts.findSummary(userId, manager) };
     });
     if (account) {
-      this.sendLater({
+      await this.sendMail({
         to: account.email,
         subject: 'Your Parley password was changed',
         text: `The password of your Parley account was just changed, and every device was signed out.\n\nIf it was not you, reset your password again at once and check the e-mail account this message reached.`,
@@ -488,7 +487,7 @@ export class AuthService {
     if (account.isVerified) throw new AppError('already_verified', 'This e-mail address is already verified');
     const token = opaqueToken();
     await this.db.transaction((manager) => this.insertOneTimeToken(manager, EmailVerificationToken, account.id, token, VERIFICATION_TTL_MS));
-    this.sendLater({
+    await this.sendMail({
       to: account.email,
       subject: 'Confirm your e-mail for Parley',
       text: `Confirm your e-mail address: ${this.link('/verify-email', token)}\n\nThe link is valid for 24 hours.`,
@@ -501,9 +500,12 @@ export class AuthService {
     return url.toString();
   }
 
-  /** Mail goes out after the response, so its latency cannot reveal whether an account exists. */
-  private sendLater(message: { to: string; subject: string; text: string }): void {
-    this.track(this.mailer.send(message).catch((error: unknown) => this.logger.error({ err: error, subject: message.subject }, 'could not send e-mail')));
+  /**
+   * Queued, so its latency cannot reveal whether an account exists and the provider's cannot
+   * hold the request. A queue that cannot take it fails nothing the user already has.
+   */
+  private async sendMail(message: { to: string; subject: string; text: string }): Promise<void> {
+    await this.mail.send(message).catch((error: unknown) => this.logger.error({ err: error, subject: message.subject }, 'could not queue an e-mail'));
   }
 
   private async insertOneTimeToken(manager: EntityManager, entity: OneTimeTokenEntity, userId: string, token: string, ttlMs: number): Promise<void> {

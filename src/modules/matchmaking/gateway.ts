@@ -15,7 +15,6 @@ export interface MatchmakingGatewayOptions {
   logger: Logger;
   searchTimeoutMs: number;
   reconnectGraceMs: number;
-  sweepIntervalMs: number;
   /** How often this instance refreshes its heartbeat (a third of MATCH_INSTANCE_TTL). */
   heartbeatIntervalMs: number;
 }
@@ -23,28 +22,18 @@ export interface MatchmakingGatewayOptions {
 type Ack = ((reply: unknown) => void) | undefined;
 
 /**
- * find_partner / cancel_search, the search timeout, what a lost connection ends, the
- * periodic sweep that ends calls past their time, and this instance's heartbeat. Returns
+ * find_partner / cancel_search, the search timeout, what a lost connection ends, and this
+ * instance's heartbeat (calls past their time are ended by a job, see jobs.ts). Returns
  * what stops it all on shutdown: the timers, and the searches of this instance's sockets.
  */
 export function registerMatchmakingGateway(
   io: Server,
-  { matchmaking, bus, logger, searchTimeoutMs, reconnectGraceMs, sweepIntervalMs, heartbeatIntervalMs }: MatchmakingGatewayOptions,
+  { matchmaking, bus, logger, searchTimeoutMs, reconnectGraceMs, heartbeatIntervalMs }: MatchmakingGatewayOptions,
 ): () => Promise<void> {
   const searchTimers = new Map<string, NodeJS.Timeout>();
   const graceTimers = new Set<NodeJS.Timeout>();
-  let sweeping = false;
   /** Once shutting down, disconnects start nothing: the users reconnect to another instance. */
   let stopping = false;
-  const sweeper = setInterval(() => {
-    if (sweeping) return;
-    sweeping = true;
-    matchmaking
-      .endStaleCalls()
-      .catch((error: unknown) => logger.error({ err: error }, 'ending stale calls failed'))
-      .finally(() => (sweeping = false));
-  }, sweepIntervalMs);
-  sweeper.unref();
   const beat = () => void matchmaking.heartbeat().catch((error: unknown) => logger.warn({ err: error }, 'could not refresh the instance heartbeat'));
   beat();
   const heartbeat = setInterval(beat, heartbeatIntervalMs);
@@ -140,7 +129,6 @@ export function registerMatchmakingGateway(
 
   return async () => {
     stopping = true;
-    clearInterval(sweeper);
     clearInterval(heartbeat);
     for (const timer of [...searchTimers.values(), ...graceTimers]) clearTimeout(timer);
     const ended = await matchmaking.retire();

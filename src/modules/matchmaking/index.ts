@@ -3,6 +3,7 @@ import type { CallsService } from '../calls/index.js';
 import { defineModule } from '../kit.js';
 import type { UsersModuleService } from '../users/index.js';
 import { registerMatchmakingGateway } from './gateway.js';
+import { matchmakingJobs } from './jobs.js';
 import { MatchmakingService, type MatchmakingSettings } from './service.js';
 
 export type { MatchmakingService, QueueLevel, Room } from './service.js';
@@ -26,6 +27,7 @@ export const matchmakingModule = defineModule({
     infra.events.on('user.banned', ({ userId }) => matchmaking.removeUser(userId));
     return {
       service: matchmaking,
+      jobs: matchmakingJobs(matchmaking, { sweepIntervalMs: settings.sweepIntervalMs }),
       sockets: (io) =>
         registerMatchmakingGateway(io, {
           matchmaking,
@@ -33,7 +35,6 @@ export const matchmakingModule = defineModule({
           logger: infra.logger,
           searchTimeoutMs: settings.searchTimeoutMs,
           reconnectGraceMs: settings.reconnectGraceMs,
-          sweepIntervalMs: settings.sweepIntervalMs,
           heartbeatIntervalMs: Math.max(100, Math.floor(settings.instanceTtlMs / 3)),
         }),
     };

@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import type { JobDefinition, JobQueue } from './jobs.js';
+import type { MailMessage, Mailer } from './mailer.js';
+
+export const MAIL_SEND_JOB = 'mail.send';
+
+const mailMessageSchema = z.object({ to: z.string().min(3), subject: z.string().min(1), text: z.string() });
+
+/** Where services post e-mail: no request waits on the mail provider, and a failed send is retried. */
+export interface MailOutbox {
+  send(message: MailMessage): Promise<void>;
+}
+
+export function queuedMail(queue: JobQueue): MailOutbox {
+  return { send: async (message) => void (await queue.enqueue(MAIL_SEND_JOB, mailMessageSchema.parse(message))) };
+}
+
+/** Sends one queued e-mail; the job goes once sent, since its text may hold a one-time link. */
+export function mailJobs(mailer: Mailer): Array<JobDefinition<MailMessage>> {
+  return [
+    {
+      name: MAIL_SEND_JOB,
+      attempts: 6,
+      backoffMs: 5_000,
+      concurrency: 4,
+      timeoutMs: 60_000,
+      removeOnComplete: true,
+      handle: (message) => mailer.send(mailMessageSchema.parse(message)),
+    },
+  ];
+}
