@@ -78,6 +78,18 @@ describe('the module contract', () => {
     expect(violations).toEqual([]);
   });
 
+  it("a routes file calls its own module's service only (another module's schemas are fine)", () => {
+    const violations: string[] = [];
+    for (const file of files(modulesDir).filter((file) => path.basename(file) === 'routes.ts')) {
+      const text = withoutComments(readFileSync(file, 'utf8'));
+      for (const [statement, names, specifier] of text.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s+from\s+'([^']+)'/g)) {
+        if (!/^\.\.\/[a-z-]+\/index\.js$/.test(specifier!)) continue;
+        if (/\b\w+Service\b/.test(names!)) violations.push(`${path.relative(repoRoot, file)}: ${statement}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
   it('code outside the modules uses them through the catalogue or their index.ts only', () => {
     const outside = files(src).filter((file) => !file.startsWith(modulesDir + path.sep));
     const violations = outside.flatMap((file) =>

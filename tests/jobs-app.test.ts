@@ -33,7 +33,14 @@ describe('GET /admin/jobs', () => {
     const res = await asAdmin('/admin/jobs');
     expect(res.statusCode).toBe(200);
     const queues = new Map((res.json().queues as Array<{ queue: string; counts: Record<string, number> }>).map((entry) => [entry.queue, entry.counts]));
-    expect([...queues.keys()].sort()).toEqual(['audit.partitions', 'auth.password-reset', 'auth.purge-expired', 'calls.end-stale', 'http.idempotency-purge', 'mail.send']);
+    expect([...queues.keys()].sort()).toEqual([
+      'audit.partitions',
+      'auth.password-reset',
+      'auth.purge-expired',
+      'calls.end-stale',
+      'http.idempotency-purge',
+      'mail.send',
+    ]);
     // a scheduled kind always has its next tick waiting as a delayed job
     expect(queues.get('audit.partitions')).toMatchObject({ delayed: 1, dead: 0 });
     expect(queues.get('mail.send')).toEqual({ waiting: 0, delayed: 0, active: 0, completed: 0, dead: 0 }); // sent mail is removed

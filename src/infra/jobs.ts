@@ -99,6 +99,9 @@ export class JobTimeoutError extends Error {
   override name = 'JobTimeoutError';
 }
 
+/** Room for the listeners of up to 40 job kinds (a Queue and a Worker each) and a few of our own. */
+const MAX_POOL_LISTENERS = 100;
+
 /**
  * BullMQ's connection, on either backend. PostgreSQL: one bounded pool in its own schema
  * (its migrations run here); each worker holds one of its connections for LISTEN. Redis: one
@@ -118,6 +121,9 @@ export class JobStore {
     const pool = new pg.Pool({ connectionString: config.url, max: config.poolSize, options: `-c search_path=${SCHEMA}` });
     // An idle connection that drops is replaced at its next use; the queries BullMQ makes report their own failures.
     pool.on('error', () => undefined);
+    // BullMQ's PostgreSQL backend adds one 'error' listener to the pool for each Queue and
+    // Worker, two per job kind: their number follows the job kinds, it is not a leak.
+    pool.setMaxListeners(MAX_POOL_LISTENERS);
     try {
       const client = await pool.connect();
       try {

@@ -55,7 +55,7 @@ export const authModule = defineModule({
     infra.events.on('user.banned', ({ sessionIds }) => auth.denySessions(sessionIds));
     return {
       service: auth,
-      http: async (app) => app.register(authRoutes, { auth, tokens, accounts: users.accounts, limits: settings.limits }),
+      http: async (app) => app.register(authRoutes, { auth, tokens, limits: settings.limits }),
       jobs: authJobs(auth),
     };
   },

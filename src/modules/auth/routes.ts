@@ -1,9 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
 import { caller } from '../../shared/auth.js';
-import { AppError } from '../../shared/errors.js';
 import { accepted, acceptedSchema, created, errorResponses, idParamsSchema, noContent, noContentSchema } from '../../shared/responses.js';
-import type { AccountsService } from '../users/index.js';
 import {
   accountSchema,
   deleteAccountBodySchema,
@@ -23,7 +21,6 @@ import type { TokenService } from './tokens.js';
 export interface AuthRoutesOptions {
   auth: AuthService;
   tokens: TokenService;
-  accounts: AccountsService;
   limits: { login: RateLimit; register: RateLimit; forgotPassword: RateLimit; refresh: RateLimit };
 }
 
@@ -41,7 +38,7 @@ function limit({ max, windowMs }: RateLimit) {
   return { rateLimit: { max, timeWindow: windowMs, skipOnError: false } };
 }
 
-export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, { auth, tokens, accounts, limits }) => {
+export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, { auth, tokens, limits }) => {
   const tags = ['auth'];
   const signedIn = { auth: 'user' } as const;
 
@@ -112,11 +109,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
   app.get(
     '/auth/me',
     { config: signedIn, schema: { tags, summary: 'The signed-in account', response: { 200: accountSchema, ...errorResponses(401, 403) } } },
-    async (request) => {
-      const account = await accounts.findSummary(caller(request).userId);
-      if (!account) throw new AppError('session_revoked', 'This account no longer exists');
-      return { id: account.id, email: account.email, role: account.role, isVerified: account.isVerified, createdAt: account.createdAt };
-    },
+    async (request) => auth.account(caller(request).userId),
   );
 
   app.get(

@@ -330,6 +330,13 @@ export class AuthService {
    * Deletes the caller's account (soft): the password confirms it when the account has one;
    * every session ends at once.
    */
+  /** The signed-in account (GET /auth/me): one prepared primary-key read. */
+  async account(userId: string): Promise<{ id: string; email: string; role: Role; isVerified: boolean; createdAt: Date }> {
+    const account = await this.accounts.findSummary(userId);
+    if (!account) throw new AppError('session_revoked', 'This account no longer exists');
+    return { id: account.id, email: account.email, role: account.role, isVerified: account.isVerified, createdAt: account.createdAt };
+  }
+
   async deleteAccount(auth: AuthContext, password: string | undefined, meta: RequestMeta): Promise<void> {
     const account = await this.accounts.findCredentials(auth.email);
     if (!account || account.deleted || account.id !== auth.userId) throw new AppError('session_revoked', 'This account no longer exists');
