@@ -1,9 +1,9 @@
-import { z } from 'zod';
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { caller } from '../../shared/auth.js';
 import { AppError } from '../../shared/errors.js';
-import { errorResponseSchema, INT4_MAX } from '../../shared/http-schemas.js';
+import { INT4_MAX } from '../../shared/http-schemas.js';
+import { errorResponses, noContent, noContentSchema } from '../../shared/responses.js';
 import type { ProfilesService } from './profiles.js';
 import { ifMatchHeadersSchema, meSchema, profilePatchSchema, publicProfileSchema, userParamsSchema, walletBodySchema } from './schemas.js';
 
@@ -57,17 +57,13 @@ async function readAvatarPart(request: FastifyRequest, maxBytes: number): Promis
   }
 }
 
-const errors = (...statuses: Array<400 | 401 | 404 | 409 | 413 | 415 | 422 | 428>) =>
-  Object.fromEntries(statuses.map((status) => [status, errorResponseSchema]));
-
 export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app, { profiles, avatarMaxBytes }) => {
   const tags = ['users'];
   const signedIn = { auth: 'user' } as const;
-  const security = [{ bearer: [] }];
 
   app.get(
     '/users/me',
-    { config: signedIn, schema: { tags, summary: 'My account and profile', security, response: { 200: meSchema, ...errors(401, 404) } } },
+    { config: signedIn, schema: { tags, summary: 'My account and profile', response: { 200: meSchema, ...errorResponses(401, 404) } } },
     async (request, reply) => {
       const me = await profiles.getMe(caller(request).userId);
       reply.header('etag', `"${me.profile.version}"`);
@@ -83,10 +79,10 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
         tags,
         summary: 'Update my profile (optimistic: send the version you read)',
         description: 'A stale version answers 409 version_conflict with details.currentVersion, and nothing is written.',
-        security,
+
         headers: ifMatchHeadersSchema,
         body: profilePatchSchema,
-        response: { 200: meSchema, ...errors(400, 401, 404, 409, 428) },
+        response: { 200: meSchema, ...errorResponses(400, 401, 404, 409, 428) },
       },
     },
     async (request, reply) => {
@@ -112,9 +108,9 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
         tags,
         summary: 'Upload my avatar (multipart/form-data, one file field)',
         description: `JPEG, PNG or WebP, recognised by content; at most ${avatarMaxBytes} bytes; stored as a 400x400 WebP.`,
-        security,
+
         consumes: ['multipart/form-data'],
-        response: { 200: meSchema, ...errors(400, 401, 404, 413, 415, 422) },
+        response: { 200: meSchema, ...errorResponses(400, 401, 404, 413, 415, 422) },
       },
     },
     async (request) => {
@@ -125,10 +121,10 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
 
   app.delete(
     '/users/me/avatar',
-    { config: signedIn, schema: { tags, summary: 'Remove my avatar', security, response: { 204: z.null(), ...errors(401) } } },
+    { config: signedIn, schema: { tags, summary: 'Remove my avatar', response: { 204: noContentSchema, ...errorResponses(401) } } },
     async (request, reply) => {
       await profiles.removeAvatar(caller(request).userId);
-      return reply.status(204).send(null);
+      return noContent(reply);
     },
   );
 
@@ -139,9 +135,9 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
       schema: {
         tags,
         summary: 'Register my wallet address (an EVM address; one account per wallet)',
-        security,
+
         body: walletBodySchema,
-        response: { 200: meSchema, ...errors(400, 401, 409) },
+        response: { 200: meSchema, ...errorResponses(400, 401, 409) },
       },
     },
     async (request) => profiles.setWallet(caller(request).userId, request.body.address),
@@ -154,9 +150,9 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
       schema: {
         tags,
         summary: "Another user's public profile",
-        security,
+
         params: userParamsSchema,
-        response: { 200: publicProfileSchema, ...errors(400, 401, 404) },
+        response: { 200: publicProfileSchema, ...errorResponses(400, 401, 404) },
       },
     },
     async (request) => profiles.getPublic(request.params.id),
