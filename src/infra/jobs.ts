@@ -102,6 +102,9 @@ export class JobTimeoutError extends Error {
 /** Room for the listeners of up to 40 job kinds (a Queue and a Worker each) and a few of our own. */
 const MAX_POOL_LISTENERS = 100;
 
+/** The advisory lock instances take turns under to write job schedules. */
+const SCHEDULER_LOCK = 'parley:job-schedulers';
+
 /**
  * BullMQ's connection, on either backend. PostgreSQL: one bounded pool in its own schema
  * (its migrations run here); each worker holds one of its connections for LISTEN. Redis: one
@@ -154,6 +157,25 @@ export class JobStore {
     return this.connection instanceof Redis
       ? new Worker(name, run, { ...settings, connection: this.connection, prefix: this.prefix })
       : new Worker(name, run, { ...settings, connection: this.connection }, createPostgresBackend);
+  }
+
+  /**
+   * Runs `work` while no other instance runs its own: on PostgreSQL under an advisory lock. On
+   * Redis BullMQ's scheduler changes are single Lua scripts already.
+   */
+  async exclusively(work: () => Promise<void>): Promise<void> {
+    if (this.connection instanceof Redis) return work();
+    const client = await this.connection.connect();
+    try {
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [SCHEDULER_LOCK]);
+      try {
+        await work();
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [SCHEDULER_LOCK]);
+      }
+    } finally {
+      client.release();
+    }
   }
 
   private get prefix(): string | undefined {
@@ -296,11 +318,24 @@ export class JobRuntime {
 
   /** Upserts the schedules, then (with `workers`) starts taking jobs. */
   async start({ workers }: { workers: boolean }): Promise<void> {
-    for (const definition of this.definitions) {
-      if (!definition.schedule) continue;
-      const repeat = 'cron' in definition.schedule ? { pattern: definition.schedule.cron } : { every: definition.schedule.everyMs };
-      await this.queue.queueOf(definition.name).upsertJobScheduler(definition.name, repeat, { name: definition.name, data: {}, opts: jobOptions(definition) });
-    }
+    // Upserting a schedule while another instance's worker claims its next tick can run that
+    // tick twice (seen on the PostgreSQL backend with two instances starting together). So the
+    // instances take turns, and a schedule already as defined is left alone: only the first start
+    // of a new or changed schedule writes it.
+    await this.store.exclusively(async () => {
+      for (const definition of this.definitions) {
+        if (!definition.schedule) continue;
+        const repeat = 'cron' in definition.schedule ? { pattern: definition.schedule.cron } : { every: definition.schedule.everyMs };
+        const queue = this.queue.queueOf(definition.name);
+        const current = await queue.getJobScheduler(definition.name);
+        const unchanged =
+          current !== undefined &&
+          (current.pattern ?? undefined) === repeat.pattern &&
+          (current.every === undefined ? undefined : Number(current.every)) === repeat.every;
+        if (unchanged) continue;
+        await queue.upsertJobScheduler(definition.name, repeat, { name: definition.name, data: {}, opts: jobOptions(definition) });
+      }
+    });
     if (workers) for (const definition of this.definitions) this.workers.push(this.startWorker(definition));
   }
 
