@@ -47,16 +47,10 @@ export interface ProfileRecord {
 export type UserRecord = Omit<AccountRecord, 'isBanned'> & { profile: ProfileRecord };
 
 /** The profile fields a user edits, by their name in the API. */
-export interface ProfileFields {
-  username: string | null;
-  displayName: string | null;
-  bio: string | null;
-  nativeLanguage: string | null;
-  englishLevel: EnglishLevel | null;
-  learningGoal: LearningGoal | null;
-  country: string | null;
-  timezone: string | null;
-}
+export type ProfileFields = Pick<
+  ProfileRecord,
+  'username' | 'displayName' | 'bio' | 'nativeLanguage' | 'englishLevel' | 'learningGoal' | 'country' | 'timezone'
+>;
 
 /** What matchmaking reads of a user. */
 export interface MatchRecord {
