@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { JobContext, JobDefinition, Jobs, JobsBackendConfig } from '../src/infra/jobs.js';
+import { PermanentJobError, RetryLaterError, type JobContext, type JobDefinition, type Jobs, type JobsBackendConfig } from '../src/infra/jobs.js';
 import { eventually, gate, JOB_BACKENDS, startJobs, testJobsBackend } from './helpers/jobs.js';
 
 describe.each(JOB_BACKENDS)('jobs on %s', (kind) => {
@@ -47,6 +47,51 @@ describe.each(JOB_BACKENDS)('jobs on %s', (kind) => {
     expect(runs[2]!.at - runs[1]!.at).toBeGreaterThanOrEqual(200);
     const [stats] = (await jobs.queue.stats()).filter((entry) => entry.queue === failing.name);
     expect(stats!.counts).toMatchObject({ dead: 1, waiting: 0, active: 0, delayed: 0 });
+  });
+
+  it('sends a job that fails for good to dead at once, its remaining attempts unused', async () => {
+    const { backend, name } = await fresh();
+    let runs = 0;
+    const refused: JobDefinition<object> = {
+      name: name('refused'),
+      attempts: 5,
+      backoffMs: 10,
+      handle: async () => {
+        runs += 1;
+        throw new PermanentJobError('the provider refused the request');
+      },
+    };
+    const jobs = await start(backend, [refused]);
+    const id = await jobs.queue.enqueue(refused.name, {});
+    const dead = await eventually(
+      () => jobs.queue.get(id),
+      (job) => job?.state === 'dead',
+    );
+    expect(dead).toMatchObject({ attempts: 1, maxAttempts: 5, lastError: 'the provider refused the request' });
+    expect(runs).toBe(1);
+  });
+
+  it('waits as long as a RetryLaterError says before the next run, instead of the usual backoff', async () => {
+    const { backend, name } = await fresh();
+    const runs: number[] = [];
+    const throttled: JobDefinition<object> = {
+      name: name('throttled'),
+      attempts: 2,
+      backoffMs: 10,
+      handle: async (_payload, { attempt }) => {
+        runs.push(Date.now());
+        if (attempt === 1) throw new RetryLaterError('429: retry after 700 ms', 700);
+      },
+    };
+    const jobs = await start(backend, [throttled]);
+    const id = await jobs.queue.enqueue(throttled.name, {});
+    await eventually(
+      () => jobs.queue.get(id),
+      (job) => job?.state === 'completed',
+    );
+    expect(runs).toHaveLength(2);
+    // the backoff alone would have waited 10 ms
+    expect(runs[1]! - runs[0]!).toBeGreaterThanOrEqual(700);
   });
 
   it('enqueues a job id once, however many times it is enqueued', async () => {

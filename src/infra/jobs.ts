@@ -1,4 +1,4 @@
-import { createPostgresBackend, Queue, runMigrations, Worker, type Job, type JobsOptions } from 'bullmq';
+import { createPostgresBackend, Queue, runMigrations, UnrecoverableError, Worker, type Job, type JobsOptions, type MinimalJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Logger } from './logger.js';
@@ -26,7 +26,7 @@ export interface JobDefinition<P = never> {
   handle(payload: P, context: JobContext): Promise<void>;
   /** Runs in all, the first included (default 3). After the last failure the job is dead. */
   attempts?: number;
-  /** Delay before the first retry, doubled for each next one (default 1 s). */
+  /** Delay before the first retry, doubled for each next one (default 1 s); a RetryLaterError sets its own. */
   backoffMs?: number;
   /** Jobs of this kind one process runs at once (default 1). */
   concurrency?: number;
@@ -99,6 +99,32 @@ export class JobTimeoutError extends Error {
   override name = 'JobTimeoutError';
 }
 
+/** Thrown by a job that must not run again (the request is wrong for good): it goes dead at once. */
+export class PermanentJobError extends Error {
+  override name = 'PermanentJobError';
+}
+
+/** Thrown by a job told when to come back (an HTTP Retry-After): the next run waits that long instead of the usual backoff. */
+export class RetryLaterError extends Error {
+  override name = 'RetryLaterError';
+  constructor(
+    message: string,
+    readonly delayMs: number,
+  ) {
+    super(message);
+  }
+}
+
+/** BullMQ's name for our backoff: exponential from the job's delay, unless the error says when. */
+const BACKOFF_TYPE = 'exponential-or-retry-after';
+
+function backoffDelay(attemptsMade: number, _type: string | undefined, error: Error | undefined, job: MinimalJob | undefined): number {
+  if (error instanceof RetryLaterError) return error.delayMs;
+  const backoff = job?.opts.backoff;
+  const base = typeof backoff === 'object' ? (backoff.delay ?? 1_000) : 1_000;
+  return Math.round(2 ** (attemptsMade - 1) * base);
+}
+
 /** Room for the listeners of up to 40 job kinds (a Queue and a Worker each) and a few of our own. */
 const MAX_POOL_LISTENERS = 100;
 
@@ -150,6 +176,7 @@ export class JobStore {
   worker(name: string, run: (job: Job) => Promise<void>, options: { concurrency: number; lockDurationMs: number }): AnyWorker {
     const settings = {
       concurrency: options.concurrency,
+      settings: { backoffStrategy: backoffDelay },
       lockDuration: options.lockDurationMs,
       stalledInterval: options.lockDurationMs,
       maxStalledCount: 1,
@@ -204,7 +231,7 @@ function withTimeout(work: Promise<void>, timeoutMs: number | undefined, control
 function jobOptions(definition: JobDefinition<never>): JobsOptions {
   return {
     attempts: definition.attempts ?? 3,
-    backoff: { type: 'exponential', delay: definition.backoffMs ?? 1_000 },
+    backoff: { type: BACKOFF_TYPE, delay: definition.backoffMs ?? 1_000 },
     removeOnComplete: definition.removeOnComplete ? true : KEEP_COMPLETED,
     removeOnFail: KEEP_DEAD,
   };
@@ -359,10 +386,11 @@ export class JobRuntime {
           await withTimeout(definition.handle(job.data as never, context), definition.timeoutMs, controller);
           observer?.jobFinished(definition.name, 'completed', (performance.now() - started) / 1000, true);
         } catch (error) {
-          const final = attempt >= (job.opts.attempts ?? 1);
+          const final = error instanceof PermanentJobError || attempt >= (job.opts.attempts ?? 1);
           observer?.jobFinished(definition.name, 'failed', (performance.now() - started) / 1000, final);
           context.logger[final ? 'error' : 'warn']({ err: error, final }, final ? 'job failed on its last attempt' : 'job failed; it will be retried');
-          throw error;
+          // BullMQ moves an UnrecoverableError's job to failed without using its remaining attempts.
+          throw error instanceof PermanentJobError ? new UnrecoverableError(error.message) : error;
         } finally {
           this.running.delete(controller);
         }
