@@ -4,7 +4,10 @@ import type { MailMessage, Mailer } from './mailer.js';
 
 export const MAIL_SEND_JOB = 'mail.send';
 
-const mailMessageSchema = z.object({ to: z.string().min(3), subject: z.string().min(1), text: z.string() });
+/** The HTML part of a rendered template is a few kilobytes; the bound keeps a runaway one out of Redis. */
+const MAX_HTML_CHARS = 256_000;
+
+const mailMessageSchema = z.object({ to: z.string().min(3), subject: z.string().min(1), text: z.string(), html: z.string().max(MAX_HTML_CHARS).optional() });
 
 /** Where services post e-mail: no request waits on the mail provider, and a failed send is retried. */
 export interface MailOutbox {

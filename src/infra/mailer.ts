@@ -5,6 +5,8 @@ export interface MailMessage {
   to: string;
   subject: string;
   text: string;
+  /** The same message as HTML, sent alongside the text (multipart/alternative). */
+  html?: string | undefined;
 }
 
 export interface Mailer {
@@ -12,7 +14,7 @@ export interface Mailer {
   send(message: MailMessage): Promise<void>;
 }
 
-/** Development default: the message (with its link) goes to the log. */
+/** Development default: the message (with its link) goes to the log, as text only: the HTML would drown it. */
 export function createLogMailer(logger: Logger): Mailer {
   return {
     kind: 'log',
@@ -27,7 +29,7 @@ export function createSmtpMailer(url: string, from: string): Mailer {
   return {
     kind: 'smtp',
     send: async (message) => {
-      await transport.sendMail({ from, to: message.to, subject: message.subject, text: message.text });
+      await transport.sendMail({ from, to: message.to, subject: message.subject, text: message.text, html: message.html });
     },
   };
 }
@@ -40,7 +42,7 @@ export function createResendMailer(apiKey: string, baseUrl: string, from: string
       const response = await fetch(new URL('/emails', baseUrl), {
         method: 'POST',
         headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ from, to: [message.to], subject: message.subject, text: message.text }),
+        body: JSON.stringify({ from, to: [message.to], subject: message.subject, text: message.text, html: message.html }),
         signal: AbortSignal.timeout(10_000),
       });
       if (!response.ok) throw new Error(`Resend answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
