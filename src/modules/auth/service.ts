@@ -7,6 +7,8 @@ import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
 import type { JobQueue } from '../../infra/jobs.js';
 import type { MailOutbox } from '../../infra/mail-queue.js';
+import { renderMail } from '../../infra/mail-templates.js';
+import type { MailMessage } from '../../infra/mailer.js';
 import type { PasswordHasher } from '../../infra/passwords.js';
 import { isUniqueViolation, updateReturning } from '../../infra/sql.js';
 import { redisKeys } from '../../infra/redis-keys.js';
@@ -169,8 +171,7 @@ export class AuthService {
     }
     await this.sendMail({
       to: input.email,
-      subject: 'Confirm your e-mail for Parley',
-      text: `Welcome to Parley! Confirm your e-mail address: ${this.link('/verify-email', verification)}\n\nThe link is valid for 24 hours.`,
+      ...renderMail('verify-email', { link: this.link('/verify-email', verification), expiresInMinutes: VERIFICATION_TTL_MS / 60_000 }),
     });
     await this.events.publish('user.registered', { userId: pair.user.id, email: pair.user.email });
     return pair;
@@ -448,8 +449,7 @@ export class AuthService {
     if (!issued) return;
     await this.mail.send({
       to: account.email,
-      subject: 'Reset your Parley password',
-      text: `Someone asked to reset the password of your Parley account. If it was you, choose a new one: ${this.link('/reset-password', token)}\n\nThe link is valid for 1 hour and works once. If it was not you, ignore this e-mail.`,
+      ...renderMail('reset-password', { link: this.link('/reset-password', token), expiresInMinutes: RESET_TTL_MS / 60_000 }),
     });
   }
 
@@ -469,11 +469,7 @@ export class AuthService {
       return { sessions, account: await this.accounts.findSummary(userId, manager) };
     });
     if (account) {
-      await this.sendMail({
-        to: account.email,
-        subject: 'Your Parley password was changed',
-        text: `The password of your Parley account was just changed, and every device was signed out.\n\nIf it was not you, reset your password again at once and check the e-mail account this message reached.`,
-      });
+      await this.sendMail({ to: account.email, ...renderMail('password-changed', { at: this.clock.now(), signedOutEverywhere: true }) });
     }
     await this.tokens.denySessions(revoked);
     if (account) await this.events.publish('password.changed', { userId: account.id });
@@ -496,8 +492,7 @@ export class AuthService {
     await this.db.transaction((manager) => this.insertOneTimeToken(manager, EmailVerificationToken, account.id, token, VERIFICATION_TTL_MS));
     await this.sendMail({
       to: account.email,
-      subject: 'Confirm your e-mail for Parley',
-      text: `Confirm your e-mail address: ${this.link('/verify-email', token)}\n\nThe link is valid for 24 hours.`,
+      ...renderMail('verify-email', { link: this.link('/verify-email', token), expiresInMinutes: VERIFICATION_TTL_MS / 60_000 }),
     });
   }
 
@@ -511,7 +506,7 @@ export class AuthService {
    * Queued, so its latency cannot reveal whether an account exists and the provider's cannot
    * hold the request. A queue that cannot take it fails nothing the user already has.
    */
-  private async sendMail(message: { to: string; subject: string; text: string }): Promise<void> {
+  private async sendMail(message: MailMessage): Promise<void> {
     await this.mail.send(message).catch((error: unknown) => this.logger.error({ err: error, subject: message.subject }, 'could not queue an e-mail'));
   }
 
