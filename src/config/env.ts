@@ -275,8 +275,40 @@ export const envSchema = z
     SMTP_URL: z.url().optional().describe('smtp(s)://user:pass@host:port to send e-mail through SMTP.'),
     RESEND_API_KEY: z.string().min(1).optional().describe('Send e-mail through Resend (wins over SMTP_URL). Neither set: e-mails are written to the log.'),
     RESEND_API_URL: z.url().default('https://api.resend.com').describe('Resend API base URL.'),
+
+    FIREBASE_PROJECT_ID: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Firebase project of the service account that sends pushes (FCM). With FIREBASE_CLIENT_EMAIL and FIREBASE_PRIVATE_KEY; none of the three and no GOOGLE_APPLICATION_CREDENTIALS: pushes are written to the log.',
+      ),
+    FIREBASE_CLIENT_EMAIL: z.email().optional().describe("The service account's client_email (...@<project>.iam.gserviceaccount.com)."),
+    FIREBASE_PRIVATE_KEY: z.string().min(1).optional().describe("The service account's private_key (PEM); newlines may be written as \\n on one line."),
+    GOOGLE_APPLICATION_CREDENTIALS: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Path of a service-account JSON key file, used for pushes when the FIREBASE_* trio is not set (its project_id, client_email, private_key and token_uri are read).',
+      ),
+    FCM_API_URL: z.url().default('https://fcm.googleapis.com').describe("Where FCM's HTTP v1 API is reached (the SDK's requests are rerouted there)."),
+    FIREBASE_TOKEN_URL: z
+      .url()
+      .optional()
+      .describe("Google's OAuth2 token endpoint for the service account. Unset: the key file's token_uri, else https://oauth2.googleapis.com/token."),
   })
-  .strip();
+  .strip()
+  .superRefine((env, ctx) => {
+    const trio = ['FIREBASE_PROJECT_ID', 'FIREBASE_CLIENT_EMAIL', 'FIREBASE_PRIVATE_KEY'] as const;
+    const missing = trio.filter((key) => !env[key]);
+    if (missing.length === 0 || missing.length === trio.length) return;
+    ctx.addIssue({
+      code: 'custom',
+      path: [missing[0] ?? ''],
+      message: `is missing: FIREBASE_PROJECT_ID, FIREBASE_CLIENT_EMAIL and FIREBASE_PRIVATE_KEY go together, all three or none (missing: ${missing.join(', ')})`,
+    });
+  });
 
 export type Env = z.output<typeof envSchema>;
 export type EnvKey = keyof typeof envSchema.shape;
@@ -339,6 +371,10 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
     ],
   },
   { title: 'E-mail', keys: ['EMAIL_FROM', 'SMTP_URL', 'RESEND_API_KEY', 'RESEND_API_URL'] },
+  {
+    title: 'Push notifications',
+    keys: ['FIREBASE_PROJECT_ID', 'FIREBASE_CLIENT_EMAIL', 'FIREBASE_PRIVATE_KEY', 'GOOGLE_APPLICATION_CREDENTIALS', 'FCM_API_URL', 'FIREBASE_TOKEN_URL'],
+  },
   {
     title: 'Matchmaking, signaling and TURN',
     keys: [
@@ -406,6 +442,5 @@ export const PLANNED_ENV: ReadonlyArray<{ module: string; keys: readonly string[
       'PAYPAL_WEBHOOK_ID',
     ],
   },
-  { module: 'notifications', keys: ['FIREBASE_PROJECT_ID', 'FIREBASE_CLIENT_EMAIL', 'FIREBASE_PRIVATE_KEY'] },
   { module: 'AI partner', keys: ['OLLAMA_BASE_URL', 'OLLAMA_KEY_ENCRYPTION_KEY'] },
 ];

@@ -18,11 +18,15 @@ export const REDACTED_PATHS = [
   '*.apiKey',
   '*.key',
   '*.secret',
+  '*.privateKey',
+  '*.FIREBASE_PRIVATE_KEY',
   'password',
   'token',
   'accessToken',
   'refreshToken',
   'apiKey',
+  'privateKey',
+  'FIREBASE_PRIVATE_KEY',
 ];
 
 export interface LoggerOptions {
