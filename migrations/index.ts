@@ -7,6 +7,7 @@ import { OpenCallsIndex1763805600000 } from './1763805600000-OpenCallsIndex.js';
 import { CreateIdempotencyKeys1764800000000 } from './1764800000000-CreateIdempotencyKeys.js';
 
 /** Every migration, oldest first. `npm run migration:generate|create` adds new ones here. */
+import { CreateNotifications1796127504632 } from './1796127504632-CreateNotifications.js';
 export const migrations = [
   EnableCitext1763769600000,
   CreateAccounts1763776800000,
@@ -15,4 +16,5 @@ export const migrations = [
   CreateReports1763798400000,
   OpenCallsIndex1763805600000,
   CreateIdempotencyKeys1764800000000,
+  CreateNotifications1796127504632,
 ];

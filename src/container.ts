@@ -15,6 +15,7 @@ import { IdempotencyStore } from './http/idempotency/store.js';
 import { randomIds, type IdGenerator } from './infra/ids.js';
 import { loadSigningKeys, type SigningKeys } from './infra/keys.js';
 import { createLogger, type Logger } from './infra/logger.js';
+import { createPushSender } from './infra/push-fcm.js';
 import { createLogMailer, createResendMailer, createSmtpMailer, type Mailer } from './infra/mailer.js';
 import { createMetrics, type Metrics } from './infra/metrics.js';
 import { createBcryptHasher } from './infra/passwords.js';
@@ -190,6 +191,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       calls: calls.service,
       settings: {
         searchTimeoutMs: config.MATCH_SEARCH_TIMEOUT,
+        backgroundGraceMs: config.MATCH_BACKGROUND_GRACE,
         instanceTtlMs: config.MATCH_INSTANCE_TTL,
         maxCallMs: config.CALL_MAX_DURATION,
         reconnectGraceMs: config.CALL_RECONNECT_GRACE,
@@ -208,9 +210,17 @@ export async function createContainer(config: Config, options: ContainerOptions)
 
     const reports = modules.reports.create({ infra, users: users.service, calls: calls.service, audit: audit.service });
 
+    const notifications = modules.notifications.create({
+      infra,
+      users: users.service,
+      push: createPushSender(config, logger),
+      settings: { pushConcurrency: config.PUSH_CONCURRENCY, appUrl: config.APP_URL, mailPreview: !production },
+    });
+
     const admin = modules.admin.create({
       infra,
       users: users.service,
+      notifications: notifications.service,
       auth: auth.service,
       reports: reports.service,
       calls: calls.service,
@@ -222,7 +232,22 @@ export async function createContainer(config: Config, options: ContainerOptions)
     const demo = modules.demo.create({ enabled: config.DEMO_ENABLED ?? config.NODE_ENV !== 'production' });
     const ops = modules.ops.create({ infra, metricsToken: config.METRICS_TOKEN });
 
-    const created: CreatedModules = { audit, users, beta, auth, calls, matchmaking, signaling, reports, admin, storage: storageFiles, pages, demo, ops };
+    const created: CreatedModules = {
+      audit,
+      users,
+      beta,
+      auth,
+      calls,
+      matchmaking,
+      signaling,
+      reports,
+      notifications,
+      admin,
+      storage: storageFiles,
+      pages,
+      demo,
+      ops,
+    };
     for (const module of Object.values(created)) {
       if ('close' in module && module.close) cleanups.push(module.close);
     }
@@ -271,6 +296,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
         calls: calls.service,
         matchmaking: matchmaking.service,
         reports: reports.service,
+        notifications: notifications.service,
         admin: admin.service,
       },
       embedded,

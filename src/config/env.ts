@@ -138,10 +138,12 @@ export const envSchema = z
     JOBS_DATABASE_POOL_SIZE: z.coerce
       .number()
       .int()
-      .min(2)
+      .min(1)
       .max(100)
-      .default(10)
-      .describe("Connections of the job queue's own PostgreSQL pool; each job kind a process works on holds one, so keep it above their number."),
+      .default(4)
+      .describe(
+        "Connections of the job queue's own PostgreSQL pool for enqueueing and bookkeeping; a process running workers adds one per job kind (each listens for new jobs on its own).",
+      ),
     JOBS_PREFIX: z.string().min(1).default('parley:jobs').describe('Key prefix of the job queues with JOBS_BACKEND=redis.'),
     JOBS_STALLED_TIMEOUT: duration
       .prefault('30s')
@@ -223,6 +225,20 @@ export const envSchema = z
       .describe('static-auth-secret of Coturn (use-auth-secret): signs the TURN REST credentials. Required with TURN_HOST in production.'),
     TURN_CREDENTIAL_TTL: duration.prefault('1h').describe('Lifetime of the TURN credentials in match_found.'),
     MATCH_SEARCH_TIMEOUT: duration.prefault('5m').describe('A search ends with search_timeout after this long without a match.'),
+    MATCH_BACKGROUND_GRACE: z
+      .string()
+      .transform((text, ctx) => {
+        const ms = parseDurationMs(text);
+        if (ms === null) {
+          ctx.addIssue({ code: 'custom', message: 'expected a duration such as 60s or 2m, or 0' });
+          return z.NEVER;
+        }
+        return ms;
+      })
+      .prefault('2m')
+      .describe(
+        "A search goes on this long after the user's last socket closes (the app in the background); a match found meanwhile is pushed to the phone (match_found). 0: a search ends with its last socket.",
+      ),
     MATCH_INSTANCE_TTL: duration
       .prefault('5s')
       .describe(
@@ -297,6 +313,7 @@ export const envSchema = z
       .url()
       .optional()
       .describe("Google's OAuth2 token endpoint for the service account. Unset: the key file's token_uri, else https://oauth2.googleapis.com/token."),
+    PUSH_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(16).describe('Pushes one delivery job sends to FCM at once.'),
   })
   .strip()
   .superRefine((env, ctx) => {
@@ -373,7 +390,15 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
   { title: 'E-mail', keys: ['EMAIL_FROM', 'SMTP_URL', 'RESEND_API_KEY', 'RESEND_API_URL'] },
   {
     title: 'Push notifications',
-    keys: ['FIREBASE_PROJECT_ID', 'FIREBASE_CLIENT_EMAIL', 'FIREBASE_PRIVATE_KEY', 'GOOGLE_APPLICATION_CREDENTIALS', 'FCM_API_URL', 'FIREBASE_TOKEN_URL'],
+    keys: [
+      'FIREBASE_PROJECT_ID',
+      'FIREBASE_CLIENT_EMAIL',
+      'FIREBASE_PRIVATE_KEY',
+      'GOOGLE_APPLICATION_CREDENTIALS',
+      'FCM_API_URL',
+      'FIREBASE_TOKEN_URL',
+      'PUSH_CONCURRENCY',
+    ],
   },
   {
     title: 'Matchmaking, signaling and TURN',
@@ -383,6 +408,7 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'TURN_SECRET',
       'TURN_CREDENTIAL_TTL',
       'MATCH_SEARCH_TIMEOUT',
+      'MATCH_BACKGROUND_GRACE',
       'MATCH_INSTANCE_TTL',
       'CALL_RECONNECT_GRACE',
       'CALL_MAX_DURATION',

@@ -128,6 +128,9 @@ function backoffDelay(attemptsMade: number, _type: string | undefined, error: Er
 /** Room for the listeners of up to 40 job kinds (a Queue and a Worker each) and a few of our own. */
 const MAX_POOL_LISTENERS = 100;
 
+/** How long an abandoned job's handler gets, once aborted, to stop cleanly before the connections close. */
+const ABORT_GRACE_MS = 2_000;
+
 /** The advisory lock instances take turns under to write job schedules. */
 const SCHEDULER_LOCK = 'parley:job-schedulers';
 
@@ -165,6 +168,14 @@ export class JobStore {
       throw error;
     }
     return new JobStore(config, pool);
+  }
+
+  /**
+   * Each worker holds one connection of the pool for LISTEN: the pool grows by one per worker,
+   * on top of the connections configured for queries, so that workers never starve enqueues.
+   */
+  reserveListeners(count: number): void {
+    if (this.connection instanceof pg.Pool && this.config.kind === 'postgres') this.connection.options.max = this.config.poolSize + count;
   }
 
   queue(name: string): AnyQueue {
@@ -331,8 +342,8 @@ export interface JobRuntimeOptions {
  */
 export class JobRuntime {
   private readonly workers: AnyWorker[] = [];
-  /** The abort controllers of the runs in progress. */
-  private readonly running = new Set<AbortController>();
+  /** The runs in progress: their abort controllers, and what settles when each handler returns. */
+  private readonly running = new Map<AbortController, Promise<unknown>>();
 
   constructor(
     private readonly store: JobStore,
@@ -363,7 +374,10 @@ export class JobRuntime {
         await queue.upsertJobScheduler(definition.name, repeat, { name: definition.name, data: {}, opts: jobOptions(definition) });
       }
     });
-    if (workers) for (const definition of this.definitions) this.workers.push(this.startWorker(definition));
+    if (workers) {
+      this.store.reserveListeners(this.definitions.length);
+      for (const definition of this.definitions) this.workers.push(this.startWorker(definition));
+    }
   }
 
   private startWorker(definition: JobDefinition<never>): AnyWorker {
@@ -372,7 +386,8 @@ export class JobRuntime {
       definition.name,
       async (job) => {
         const controller = new AbortController();
-        this.running.add(controller);
+        let handled: () => void = () => undefined;
+        this.running.set(controller, new Promise<void>((resolve) => (handled = resolve)));
         const started = performance.now();
         const attempt = job.attemptsMade + 1;
         const context: JobContext = {
@@ -393,6 +408,7 @@ export class JobRuntime {
           throw error instanceof PermanentJobError ? new UnrecoverableError(error.message) : error;
         } finally {
           this.running.delete(controller);
+          handled();
         }
       },
       { concurrency: definition.concurrency ?? 1, lockDurationMs: this.options.lockDurationMs },
@@ -414,7 +430,12 @@ export class JobRuntime {
     clearTimeout(timer);
     if (!finished) {
       this.options.logger.warn({ running: this.running.size }, 'abandoned the jobs still running at shutdown; they run again elsewhere');
-      for (const controller of this.running) controller.abort();
+      const handlers = [...this.running.values()];
+      for (const controller of this.running.keys()) controller.abort();
+      // A handler that heeds its signal records what it did before the connections close.
+      let graceTimer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled(handlers), new Promise((resolve) => (graceTimer = setTimeout(resolve, ABORT_GRACE_MS)))]);
+      clearTimeout(graceTimer);
     }
     await Promise.all(workers.map((worker) => worker.close(!finished)));
     return finished;

@@ -33,6 +33,8 @@ export const redisKeys = {
   matchQueue: (level: string) => `${MATCH.queue}${level}`,
   /** STRING: the user's search, holding its queue level. */
   searching: (userId: string) => `${MATCH.searching}${userId}`,
+  /** STRING, with the background grace as TTL: the searcher's sockets are all gone (the app in the background); a match is pushed to them. */
+  searchingInBackground: (userId: string) => `match:background:${userId}`,
   /** HASH userId -> when they joined the queue (ms), for the wait estimate. */
   queuedAt: 'match:queued-at',
   /** HASH userId -> the instance holding the searcher's socket. */

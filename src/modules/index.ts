@@ -5,6 +5,7 @@ import { betaModule } from './beta/index.js';
 import { callsModule } from './calls/index.js';
 import { demoModule } from './demo/index.js';
 import { matchmakingModule } from './matchmaking/index.js';
+import { notificationsModule } from './notifications/index.js';
 import { opsModule } from './ops/index.js';
 import { pagesModule } from './pages/index.js';
 import { reportsModule } from './reports/index.js';
@@ -25,6 +26,7 @@ export const modules = {
   matchmaking: matchmakingModule,
   signaling: signalingModule,
   reports: reportsModule,
+  notifications: notificationsModule,
   admin: adminModule,
   storage: storageModule,
   pages: pagesModule,

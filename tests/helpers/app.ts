@@ -97,8 +97,8 @@ export async function testEnv(overrides: Record<string, string | undefined> = {}
     DATABASE_URL: await testDatabaseUrl(),
     REDIS_URL: await testRedisUrl(),
     DATABASE_MIGRATE_ON_START: 'false',
-    // the test PostgreSQL is shared: one connection per job kind (LISTEN) and two for queries
-    JOBS_DATABASE_POOL_SIZE: '7',
+    // the test PostgreSQL is shared: two connections for queries (and one per job kind for LISTEN)
+    JOBS_DATABASE_POOL_SIZE: '2',
     JWT_KEYS_DIR: inject('keysDir'),
     // cheap hashes and loose limits, except where a test is about them
     BCRYPT_COST: '4',

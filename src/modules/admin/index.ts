@@ -3,6 +3,7 @@ import type { AuditService } from '../audit/index.js';
 import type { AuthService } from '../auth/index.js';
 import type { CallsService } from '../calls/index.js';
 import { defineModule } from '../kit.js';
+import type { NotificationsService } from '../notifications/index.js';
 import type { ReportsService } from '../reports/index.js';
 import type { UsersModuleService } from '../users/index.js';
 import { adminJobsRoutes } from './jobs-routes.js';
@@ -16,6 +17,7 @@ export interface AdminModuleDeps {
   users: UsersModuleService;
   auth: AuthService;
   reports: ReportsService;
+  notifications: NotificationsService;
   calls: CallsService;
   audit: AuditService;
 }
@@ -25,13 +27,14 @@ export const adminModule = defineModule({
   name: 'admin',
   entities: [],
   tags: [{ name: 'admin', description: 'Moderation and administration (admins only)' }],
-  create: ({ infra, users, auth, reports, calls, audit }: AdminModuleDeps) => {
+  create: ({ infra, users, auth, reports, notifications, calls, audit }: AdminModuleDeps) => {
     const admin = new AdminService({
       db: infra.db,
       accounts: users.accounts,
       profiles: users.profiles,
       auth,
       reports,
+      notifications,
       events: infra.events,
       calls,
       bus: infra.realtime,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { deliveryCountsSchema } from '../notifications/index.js';
 import { ROLES } from '../../shared/auth.js';
 import { pageQuerySchema, pageSchema } from '../../shared/pagination.js';
 
@@ -10,6 +11,7 @@ export const adminStatsSchema = z.object({
   onlineNow: z.number().int(),
   calls: z.object({ today: z.number().int(), practiceMinutesToday: z.number().int() }),
   pendingReports: z.number().int(),
+  notifications: deliveryCountsSchema,
 });
 
 export const adminUserSchema = z

@@ -6,6 +6,7 @@ import type { AuthService } from '../auth/index.js';
 import type { CallsService } from '../calls/index.js';
 import type { EventBus } from '../../infra/events.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
+import type { NotificationsService } from '../notifications/index.js';
 import type { ReportStatus, ReportsService, ReportView } from '../reports/index.js';
 import type { AccountsService, ProfilesService, UserSearchFilter } from '../users/index.js';
 
@@ -15,6 +16,7 @@ export interface AdminServiceDependencies {
   profiles: ProfilesService;
   auth: AuthService;
   reports: ReportsService;
+  notifications: NotificationsService;
   events: EventBus;
   calls: CallsService;
   bus: RealtimeBus;
@@ -29,6 +31,7 @@ export class AdminService {
   private readonly profiles: ProfilesService;
   private readonly auth: AuthService;
   private readonly reports: ReportsService;
+  private readonly notifications: NotificationsService;
   private readonly events: EventBus;
   private readonly calls: CallsService;
   private readonly bus: RealtimeBus;
@@ -40,6 +43,7 @@ export class AdminService {
     this.profiles = dependencies.profiles;
     this.auth = dependencies.auth;
     this.reports = dependencies.reports;
+    this.notifications = dependencies.notifications;
     this.events = dependencies.events;
     this.calls = dependencies.calls;
     this.bus = dependencies.bus;
@@ -50,17 +54,19 @@ export class AdminService {
   /** The dashboard's numbers; "today" is the UTC day. */
   async stats(now: Date) {
     const today = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
-    const [users, calls, pendingReports, onlineNow] = await Promise.all([
+    const [users, calls, pendingReports, onlineNow, deliveries] = await Promise.all([
       this.accounts.counts(today),
       this.calls.counts(today),
       this.reports.pendingCount(),
       this.bus.onlineUserCount(),
+      this.notifications.deliveryCounts(),
     ]);
     return {
       users: { total: users.total, newToday: users.newSince },
       onlineNow,
       calls: { today: calls.calls, practiceMinutesToday: calls.practiceMinutes },
       pendingReports,
+      notifications: deliveries,
     };
   }
 

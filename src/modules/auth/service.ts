@@ -218,15 +218,25 @@ export class AuthService {
         return null;
       }
       if (upgradedHash) await this.accounts.upgradePasswordHash(manager, account.id, account.passwordHash!, upgradedHash);
+      const knownDevice = await manager.getRepository(DeviceSession).exists({ where: { userId: account.id, deviceId: input.deviceId } });
       const replacedSessions = await this.revokeSessions(manager, { userId: account.id, deviceId: input.deviceId }, 'replaced');
       await this.audit.record(
         { type: 'login', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { platform: input.platform, deviceId: input.deviceId } },
         manager,
       );
-      return { pair: await this.openSession(manager, account, input, meta), replaced: replacedSessions };
+      return { pair: await this.openSession(manager, account, input, meta), replaced: replacedSessions, newDevice: !knownDevice };
     });
     if (!signedIn) throw new AppError('account_banned', 'This account is banned');
     await this.tokens.denySessions(signedIn.replaced);
+    await this.events.publish('user.signed-in', {
+      userId: account.id,
+      deviceId: input.deviceId,
+      platform: input.platform,
+      newDevice: signedIn.newDevice,
+      ip: meta.ip,
+      userAgent: meta.userAgent,
+      at: this.clock.now().toISOString(),
+    });
     return signedIn.pair;
   }
 
@@ -468,11 +478,9 @@ export class AuthService {
       );
       return { sessions, account: await this.accounts.findSummary(userId, manager) };
     });
-    if (account) {
-      await this.sendMail({ to: account.email, ...renderMail('password-changed', { at: this.clock.now(), signedOutEverywhere: true }) });
-    }
     await this.tokens.denySessions(revoked);
-    if (account) await this.events.publish('password.changed', { userId: account.id });
+    // The notifications module tells the user (in-app and by e-mail).
+    if (account) await this.events.publish('password.changed', { userId: account.id, at: this.clock.now().toISOString() });
   }
 
   async verifyEmail(token: string, meta: RequestMeta): Promise<void> {
@@ -608,5 +616,11 @@ export class AuthService {
       return revoked;
     });
     await this.tokens.denySessions(ids);
+    if (!ids.length) return;
+    const deviceIds =
+      type === 'logout_all'
+        ? 'all'
+        : (await this.db.getRepository(DeviceSession).find({ where: { id: In(ids) }, select: { deviceId: true } })).map((session) => session.deviceId);
+    await this.events.publish('user.signed-out', { userId, deviceIds });
   }
 }

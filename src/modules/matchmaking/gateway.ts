@@ -15,6 +15,8 @@ export interface MatchmakingGatewayOptions {
   logger: Logger;
   searchTimeoutMs: number;
   reconnectGraceMs: number;
+  /** How long a search outlives its user's last socket (see MatchmakingService.searchInBackground). */
+  backgroundGraceMs: number;
   /** How often this instance refreshes its heartbeat (a third of MATCH_INSTANCE_TTL). */
   heartbeatIntervalMs: number;
 }
@@ -28,7 +30,7 @@ type Ack = ((reply: unknown) => void) | undefined;
  */
 export function registerMatchmakingGateway(
   io: Server,
-  { matchmaking, bus, logger, searchTimeoutMs, reconnectGraceMs, heartbeatIntervalMs }: MatchmakingGatewayOptions,
+  { matchmaking, bus, logger, searchTimeoutMs, reconnectGraceMs, backgroundGraceMs, heartbeatIntervalMs }: MatchmakingGatewayOptions,
 ): () => Promise<void> {
   const searchTimers = new Map<string, NodeJS.Timeout>();
   const graceTimers = new Set<NodeJS.Timeout>();
@@ -67,6 +69,7 @@ export function registerMatchmakingGateway(
   io.on('connection', (socket: Socket) => {
     const { userId, sessionId } = (socket.data as SocketData).auth;
     void socket.join([socketRooms.user(userId), socketRooms.session(sessionId)]);
+    void matchmaking.backInForeground(userId).catch((error: unknown) => logger.warn({ err: error, userId }, 'could not bring a search back to the foreground'));
 
     const guard = (work: () => Promise<void>) =>
       work().catch((error: unknown) => {
@@ -104,25 +107,45 @@ export function registerMatchmakingGateway(
       }),
     );
 
+    /** A short network drop must not end the call: the user may come back and rejoin. */
+    const leaveRoomAfterGrace = (roomId: string) => {
+      const timer = setTimeout(() => {
+        graceTimers.delete(timer);
+        void guard(async () => {
+          if (await bus.isOnline(userId)) return;
+          const left = await matchmaking.leaveMatch(userId, roomId);
+          if (left.status === 'joined') await matchmaking.endRoom(roomId, userId, 'disconnected');
+          else afterLeave(left);
+        });
+      }, reconnectGraceMs);
+      graceTimers.add(timer);
+    };
+
     socket.on('disconnect', () =>
       guard(async () => {
         if (stopping) return;
         if (await bus.isOnline(userId)) return; // another tab or device of this user is still here
-        clearSearchTimer(userId);
-        await matchmaking.cancelSearch(userId);
+        // The app may only be in the background: its search goes on a while (a match is pushed to it).
+        const searching = await matchmaking.searchInBackground(userId);
+        if (!searching) {
+          clearSearchTimer(userId);
+          await matchmaking.cancelSearch(userId);
+        }
         const roomId = await matchmaking.activeRoom(userId);
-        if (!roomId) return;
-        // A short network drop must not end the call: the user may come back and rejoin.
-        const timer = setTimeout(() => {
-          graceTimers.delete(timer);
-          void guard(async () => {
-            if (await bus.isOnline(userId)) return;
-            const left = await matchmaking.leaveMatch(userId, roomId);
-            if (left.status === 'joined') await matchmaking.endRoom(roomId, userId, 'disconnected');
-            else afterLeave(left);
-          });
-        }, reconnectGraceMs);
-        graceTimers.add(timer);
+        if (roomId) leaveRoomAfterGrace(roomId);
+        else if (searching) {
+          const timer = setTimeout(() => {
+            graceTimers.delete(timer);
+            void guard(async () => {
+              if (await bus.isOnline(userId)) return;
+              if (await matchmaking.cancelSearch(userId)) return clearSearchTimer(userId);
+              // matched meanwhile: the push told them; they have the usual grace to join
+              const matchedRoom = await matchmaking.activeRoom(userId);
+              if (matchedRoom) leaveRoomAfterGrace(matchedRoom);
+            });
+          }, backgroundGraceMs);
+          graceTimers.add(timer);
+        }
       }),
     );
   });

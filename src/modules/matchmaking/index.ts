@@ -20,7 +20,16 @@ export const matchmakingModule = defineModule({
   entities: [],
   create: ({ infra, users, calls, settings }: { infra: Infra; users: UsersModuleService; calls: CallsService; settings: MatchmakingModuleSettings }) => {
     const matchmaking = new MatchmakingService(
-      { redis: infra.redis.client, profiles: users.profiles, calls, bus: infra.realtime, clock: infra.clock, ids: infra.ids, logger: infra.logger },
+      {
+        redis: infra.redis.client,
+        profiles: users.profiles,
+        calls,
+        bus: infra.realtime,
+        events: infra.events,
+        clock: infra.clock,
+        ids: infra.ids,
+        logger: infra.logger,
+      },
       settings,
     );
     // A banned user leaves the queue, and their call ends for the partner.
@@ -35,6 +44,7 @@ export const matchmakingModule = defineModule({
           logger: infra.logger,
           searchTimeoutMs: settings.searchTimeoutMs,
           reconnectGraceMs: settings.reconnectGraceMs,
+          backgroundGraceMs: settings.backgroundGraceMs,
           heartbeatIntervalMs: Math.max(100, Math.floor(settings.instanceTtlMs / 3)),
         }),
     };

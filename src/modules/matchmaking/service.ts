@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
+import type { EventBus } from '../../infra/events.js';
 import type { Logger } from '../../infra/logger.js';
 import type { RealtimeBus } from '../../infra/realtime.js';
 import { MATCH_KEYS_LUA, ROOM_PARTS, redisKeys, type RoomPart } from '../../infra/redis-keys.js';
@@ -182,6 +183,8 @@ type MatchRedis = Redis & {
 
 export interface MatchmakingSettings {
   searchTimeoutMs: number;
+  /** A search outlives its user's last socket this long (the app in the background); 0 ends it at once. */
+  backgroundGraceMs: number;
   /** Searchers of an instance whose heartbeat is older than this are never matched. */
   instanceTtlMs: number;
   /** Calls end with `timeout` after this long; the room's keys outlive it by ten minutes. */
@@ -217,6 +220,7 @@ export interface MatchmakingServiceDependencies {
   profiles: ProfilesService;
   calls: CallsService;
   bus: RealtimeBus;
+  events: EventBus;
   clock: Clock;
   ids: IdGenerator;
   logger: Logger;
@@ -227,6 +231,7 @@ export class MatchmakingService {
   private readonly profiles: ProfilesService;
   private readonly calls: CallsService;
   private readonly bus: RealtimeBus;
+  private readonly events: EventBus;
   private readonly clock: Clock;
   private readonly ids: IdGenerator;
   private readonly logger: Logger;
@@ -243,6 +248,7 @@ export class MatchmakingService {
     this.profiles = dependencies.profiles;
     this.calls = dependencies.calls;
     this.bus = dependencies.bus;
+    this.events = dependencies.events;
     this.clock = dependencies.clock;
     this.ids = dependencies.ids;
     this.logger = dependencies.logger;
@@ -358,6 +364,27 @@ export class MatchmakingService {
     return Number.isFinite(recent) && recent > 0 ? Math.max(1, Math.round(recent)) : 30;
   }
 
+  /**
+   * The user's last socket is gone while they search: the search goes on for the background
+   * grace (a match is pushed to them). False when they were not searching, or the grace is 0.
+   */
+  async searchInBackground(userId: string): Promise<boolean> {
+    if (!this.settings.backgroundGraceMs) return false;
+    const replies = await this.redis
+      .multi()
+      .exists(redisKeys.searching(userId))
+      .set(redisKeys.searchingInBackground(userId), '1', 'PX', this.settings.backgroundGraceMs)
+      .exec();
+    const searching = replies?.[0]?.[1] === 1;
+    if (!searching) await this.redis.del(redisKeys.searchingInBackground(userId));
+    return searching;
+  }
+
+  /** A socket of the user connected: their search (if any) is in the foreground again. */
+  async backInForeground(userId: string): Promise<void> {
+    await this.redis.del(redisKeys.searchingInBackground(userId));
+  }
+
   /** Ends a search; true when there was one. */
   /** Takes a user out of matchmaking for good (a ban): their search ends, and their call ends for the partner. */
   async removeUser(userId: string): Promise<void> {
@@ -402,6 +429,14 @@ export class MatchmakingService {
       [arrivingId, cardA],
     ] as const) {
       this.bus.emitToUser(userId, 'match_found', { roomId, partner, iceServers: iceServersFor(userId, now, this.settings.turn) });
+    }
+    // a user whose app is in the background hears of the match by push
+    const background = await this.redis.mget(redisKeys.searchingInBackground(waitingId), redisKeys.searchingInBackground(arrivingId));
+    for (const [index, userId] of [waitingId, arrivingId].entries()) {
+      if (!background[index]) continue;
+      await this.redis.del(redisKeys.searchingInBackground(userId));
+      const partner = userId === waitingId ? cardB : cardA;
+      await this.events.publish('match.found', { userId, roomId, partnerName: partner.displayName });
     }
     // marks the room opened, and reads (in the same transaction) who asked to leave it meanwhile
     const replies = await this.redis.multi().set(redisKeys.room(roomId, 'ready'), '1', 'EX', this.roomTtlSeconds).get(redisKeys.room(roomId, 'left-by')).exec();

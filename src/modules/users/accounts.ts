@@ -3,7 +3,7 @@ import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Role, RoleLookup } from '../../shared/auth.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
-import type { AccountRecord, CredentialsRecord, UserListRecord, UserSearchFilter, UsersRepository } from './repository.js';
+import type { AccountRecord, Audience, CredentialsRecord, UserListRecord, UserSearchFilter, UsersRepository } from './repository.js';
 import type { ProfilesService } from './profiles.js';
 
 /** What sign-in needs to know about an account. */
@@ -11,7 +11,7 @@ export type Credentials = CredentialsRecord;
 
 export type AccountSummary = AccountRecord;
 
-export type { UserSearchFilter };
+export type { Audience, UserSearchFilter };
 
 export interface AccountsDependencies {
   repository: UsersRepository;
@@ -134,5 +134,17 @@ export class AccountsService implements RoleLookup {
   async search(filter: UserSearchFilter, limit: number, cursor?: string): Promise<{ items: UserListRecord[]; nextCursor: string | null; total: number }> {
     const { rows, total } = await this.repository.search(filter, limit + 1, decodeCursor(cursor));
     return { ...toPage(rows, limit, (row) => row), total };
+  }
+
+  /**
+   * The next `limit` users `audience` reaches (live and not banned), by id after `afterId`: a
+   * stable order, so a job that restarts from its last id skips nobody.
+   */
+  async recipients(audience: Audience, afterId: string | null, limit: number): Promise<string[]> {
+    return this.repository.recipientIds(audience, afterId, limit);
+  }
+
+  async countRecipients(audience: Audience): Promise<number> {
+    return this.repository.countRecipients(audience);
   }
 }

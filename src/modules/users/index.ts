@@ -8,7 +8,8 @@ import { ProfilesService, type ProfileSettings } from './profiles.js';
 import { UsersRepository } from './repository.js';
 import { usersRoutes } from './routes.js';
 
-export type { AccountsService, AccountSummary, Credentials, UserSearchFilter } from './accounts.js';
+export type { AccountsService, AccountSummary, Audience, Credentials, UserSearchFilter } from './accounts.js';
+export { ENGLISH_LEVELS } from './entities.js';
 export type { ProfilesService, MeView, ProfileCompletion, PublicName } from './profiles.js';
 
 export interface UsersModuleSettings extends ProfileSettings {

@@ -277,6 +277,13 @@ export class ProfilesService {
     await this.repository.addCall(manager, userId, { minutes: Math.round(call.seconds / 60), streakDays, endedAt: call.endedAt });
   }
 
+  /** The user's current day streak and the local day (YYYY-MM-DD, in their time zone) it last grew. */
+  async practiceStreak(userId: string): Promise<{ days: number; lastDay: string | null }> {
+    const stats = await this.repository.streak(userId);
+    if (!stats?.lastSessionAt) return { days: stats?.streakDays ?? 0, lastDay: null };
+    return { days: stats.streakDays, lastDay: localDay(stats.lastSessionAt, stats.timezone ?? 'UTC') };
+  }
+
   /** Names to show for users in lists (call history); deleted users keep their id only. */
   async publicNames(ids: string[]): Promise<Map<string, PublicName>> {
     if (!ids.length) return new Map();

@@ -150,6 +150,17 @@ function profileOf(row: ProfileRow): ProfileRecord {
  * to records here. A method that takes a manager runs in the caller's transaction; the hot
  * reads outside one run as named (prepared) statements straight on the pool.
  */
+/** Whom a message to many users reaches: everyone, one English level, or a list of ids. */
+export type Audience = { kind: 'all' } | { kind: 'level'; level: EnglishLevel } | { kind: 'userIds'; userIds: string[] } | { kind: 'role'; role: Role };
+
+function audienceFilter(audience: Audience): { where: string; values: unknown[] } {
+  const live = 'u.deleted_at IS NULL AND NOT u.is_banned';
+  if (audience.kind === 'level') return { where: `${live} AND p.english_level = $1`, values: [audience.level] };
+  if (audience.kind === 'userIds') return { where: `${live} AND u.id = ANY($1::uuid[])`, values: [audience.userIds] };
+  if (audience.kind === 'role') return { where: `${live} AND u.role = $1`, values: [audience.role] };
+  return { where: live, values: [] };
+}
+
 export class UsersRepository {
   constructor(
     private readonly db: DataSource,
@@ -327,6 +338,23 @@ export class UsersRepository {
     };
   }
 
+  /** Up to `count` ids of live, unbanned accounts in `audience`, by id after `afterId`. */
+  async recipientIds(audience: Audience, afterId: string | null, count: number): Promise<string[]> {
+    const { where, values } = audienceFilter(audience);
+    values.push(afterId ?? '00000000-0000-0000-0000-000000000000', count);
+    const rows = await this.select<{ id: string }>(
+      `SELECT u.id FROM users u JOIN profiles p ON p.user_id = u.id WHERE ${where} AND u.id > $${values.length - 1} ORDER BY u.id LIMIT $${values.length}`,
+      values,
+    );
+    return rows.map((row) => row.id);
+  }
+
+  async countRecipients(audience: Audience): Promise<number> {
+    const { where, values } = audienceFilter(audience);
+    const [row] = await this.select<{ total: number }>(`SELECT count(*)::int AS total FROM users u JOIN profiles p ON p.user_id = u.id WHERE ${where}`, values);
+    return row!.total;
+  }
+
   // --- profiles
 
   /** A live account with its profile. */
@@ -412,6 +440,15 @@ export class UsersRepository {
       [id, call.minutes, call.streakDays, call.endedAt],
       manager,
     );
+  }
+
+  /** The streak as last recorded, and the user's time zone. */
+  async streak(id: string): Promise<{ timezone: string | null; lastSessionAt: Date | null; streakDays: number } | null> {
+    const [row] = await this.select<{ timezone: string | null; last_session_at: Date | null; streak_days: number }>(
+      'SELECT timezone, last_session_at, streak_days FROM profiles WHERE user_id = $1',
+      [id],
+    );
+    return row ? { timezone: row.timezone, lastSessionAt: row.last_session_at, streakDays: row.streak_days } : null;
   }
 
   async names(ids: string[]): Promise<Array<{ id: string; username: string | null; displayName: string | null }>> {
