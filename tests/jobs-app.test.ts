@@ -40,6 +40,11 @@ describe('GET /admin/jobs', () => {
       'calls.end-stale',
       'http.idempotency-purge',
       'mail.send',
+      'notifications.broadcast',
+      'notifications.email',
+      'notifications.push',
+      'notifications.react',
+      'notifications.redeliver',
     ]);
     // a scheduled kind always has its next tick waiting as a delayed job
     expect(queues.get('audit.partitions')).toMatchObject({ delayed: 1, dead: 0 });

@@ -5,7 +5,8 @@ import { client, listen, readyUser, type Client } from './helpers/realtime.js';
 let t: TestApp;
 let url: string;
 beforeAll(async () => {
-  t = await buildTestApp({ env: { CALL_RECONNECT_GRACE: '60s' } });
+  // a departed searcher's search outlives its socket this long (the app in the background)
+  t = await buildTestApp({ env: { CALL_RECONNECT_GRACE: '60s', MATCH_BACKGROUND_GRACE: '250ms' } });
   url = await listen(t.app);
 });
 afterAll(() => t.close());
@@ -48,8 +49,10 @@ describe('matchmaking under concurrency', () => {
       );
 
       const redis = t.container.redis.client;
-      // the server has processed every disconnect: no departed user is still searching
-      await expect.poll(async () => (await Promise.all([...departed].map((id) => redis.exists(`match:searching:${id}`)))).reduce((a, b) => a + b, 0)).toBe(0);
+      // the server has processed every disconnect, and the background grace is over: no departed user is still searching
+      await expect
+        .poll(async () => (await Promise.all([...departed].map((id) => redis.exists(`match:searching:${id}`)))).reduce((a, b) => a + b, 0), { timeout: 5_000 })
+        .toBe(0);
 
       const ids = users.map((user) => user.user.id);
       const calls = await t.container.db.query<Array<{ room_id: string; user_a_id: string; user_b_id: string; ended_at: Date | null }>>(
@@ -89,8 +92,10 @@ describe('matchmaking under concurrency', () => {
         expect(waiting.filter((id) => inCalls.includes(id))).toEqual([]);
       }
       for (const c of clients.values()) c.close();
-      // gone from the queue before the next run starts
-      await expect.poll(async () => (await Promise.all(ids.map((id) => redis.exists(`match:searching:${id}`)))).reduce((a, b) => a + b, 0)).toBe(0);
+      // gone from the queue (once the background grace is over) before the next run starts
+      await expect
+        .poll(async () => (await Promise.all(ids.map((id) => redis.exists(`match:searching:${id}`)))).reduce((a, b) => a + b, 0), { timeout: 5_000 })
+        .toBe(0);
     },
     60_000,
   );

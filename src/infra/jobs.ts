@@ -377,6 +377,9 @@ export class JobRuntime {
     if (workers) {
       this.store.reserveListeners(this.definitions.length);
       for (const definition of this.definitions) this.workers.push(this.startWorker(definition));
+      // Each worker's listening connection is open before start returns: a close right after
+      // a start would otherwise wait forever on a connection that opens after it.
+      await Promise.all(this.workers.map((worker) => worker.waitUntilReady()));
     }
   }
 

@@ -6,10 +6,15 @@ export interface CapturedMail {
   raw: string;
 }
 
+/** The message's Subject header (as sent: plain ASCII for Parley's subjects). */
+function subjectOf(mail: CapturedMail): string {
+  return /^Subject: (.*)$/m.exec(mail.raw)?.[1] ?? '';
+}
+
 /** A real SMTP server on loopback that keeps every message it receives. */
 export async function startSmtpCapture() {
   const messages: CapturedMail[] = [];
-  const waiters: Array<{ to: string; resolve: (mail: CapturedMail) => void }> = [];
+  const waiters: Array<{ wanted: (mail: CapturedMail) => boolean; resolve: (mail: CapturedMail) => void }> = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
@@ -20,7 +25,7 @@ export async function startSmtpCapture() {
       stream.on('end', () => {
         const mail = { to: session.envelope.rcptTo.map((rcpt) => rcpt.address), raw };
         messages.push(mail);
-        const waiter = waiters.find((w) => mail.to.includes(w.to));
+        const waiter = waiters.find((w) => w.wanted(mail));
         if (waiter) {
           waiters.splice(waiters.indexOf(waiter), 1);
           waiter.resolve(mail);
@@ -34,16 +39,20 @@ export async function startSmtpCapture() {
   return {
     url: `smtp://127.0.0.1:${port}`,
     messages,
-    /** The next message to `to` (or one already received that no earlier call took). */
-    nextMail(to: string): Promise<CapturedMail> {
-      const seen = messages.find((mail) => mail.to.includes(to));
+    /**
+     * The next message to `to` (or one already received that no earlier call took); with
+     * `subject`, the next one whose Subject line contains it (others stay for later calls).
+     */
+    nextMail(to: string, subject?: string): Promise<CapturedMail> {
+      const wanted = (mail: CapturedMail) => mail.to.includes(to) && (subject === undefined || subjectOf(mail).includes(subject));
+      const seen = messages.find(wanted);
       if (seen) {
         messages.splice(messages.indexOf(seen), 1);
         return Promise.resolve(seen);
       }
       return new Promise((resolve) =>
         waiters.push({
-          to,
+          wanted,
           resolve: (mail) => {
             messages.splice(messages.indexOf(mail), 1);
             resolve(mail);
