@@ -296,3 +296,30 @@ describe('an erased account', () => {
     }
   });
 });
+
+describe('the e-mail template preview', () => {
+  it('renders every template outside production, and does not exist in production', async () => {
+    const list = await t.app.inject({ method: 'GET', url: '/dev/mail' });
+    expect(list.statusCode).toBe(200);
+    const { templates } = list.json<{ templates: string[] }>();
+    expect(templates).toEqual(expect.arrayContaining(['verify-email', 'reset-password', 'password-changed', 'payment-receipt', 'new-sign-in', 'notification']));
+    for (const template of templates) {
+      const html = await t.app.inject({ method: 'GET', url: `/dev/mail/${template}` });
+      expect(html.statusCode, template).toBe(200);
+      expect(html.headers['content-type']).toMatch(/^text\/html/);
+      const text = await t.app.inject({ method: 'GET', url: `/dev/mail/${template}?format=text` });
+      expect(text.headers['content-type']).toMatch(/^text\/plain/);
+    }
+    expect((await t.app.inject({ method: 'GET', url: '/dev/mail/newsletter' })).statusCode).toBe(404);
+
+    const production = await buildTestApp({
+      env: { NODE_ENV: 'production', SESSION_SECRET: 'a production session secret of 32+ chars', METRICS_TOKEN: 'a production metrics token' },
+    });
+    try {
+      expect((await production.app.inject({ method: 'GET', url: '/dev/mail' })).statusCode).toBe(404);
+      expect((await production.app.inject({ method: 'GET', url: '/dev/mail/verify-email' })).statusCode).toBe(404);
+    } finally {
+      await production.close();
+    }
+  });
+});
