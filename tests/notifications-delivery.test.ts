@@ -91,7 +91,7 @@ describe('push through FCM', () => {
     expect(row.sent_at).toBeInstanceOf(Date);
 
     // a retried job (or the sweeper) reaching the same notification sends nothing again
-    await notifications().deliverPushes([created!.id], { attempt: 2, logger: t.container.logger });
+    await notifications().drainDuePushes(Date.now(), { logger: t.container.logger });
     await notifications().redeliverStranded();
     await deliveriesSettled();
     expect([sendsTo(phone), sendsTo(tablet)].map((sends) => sends.length)).toEqual([1, 1]);

@@ -2,19 +2,20 @@ import { z } from 'zod';
 import type { JobDefinition } from '../../infra/jobs.js';
 import { BROADCAST_JOB, DELIVERY_ATTEMPTS, EMAIL_JOB, PUSH_JOB, type NotificationsService } from './service.js';
 
-const pushPayload = z.object({ notificationIds: z.array(z.uuid()).min(1) });
+const pushPayload = z.object({ windowEnd: z.number().int() });
 const emailPayload = z.object({ notificationId: z.uuid() });
 const broadcastPayload = z.object({ broadcastId: z.uuid() });
 
-/** Push and e-mail delivery, broadcasts, and the sweep that re-enqueues deliveries whose job was lost. */
+/** Push drains and e-mail delivery, broadcasts, and the sweep that re-enqueues deliveries whose job was lost. */
 export function notificationJobs(notifications: NotificationsService): Array<JobDefinition<never>> {
   const push: JobDefinition<z.infer<typeof pushPayload>> = {
     name: PUSH_JOB,
-    attempts: DELIVERY_ATTEMPTS,
-    backoffMs: 2_000,
-    concurrency: 4,
+    // the rows carry each push's own tries; a drain that fails (the database away) is run again
+    attempts: 5,
+    backoffMs: 1_000,
+    concurrency: 2,
     timeoutMs: 120_000,
-    handle: (payload, context) => notifications.deliverPushes(pushPayload.parse(payload).notificationIds, context),
+    handle: (payload, context) => notifications.drainDuePushes(pushPayload.parse(payload).windowEnd, context),
   };
   const email: JobDefinition<z.infer<typeof emailPayload>> = {
     name: EMAIL_JOB,

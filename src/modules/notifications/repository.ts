@@ -1,7 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { isUniqueViolation, updateReturning } from '../../infra/sql.js';
 import type { Keyset } from '../../shared/pagination.js';
-import type { BroadcastAudience, Channel, DeliveryStatus, NotificationType, Platform } from './entities.js';
+import type { BroadcastAudience, DeliveryStatus, NotificationType, Platform } from './entities.js';
 import type { ChannelOverrides, QuietHours } from './preferences.js';
 
 export interface DeviceRecord {
@@ -48,6 +48,8 @@ export interface ClaimedPush {
   userId: string;
   deviceId: string;
   fcmToken: string | null;
+  /** Claims of this push so far, this one included. */
+  attempts: number;
   title: string;
   body: string;
   data: Record<string, string> | null;
@@ -59,6 +61,14 @@ export interface ClaimedEmail {
   notificationId: string;
   userId: string;
   content: MailContent;
+}
+
+export interface DeliveryOutcome {
+  deliveryId: string;
+  status: DeliveryStatus;
+  error: string | null;
+  /** For a delivery queued again: when to try next. */
+  notBefore?: Date;
 }
 
 /** A rendered e-mail, without its recipient. */
@@ -411,15 +421,17 @@ export class NotificationsRepository {
   // --- deliveries
 
   /**
-   * Takes the queued pushes of these notifications that are due and held by no other worker,
-   * for `leaseMs`; a worker that dies lets them go when the lease ends.
+   * Takes up to `limit` due pushes (queued, past their `not_before`, held by no other worker)
+   * for `leaseMs`, oldest first; rows another worker is taking at this moment are skipped, not
+   * waited for. A worker that dies lets its rows go when the lease ends.
    */
-  async claimPushes(notificationIds: string[], now: Date, leaseMs: number): Promise<ClaimedPush[]> {
+  async claimDuePushes(now: Date, leaseMs: number, limit: number): Promise<ClaimedPush[]> {
     // a WITH ... UPDATE whose outer statement is a SELECT: answered as plain rows
     const rows = await this.select<{
       id: string;
       notification_id: string;
       target: string;
+      attempts: number;
       user_id: string;
       type: NotificationType;
       title: string;
@@ -427,14 +439,16 @@ export class NotificationsRepository {
       data: Record<string, string> | null;
       fcm_token: string | null;
     }>(
-      `WITH claimed AS (
-         UPDATE notification_deliveries SET claimed_until = $3, attempts = attempts + 1, updated_at = $2
-         WHERE notification_id = ANY($1) AND channel = 'push' AND status = 'queued'
-           AND (not_before IS NULL OR not_before <= $2) AND (claimed_until IS NULL OR claimed_until < $2)
-         RETURNING id, notification_id, target)
-       SELECT c.id, c.notification_id, c.target, n.user_id, n.type, n.title, n.body, n.data, d.fcm_token
-       FROM claimed c JOIN notifications n ON n.id = c.notification_id LEFT JOIN device_tokens d ON d.user_id = n.user_id AND d.device_id = c.target`,
-      [notificationIds, now, new Date(now.getTime() + leaseMs)],
+      `WITH due AS (
+         SELECT id FROM notification_deliveries
+         WHERE channel = 'push' AND status = 'queued' AND (not_before IS NULL OR not_before <= $1) AND (claimed_until IS NULL OR claimed_until < $1)
+         ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED),
+       claimed AS (
+         UPDATE notification_deliveries d SET claimed_until = $2, attempts = d.attempts + 1, updated_at = $1
+         FROM due WHERE d.id = due.id RETURNING d.id, d.notification_id, d.target, d.attempts)
+       SELECT c.id, c.notification_id, c.target, c.attempts, n.user_id, n.type, n.title, n.body, n.data, t.fcm_token
+       FROM claimed c JOIN notifications n ON n.id = c.notification_id LEFT JOIN device_tokens t ON t.user_id = n.user_id AND t.device_id = c.target`,
+      [now, new Date(now.getTime() + leaseMs), limit],
     );
     return rows.map((row) => ({
       deliveryId: row.id,
@@ -442,6 +456,7 @@ export class NotificationsRepository {
       userId: row.user_id,
       deviceId: row.target,
       fcmToken: row.fcm_token,
+      attempts: row.attempts,
       title: row.title,
       body: row.body,
       data: row.data,
@@ -460,13 +475,13 @@ export class NotificationsRepository {
     return row ? { deliveryId: row.id, notificationId, userId: row.user_id, content: row.content } : null;
   }
 
-  /** Records how deliveries ended; `queued` ones are released for the next attempt. */
-  async settle(outcomes: Array<{ deliveryId: string; status: DeliveryStatus; error: string | null }>, now: Date): Promise<void> {
+  /** Records how deliveries ended; `queued` ones are released for another attempt, not before `notBefore`. */
+  async settle(outcomes: DeliveryOutcome[], now: Date): Promise<void> {
     if (!outcomes.length) return;
     await this.db.query(
-      `UPDATE notification_deliveries d SET status = o.status, error = o.error, claimed_until = NULL, updated_at = $4
-       FROM unnest($1::bigint[], $2::varchar[], $3::varchar[]) AS o(id, status, error) WHERE d.id = o.id`,
-      [outcomes.map((o) => o.deliveryId), outcomes.map((o) => o.status), outcomes.map((o) => o.error), now],
+      `UPDATE notification_deliveries d SET status = o.status, error = o.error, not_before = COALESCE(o.not_before, d.not_before), claimed_until = NULL, updated_at = $5
+       FROM unnest($1::bigint[], $2::varchar[], $3::varchar[], $4::timestamptz[]) AS o(id, status, error, not_before) WHERE d.id = o.id`,
+      [outcomes.map((o) => o.deliveryId), outcomes.map((o) => o.status), outcomes.map((o) => o.error), outcomes.map((o) => o.notBefore ?? null), now],
     );
   }
 
@@ -475,15 +490,18 @@ export class NotificationsRepository {
     await this.db.query('UPDATE notifications SET sent_at = $2 WHERE id = ANY($1) AND sent_at IS NULL', [notificationIds, now]);
   }
 
-  /** Notifications with deliveries due for a while but held by nobody: their job was lost. */
-  async strandedDeliveries(dueBefore: Date, limit: number): Promise<Array<{ notificationId: string; channel: Exclude<Channel, 'in_app'> }>> {
+  /** Deliveries due for a while but held by nobody: their job was lost. Push rows are counted, e-mails named. */
+  async strandedDeliveries(dueBefore: Date, limit: number): Promise<{ pushes: number; emails: string[] }> {
     const rows = await this.select<{ notification_id: string; channel: 'push' | 'email' }>(
-      `SELECT DISTINCT notification_id, channel FROM notification_deliveries
+      `SELECT notification_id, channel FROM notification_deliveries
        WHERE status = 'queued' AND updated_at < $1 AND COALESCE(not_before, updated_at) < $1 AND (claimed_until IS NULL OR claimed_until < $1)
        LIMIT $2`,
       [dueBefore, limit],
     );
-    return rows.map((row) => ({ notificationId: row.notification_id, channel: row.channel }));
+    return {
+      pushes: rows.filter((row) => row.channel === 'push').length,
+      emails: rows.filter((row) => row.channel === 'email').map((row) => row.notification_id),
+    };
   }
 
   async deliveryCounts(): Promise<Record<'push' | 'email', Record<DeliveryStatus, number>>> {

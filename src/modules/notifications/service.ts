@@ -1,6 +1,6 @@
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
-import { RetryLaterError, type JobContext, type JobQueue } from '../../infra/jobs.js';
+import type { JobContext, JobQueue } from '../../infra/jobs.js';
 import type { Logger } from '../../infra/logger.js';
 import type { Mailer } from '../../infra/mailer.js';
 import { renderMail } from '../../infra/mail-templates.js';
@@ -10,13 +10,14 @@ import { decodeCursor, toPage } from '../../shared/pagination.js';
 import type { AccountsService } from '../users/index.js';
 import type { BroadcastAudience, Channel, NotificationType, Platform } from './entities.js';
 import { mergeOverrides, quietDelayMs, resolveChannels, type ChannelOverrides, type Preferences, type QuietHours } from './preferences.js';
-import type { ClaimedPush, DeviceRecord, MailContent, NotificationRecord, NotificationsRepository, StoredPreferences } from './repository.js';
+import type { ClaimedPush, DeliveryOutcome, DeviceRecord, MailContent, NotificationRecord, NotificationsRepository, StoredPreferences } from './repository.js';
 
 export const PUSH_JOB = 'notifications.push';
 export const EMAIL_JOB = 'notifications.email';
 export const BROADCAST_JOB = 'notifications.broadcast';
-/** Runs of a push or e-mail job: the first and four retries (exponential from 2 s, or as FCM's Retry-After says). */
+/** Tries of a push or an e-mail: the first and four retries (exponential from 2 s, or as FCM's Retry-After says). */
 export const DELIVERY_ATTEMPTS = 5;
+const RETRY_BASE_MS = 2_000;
 
 /** What a module tells a user. */
 export interface NotifyPayload {
@@ -65,6 +66,17 @@ const DELIVERY_LEASE_MS = 5 * 60_000;
 const BROADCAST_PAGE = 500;
 /** A due delivery no worker took for this long lost its job: the sweeper enqueues it again. */
 const STRANDED_AFTER_MS = 2 * 60_000;
+/** Pushes one drain claims at a time. */
+const PUSH_BATCH = 500;
+/** A drain hands over to a fresh job after this long, so one job never holds a worker for long. */
+const DRAIN_BUDGET_MS = 20_000;
+/**
+ * Pushes due within one window share one drain job. The job starts claiming only once its
+ * window is over (plus a margin for clock skew between instances), so every push committed
+ * before an enqueue in that window is seen.
+ */
+const DRAIN_WINDOW_MS = 25;
+const CLOCK_SKEW_MARGIN_MS = 25;
 
 const view = ({ userId: _userId, ...notification }: NotificationRecord): NotificationView => notification;
 
@@ -198,7 +210,7 @@ export class NotificationsService {
       },
     );
     if (!stored) return null;
-    if (stored.pushes) await this.jobs.enqueue(PUSH_JOB, { notificationIds: [id] }, { jobId: `push-${id}`, ...(delayMs ? { delayMs } : {}) });
+    if (stored.pushes) await this.drainPushesAt(new Date(now.getTime() + delayMs));
     if (stored.email) await this.jobs.enqueue(EMAIL_JOB, { notificationId: id }, { jobId: `email-${id}` });
     return { id };
   }
@@ -215,21 +227,41 @@ export class NotificationsService {
   // --- delivery (run by jobs)
 
   /**
-   * Sends the due pushes of these notifications, each to every device it was queued for, at
-   * most `pushConcurrency` at once. A push already sent is never sent again (its delivery row
-   * says so); a dead token is deleted; a transient failure is retried by the job (after
-   * FCM's Retry-After when it gave one) until the last attempt marks it failed. A crash
-   * between a send and its record may send that one push again after the lease: the
-   * collapse key makes the device show it once.
+   * Makes sure a drain job runs once pushes due at `at` are due: one job per window, whatever
+   * the number of pushes (a broadcast page, a burst of notifications).
    */
-  async deliverPushes(notificationIds: string[], context: Pick<JobContext, 'attempt' | 'logger'> & { signal?: AbortSignal }): Promise<void> {
-    const claimed = await this.repository.claimPushes(notificationIds, this.clock.now(), DELIVERY_LEASE_MS);
-    if (!claimed.length) return;
-    const final = context.attempt >= DELIVERY_ATTEMPTS;
-    const outcomes: Array<{ deliveryId: string; status: 'queued' | 'sent' | 'failed'; error: string | null }> = [];
+  private async drainPushesAt(at: Date): Promise<void> {
+    const windowEnd = Math.ceil(at.getTime() / DRAIN_WINDOW_MS) * DRAIN_WINDOW_MS;
+    const delayMs = windowEnd - Date.now();
+    // a short wait is slept by the job itself (BullMQ promotes delayed jobs less promptly)
+    await this.jobs.enqueue(PUSH_JOB, { windowEnd }, { jobId: `push-${windowEnd}`, ...(delayMs > 1_000 ? { delayMs } : {}) });
+  }
+
+  /**
+   * Sends every due push, batch by batch, `pushConcurrency` at once, until none is left. A push
+   * already sent is never sent again (its delivery row says so, and a claim holds it); a dead
+   * token is deleted; a transient failure is queued again after FCM's Retry-After or an
+   * exponential backoff, until the last try marks it failed. A crash between a send and its
+   * record may send that one push again after the lease: the collapse key makes the device
+   * show it once.
+   */
+  async drainDuePushes(windowEnd: number, context: Pick<JobContext, 'logger'> & { signal?: AbortSignal }): Promise<void> {
+    await sleep(windowEnd + CLOCK_SKEW_MARGIN_MS - Date.now(), context.signal);
+    const started = Date.now();
+    for (;;) {
+      if (context.signal?.aborted) return;
+      const claimed = await this.repository.claimDuePushes(this.clock.now(), DELIVERY_LEASE_MS, PUSH_BATCH);
+      if (!claimed.length) return;
+      await this.sendPushes(claimed, context);
+      if (claimed.length < PUSH_BATCH) return;
+      if (Date.now() - started > DRAIN_BUDGET_MS) return this.drainPushesAt(this.clock.now());
+    }
+  }
+
+  private async sendPushes(claimed: ClaimedPush[], context: Pick<JobContext, 'logger'> & { signal?: AbortSignal }): Promise<void> {
+    const outcomes: DeliveryOutcome[] = [];
     const sent = new Set<string>();
-    let retryAfterMs = 0;
-    let transient = 0;
+    let retryAt: number | null = null;
     const send = async (push: ClaimedPush) => {
       // A job abandoned at shutdown sends no more: what it did not send goes back to the queue now, not after the lease.
       if (context.signal?.aborted) return outcomes.push({ deliveryId: push.deliveryId, status: 'queued', error: null });
@@ -247,10 +279,10 @@ export class NotificationsService {
       } catch (error) {
         const failure = error instanceof PushError ? error : new PushError('transient', 'unknown', error instanceof Error ? error.message : String(error));
         if (failure.kind === 'invalid-token') await this.repository.deleteDeadToken(push.userId, push.deviceId, push.fcmToken);
-        if (failure.kind === 'transient' && !final) {
-          transient += 1;
-          retryAfterMs = Math.max(retryAfterMs, failure.retryAfterMs ?? 0);
-          return outcomes.push({ deliveryId: push.deliveryId, status: 'queued', error: failure.code });
+        if (failure.kind === 'transient' && push.attempts < DELIVERY_ATTEMPTS) {
+          const notBefore = Date.now() + Math.max(failure.retryAfterMs ?? 0, RETRY_BASE_MS * 2 ** (push.attempts - 1));
+          retryAt = Math.min(retryAt ?? notBefore, notBefore);
+          return outcomes.push({ deliveryId: push.deliveryId, status: 'queued', error: failure.code, notBefore: new Date(notBefore) });
         }
         context.logger.warn({ code: failure.code, kind: failure.kind, notificationId: push.notificationId }, 'push not delivered');
         return outcomes.push({ deliveryId: push.deliveryId, status: 'failed', error: failure.code });
@@ -260,11 +292,7 @@ export class NotificationsService {
     const now = this.clock.now();
     await this.repository.settle(outcomes, now);
     await this.repository.markSent([...sent], now);
-    context.signal?.throwIfAborted();
-    if (transient) {
-      const message = `${transient} of ${claimed.length} pushes failed for now`;
-      throw retryAfterMs ? new RetryLaterError(message, retryAfterMs) : new Error(message);
-    }
+    if (retryAt !== null) await this.drainPushesAt(new Date(retryAt));
   }
 
   /** Sends the notification's e-mail once, to the address the account has now. */
@@ -285,16 +313,14 @@ export class NotificationsService {
     await this.repository.markSent([notificationId], now);
   }
 
-  /** Enqueues again the deliveries whose job was lost (a crash between commit and enqueue, a job past its last attempt while still due). */
+  /** Enqueues again the deliveries whose job was lost (a crash between commit and enqueue, a drain that died). */
   async redeliverStranded(): Promise<number> {
     const now = this.clock.now();
     const stranded = await this.repository.strandedDeliveries(new Date(now.getTime() - STRANDED_AFTER_MS), 1000);
+    if (stranded.pushes) await this.drainPushesAt(now);
     const minute = Math.floor(now.getTime() / 60_000);
-    for (const { notificationId, channel } of stranded) {
-      if (channel === 'push') await this.jobs.enqueue(PUSH_JOB, { notificationIds: [notificationId] }, { jobId: `push-${notificationId}-${minute}` });
-      else await this.jobs.enqueue(EMAIL_JOB, { notificationId }, { jobId: `email-${notificationId}-${minute}` });
-    }
-    return stranded.length;
+    for (const notificationId of stranded.emails) await this.jobs.enqueue(EMAIL_JOB, { notificationId }, { jobId: `email-${notificationId}-${minute}` });
+    return stranded.pushes + stranded.emails.length;
   }
 
   // --- broadcast
@@ -327,20 +353,16 @@ export class NotificationsService {
       const now = this.clock.now();
       const rows = userIds.map((userId) => {
         const delayMs = quietDelayMs(now, quiet.get(userId) ?? null);
-        return { id: this.ids.uuid(), userId, pushNotBefore: delayMs ? new Date(now.getTime() + delayMs) : null, delayMs };
+        return { id: this.ids.uuid(), userId, pushNotBefore: delayMs ? new Date(now.getTime() + delayMs) : null };
       });
       const stored = await this.repository.insertMany(
         rows,
         { type: 'system', title: broadcast.title, body: broadcast.body, data: { broadcastId }, dedupeKey: `broadcast:${broadcastId}` },
         now,
       );
-      const delays = new Map(rows.map((row) => [row.userId, row.delayMs]));
-      const dueNow = stored.filter((row) => !delays.get(row.userId)).map((row) => row.id);
-      if (dueNow.length) await this.jobs.enqueue(PUSH_JOB, { notificationIds: dueNow }, { jobId: `broadcast-${broadcastId}-${afterId ?? 'first'}` });
-      for (const row of stored) {
-        const delayMs = delays.get(row.userId) ?? 0;
-        if (delayMs) await this.jobs.enqueue(PUSH_JOB, { notificationIds: [row.id] }, { jobId: `push-${row.id}`, delayMs });
-      }
+      // one drain for the page's due pushes, one per distinct end of quiet hours
+      const dueTimes = new Set(stored.length ? rows.map((row) => row.pushNotBefore?.getTime() ?? now.getTime()) : []);
+      for (const dueAt of dueTimes) await this.drainPushesAt(new Date(dueAt));
       done += userIds.length;
       afterId = userIds[userIds.length - 1]!;
       await context.progress(Math.min(99, Math.floor((done * 100) / Math.max(total, 1))));
@@ -353,6 +375,20 @@ export class NotificationsService {
   async deliveryCounts() {
     return this.repository.deliveryCounts();
   }
+}
+
+/** Waits `ms` (nothing when it is not positive), or less when `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** Runs `work` on every item, at most `limit` at once. */
