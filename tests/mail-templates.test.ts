@@ -3,10 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import Fastify from 'fastify';
 import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/infra/logger.js';
 import { renderMail, MAIL_TEMPLATE_NAMES, type MailTemplateName, type MailTemplateVars } from '../src/infra/mail-templates.js';
-import { createLogMailer, createResendMailer, createSmtpMailer } from '../src/infra/mailer.js';
+import { PermanentJobError, RetryLaterError } from '../src/infra/jobs.js';
+import { rethrowForJobs } from '../src/infra/mail-queue.js';
+import { createLogMailer, createResendMailer, createSmtpMailer, MailRefusedError } from '../src/infra/mailer.js';
 import { mailPreviewRoutes } from '../src/modules/notifications/mail-preview.js';
 import { registerErrorHandling } from '../src/shared/error-handler.js';
 import { serializerCompiler } from '../src/shared/serializer.js';
@@ -257,6 +260,58 @@ describe('the other mailers', () => {
       expect(received[1]!.body).not.toHaveProperty('html');
     } finally {
       await new Promise((resolve) => resend.close(resolve));
+    }
+  });
+
+  it('tells a refusal for good from one for now: Resend 4xx and 429 with Retry-After, SMTP 5xx and 4xx', async () => {
+    const answers = [
+      { status: 422, headers: {} },
+      { status: 429, headers: { 'retry-after': '7' } },
+      { status: 503, headers: {} },
+    ];
+    const resend = http.createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        const answer = answers.shift()!;
+        response.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers }).end('{"message":"no"}');
+      });
+    });
+    await new Promise<void>((resolve) => resend.listen(0, '127.0.0.1', resolve));
+    const refusal = (sending: Promise<unknown>) =>
+      sending.then(
+        () => null,
+        (error: unknown) => error as MailRefusedError,
+      );
+    try {
+      const mailer = createResendMailer('re_test_key', `http://127.0.0.1:${(resend.address() as AddressInfo).port}`, FROM);
+      const message = { to: 'x@example.test', subject: 's', text: 't' };
+      expect(await refusal(mailer.send(message))).toMatchObject({ name: 'MailRefusedError', permanent: true });
+      expect(await refusal(mailer.send(message))).toMatchObject({ permanent: false, retryAfterMs: 7000 });
+      expect(await refusal(mailer.send(message))).toMatchObject({ permanent: false, retryAfterMs: undefined });
+    } finally {
+      await new Promise((resolve) => resend.close(resolve));
+    }
+
+    // a real SMTP server refusing recipients: 550 (no such mailbox) for one, 451 (try later) for another
+    const smtp = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onRcptTo(address, _session, callback) {
+        if (address.address.startsWith('gone')) return callback(Object.assign(new Error('no such mailbox'), { responseCode: 550 }));
+        return callback(Object.assign(new Error('greylisted, try later'), { responseCode: 451 }));
+      },
+    });
+    await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
+    try {
+      const mailer = createSmtpMailer(`smtp://127.0.0.1:${(smtp.server.address() as AddressInfo).port}`, FROM);
+      expect(await refusal(mailer.send({ to: 'gone@example.test', subject: 's', text: 't' }))).toMatchObject({ permanent: true });
+      expect(await refusal(mailer.send({ to: 'later@example.test', subject: 's', text: 't' }))).toMatchObject({ permanent: false });
+      // what the job runtime makes of them: dead at once, or retried after the provider's delay
+      expect(() => rethrowForJobs(new MailRefusedError('550', true))).toThrow(PermanentJobError);
+      expect(() => rethrowForJobs(new MailRefusedError('429', false, 7000))).toThrow(RetryLaterError);
+    } finally {
+      await new Promise<void>((resolve) => smtp.close(() => resolve()));
     }
   });
 

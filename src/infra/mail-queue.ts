@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { JobDefinition, JobQueue } from './jobs.js';
-import type { MailMessage, Mailer } from './mailer.js';
+import { PermanentJobError, RetryLaterError, type JobDefinition, type JobQueue } from './jobs.js';
+import { MailRefusedError, type MailMessage, type Mailer } from './mailer.js';
 
 export const MAIL_SEND_JOB = 'mail.send';
 
@@ -28,7 +28,14 @@ export function mailJobs(mailer: Mailer): Array<JobDefinition<MailMessage>> {
       concurrency: 4,
       timeoutMs: 60_000,
       removeOnComplete: true,
-      handle: (message) => mailer.send(mailMessageSchema.parse(message)),
+      handle: (message) => mailer.send(mailMessageSchema.parse(message)).catch(rethrowForJobs),
     },
   ];
+}
+
+/** A provider's refusal as the job runtime understands it: never again, or not before its Retry-After. */
+export function rethrowForJobs(error: unknown): never {
+  if (error instanceof MailRefusedError && error.permanent) throw new PermanentJobError(error.message);
+  if (error instanceof MailRefusedError && error.retryAfterMs !== undefined) throw new RetryLaterError(error.message, error.retryAfterMs);
+  throw error;
 }

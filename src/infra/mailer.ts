@@ -9,6 +9,21 @@ export interface MailMessage {
   html?: string | undefined;
 }
 
+/**
+ * The mail provider refused a message: for good (`permanent`: a 5xx SMTP reply, a 4xx from
+ * Resend other than 429), or for now, to be tried again after `retryAfterMs` when it said so.
+ */
+export class MailRefusedError extends Error {
+  override name = 'MailRefusedError';
+  constructor(
+    message: string,
+    readonly permanent: boolean,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
 export interface Mailer {
   readonly kind: 'log' | 'smtp' | 'resend';
   send(message: MailMessage): Promise<void>;
@@ -29,7 +44,14 @@ export function createSmtpMailer(url: string, from: string): Mailer {
   return {
     kind: 'smtp',
     send: async (message) => {
-      await transport.sendMail({ from, to: message.to, subject: message.subject, text: message.text, html: message.html });
+      try {
+        await transport.sendMail({ from, to: message.to, subject: message.subject, text: message.text, html: message.html });
+      } catch (error) {
+        // SMTP replies 5xx for what will never pass (no such mailbox, refused), 4xx for "later"
+        const code = (error as { responseCode?: unknown }).responseCode;
+        if (typeof code === 'number') throw new MailRefusedError(`SMTP answered ${code}`, code >= 500);
+        throw error;
+      }
     },
   };
 }
@@ -45,7 +67,19 @@ export function createResendMailer(apiKey: string, baseUrl: string, from: string
         body: JSON.stringify({ from, to: [message.to], subject: message.subject, text: message.text, html: message.html }),
         signal: AbortSignal.timeout(10_000),
       });
-      if (!response.ok) throw new Error(`Resend answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+      if (response.ok) return;
+      const refusal = `Resend answered ${response.status}: ${(await response.text()).slice(0, 200)}`;
+      if (response.status === 429) throw new MailRefusedError(refusal, false, retryAfterMs(response.headers.get('retry-after')));
+      throw new MailRefusedError(refusal, response.status >= 400 && response.status < 500);
     },
   };
+}
+
+/** A Retry-After header (seconds or an HTTP date) in milliseconds, when it says something usable. */
+function retryAfterMs(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }

@@ -2,7 +2,8 @@ import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { JobContext, JobQueue } from '../../infra/jobs.js';
 import type { Logger } from '../../infra/logger.js';
-import type { Mailer } from '../../infra/mailer.js';
+import { rethrowForJobs } from '../../infra/mail-queue.js';
+import { MailRefusedError, type Mailer } from '../../infra/mailer.js';
 import { renderMail } from '../../infra/mail-templates.js';
 import { PushError, type PushSender } from '../../infra/push.js';
 import { NotFoundError } from '../../shared/errors.js';
@@ -304,9 +305,9 @@ export class NotificationsService {
     try {
       await this.mailer.send({ to: account.email, ...claimed.content });
     } catch (error) {
-      const final = context.attempt >= DELIVERY_ATTEMPTS;
+      const final = context.attempt >= DELIVERY_ATTEMPTS || (error instanceof MailRefusedError && error.permanent);
       await this.repository.settle([{ deliveryId: claimed.deliveryId, status: final ? 'failed' : 'queued', error: 'send_failed' }], this.clock.now());
-      throw error;
+      rethrowForJobs(error);
     }
     const now = this.clock.now();
     await this.repository.settle([{ deliveryId: claimed.deliveryId, status: 'sent', error: null }], now);
