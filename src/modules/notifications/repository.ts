@@ -29,17 +29,11 @@ export interface StoredPreferences {
   quietHours: QuietHours | null;
 }
 
-export interface NewNotification {
-  id: string;
-  userId: string;
-  type: NotificationType;
-  title: string;
-  body: string;
-  data: Record<string, string> | null;
+export type NewNotification = Pick<NotificationRecord, 'id' | 'userId' | 'type' | 'title' | 'body' | 'data' | 'createdAt'> & {
+  /** False: pushed and mailed, never shown in the inbox. */
   inApp: boolean;
   dedupeKey: string | null;
-  createdAt: Date;
-}
+};
 
 /** A push a worker holds: the notification's content and the device's current token (null: the device is gone). */
 export interface ClaimedPush {
