@@ -18,6 +18,12 @@ const REPORT_OUTCOMES = {
 
 type Reactions = { [K in DomainEventName]?: (payload: DomainEvents[K]) => Promise<void> };
 
+/** Events worth a job only sometimes: the others of their kind tell nobody anything. */
+const WORTH_A_JOB: { [K in DomainEventName]?: (payload: DomainEvents[K]) => boolean } = {
+  'user.signed-in': ({ newDevice }) => newDevice,
+  'report.created': ({ flagged }) => flagged,
+};
+
 interface ReactionDependencies {
   notifications: NotificationsService;
   accounts: AccountsService;
@@ -45,8 +51,7 @@ function reactions({ notifications, accounts, profiles }: ReactionDependencies):
         dedupeKey: `report:${reportId}:${status}`,
       });
     },
-    'report.created': async ({ reportId, reportedId, flagged }) => {
-      if (!flagged) return;
+    'report.created': async ({ reportId, reportedId }) => {
       let afterId: string | null = null;
       for (;;) {
         const admins = await accounts.recipients({ kind: 'role', role: 'admin' }, afterId, 100);
@@ -82,8 +87,7 @@ function reactions({ notifications, accounts, profiles }: ReactionDependencies):
         email: renderMail('password-changed', { at: new Date(at), signedOutEverywhere: true }),
       });
     },
-    'user.signed-in': async ({ userId, newDevice, platform, userAgent, ip, at }) => {
-      if (!newDevice) return;
+    'user.signed-in': async ({ userId, platform, userAgent, ip, at }) => {
       const device = describeDevice(userAgent, platform);
       await notifications.notify(userId, 'system', {
         title: 'New sign-in to your account',
@@ -135,12 +139,14 @@ export function subscribeToEvents(
   const handlers = reactions(dependencies);
   for (const event of Object.keys(handlers) as DomainEventName[]) {
     // The user's action (a sign-in, a ban) has committed: a notice that cannot be queued is logged, not turned into its failure.
-    events.on(event, (payload) =>
-      jobs.enqueue(REACT_JOB, { event, payload }).then(
+    const worthAJob = WORTH_A_JOB[event] as ((payload: unknown) => boolean) | undefined;
+    events.on(event, async (payload) => {
+      if (worthAJob && !worthAJob(payload)) return;
+      await jobs.enqueue(REACT_JOB, { event, payload }).then(
         () => undefined,
         (error: unknown) => logger.error({ err: error, event }, 'could not queue the notification of an event'),
-      ),
-    );
+      );
+    });
   }
   events.on('user.signed-out', ({ userId, deviceIds }) => notifications.forgetDevices(userId, deviceIds));
   events.on('user.banned', ({ userId }) => notifications.forgetDevices(userId, 'all'));
