@@ -211,7 +211,7 @@ export class NotificationsService {
       },
     );
     if (!stored) return null;
-    if (stored.pushes) await this.drainPushesAt(new Date(now.getTime() + delayMs));
+    if (stored.pushes) await this.drainPushesIn(delayMs);
     if (stored.email) await this.jobs.enqueue(EMAIL_JOB, { notificationId: id }, { jobId: `email-${id}` });
     return { id };
   }
@@ -228,12 +228,11 @@ export class NotificationsService {
   // --- delivery (run by jobs)
 
   /**
-   * Makes sure a drain job runs once pushes due at `at` are due: one job per window, whatever
-   * the number of pushes (a broadcast page, a burst of notifications).
+   * Makes sure a drain job runs once `delayMs` from now (after the caller committed its
+   * pushes): one job per window, whatever the number of pushes (a broadcast page, a burst).
    */
-  private async drainPushesAt(at: Date): Promise<void> {
-    const windowEnd = Math.ceil(at.getTime() / DRAIN_WINDOW_MS) * DRAIN_WINDOW_MS;
-    const delayMs = windowEnd - Date.now();
+  private async drainPushesIn(delayMs: number): Promise<void> {
+    const windowEnd = Math.ceil((Date.now() + delayMs) / DRAIN_WINDOW_MS) * DRAIN_WINDOW_MS;
     // a short wait is slept by the job itself (BullMQ promotes delayed jobs less promptly)
     await this.jobs.enqueue(PUSH_JOB, { windowEnd }, { jobId: `push-${windowEnd}`, ...(delayMs > 1_000 ? { delayMs } : {}) });
   }
@@ -247,7 +246,7 @@ export class NotificationsService {
    * show it once.
    */
   async drainDuePushes(windowEnd: number, context: Pick<JobContext, 'logger'> & { signal?: AbortSignal }): Promise<void> {
-    await sleep(windowEnd + CLOCK_SKEW_MARGIN_MS - Date.now(), context.signal);
+    await sleep(Math.min(windowEnd + CLOCK_SKEW_MARGIN_MS - Date.now(), 1_000 + CLOCK_SKEW_MARGIN_MS), context.signal);
     const started = Date.now();
     for (;;) {
       if (context.signal?.aborted) return;
@@ -255,14 +254,14 @@ export class NotificationsService {
       if (!claimed.length) return;
       await this.sendPushes(claimed, context);
       if (claimed.length < PUSH_BATCH) return;
-      if (Date.now() - started > DRAIN_BUDGET_MS) return this.drainPushesAt(this.clock.now());
+      if (Date.now() - started > DRAIN_BUDGET_MS) return this.drainPushesIn(0);
     }
   }
 
   private async sendPushes(claimed: ClaimedPush[], context: Pick<JobContext, 'logger'> & { signal?: AbortSignal }): Promise<void> {
     const outcomes: DeliveryOutcome[] = [];
     const sent = new Set<string>();
-    let retryAt: number | null = null;
+    let retryInMs: number | null = null;
     const send = async (push: ClaimedPush) => {
       // A job abandoned at shutdown sends no more: what it did not send goes back to the queue now, not after the lease.
       if (context.signal?.aborted) return outcomes.push({ deliveryId: push.deliveryId, status: 'queued', error: null });
@@ -281,9 +280,14 @@ export class NotificationsService {
         const failure = error instanceof PushError ? error : new PushError('transient', 'unknown', error instanceof Error ? error.message : String(error));
         if (failure.kind === 'invalid-token') await this.repository.deleteDeadToken(push.userId, push.deviceId, push.fcmToken);
         if (failure.kind === 'transient' && push.attempts < DELIVERY_ATTEMPTS) {
-          const notBefore = Date.now() + Math.max(failure.retryAfterMs ?? 0, RETRY_BASE_MS * 2 ** (push.attempts - 1));
-          retryAt = Math.min(retryAt ?? notBefore, notBefore);
-          return outcomes.push({ deliveryId: push.deliveryId, status: 'queued', error: failure.code, notBefore: new Date(notBefore) });
+          const waitMs = Math.max(failure.retryAfterMs ?? 0, RETRY_BASE_MS * 2 ** (push.attempts - 1));
+          retryInMs = Math.min(retryInMs ?? waitMs, waitMs);
+          return outcomes.push({
+            deliveryId: push.deliveryId,
+            status: 'queued',
+            error: failure.code,
+            notBefore: new Date(this.clock.now().getTime() + waitMs),
+          });
         }
         context.logger.warn({ code: failure.code, kind: failure.kind, notificationId: push.notificationId }, 'push not delivered');
         return outcomes.push({ deliveryId: push.deliveryId, status: 'failed', error: failure.code });
@@ -293,7 +297,7 @@ export class NotificationsService {
     const now = this.clock.now();
     await this.repository.settle(outcomes, now);
     await this.repository.markSent([...sent], now);
-    if (retryAt !== null) await this.drainPushesAt(new Date(retryAt));
+    if (retryInMs !== null) await this.drainPushesIn(retryInMs);
   }
 
   /** Sends the notification's e-mail once, to the address the account has now. */
@@ -318,7 +322,7 @@ export class NotificationsService {
   async redeliverStranded(): Promise<number> {
     const now = this.clock.now();
     const stranded = await this.repository.strandedDeliveries(new Date(now.getTime() - STRANDED_AFTER_MS), 1000);
-    if (stranded.pushes) await this.drainPushesAt(now);
+    if (stranded.pushes) await this.drainPushesIn(0);
     const minute = Math.floor(now.getTime() / 60_000);
     for (const notificationId of stranded.emails) await this.jobs.enqueue(EMAIL_JOB, { notificationId }, { jobId: `email-${notificationId}-${minute}` });
     return stranded.pushes + stranded.emails.length;
@@ -362,8 +366,8 @@ export class NotificationsService {
         now,
       );
       // one drain for the page's due pushes, one per distinct end of quiet hours
-      const dueTimes = new Set(stored.length ? rows.map((row) => row.pushNotBefore?.getTime() ?? now.getTime()) : []);
-      for (const dueAt of dueTimes) await this.drainPushesAt(new Date(dueAt));
+      const delays = new Set(stored.length ? rows.map((row) => (row.pushNotBefore ? row.pushNotBefore.getTime() - now.getTime() : 0)) : []);
+      for (const delayMs of delays) await this.drainPushesIn(delayMs);
       done += userIds.length;
       afterId = userIds[userIds.length - 1]!;
       await context.progress(Math.min(99, Math.floor((done * 100) / Math.max(total, 1))));
