@@ -87,6 +87,24 @@ describe('quiet hours', () => {
 });
 
 describe('device registration', () => {
+  it('stops pushing to a device once its session signs out, whatever device id the app registered the token under', async () => {
+    // Logout forgets the tokens of the signed-out session's device id; the token's device id is taken from the body,
+    // never checked against the caller's session, so a token filed under another id outlives the sign-out.
+    const user = await register(t.app, { deviceId: 'phone-1' });
+    const token = newToken();
+    const registered = await registerDevice(user, { deviceId: 'fcm-install-7', platform: 'ios', fcmToken: token });
+    expect([200, 400]).toContain(registered.statusCode);
+    expect((await injectAs(t.app, user, { method: 'POST', url: '/auth/logout' })).statusCode).toBe(204);
+    const left = await until(
+      async () => {
+        const rows = await t.container.db.query<Array<{ device_id: string }>>('SELECT device_id FROM device_tokens WHERE fcm_token = $1', [token]);
+        return rows.length === 0 ? 'gone' : null;
+      },
+      { timeoutMs: 3_000, message: 'the signed-out device token was forgotten' },
+    );
+    expect(left).toBe('gone');
+  });
+
   it('answers 200 to every account registering the same token at the same moment', async () => {
     const users = await Promise.all(Array.from({ length: 8 }, () => register(t.app)));
     const token = newToken();
@@ -94,5 +112,37 @@ describe('device registration', () => {
     expect(answers.map((answer) => answer.statusCode)).toEqual(users.map(() => 200));
     const rows = await t.container.db.query('SELECT user_id FROM device_tokens WHERE fcm_token = $1', [token]);
     expect(rows).toHaveLength(1);
+  });
+});
+
+describe('broadcast audience', () => {
+  it('reaches no banned and no deleted account, even when the admin names them', async () => {
+    const [live, banned, deleted] = [await register(t.app), await register(t.app), await register(t.app)];
+    const ban = await injectAs(t.app, admin, { method: 'PATCH', url: `/admin/users/${banned.user.id}/ban`, payload: { reason: 'spam' } });
+    expect(ban.statusCode).toBe(204);
+    expect((await injectAs(t.app, deleted, { method: 'DELETE', url: '/users/me', payload: { password: PASSWORD } })).statusCode).toBe(204);
+
+    const started = await injectAs(t.app, admin, {
+      method: 'POST',
+      url: '/admin/notifications/broadcast',
+      payload: { title: 'Survey', body: 'Tell us what you think', audience: 'userIds', userIds: [live.user.id, banned.user.id, deleted.user.id] },
+    });
+    expect(started.statusCode).toBe(202);
+    const { broadcastId } = started.json<{ broadcastId: string }>();
+    const finished = await until(
+      async () =>
+        (
+          await t.container.db.query<Array<{ recipients: number }>>(
+            'SELECT recipients FROM notification_broadcasts WHERE id = $1 AND finished_at IS NOT NULL',
+            [broadcastId],
+          )
+        )[0],
+      { timeoutMs: 15_000, message: 'the broadcast finished' },
+    );
+    expect(finished.recipients).toBe(1);
+    const reached = await t.container.db.query<Array<{ user_id: string }>>('SELECT user_id FROM notifications WHERE dedupe_key = $1', [
+      `broadcast:${broadcastId}`,
+    ]);
+    expect(reached.map((row) => row.user_id)).toEqual([live.user.id]);
   });
 });
