@@ -105,6 +105,15 @@ describe('device registration', () => {
     expect(left).toBe('gone');
   });
 
+  it('keeps one row when the app registers the same device and token twice at once (two starts racing)', async () => {
+    const user = await register(t.app);
+    const token = newToken();
+    const answers = await Promise.all(Array.from({ length: 4 }, () => registerDevice(user, { deviceId: 'phone-1', platform: 'ios', fcmToken: token })));
+    expect(answers.map((answer) => answer.statusCode)).toEqual([200, 200, 200, 200]);
+    const rows = await t.container.db.query('SELECT device_id FROM device_tokens WHERE fcm_token = $1', [token]);
+    expect(rows).toHaveLength(1);
+  });
+
   it('answers 200 to every account registering the same token at the same moment', async () => {
     const users = await Promise.all(Array.from({ length: 8 }, () => register(t.app)));
     const token = newToken();
