@@ -155,3 +155,25 @@ describe('broadcast audience', () => {
     expect(reached.map((row) => row.user_id)).toEqual([live.user.id]);
   });
 });
+
+describe('a broadcast too big for FCM', () => {
+  it('is refused up front, or at least costs nobody their device token', async () => {
+    // 1,500 Japanese characters pass the schema (max 2000) but are 4,500 bytes of UTF-8, past FCM's 4,096-byte limit.
+    // FCM answers such a message 400 INVALID_ARGUMENT ("Message is too big"), which the sender takes for a dead
+    // token: the broadcast deletes the token of every recipient.
+    const user = await register(t.app);
+    const token = newToken();
+    expect((await registerDevice(user, { deviceId: 'phone', platform: 'android', fcmToken: token })).statusCode).toBe(200);
+    const payload = { title: 'Parley のお知らせ', body: '日本語'.repeat(500), audience: 'userIds', userIds: [user.user.id] };
+    expect(Buffer.byteLength(payload.title + payload.body)).toBeGreaterThan(4096);
+    fake.script(token, { status: 400, fcmError: 'INVALID_ARGUMENT' });
+
+    const started = await injectAs(t.app, admin, { method: 'POST', url: '/admin/notifications/broadcast', payload });
+    if (started.statusCode === 400) return;
+    expect(started.statusCode).toBe(202);
+    await fake.nextPush(token);
+    await whenJobsIdle(t.container.jobs.queue, ['notifications.broadcast', 'notifications.push'], 15_000);
+    const rows = await t.container.db.query('SELECT device_id FROM device_tokens WHERE fcm_token = $1', [token]);
+    expect(rows).toHaveLength(1);
+  });
+});
