@@ -109,7 +109,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       ? createResendMailer(config.RESEND_API_KEY, config.RESEND_API_URL, config.EMAIL_FROM)
       : config.SMTP_URL
         ? createSmtpMailer(config.SMTP_URL, config.EMAIL_FROM)
-        : createLogMailer(logger);
+        : createLogMailer(logger, { withText: !production });
     const hasher = await createBcryptHasher(config.BCRYPT_COST, config.BCRYPT_CONCURRENCY);
     cleanups.push(() => hasher.close());
 
@@ -213,6 +213,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
     const notifications = modules.notifications.create({
       infra,
       users: users.service,
+      sessions: auth.service,
       push: createPushSender(config, logger),
       settings: { pushConcurrency: config.PUSH_CONCURRENCY, appUrl: config.APP_URL, mailPreview: !production },
     });
@@ -264,6 +265,9 @@ export async function createContainer(config: Config, options: ContainerOptions)
     const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded, storage: storage.kind === 'local' };
     if (production && embedded.redis) {
       logger.warn('REDIS_URL is not set: running on the in-process Redis emulation, which serves ONE instance only and loses its data on restart');
+    }
+    if (production && mailer.kind === 'log') {
+      logger.warn('neither SMTP_URL nor RESEND_API_KEY is set: e-mails (verification, password reset, notices) are not sent, only logged without their text');
     }
     if (production && embedded.database) {
       logger.warn('DATABASE_URL is not set: running on an embedded PostgreSQL under DATA_DIR; use a managed PostgreSQL in production');

@@ -330,10 +330,14 @@ describe('the other mailers', () => {
       },
     });
     const rendered = renderMail('verify-email', { link: 'https://parley.example/verify-email?token=t', expiresInMinutes: 60 });
-    await createLogMailer(createLogger({ level: 'info', destination })).send({ to: 'log@example.test', ...rendered });
+    await createLogMailer(createLogger({ level: 'info', destination }), { withText: true }).send({ to: 'log@example.test', ...rendered });
     expect(lines).toHaveLength(1);
     expect(lines[0]!.mail).toEqual({ to: 'log@example.test', subject: rendered.subject, text: rendered.text });
     expect(JSON.stringify(lines)).not.toContain('<!DOCTYPE');
+    // in production the one-time link stays out of the log
+    await createLogMailer(createLogger({ level: 'info', destination }), { withText: false }).send({ to: 'log@example.test', ...rendered });
+    expect(lines[1]!.mail).toEqual({ to: 'log@example.test', subject: rendered.subject });
+    expect(JSON.stringify(lines[1])).not.toContain('token=');
   });
 });
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from './helpers/app.js';
 import { injectAs, login, PASSWORD, register, uniqueEmail, type Pair } from './helpers/auth.js';
-import { makeServiceAccount, startFakeFcm, type FakeFcm, type TestServiceAccount } from './helpers/fake-fcm.js';
+import { INVALID_TOKEN_MESSAGE, makeServiceAccount, startFakeFcm, type FakeFcm, type TestServiceAccount } from './helpers/fake-fcm.js';
 import { eventually, whenJobsIdle } from './helpers/jobs.js';
 import { client, listen, matchedPair, readyUser, type Client } from './helpers/realtime.js';
 import { startSmtpCapture } from './helpers/smtp.js';
@@ -52,10 +52,22 @@ const db = () => t.container.db;
 const deliveryQueues = ['notifications.push', 'notifications.email', 'notifications.react', 'notifications.broadcast'];
 const deliveriesSettled = () => whenJobsIdle(t.container.jobs.queue, deliveryQueues, 30_000);
 const newToken = () => `fcm-${randomUUID()}-${'t'.repeat(24)}`;
-const addDevice = async (caller: Pair, deviceId: string, token = newToken()) => {
-  const res = await injectAs(t.app, caller, { method: 'POST', url: '/notifications/device', payload: { deviceId, platform: 'android', fcmToken: token } });
-  expect(res.statusCode).toBe(200);
-  return token;
+/**
+ * Signs the user in on each device, waits out the new-sign-in notices that brings, then
+ * registers a push token for each device session; returns the tokens.
+ */
+const addDevices = async <const T extends readonly string[]>(user: Pair & { email: string }, deviceIds: T): Promise<{ [K in keyof T]: string }> => {
+  const sessions = [];
+  for (const deviceId of deviceIds) sessions.push(await login(t.app, user.email, { deviceId, platform: 'android' }));
+  await deliveriesSettled();
+  const tokens = [];
+  for (const session of sessions) {
+    const token = newToken();
+    const res = await injectAs(t.app, session, { method: 'POST', url: '/notifications/device', payload: { platform: 'android', fcmToken: token } });
+    expect(res.statusCode).toBe(200);
+    tokens.push(token);
+  }
+  return tokens as { [K in keyof T]: string };
 };
 const sendsTo = (token: string) => fake.received.filter((push) => push.token === token);
 const tokensOf = async (userId: string) =>
@@ -73,7 +85,7 @@ const inbox = async (caller: Pair) =>
 describe('push through FCM', () => {
   it('reaches every device of the user once, with the deep link, and records when it went out', async () => {
     const user = await register(t.app);
-    const [phone, tablet] = [await addDevice(user, 'phone-1'), await addDevice(user, 'tablet')];
+    const [phone, tablet] = await addDevices(user, ['pixel', 'tablet']);
     const created = await notifications().notify(user.user.id, 'achievement', { title: '7-day streak!', body: 'Keep going', data: { screen: 'profile' } });
     const [onPhone, onTablet] = await Promise.all([fake.nextPush(phone), fake.nextPush(tablet)]);
     for (const push of [onPhone, onTablet]) {
@@ -84,7 +96,7 @@ describe('push through FCM', () => {
     }
     await deliveriesSettled();
     expect(await deliveries(created!.id)).toEqual([
-      { channel: 'push', target: 'phone-1', status: 'sent', error: null },
+      { channel: 'push', target: 'pixel', status: 'sent', error: null },
       { channel: 'push', target: 'tablet', status: 'sent', error: null },
     ]);
     const [row] = await db().query('SELECT sent_at FROM notifications WHERE id = $1', [created!.id]);
@@ -99,7 +111,7 @@ describe('push through FCM', () => {
 
   it('deletes a token FCM calls unregistered, and still reaches the other devices', async () => {
     const user = await register(t.app);
-    const [dead, alive] = [await addDevice(user, 'old-phone'), await addDevice(user, 'new-phone')];
+    const [dead, alive] = await addDevices(user, ['old-phone', 'new-phone']);
     fake.script(dead, { status: 404, fcmError: 'UNREGISTERED' });
     const created = await notifications().notify(user.user.id, 'system', { title: 'Hello', body: 'b', channels: ['push'] });
     await fake.nextPush(alive);
@@ -114,7 +126,7 @@ describe('push through FCM', () => {
 
   it('retries after a 429 once FCM’s Retry-After has passed, and delivers once', async () => {
     const user = await register(t.app);
-    const token = await addDevice(user, 'phone-1');
+    const [token] = await addDevices(user, ['pixel']);
     fake.script(token, { status: 429, fcmError: 'QUOTA_EXCEEDED', retryAfter: '1' });
     const created = await notifications().notify(user.user.id, 'achievement', { title: 'slow down', body: 'b' });
     const first = await fake.nextPush(token);
@@ -129,7 +141,7 @@ describe('push through FCM', () => {
 
   it('retries a 500 with backoff', async () => {
     const user = await register(t.app);
-    const token = await addDevice(user, 'phone-1');
+    const [token] = await addDevices(user, ['pixel']);
     fake.script(token, { status: 500 });
     const created = await notifications().notify(user.user.id, 'achievement', { title: 'flaky', body: 'b' });
     expect((await fake.nextPush(token)).status).toBe(500);
@@ -140,8 +152,8 @@ describe('push through FCM', () => {
 
   it('does not retry a request FCM refuses for good: a 400 deletes the token, a 403 keeps it', async () => {
     const user = await register(t.app);
-    const [malformed, foreign] = [await addDevice(user, 'a'), await addDevice(user, 'b')];
-    fake.script(malformed, { status: 400, fcmError: 'INVALID_ARGUMENT' });
+    const [malformed, foreign] = await addDevices(user, ['a', 'b']);
+    fake.script(malformed, { status: 400, fcmError: 'INVALID_ARGUMENT', message: INVALID_TOKEN_MESSAGE });
     fake.script(foreign, { status: 403, fcmError: 'SENDER_ID_MISMATCH' });
     const created = await notifications().notify(user.user.id, 'achievement', { title: 'refused', body: 'b' });
     await deliveriesSettled();
@@ -158,7 +170,7 @@ describe('push through FCM', () => {
 
   it('honours the push switch: a type turned off sends nothing', async () => {
     const user = await register(t.app);
-    const token = await addDevice(user, 'phone-1');
+    const [token] = await addDevices(user, ['pixel']);
     await injectAs(t.app, user, { method: 'PUT', url: '/notifications/preferences', payload: { channels: { achievement: { push: false } } } });
     const created = await notifications().notify(user.user.id, 'achievement', { title: 'quiet please', body: 'b' });
     await deliveriesSettled();
@@ -186,8 +198,12 @@ describe('what other modules tell users', () => {
   it('forgets the token of the device that signs out, then every token at logout-all', async () => {
     const user = await register(t.app); // signed in on phone-1
     const laptop = await login(t.app, user.email); // laptop-1
-    await addDevice(user, 'phone-1');
-    await addDevice(laptop, 'laptop-1');
+    await deliveriesSettled(); // the new-sign-in notice
+    for (const session of [user, laptop]) {
+      const res = await injectAs(t.app, session, { method: 'POST', url: '/notifications/device', payload: { platform: 'android', fcmToken: newToken() } });
+      expect(res.statusCode).toBe(200);
+    }
+    expect(await tokensOf(user.user.id)).toEqual(['laptop-1', 'phone-1']);
     expect((await injectAs(t.app, user, { method: 'POST', url: '/auth/logout' })).statusCode).toBe(204);
     expect(await tokensOf(user.user.id)).toEqual(['laptop-1']);
     expect((await injectAs(t.app, laptop, { method: 'POST', url: '/auth/logout-all' })).statusCode).toBe(204);
@@ -209,11 +225,11 @@ describe('what other modules tell users', () => {
   it('bans: every token forgotten at once, and the notice by e-mail', async () => {
     const user = await register(t.app);
     await smtp.nextMail(user.email);
-    await addDevice(user, 'phone-1');
+    await addDevices(user, ['pixel']);
     const banned = await injectAs(t.app, admin, { method: 'PATCH', url: `/admin/users/${user.user.id}/ban`, payload: { reason: 'abusive language' } });
     expect(banned.statusCode).toBe(204);
     expect(await tokensOf(user.user.id)).toEqual([]);
-    const mail = await smtp.nextMail(user.email);
+    const mail = await smtp.nextMail(user.email, 'Your Parley account is suspended');
     expect(mail.raw).toContain('abusive language');
   });
 
@@ -263,7 +279,7 @@ describe('what other modules tell users', () => {
 
   it('pushes match_found to a searcher whose app went to the background, and not to one still connected', async () => {
     const [waiting, arriving] = [await readyUser(t.app), await readyUser(t.app)];
-    const [waitingToken, arrivingToken] = [await addDevice(waiting, 'phone-w'), await addDevice(arriving, 'phone-a')];
+    const [[waitingToken], [arrivingToken]] = [await addDevices(waiting, ['phone-w']), await addDevices(arriving, ['phone-a'])];
     const backgrounded = await client(url, waiting.accessToken);
     backgrounded.socket.emit('find_partner', {});
     await backgrounded.next('searching');
@@ -282,7 +298,7 @@ describe('what other modules tell users', () => {
     await deliveriesSettled();
     expect(sendsTo(arrivingToken)).toEqual([]);
     // push only: the match is stale by the time anyone reads an inbox
-    expect(await inbox(waiting)).toEqual([]);
+    expect((await inbox(waiting)).filter((item) => item.type === 'match_found')).toEqual([]);
 
     // back in the foreground within the grace, the user joins the room the push named
     const back = await client(url, waiting.accessToken);
@@ -295,7 +311,7 @@ describe('what other modules tell users', () => {
 describe('admin broadcast', () => {
   it('reaches the audience in the inbox and by push, as a job whose progress the admin can follow', async () => {
     const users = await Promise.all([readyUser(t.app, 'beginner'), readyUser(t.app, 'beginner'), readyUser(t.app, 'advanced')]);
-    const tokens = await Promise.all(users.map((user, index) => addDevice(user, `device-${index}`)));
+    const tokens = (await Promise.all(users.map((user, index) => addDevices(user, [`device-${index}`])))).flat();
     const started = await injectAs(t.app, admin, {
       method: 'POST',
       url: '/admin/notifications/broadcast',

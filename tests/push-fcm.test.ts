@@ -9,7 +9,7 @@ import { ConfigError, loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createFcmPushSender, createPushSender, type FcmPushSenderOptions } from '../src/infra/push-fcm.js';
 import { PushError, type PushMessage, type PushSender } from '../src/infra/push.js';
-import { makeServiceAccount, startFakeFcm, writeCredentialsFile, type FakeFcm, type TestServiceAccount } from './helpers/fake-fcm.js';
+import { INVALID_TOKEN_MESSAGE, makeServiceAccount, startFakeFcm, writeCredentialsFile, type FakeFcm, type TestServiceAccount } from './helpers/fake-fcm.js';
 
 const silent = createLogger({ level: 'silent' });
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'parley-push-'));
@@ -112,7 +112,7 @@ describe('FCM push sender (firebase-admin against a local FCM)', () => {
     expect((message as { android: { collapse_key: string } }).android.collapse_key).toBe(long.collapseKey);
   });
 
-  it('UNREGISTERED and INVALID_ARGUMENT mean the token is dead', async () => {
+  it('UNREGISTERED, and INVALID_ARGUMENT about the token, mean the token is dead; INVALID_ARGUMENT about the message does not', async () => {
     const sender = fcmSender();
     const gone = push();
     fake.script(gone.token, { status: 404, fcmError: 'UNREGISTERED' });
@@ -120,8 +120,12 @@ describe('FCM push sender (firebase-admin against a local FCM)', () => {
     expect(unregistered).toMatchObject({ kind: 'invalid-token', code: 'messaging/registration-token-not-registered' });
 
     const malformed = push();
-    fake.script(malformed.token, { status: 400, fcmError: 'INVALID_ARGUMENT' });
+    fake.script(malformed.token, { status: 400, fcmError: 'INVALID_ARGUMENT', message: INVALID_TOKEN_MESSAGE });
     expect(await failure(sender.send(malformed))).toMatchObject({ kind: 'invalid-token', code: 'messaging/invalid-argument' });
+
+    const tooBig = push();
+    fake.script(tooBig.token, { status: 400, fcmError: 'INVALID_ARGUMENT', message: 'Message is too big' });
+    expect(await failure(sender.send(tooBig))).toMatchObject({ kind: 'permanent', code: 'messaging/invalid-argument' });
   });
 
   it('429 is transient, after Retry-After', async () => {

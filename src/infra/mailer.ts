@@ -29,12 +29,17 @@ export interface Mailer {
   send(message: MailMessage): Promise<void>;
 }
 
-/** Development default: the message (with its link) goes to the log, as text only: the HTML would drown it. */
-export function createLogMailer(logger: Logger): Mailer {
+/**
+ * Without SMTP or Resend: the message goes to the log. In development with its text (the
+ * links a developer clicks), as text only (the HTML would drown it); in production without
+ * it, since the text holds one-time links that must not sit in a log.
+ */
+export function createLogMailer(logger: Logger, { withText }: { withText: boolean }): Mailer {
   return {
     kind: 'log',
     send: async (message) => {
-      logger.info({ mail: { to: message.to, subject: message.subject, text: message.text } }, 'e-mail (not sent: no SMTP_URL or RESEND_API_KEY)');
+      const mail = withText ? { to: message.to, subject: message.subject, text: message.text } : { to: message.to, subject: message.subject };
+      logger.info({ mail }, 'e-mail (not sent: no SMTP_URL or RESEND_API_KEY)');
     },
   };
 }

@@ -198,7 +198,13 @@ interface Exchange {
   retryAfter?: string;
 }
 
-const INVALID_TOKEN_CODES = new Set(['messaging/registration-token-not-registered', 'messaging/invalid-argument', 'messaging/invalid-registration-token']);
+const INVALID_TOKEN_CODES = new Set(['messaging/registration-token-not-registered', 'messaging/invalid-registration-token']);
+/**
+ * FCM answers INVALID_ARGUMENT both for a malformed token ("The registration token is not a
+ * valid FCM registration token") and for a malformed message (too big, a bad field): only the
+ * first kills the token.
+ */
+const TOKEN_MESSAGE = /registration token/i;
 const NETWORK_CODES = new Set(['app/network-error', 'app/network-timeout']);
 
 function toPushError(error: unknown, exchange: Exchange, credential: JwtBearerCredential): PushError {
@@ -213,6 +219,7 @@ function toPushError(error: unknown, exchange: Exchange, credential: JwtBearerCr
   if (status === 429 || status >= 500) return new PushError('transient', code, message, parseRetryAfterMs(exchange.retryAfter));
   // Only FCM's own JSON verdict kills a token; a proxy's bare 400 page does not.
   if (exchange.json && INVALID_TOKEN_CODES.has(code)) return new PushError('invalid-token', code, message);
+  if (exchange.json && code === 'messaging/invalid-argument' && TOKEN_MESSAGE.test(message)) return new PushError('invalid-token', code, message);
   return new PushError('permanent', code, message);
 }
 

@@ -12,6 +12,8 @@ export function pageSchema<T extends z.ZodType>(item: T) {
   return z.object({ items: z.array(item), nextCursor: z.string().nullable() });
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Keyset position: newest first by (createdAt, id), stable while rows are added. */
 export interface Keyset {
   createdAt: Date;
@@ -27,7 +29,10 @@ export function decodeCursor(cursor: string | undefined): Keyset | undefined {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
     const date = new Date(createdAt);
-    if (Number.isNaN(date.getTime()) || typeof id !== 'string' || !/^[0-9a-f-]{36}$/i.test(id)) throw new Error('bad cursor');
+    // what this API hands out: a uuid, and a time PostgreSQL can compare (a forged one must not reach it)
+    if (Number.isNaN(date.getTime()) || date.getUTCFullYear() < 1970 || date.getUTCFullYear() > 9999 || typeof id !== 'string' || !UUID.test(id)) {
+      throw new Error('bad cursor');
+    }
     return { createdAt: date, id };
   } catch {
     throw new ValidationError('Invalid cursor', { fields: [{ in: 'querystring', path: 'cursor', message: 'not a cursor this API returned' }] });

@@ -48,10 +48,13 @@ export function writeCredentialsFile(dir: string, account: TestServiceAccount, t
 
 /**
  * How the fake answers one send to a registration token: an HTTP status with FCM's error body
- * (google.rpc.Status, plus an FcmError detail when `fcmError` is given), or `text` as a non-JSON
+ * (google.rpc.Status with `message`, plus an FcmError detail when `fcmError` is given), or `text` as a non-JSON
  * body (a proxy's page), or `reset` to drop the connection without answering.
  */
-export type FcmReply = { status: number; fcmError?: string; retryAfter?: string } | { status: number; text: string } | { reset: true };
+/** What FCM says, with INVALID_ARGUMENT, of a token that is not one. */
+export const INVALID_TOKEN_MESSAGE = 'The registration token is not a valid FCM registration token';
+
+export type FcmReply = { status: number; fcmError?: string; message?: string; retryAfter?: string } | { status: number; text: string } | { reset: true };
 
 /** How the fake token endpoint answers one request, instead of checking the assertion. */
 export interface TokenReply {
@@ -230,7 +233,7 @@ export async function startFakeFcm({ accounts }: { accounts: TestServiceAccount[
       answer(
         response,
         reply.status,
-        rpcError(reply.status, `scripted ${reply.fcmError ?? reply.status}`, reply.fcmError),
+        rpcError(reply.status, reply.message ?? `scripted ${reply.fcmError ?? reply.status}`, reply.fcmError),
         reply.retryAfter ? { 'retry-after': reply.retryAfter } : {},
       );
     }

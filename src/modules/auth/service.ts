@@ -391,6 +391,12 @@ export class AuthService {
     await this.tokens.denySessions(sessionIds);
   }
 
+  /** The device id a live session signed in with (what other modules key per-device state by); null once it ended. */
+  async sessionDevice(sessionId: string): Promise<string | null> {
+    const session = await this.db.getRepository(DeviceSession).findOne({ where: { id: sessionId, revokedAt: IsNull() }, select: { deviceId: true } });
+    return session?.deviceId ?? null;
+  }
+
   async listSessions(auth: AuthContext): Promise<SessionView[]> {
     const sessions = await this.db.getRepository(DeviceSession).find({
       where: { userId: auth.userId, revokedAt: IsNull() },

@@ -2,6 +2,7 @@ import type { Infra } from '../../infra/bundle.js';
 import type { JobDefinition } from '../../infra/jobs.js';
 import type { PushSender } from '../../infra/push.js';
 import { defineModule } from '../kit.js';
+import type { AuthService } from '../auth/index.js';
 import type { UsersModuleService } from '../users/index.js';
 import { DeviceToken, Notification, NotificationBroadcast, NotificationDelivery, NotificationPreference } from './entities.js';
 import { notificationJobs } from './jobs.js';
@@ -19,6 +20,8 @@ export { deliveryCountsSchema };
 export interface NotificationsModuleDeps {
   infra: Infra;
   users: UsersModuleService;
+  /** Which device a signed-in session is on: a push token belongs to the caller's own device. */
+  sessions: Pick<AuthService, 'sessionDevice'>;
   push: PushSender;
   settings: NotificationsSettings & { mailPreview: boolean };
 }
@@ -28,11 +31,12 @@ export const notificationsModule = defineModule({
   name: 'notifications',
   entities: [DeviceToken, Notification, NotificationPreference, NotificationDelivery, NotificationBroadcast],
   tags: [{ name: 'notifications', description: 'Inbox, push devices and notification preferences' }],
-  create: ({ infra, users, push, settings }: NotificationsModuleDeps) => {
+  create: ({ infra, users, sessions, push, settings }: NotificationsModuleDeps) => {
     const notifications = new NotificationsService(
       {
         repository: new NotificationsRepository(infra.db),
         accounts: users.accounts,
+        sessions,
         jobs: infra.jobs,
         push,
         mailer: infra.mailer,

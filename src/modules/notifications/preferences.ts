@@ -83,11 +83,14 @@ export function quietDelayMs(now: Date, quiet: QuietHours | null): number {
   const clock = localClock(now, quiet.timeZone);
   const start = minutesOf(quiet.start);
   const end = minutesOf(quiet.end);
-  const inside = start < end ? clock.minutes >= start && clock.minutes < end : clock.minutes >= start || clock.minutes < end;
-  if (!inside) return 0;
+  const isInside = (minutes: number) => (start < end ? minutes >= start && minutes < end : minutes >= start || minutes < end);
+  if (!isInside(clock.minutes)) return 0;
   const wallClockMs = (((end - clock.minutes + 1440) % 1440) * 60 - clock.seconds) * 1000 - now.getUTCMilliseconds();
   // After a DST change the instant `wallClockMs` ahead shows another local time: shift by the difference.
   const landed = localClock(new Date(now.getTime() + wallClockMs), quiet.timeZone).minutes;
   const shiftMinutes = ((end - landed + 720 + 1440) % 1440) - 720;
-  return Math.max(0, wallClockMs + shiftMinutes * 60_000);
+  let target = now.getTime() + wallClockMs + shiftMinutes * 60_000;
+  // An end the clocks skip that night (02:30 when 02:00 jumps to 03:00): the first minute past the window.
+  for (let minutes = 0; minutes < 180 && isInside(localClock(new Date(target), quiet.timeZone).minutes); minutes += 1) target += 60_000;
+  return Math.max(0, target - now.getTime());
 }

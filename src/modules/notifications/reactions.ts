@@ -16,7 +16,11 @@ const REPORT_OUTCOMES = {
   dismissed: 'We reviewed your report and found no breach of the rules this time.',
 } as const;
 
-type Reactions = { [K in DomainEventName]?: (payload: DomainEvents[K]) => Promise<void> };
+/**
+ * A reaction to one event. `once` is the same for every run of its job: a notice without a
+ * natural key uses it as its dedupe key, so a retried job never tells the user twice.
+ */
+type Reactions = { [K in DomainEventName]?: (payload: DomainEvents[K], once: string) => Promise<void> };
 
 /** Events worth a job only sometimes: the others of their kind tell nobody anything. */
 const WORTH_A_JOB: { [K in DomainEventName]?: (payload: DomainEvents[K]) => boolean } = {
@@ -33,15 +37,20 @@ interface ReactionDependencies {
 /** What other modules' events tell users. Each runs as a job (`notifications.react`): no request waits on it, and a failure is retried. */
 function reactions({ notifications, accounts, profiles }: ReactionDependencies): Reactions {
   return {
-    'user.banned': async ({ userId, reason }) => {
+    'user.banned': async ({ userId, reason }, once) => {
       await notifications.notify(userId, 'system', {
         title: 'Your Parley account is suspended',
         body: `An administrator suspended your account. Reason: ${reason}`,
         channels: ['in_app', 'email'],
+        dedupeKey: once,
       });
     },
-    'user.unbanned': async ({ userId }) => {
-      await notifications.notify(userId, 'system', { title: 'Your Parley account is active again', body: 'You can sign in and practise again.' });
+    'user.unbanned': async ({ userId }, once) => {
+      await notifications.notify(userId, 'system', {
+        title: 'Your Parley account is active again',
+        body: 'You can sign in and practise again.',
+        dedupeKey: once,
+      });
     },
     'report.resolved': async ({ reportId, reporterId, status }) => {
       await notifications.notify(reporterId, 'report_update', {
@@ -80,16 +89,18 @@ function reactions({ notifications, accounts, profiles }: ReactionDependencies):
         });
       }
     },
-    'password.changed': async ({ userId, at }) => {
+    'password.changed': async ({ userId, at }, once) => {
       await notifications.notify(userId, 'system', {
+        dedupeKey: once,
         title: 'Your password was changed',
         body: 'Every device was signed out. If it was not you, reset your password at once.',
         email: renderMail('password-changed', { at: new Date(at), signedOutEverywhere: true }),
       });
     },
-    'user.signed-in': async ({ userId, platform, userAgent, ip, at }) => {
+    'user.signed-in': async ({ userId, platform, userAgent, ip, at }, once) => {
       const device = describeDevice(userAgent, platform);
       await notifications.notify(userId, 'system', {
+        dedupeKey: once,
         title: 'New sign-in to your account',
         body: `Signed in on ${device}. If it was not you, change your password.`,
         data: { screen: 'sessions' },
@@ -159,9 +170,9 @@ export function subscribeToEvents(
       backoffMs: 2_000,
       concurrency: 4,
       timeoutMs: 60_000,
-      handle: async ({ event, payload }) => {
-        const handler = handlers[event] as ((payload: unknown) => Promise<void>) | undefined;
-        if (handler) await handler(payload);
+      handle: async ({ event, payload }, { jobId }) => {
+        const handler = handlers[event] as ((payload: unknown, once: string) => Promise<void>) | undefined;
+        if (handler) await handler(payload, `event:${jobId}`);
       },
     },
   ];

@@ -1,5 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import { isUniqueViolation, updateReturning } from '../../infra/sql.js';
+import { updateReturning } from '../../infra/sql.js';
 import type { Keyset } from '../../shared/pagination.js';
 import type { BroadcastAudience, DeliveryStatus, NotificationType, Platform } from './entities.js';
 import type { ChannelOverrides, QuietHours } from './preferences.js';
@@ -163,29 +163,23 @@ export class NotificationsRepository {
    * held by another device row (another account signed in on that phone), it moves here.
    */
   async saveDevice(device: { id: string; userId: string; deviceId: string; platform: Platform; fcmToken: string; now: Date }): Promise<DeviceRecord> {
-    const attempt = () =>
-      this.db.transaction(async (manager) => {
-        await manager.query('DELETE FROM device_tokens WHERE fcm_token = $1 AND NOT (user_id = $2 AND device_id = $3)', [
-          device.fcmToken,
-          device.userId,
-          device.deviceId,
-        ]);
-        const [row] = await this.select<{ device_id: string; platform: Platform; created_at: Date; updated_at: Date }>(
-          `INSERT INTO device_tokens (id, user_id, device_id, platform, fcm_token, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
-           ON CONFLICT (user_id, device_id) DO UPDATE SET platform = EXCLUDED.platform, fcm_token = EXCLUDED.fcm_token, updated_at = EXCLUDED.updated_at
-           RETURNING device_id, platform, created_at, updated_at`,
-          [device.id, device.userId, device.deviceId, device.platform, device.fcmToken, device.now],
-          manager,
-        );
-        return { deviceId: row!.device_id, platform: row!.platform, createdAt: row!.created_at, updatedAt: row!.updated_at };
-      });
-    try {
-      return await attempt();
-    } catch (error) {
-      // The same token registered at the same moment by another row: that one committed first, take it over.
-      if (isUniqueViolation(error)) return attempt();
-      throw error;
-    }
+    return this.db.transaction(async (manager) => {
+      // Registrations of one token (an app start racing another, accounts switching on one phone) take turns.
+      await manager.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`device-token:${device.fcmToken}`]);
+      await manager.query('DELETE FROM device_tokens WHERE fcm_token = $1 AND NOT (user_id = $2 AND device_id = $3)', [
+        device.fcmToken,
+        device.userId,
+        device.deviceId,
+      ]);
+      const [row] = await this.select<{ device_id: string; platform: Platform; created_at: Date; updated_at: Date }>(
+        `INSERT INTO device_tokens (id, user_id, device_id, platform, fcm_token, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
+         ON CONFLICT (user_id, device_id) DO UPDATE SET platform = EXCLUDED.platform, fcm_token = EXCLUDED.fcm_token, updated_at = EXCLUDED.updated_at
+         RETURNING device_id, platform, created_at, updated_at`,
+        [device.id, device.userId, device.deviceId, device.platform, device.fcmToken, device.now],
+        manager,
+      );
+      return { deviceId: row!.device_id, platform: row!.platform, createdAt: row!.created_at, updatedAt: row!.updated_at };
+    });
   }
 
   async deleteDevice(userId: string, deviceId: string): Promise<boolean> {

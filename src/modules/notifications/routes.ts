@@ -26,12 +26,12 @@ export const notificationsRoutes: FastifyPluginAsyncZod<{ notifications: Notific
       config,
       schema: {
         tags,
-        summary: "Register or update this device's FCM token (call at every app start: tokens rotate)",
+        summary: "Register or update the FCM token of this session's device (call at every app start: tokens rotate)",
         body: deviceBodySchema,
         response: { 200: deviceSchema, ...errorResponses(400, 401) },
       },
     },
-    async (request) => notifications.registerDevice(caller(request).userId, request.body),
+    async (request) => notifications.registerDevice(caller(request), request.body),
   );
 
   app.delete(

@@ -31,7 +31,13 @@ export const notificationPageSchema = z.object({
 export const readAllSchema = z.object({ updated: z.number().int() });
 
 export const deviceBodySchema = z.strictObject({
-  deviceId: z.string().trim().min(1).max(128).describe('The same device id the app signs in with'),
+  deviceId: z
+    .string()
+    .trim()
+    .min(1)
+    .max(128)
+    .optional()
+    .describe("Optional: the session's own device id (the one the app signed in with) is used; another is refused"),
   platform: z.enum(PLATFORMS),
   fcmToken: z.string().trim().min(20).max(4096).describe('The FCM registration token of the app on this device'),
 });

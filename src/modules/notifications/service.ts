@@ -6,7 +6,7 @@ import { rethrowForJobs } from '../../infra/mail-queue.js';
 import { MailRefusedError, type Mailer } from '../../infra/mailer.js';
 import { renderMail } from '../../infra/mail-templates.js';
 import { PushError, type PushSender } from '../../infra/push.js';
-import { NotFoundError } from '../../shared/errors.js';
+import { AppError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
 import type { AccountsService } from '../users/index.js';
 import type { BroadcastAudience, Channel, NotificationType, Platform } from './entities.js';
@@ -46,6 +46,7 @@ export interface DeviceView {
 export interface NotificationsDependencies {
   repository: NotificationsRepository;
   accounts: AccountsService;
+  sessions: { sessionDevice(sessionId: string): Promise<string | null> };
   jobs: JobQueue;
   push: PushSender;
   mailer: Mailer;
@@ -85,6 +86,7 @@ const view = ({ userId: _userId, ...notification }: NotificationRecord): Notific
 export class NotificationsService {
   private readonly repository: NotificationsRepository;
   private readonly accounts: AccountsService;
+  private readonly sessions: NotificationsDependencies['sessions'];
   private readonly jobs: JobQueue;
   private readonly push: PushSender;
   private readonly mailer: Mailer;
@@ -98,6 +100,7 @@ export class NotificationsService {
   ) {
     this.repository = dependencies.repository;
     this.accounts = dependencies.accounts;
+    this.sessions = dependencies.sessions;
     this.jobs = dependencies.jobs;
     this.push = dependencies.push;
     this.mailer = dependencies.mailer;
@@ -108,8 +111,30 @@ export class NotificationsService {
 
   // --- devices
 
-  async registerDevice(userId: string, device: { deviceId: string; platform: Platform; fcmToken: string }): Promise<DeviceView> {
-    return this.repository.saveDevice({ id: this.ids.uuid(), userId, ...device, now: this.clock.now() });
+  /**
+   * Registers the push token of the caller's own device: the device its session signed in
+   * with, so that signing that session out forgets the token. A `deviceId` that names another
+   * device is refused.
+   */
+  async registerDevice(
+    caller: { userId: string; sessionId: string },
+    device: { deviceId?: string | undefined; platform: Platform; fcmToken: string },
+  ): Promise<DeviceView> {
+    const deviceId = await this.sessions.sessionDevice(caller.sessionId);
+    if (!deviceId) throw new AppError('session_revoked', 'This session was signed out');
+    if (device.deviceId !== undefined && device.deviceId !== deviceId) {
+      throw new ValidationError('deviceId is not the device this session signed in with', {
+        fields: [{ in: 'body', path: 'deviceId', message: `this session signed in as device "${deviceId}"; omit deviceId or send that one` }],
+      });
+    }
+    return this.repository.saveDevice({
+      id: this.ids.uuid(),
+      userId: caller.userId,
+      deviceId,
+      platform: device.platform,
+      fcmToken: device.fcmToken,
+      now: this.clock.now(),
+    });
   }
 
   /** Forgets the device's token (the app signs out, or turns push off); nothing to forget is fine. */
@@ -262,41 +287,39 @@ export class NotificationsService {
     const outcomes: DeliveryOutcome[] = [];
     const sent = new Set<string>();
     let retryInMs: number | null = null;
+    const queueAgain = (push: ClaimedPush, code: string, retryAfterMs: number | undefined) => {
+      const waitMs = Math.max(retryAfterMs ?? 0, RETRY_BASE_MS * 2 ** (push.attempts - 1));
+      retryInMs = Math.min(retryInMs ?? waitMs, waitMs);
+      outcomes.push({ deliveryId: push.deliveryId, status: 'queued', error: code, notBefore: new Date(this.clock.now().getTime() + waitMs) });
+    };
     const send = async (push: ClaimedPush) => {
       // A job abandoned at shutdown sends no more: what it did not send goes back to the queue now, not after the lease.
       if (context.signal?.aborted) return outcomes.push({ deliveryId: push.deliveryId, status: 'queued', error: null });
       if (!push.fcmToken) return outcomes.push({ deliveryId: push.deliveryId, status: 'failed', error: 'device_removed' });
       try {
-        await this.push.send({
-          token: push.fcmToken,
-          title: push.title,
-          body: push.body,
-          data: { ...push.data, notificationId: push.notificationId, type: push.type },
-          collapseKey: push.notificationId,
-        });
+        await this.push.send({ token: push.fcmToken, collapseKey: push.notificationId, ...fitForPush(push) });
         sent.add(push.notificationId);
         return outcomes.push({ deliveryId: push.deliveryId, status: 'sent', error: null });
       } catch (error) {
         const failure = error instanceof PushError ? error : new PushError('transient', 'unknown', error instanceof Error ? error.message : String(error));
-        if (failure.kind === 'invalid-token') await this.repository.deleteDeadToken(push.userId, push.deviceId, push.fcmToken);
-        if (failure.kind === 'transient' && push.attempts < DELIVERY_ATTEMPTS) {
-          const waitMs = Math.max(failure.retryAfterMs ?? 0, RETRY_BASE_MS * 2 ** (push.attempts - 1));
-          retryInMs = Math.min(retryInMs ?? waitMs, waitMs);
-          return outcomes.push({
-            deliveryId: push.deliveryId,
-            status: 'queued',
-            error: failure.code,
-            notBefore: new Date(this.clock.now().getTime() + waitMs),
-          });
-        }
+        if (failure.kind === 'transient' && push.attempts < DELIVERY_ATTEMPTS) return queueAgain(push, failure.code, failure.retryAfterMs);
         context.logger.warn({ code: failure.code, kind: failure.kind, notificationId: push.notificationId }, 'push not delivered');
-        return outcomes.push({ deliveryId: push.deliveryId, status: 'failed', error: failure.code });
+        outcomes.push({ deliveryId: push.deliveryId, status: 'failed', error: failure.code });
+        if (failure.kind === 'invalid-token') {
+          await this.repository
+            .deleteDeadToken(push.userId, push.deviceId, push.fcmToken)
+            .catch((reason: unknown) => context.logger.warn({ err: reason }, 'could not delete a dead push token; its next push will fail again'));
+        }
       }
     };
-    await inParallel(claimed, this.settings.pushConcurrency, send);
-    const now = this.clock.now();
-    await this.repository.settle(outcomes, now);
-    await this.repository.markSent([...sent], now);
+    try {
+      await inParallel(claimed, this.settings.pushConcurrency, send);
+    } finally {
+      // Whatever happened to the others, what was sent is recorded: never sent twice.
+      const now = this.clock.now();
+      await this.repository.settle(outcomes, now);
+      await this.repository.markSent([...sent], now);
+    }
     if (retryInMs !== null) await this.drainPushesIn(retryInMs);
   }
 
@@ -304,9 +327,9 @@ export class NotificationsService {
   async deliverEmail(notificationId: string, context: Pick<JobContext, 'attempt'>): Promise<void> {
     const claimed = await this.repository.claimEmail(notificationId, this.clock.now(), DELIVERY_LEASE_MS);
     if (!claimed) return;
-    const account = await this.accounts.findSummary(claimed.userId);
-    if (!account) return this.repository.settle([{ deliveryId: claimed.deliveryId, status: 'failed', error: 'no_address' }], this.clock.now());
     try {
+      const account = await this.accounts.findSummary(claimed.userId);
+      if (!account) return await this.repository.settle([{ deliveryId: claimed.deliveryId, status: 'failed', error: 'no_address' }], this.clock.now());
       await this.mailer.send({ to: account.email, ...claimed.content });
     } catch (error) {
       const final = context.attempt >= DELIVERY_ATTEMPTS || (error instanceof MailRefusedError && error.permanent);
@@ -323,8 +346,8 @@ export class NotificationsService {
     const now = this.clock.now();
     const stranded = await this.repository.strandedDeliveries(new Date(now.getTime() - STRANDED_AFTER_MS), 1000);
     if (stranded.pushes) await this.drainPushesIn(0);
-    const minute = Math.floor(now.getTime() / 60_000);
-    for (const notificationId of stranded.emails) await this.jobs.enqueue(EMAIL_JOB, { notificationId }, { jobId: `email-${notificationId}-${minute}` });
+    // the e-mail's own job id: a job still waiting (a backlog, a Retry-After) is not doubled
+    for (const notificationId of stranded.emails) await this.jobs.enqueue(EMAIL_JOB, { notificationId }, { jobId: `email-${notificationId}` });
     return stranded.pushes + stranded.emails.length;
   }
 
@@ -380,6 +403,37 @@ export class NotificationsService {
   async deliveryCounts() {
     return this.repository.deliveryCounts();
   }
+}
+
+/** FCM refuses a message over 4 KB (title, body and data together); the rest is room for its own fields. */
+const PUSH_PAYLOAD_BYTES = 3_500;
+
+/**
+ * The push of a notification, its body cut (with an ellipsis) to fit FCM's size limit: the
+ * inbox keeps the whole text, which the app shows when opened.
+ */
+function fitForPush(push: Pick<ClaimedPush, 'title' | 'body' | 'data' | 'notificationId' | 'type'>): {
+  title: string;
+  body: string;
+  data: Record<string, string>;
+} {
+  const data = { ...push.data, notificationId: push.notificationId, type: push.type };
+  const title = cutToBytes(push.title, 600);
+  const room = PUSH_PAYLOAD_BYTES - Buffer.byteLength(title) - Buffer.byteLength(JSON.stringify(data));
+  return { title, body: cutToBytes(push.body, Math.max(0, room)), data };
+}
+
+function cutToBytes(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  const budget = maxBytes - Buffer.byteLength('…');
+  let bytes = 0;
+  let end = 0;
+  for (const character of text) {
+    bytes += Buffer.byteLength(character);
+    if (bytes > budget) break;
+    end += character.length;
+  }
+  return `${text.slice(0, end)}…`;
 }
 
 /** Waits `ms` (nothing when it is not positive), or less when `signal` aborts. */
