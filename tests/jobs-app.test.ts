@@ -62,12 +62,16 @@ describe('GET /admin/jobs/:id', () => {
   });
 
   it('shows a retried mail job: state, attempts and last error, never its payload (a one-time link)', async () => {
-    // a mail server that refuses every recipient, on an app of its own (its mail jobs are its own)
+    // a mail server that refuses every recipient, on an app of its own (its mail jobs are its own):
+    // for now (451) most, for good (550) the ones named gone@
     const refusing = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS'],
       logger: false,
-      onRcptTo: (_address, _session, callback) => callback(Object.assign(new Error('mailbox unavailable'), { responseCode: 550 })),
+      onRcptTo: (address, _session, callback) =>
+        address.address.startsWith('gone@')
+          ? callback(Object.assign(new Error('mailbox unavailable'), { responseCode: 550 }))
+          : callback(Object.assign(new Error('mailbox busy, try again later'), { responseCode: 451 })),
     });
     await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
     const failing = await buildTestApp({
@@ -82,7 +86,7 @@ describe('GET /admin/jobs/:id', () => {
       const read = async () => (await failing.app.inject({ method: 'GET', url: `/admin/jobs/${id}`, headers: bearer(token) })).json();
       const job = await eventually(read, (body) => body.state === 'delayed' && body.attempts >= 1);
       expect(job).toMatchObject({ id, name: 'mail.send', state: 'delayed', maxAttempts: 6, finishedAt: null });
-      expect(job.lastError).toMatch(/550|mailbox unavailable/);
+      expect(job.lastError).toMatch(/451/);
       expect(JSON.stringify(job)).not.toContain('one-time-secret');
       expect(Object.keys(job).sort()).toEqual([
         'attempts',
@@ -96,6 +100,14 @@ describe('GET /admin/jobs/:id', () => {
         'startedAt',
         'state',
       ]);
+
+      // refused for good: dead at once, its other attempts unused
+      const gone = await failing.container.jobs.queue.enqueue('mail.send', { to: 'gone@example.com', subject: 'Reset', text: secret });
+      const dead = await eventually(
+        async () => (await failing.app.inject({ method: 'GET', url: `/admin/jobs/${gone}`, headers: bearer(token) })).json(),
+        (body) => body.state === 'dead',
+      );
+      expect(dead).toMatchObject({ attempts: 1, maxAttempts: 6, lastError: expect.stringMatching(/550/) });
 
       const metrics = (await failing.app.inject({ method: 'GET', url: '/metrics' })).body;
       expect(metrics).toMatch(/job_failures_total\{job="mail.send",final="false"\} [1-9]/);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { QueryFailedError } from 'typeorm';
 import { afterAll, inject } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -156,8 +157,31 @@ export async function truncateAll(t: TestApp): Promise<void> {
   if (missed.length > 0) {
     throw new Error(`truncateAll knows no entity for ${missed.map((table) => table.name).join(', ')}: add it to TABLES_WITHOUT_ENTITY in tests/helpers/app.ts`);
   }
-  await db.query(`TRUNCATE ${tables.map((table) => db.driver.escape(table)).join(', ')} CASCADE`);
+  // Background work of the previous test (a notice its events queued) finishes first: it would
+  // write into the emptied tables, or take their locks in another order than TRUNCATE (a deadlock).
+  await jobsSettled(t);
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await db.query(`TRUNCATE ${tables.map((table) => db.driver.escape(table)).join(', ')} CASCADE`);
+      break;
+    } catch (error) {
+      // a job started meanwhile can still meet TRUNCATE's locks: PostgreSQL cancels one side, this one tries again
+      const deadlock = error instanceof QueryFailedError && (error.driverError as { code?: string }).code === '40P01';
+      if (!deadlock || attempt === 3) throw error;
+    }
+  }
   await t.container.redis.client.flushdb();
+}
+
+/** Until no job is waiting or running (delayed ones, such as the next tick of a schedule, may stay), at most 10 s. */
+async function jobsSettled(t: TestApp): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  let quietInARow = 0;
+  while (quietInARow < 2 && Date.now() < deadline) {
+    const busy = (await t.container.jobs.queue.stats()).some(({ counts }) => counts.waiting + counts.active > 0);
+    quietInARow = busy ? 0 : quietInARow + 1;
+    if (quietInARow < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** A logger whose lines the test can read back as parsed JSON. */
