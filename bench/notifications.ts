@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -59,6 +59,8 @@ const until = (done: () => boolean, timeoutMs: number, what: string) =>
   });
 
 const cwd = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-notifications-'));
+// run as root, the embedded PostgreSQL (as user postgres) must be able to enter its data folder
+chmodSync(cwd, 0o755);
 const config = loadConfig({
   cwd,
   env: {
