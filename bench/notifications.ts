@@ -25,7 +25,8 @@ const seconds = Number(process.env.BENCH_NOTIFY_SECONDS ?? 15);
 const broadcastUsers = Number(process.env.BENCH_BROADCAST_USERS ?? 10_000);
 const notifyUsers = 200;
 
-const fake = spawn(path.join(root, 'node_modules/.bin/tsx'), [path.join(root, 'bench/fake-fcm-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+// node itself (tsx as a loader), not the tsx wrapper: the SIGTERM at the end must reach the server
+const fake = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench/fake-fcm-server.ts')], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
 const lines = createInterface({ input: fake.stdout });
 const received = new Map<string, number>();
 /** The broadcast's audience, once known, and how many of its tokens got their push. */
