@@ -152,10 +152,6 @@ export class NotificationsRepository {
     return updateReturning<T>(manager, sql, values);
   }
 
-  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    return this.db.transaction(work);
-  }
-
   // --- devices
 
   /**
@@ -199,14 +195,6 @@ export class NotificationsRepository {
   /** Deletes a token FCM called dead, unless the device registered a new one meanwhile. */
   async deleteDeadToken(userId: string, deviceId: string, fcmToken: string): Promise<void> {
     await this.db.query('DELETE FROM device_tokens WHERE user_id = $1 AND device_id = $2 AND fcm_token = $3', [userId, deviceId, fcmToken]);
-  }
-
-  async devices(userId: string): Promise<DeviceRecord[]> {
-    const rows = await this.select<{ device_id: string; platform: Platform; created_at: Date; updated_at: Date }>(
-      'SELECT device_id, platform, created_at, updated_at FROM device_tokens WHERE user_id = $1 ORDER BY updated_at DESC',
-      [userId],
-    );
-    return rows.map((row) => ({ deviceId: row.device_id, platform: row.platform, createdAt: row.created_at, updatedAt: row.updated_at }));
   }
 
   /** Everything the module keeps about a deleted account. */

@@ -36,13 +36,6 @@ export interface NotifyPayload {
 
 export type NotificationView = Omit<NotificationRecord, 'userId'>;
 
-export interface DeviceView {
-  deviceId: string;
-  platform: Platform;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
 export interface NotificationsDependencies {
   repository: NotificationsRepository;
   accounts: AccountsService;
@@ -119,7 +112,7 @@ export class NotificationsService {
   async registerDevice(
     caller: { userId: string; sessionId: string },
     device: { deviceId?: string | undefined; platform: Platform; fcmToken: string },
-  ): Promise<DeviceView> {
+  ): Promise<DeviceRecord> {
     const deviceId = await this.sessions.sessionDevice(caller.sessionId);
     if (!deviceId) throw new AppError('session_revoked', 'This session was signed out');
     if (device.deviceId !== undefined && device.deviceId !== deviceId) {
@@ -140,10 +133,6 @@ export class NotificationsService {
   /** Forgets the device's token (the app signs out, or turns push off); nothing to forget is fine. */
   async removeDevice(userId: string, deviceId: string): Promise<void> {
     await this.repository.deleteDevice(userId, deviceId);
-  }
-
-  async devices(userId: string): Promise<DeviceRecord[]> {
-    return this.repository.devices(userId);
   }
 
   /** The user signed out of these devices (or everywhere, or was banned): no push reaches them any more. */

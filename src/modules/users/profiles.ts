@@ -268,7 +268,7 @@ export class ProfilesService {
    * its minutes, and the day streak counted in the user's own time zone.
    */
   async recordCall(manager: EntityManager, userId: string, call: { seconds: number; endedAt: Date }): Promise<void> {
-    const stats = await this.repository.statsForUpdate(manager, userId);
+    const stats = await this.repository.stats(userId, manager);
     if (!stats) return;
     const day = (date: Date) => localDay(date, stats.timezone ?? 'UTC');
     const today = day(call.endedAt);
@@ -279,7 +279,7 @@ export class ProfilesService {
 
   /** The user's current day streak and the local day (YYYY-MM-DD, in their time zone) it last grew. */
   async practiceStreak(userId: string): Promise<{ days: number; lastDay: string | null }> {
-    const stats = await this.repository.streak(userId);
+    const stats = await this.repository.stats(userId);
     if (!stats?.lastSessionAt) return { days: stats?.streakDays ?? 0, lastDay: null };
     return { days: stats.streakDays, lastDay: localDay(stats.lastSessionAt, stats.timezone ?? 'UTC') };
   }

@@ -423,12 +423,12 @@ export class UsersRepository {
     await this.reader.one('users-touch-last-active', 'UPDATE profiles SET last_active_at = $2 WHERE user_id = $1', [id, at]);
   }
 
-  /** The stats a finished call updates, locked until the caller's transaction ends. */
-  async statsForUpdate(manager: EntityManager, id: string): Promise<{ timezone: string | null; lastSessionAt: Date | null; streakDays: number } | null> {
+  /** The practice stats; with `lock`, locked until the caller's transaction ends (what a finished call updates). */
+  async stats(id: string, lock?: EntityManager): Promise<{ timezone: string | null; lastSessionAt: Date | null; streakDays: number } | null> {
     const [row] = await this.select<{ timezone: string | null; last_session_at: Date | null; streak_days: number }>(
-      'SELECT timezone, last_session_at, streak_days FROM profiles WHERE user_id = $1 FOR UPDATE',
+      `SELECT timezone, last_session_at, streak_days FROM profiles WHERE user_id = $1${lock ? ' FOR UPDATE' : ''}`,
       [id],
-      manager,
+      lock,
     );
     return row ? { timezone: row.timezone, lastSessionAt: row.last_session_at, streakDays: row.streak_days } : null;
   }
@@ -440,15 +440,6 @@ export class UsersRepository {
       [id, call.minutes, call.streakDays, call.endedAt],
       manager,
     );
-  }
-
-  /** The streak as last recorded, and the user's time zone. */
-  async streak(id: string): Promise<{ timezone: string | null; lastSessionAt: Date | null; streakDays: number } | null> {
-    const [row] = await this.select<{ timezone: string | null; last_session_at: Date | null; streak_days: number }>(
-      'SELECT timezone, last_session_at, streak_days FROM profiles WHERE user_id = $1',
-      [id],
-    );
-    return row ? { timezone: row.timezone, lastSessionAt: row.last_session_at, streakDays: row.streak_days } : null;
   }
 
   async names(ids: string[]): Promise<Array<{ id: string; username: string | null; displayName: string | null }>> {
