@@ -157,9 +157,10 @@ describe.each(JOB_BACKENDS)('jobs on %s', (kind) => {
     };
     const jobs = await start(backend, [parallel]);
     const ids = await Promise.all([1, 2, 3, 4, 5, 6].map((n) => jobs.queue.enqueue(parallel.name, { n })));
+    // BullMQ counts a job active a moment before its handler starts: wait for both
     await eventually(
       () => jobs.queue.stats(),
-      ([stats]) => stats!.counts.active === 3 && stats!.counts.waiting === 3,
+      ([stats]) => stats!.counts.active === 3 && stats!.counts.waiting === 3 && running === 3,
     );
     expect(running).toBe(3);
     release.open();
