@@ -136,4 +136,13 @@ describe('ordinary errors', () => {
       expect(res.headers.get('connection')).toBe('keep-alive');
     }
   });
+
+  it('read and discard a body within the limit that was refused before it was read, so the client gets the answer', async () => {
+    const body = JSON.stringify({ key: 'x'.repeat(BODY_LIMIT - 100) });
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const res = await fetch(`http://127.0.0.1:${port}/no/such/route`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(res.status).toBe(404);
+      expect(res.headers.get('connection')).toBe('keep-alive');
+    }
+  });
 });

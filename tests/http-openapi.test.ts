@@ -81,16 +81,11 @@ interface Outcome {
 }
 
 async function outcome(label: string, operation: Operation, request: HttpRequest): Promise<Outcome> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return { label, operation, ...(await send(server.url, request)) };
-    } catch (error) {
-      const reason = error instanceof Error ? `${error.message} (${String(error.cause)})` : String(error);
-      // The server answers an oversized body (413) before reading it and closes; fetch, still
-      // writing, can fail with EPIPE before it reads that answer. Asked once more, it usually reads it.
-      if (attempt === 1 && /EPIPE/.test(reason)) continue;
-      return { label, operation, status: 0, contentType: '', body: `no answer: ${reason}` };
-    }
+  try {
+    return { label, operation, ...(await send(server.url, request)) };
+  } catch (error) {
+    const reason = error instanceof Error ? `${error.message} (${String(error.cause)})` : String(error);
+    return { label, operation, status: 0, contentType: '', body: `no answer: ${reason}` };
   }
 }
 

@@ -65,12 +65,14 @@ function mapError(error: FastifyError | Error): Mapped | null {
 export function sendError(reply: FastifyReply, mapped: Mapped): FastifyReply {
   const body: ErrorResponse = { error: { code: mapped.code, message: mapped.message, ...(mapped.details ? { details: mapped.details } : {}) } };
   if (mapped.headers) reply.headers(mapped.headers);
-  // Refused before its body was read whole (too large, not allowed): close the connection, or
-  // Node would read and discard the rest of it, however large, to keep the connection alive.
-  // A request without a body is whole once its headers are, even if Node has not marked it yet.
+  // Refused before its body was read whole (too large, rate limited, not allowed). A body the
+  // route would have accepted by size is read and discarded by Node, so the connection stays
+  // usable and a client still writing it reads this answer instead of meeting a closed socket.
+  // A larger or unbounded (chunked) one closes the connection rather than be read to its end.
   const raw = reply.request.raw;
-  const hasBody = raw.headers['transfer-encoding'] !== undefined || Number(raw.headers['content-length'] ?? 0) > 0;
-  if (hasBody && !raw.complete) reply.header('connection', 'close');
+  const declaredLength = Number(raw.headers['content-length'] ?? 0);
+  const unbounded = raw.headers['transfer-encoding'] !== undefined || !(declaredLength <= reply.request.routeOptions.bodyLimit);
+  if (unbounded && !raw.complete) reply.header('connection', 'close');
   return reply.status(mapped.status).type('application/json; charset=utf-8').send(body);
 }
 
