@@ -15,6 +15,9 @@ import { IdempotencyStore } from './http/idempotency/store.js';
 import { randomIds, type IdGenerator } from './infra/ids.js';
 import { loadSigningKeys, type SigningKeys } from './infra/keys.js';
 import { createLogger, type Logger } from './infra/logger.js';
+import { loadLocalPaymentsSecret } from './infra/payments/local-secret.js';
+import { createPayPalProvider } from './infra/payments/paypal.js';
+import { createStripeProvider } from './infra/payments/stripe.js';
 import { createPushSender } from './infra/push-fcm.js';
 import { createLogMailer, createResendMailer, createSmtpMailer, type Mailer } from './infra/mailer.js';
 import { createMetrics, type Metrics } from './infra/metrics.js';
@@ -210,12 +213,57 @@ export async function createContainer(config: Config, options: ContainerOptions)
 
     const reports = modules.reports.create({ infra, users: users.service, calls: calls.service, audit: audit.service });
 
+    const paymentSuccessUrl = config.PAYMENT_SUCCESS_URL ?? new URL('/pay/result?status=success', config.APP_URL).toString();
+    const paymentCancelUrl = config.PAYMENT_CANCEL_URL ?? new URL('/pay/result?status=cancelled', config.APP_URL).toString();
+
     const notifications = modules.notifications.create({
       infra,
       users: users.service,
       sessions: auth.service,
       push: createPushSender(config, logger),
       settings: { pushConcurrency: config.PUSH_CONCURRENCY, appUrl: config.APP_URL, mailPreview: !production },
+    });
+
+    const lms = modules.lms.create({ infra });
+
+    const stripe = config.STRIPE_SECRET_KEY
+      ? createStripeProvider({
+          secretKey: config.STRIPE_SECRET_KEY,
+          webhookSecret: config.STRIPE_WEBHOOK_SECRET!,
+          successUrl: config.STRIPE_SUCCESS_URL ?? paymentSuccessUrl,
+          cancelUrl: config.STRIPE_CANCEL_URL ?? paymentCancelUrl,
+          ...(config.STRIPE_API_URL ? { apiUrl: config.STRIPE_API_URL } : {}),
+        })
+      : null;
+    const paypal = config.PAYPAL_CLIENT_ID
+      ? createPayPalProvider({
+          clientId: config.PAYPAL_CLIENT_ID,
+          clientSecret: config.PAYPAL_CLIENT_SECRET!,
+          mode: config.PAYPAL_MODE,
+          webhookId: config.PAYPAL_WEBHOOK_ID!,
+          returnUrl: paymentSuccessUrl,
+          cancelUrl: paymentCancelUrl,
+          ...(config.PAYPAL_API_URL ? { apiUrl: config.PAYPAL_API_URL } : {}),
+        })
+      : null;
+    // The local provider takes no money: never in production, where payments are off without a real one.
+    const localPayments = !production;
+    const activeProvider = config.PAYMENT_PROVIDER ?? (stripe ? 'stripe' : paypal ? 'paypal' : localPayments ? 'local' : null);
+    if (production && !activeProvider) logger.warn('neither STRIPE_SECRET_KEY nor PAYPAL_CLIENT_ID is set: checkouts and donations answer 503 payments_unavailable');
+    const payments = modules.payments.create({
+      infra,
+      lms: lms.service,
+      notifications: notifications.service,
+      users: users.service,
+      providers: [stripe, paypal].filter((provider) => provider !== null),
+      settings: {
+        activeProvider,
+        successUrl: paymentSuccessUrl,
+        cancelUrl: paymentCancelUrl,
+        appUrl: config.APP_URL,
+        localSecret: localPayments ? await loadLocalPaymentsSecret(path.resolve(options.cwd, config.JWT_KEYS_DIR)) : null,
+        eventLeaseMs: 2 * config.JOBS_STALLED_TIMEOUT,
+      },
     });
 
     const admin = modules.admin.create({
@@ -243,6 +291,8 @@ export async function createContainer(config: Config, options: ContainerOptions)
       signaling,
       reports,
       notifications,
+      lms,
+      payments,
       admin,
       storage: storageFiles,
       pages,
@@ -301,6 +351,8 @@ export async function createContainer(config: Config, options: ContainerOptions)
         matchmaking: matchmaking.service,
         reports: reports.service,
         notifications: notifications.service,
+        lms: lms.service,
+        payments: payments.service,
         admin: admin.service,
       },
       embedded,

@@ -314,6 +314,28 @@ export const envSchema = z
       .optional()
       .describe("Google's OAuth2 token endpoint for the service account. Unset: the key file's token_uri, else https://oauth2.googleapis.com/token."),
     PUSH_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(16).describe('Pushes one delivery job sends to FCM at once.'),
+
+    PAYMENT_PROVIDER: z
+      .enum(['stripe', 'paypal', 'local'])
+      .optional()
+      .describe(
+        'Provider of new checkouts and donations: stripe | paypal | local. Unset: stripe when STRIPE_SECRET_KEY is set, else paypal when PAYPAL_CLIENT_ID is set, else local (an offline page that takes no money; refused in production, where payments are then off).',
+      ),
+    PAYMENT_SUCCESS_URL: z
+      .url()
+      .optional()
+      .describe("Where a provider's page sends the buyer after paying (the app's deep link or page). Unset: APP_URL/pay/result?status=success."),
+    PAYMENT_CANCEL_URL: z.url().optional().describe('Where it sends a buyer who cancels. Unset: APP_URL/pay/result?status=cancelled.'),
+    STRIPE_SECRET_KEY: z.string().min(1).optional().describe('Stripe secret key (sk_live_… / sk_test_…): enables Stripe Checkout.'),
+    STRIPE_WEBHOOK_SECRET: z.string().min(1).optional().describe('Signing secret of the Stripe webhook endpoint (whsec_…). Required with STRIPE_SECRET_KEY.'),
+    STRIPE_SUCCESS_URL: z.url().optional().describe('Stripe only: overrides PAYMENT_SUCCESS_URL (?session_id={CHECKOUT_SESSION_ID} is appended).'),
+    STRIPE_CANCEL_URL: z.url().optional().describe('Stripe only: overrides PAYMENT_CANCEL_URL.'),
+    STRIPE_API_URL: z.url().optional().describe("Stripe's API base. Unset: Stripe's own; set for stripe-mock or a test server (http://127.0.0.1:12111)."),
+    PAYPAL_CLIENT_ID: z.string().min(1).optional().describe('PayPal REST app client id: enables PayPal orders.'),
+    PAYPAL_CLIENT_SECRET: z.string().min(1).optional().describe('PayPal REST app secret. Required with PAYPAL_CLIENT_ID.'),
+    PAYPAL_MODE: z.enum(['sandbox', 'live']).default('sandbox').describe('sandbox | live: which PayPal the client id belongs to.'),
+    PAYPAL_WEBHOOK_ID: z.string().min(1).optional().describe('Id of the PayPal webhook (developer dashboard): webhooks are verified against it. Required with PAYPAL_CLIENT_ID.'),
+    PAYPAL_API_URL: z.url().optional().describe("Overrides the base URL PAYPAL_MODE selects (a test server or a proxy); PayPal's own by default."),
   })
   .strip()
   .superRefine((env, ctx) => {
@@ -325,6 +347,18 @@ export const envSchema = z
       path: [missing[0] ?? ''],
       message: `is missing: FIREBASE_PROJECT_ID, FIREBASE_CLIENT_EMAIL and FIREBASE_PRIVATE_KEY go together, all three or none (missing: ${missing.join(', ')})`,
     });
+  })
+  .superRefine((env, ctx) => {
+    const pairs = [
+      ['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET'],
+      ['PAYPAL_CLIENT_ID', 'PAYPAL_CLIENT_SECRET'],
+      ['PAYPAL_CLIENT_ID', 'PAYPAL_WEBHOOK_ID'],
+    ] as const;
+    for (const [key, required] of pairs) {
+      if (env[key] && !env[required]) ctx.addIssue({ code: 'custom', path: [required], message: `is required with ${key}` });
+    }
+    if (env.PAYMENT_PROVIDER === 'stripe' && !env.STRIPE_SECRET_KEY) ctx.addIssue({ code: 'custom', path: ['STRIPE_SECRET_KEY'], message: 'is required with PAYMENT_PROVIDER=stripe' });
+    if (env.PAYMENT_PROVIDER === 'paypal' && !env.PAYPAL_CLIENT_ID) ctx.addIssue({ code: 'custom', path: ['PAYPAL_CLIENT_ID'], message: 'is required with PAYMENT_PROVIDER=paypal' });
   });
 
 export type Env = z.output<typeof envSchema>;
@@ -401,6 +435,24 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
     ],
   },
   {
+    title: 'Payments',
+    keys: [
+      'PAYMENT_PROVIDER',
+      'PAYMENT_SUCCESS_URL',
+      'PAYMENT_CANCEL_URL',
+      'STRIPE_SECRET_KEY',
+      'STRIPE_WEBHOOK_SECRET',
+      'STRIPE_SUCCESS_URL',
+      'STRIPE_CANCEL_URL',
+      'STRIPE_API_URL',
+      'PAYPAL_CLIENT_ID',
+      'PAYPAL_CLIENT_SECRET',
+      'PAYPAL_MODE',
+      'PAYPAL_WEBHOOK_ID',
+      'PAYPAL_API_URL',
+    ],
+  },
+  {
     title: 'Matchmaking, signaling and TURN',
     keys: [
       'TURN_HOST',
@@ -452,20 +504,6 @@ export const PLANNED_ENV: ReadonlyArray<{ module: string; keys: readonly string[
       'AUTH_EXCHANGE_AUDIENCE',
       'AUTH_EXCHANGE_JWKS_URL',
       'AUTHORIZED_USER_EMAIL',
-    ],
-  },
-  {
-    module: 'payments',
-    keys: [
-      'PAYMENT_PROVIDER',
-      'STRIPE_SECRET_KEY',
-      'STRIPE_WEBHOOK_SECRET',
-      'STRIPE_SUCCESS_URL',
-      'STRIPE_CANCEL_URL',
-      'PAYPAL_CLIENT_ID',
-      'PAYPAL_CLIENT_SECRET',
-      'PAYPAL_MODE',
-      'PAYPAL_WEBHOOK_ID',
     ],
   },
   { module: 'AI partner', keys: ['OLLAMA_BASE_URL', 'OLLAMA_KEY_ENCRYPTION_KEY'] },

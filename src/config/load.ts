@@ -69,6 +69,9 @@ export function loadConfig({ env, cwd }: LoadConfigOptions): Config {
   if (parsed.JOBS_BACKEND === 'redis' && !parsed.REDIS_URL) {
     throw new ConfigError('Invalid configuration: JOBS_BACKEND=redis needs REDIS_URL (the in-process Redis emulation cannot run the job queue)');
   }
+  if (parsed.NODE_ENV === 'production' && parsed.PAYMENT_PROVIDER === 'local') {
+    throw new ConfigError('Invalid configuration: PAYMENT_PROVIDER=local is refused in production (its page takes no money): configure Stripe or PayPal');
+  }
   if (parsed.NODE_ENV === 'production' && !parsed.METRICS_TOKEN) {
     throw new ConfigError('Invalid configuration: METRICS_TOKEN is required in production (at least 16 characters), so that /metrics is not public');
   }

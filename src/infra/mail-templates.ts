@@ -1,3 +1,6 @@
+import { escapeHtml } from '../shared/html.js';
+import { formatAmount } from '../shared/money.js';
+
 /**
  * Parley's transactional e-mails: each template describes its content as blocks, and one layout
  * renders every template to plain text and to HTML. Templates never write markup, so every value
@@ -119,21 +122,6 @@ function formatDuration(minutes: number): string {
   return `${count} ${unit}${count === 1 ? '' : 's'}`;
 }
 
-const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
-
-/** An amount in minor units, shown with the currency's own number of decimals (0 for JPY, 2 for USD, 3 for BHD). */
-function formatAmount(amountMinor: number, currency: string): string {
-  if (!CURRENCIES.has(currency)) throw new RangeError(`Unknown ISO 4217 currency: ${currency}`);
-  if (!Number.isSafeInteger(amountMinor)) throw new RangeError(`amountMinor must be an integer, not ${amountMinor}`);
-  const format = new Intl.NumberFormat('en-US', { style: 'currency', currency });
-  const digits = format.resolvedOptions().maximumFractionDigits ?? 0;
-  // A decimal string, so the amount is exact whatever its size.
-  const units = Math.abs(amountMinor)
-    .toString()
-    .padStart(digits + 1, '0');
-  const decimal = digits === 0 ? units : `${units.slice(0, -digits)}.${units.slice(-digits)}`;
-  return format.format(`${amountMinor < 0 ? '-' : ''}${decimal}` as `${number}`);
-}
 
 const TEMPLATES: { [N in MailTemplateName]: (vars: MailTemplateVars[N]) => MailContent } = {
   'verify-email': ({ link, expiresInMinutes }) => ({
@@ -212,13 +200,6 @@ export const MAIL_TEMPLATE_NAMES = Object.keys(TEMPLATES) as MailTemplateName[];
 
 export function isMailTemplateName(name: string): name is MailTemplateName {
   return Object.hasOwn(TEMPLATES, name);
-}
-
-const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-/** Safe in element content and in quoted attribute values. */
-function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (char) => HTML_ENTITIES[char] ?? char);
 }
 
 /** Escaped, with the value's line breaks kept. */

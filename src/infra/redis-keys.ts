@@ -19,6 +19,8 @@ export const ROOM_PARTS = ['users', 'meta', 'joined', 'caller', 'caller-told', '
 export type RoomPart = (typeof ROOM_PARTS)[number];
 
 export const redisKeys = {
+  /** STRING "1", 72 h (how long Stripe retries): this provider's webhook event is in the inbox; the fast gate before the unique row. */
+  webhookSeen: (provider: string, eventId: string) => `webhook:${provider}:${eventId}`,
   /** STRING: a signed-out device session whose access tokens fail until they would have expired (the deny-list). */
   deniedSession: (sessionId: string) => `auth:revoked-session:${sessionId}`,
   /** STRING counter: failed sign-ins of one account, by the SHA-256 of its lower-cased e-mail, per window. */

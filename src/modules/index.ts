@@ -4,9 +4,11 @@ import { authModule } from './auth/index.js';
 import { betaModule } from './beta/index.js';
 import { callsModule } from './calls/index.js';
 import { demoModule } from './demo/index.js';
+import { lmsModule } from './lms/index.js';
 import { matchmakingModule } from './matchmaking/index.js';
 import { notificationsModule } from './notifications/index.js';
 import { opsModule } from './ops/index.js';
+import { paymentsModule } from './payments/index.js';
 import { pagesModule } from './pages/index.js';
 import { reportsModule } from './reports/index.js';
 import { signalingModule } from './signaling/index.js';
@@ -27,6 +29,8 @@ export const modules = {
   signaling: signalingModule,
   reports: reportsModule,
   notifications: notificationsModule,
+  lms: lmsModule,
+  payments: paymentsModule,
   admin: adminModule,
   storage: storageModule,
   pages: pagesModule,

@@ -11,7 +11,7 @@ type Input = Parameters<Transform>[0];
 const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
 
 /** What the document reads of a route's `config`. */
-function routeConfig(input: Input): { auth?: AuthRequirement; rateLimit?: unknown; idempotent?: boolean } {
+function routeConfig(input: Input): { auth?: AuthRequirement; rateLimit?: unknown; idempotent?: boolean | 'required' } {
   return (input.route as { config?: ReturnType<typeof routeConfig> }).config ?? {};
 }
 
@@ -58,16 +58,15 @@ const IDEMPOTENCY_KEY = z
   .string()
   .min(1)
   .max(MAX_IDEMPOTENCY_KEY_LENGTH)
-  .optional()
   .describe(
     'Makes a retry safe: the first response to a key is kept 24 h and answered again (with `Idempotent-Replayed: true`) to a retry ' +
       'with the same request; the key with a different request is 422 `idempotency_key_reused`, while the first still runs 409 `idempotency_in_progress`.',
   );
 
-/** The route's header schema plus the Idempotency-Key header of a route that opts in. */
-function headersWithIdempotencyKey(headers: unknown): z.ZodObject {
+/** The route's header schema plus the Idempotency-Key header of a route that opts in (required where the route says so). */
+function headersWithIdempotencyKey(headers: unknown, required: boolean): z.ZodObject {
   const own = headers instanceof z.ZodObject ? headers : z.object({});
-  return own.extend({ 'Idempotency-Key': IDEMPOTENCY_KEY });
+  return own.extend({ 'Idempotency-Key': required ? IDEMPOTENCY_KEY : IDEMPOTENCY_KEY.optional() });
 }
 
 /**
@@ -84,7 +83,7 @@ export const documentTransform: SwaggerTransform = (input) => {
   const response = { ...errorResponses(...commonErrors(input)), ...declared };
   const auth = routeConfig(input).auth;
   const wildcard = url.endsWith('/*');
-  const idempotent = routeConfig(input).idempotent === true;
+  const idempotent = routeConfig(input).idempotent;
   const transformed = jsonSchemaTransform({
     ...input,
     url: wildcard ? `${url.slice(0, -1)}{path}` : url,
@@ -92,7 +91,7 @@ export const documentTransform: SwaggerTransform = (input) => {
       ...(auth ? { security: SECURITY[auth] } : {}),
       ...schema,
       response,
-      ...(idempotent ? { headers: headersWithIdempotencyKey((schema as { headers?: unknown }).headers) } : {}),
+      ...(idempotent ? { headers: headersWithIdempotencyKey((schema as { headers?: unknown }).headers, idempotent === 'required') } : {}),
       ...(wildcard ? { params: z.object({ path: z.string().describe('The rest of the path, slashes included') }) } : {}),
     },
   });

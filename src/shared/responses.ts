@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { errorResponseSchema } from './http-schemas.js';
 
 /** The error statuses Parley answers (src/shared/openapi.ts adds the common ones to every route). */
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 414 | 415 | 422 | 428 | 429 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 402 | 403 | 404 | 409 | 413 | 414 | 415 | 422 | 428 | 429 | 500 | 503;
 
 /** A route's `response` entries for its own error statuses: each answers with the one error body. */
 export function errorResponses<S extends ErrorStatus>(...statuses: S[]): Record<S, typeof errorResponseSchema> {

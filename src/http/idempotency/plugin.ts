@@ -2,13 +2,16 @@ import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest, onSendAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import { caller } from '../../shared/auth.js';
-import { IdempotencyInProgressError, IdempotencyKeyInvalidError, IdempotencyKeyReusedError } from '../../shared/errors.js';
+import { AppError, IdempotencyInProgressError, IdempotencyKeyInvalidError, IdempotencyKeyReusedError } from '../../shared/errors.js';
 import type { IdempotencyScope, IdempotencyStore, StoredResponse } from './store.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** true: the route honours an `Idempotency-Key` header (it must also require a signed-in caller). */
-    idempotent?: boolean;
+    /**
+     * true: the route honours an `Idempotency-Key` header (it must also require a signed-in
+     * caller); 'required': a request without one is refused (400 `idempotency_key_required`).
+     */
+    idempotent?: boolean | 'required';
   }
 }
 
@@ -80,7 +83,12 @@ export const idempotency = fp<{ store: IdempotencyStore }>(
 
     const claimKey: preHandlerAsyncHookHandler = async (request, reply) => {
       const key = request.headers[IDEMPOTENCY_KEY_HEADER];
-      if (key === undefined) return;
+      if (key === undefined) {
+        if (request.routeOptions.config.idempotent === 'required') {
+          throw new AppError('idempotency_key_required', 'This request needs an Idempotency-Key header (a new UUID per operation, the same one on its retries)');
+        }
+        return;
+      }
       if (typeof key !== 'string' || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
         throw new IdempotencyKeyInvalidError(MAX_IDEMPOTENCY_KEY_LENGTH);
       }

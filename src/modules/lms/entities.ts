@@ -1,0 +1,86 @@
+import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, Unique } from 'typeorm';
+
+export const COURSE_LEVELS = ['beginner', 'intermediate', 'advanced'] as const;
+export type CourseLevel = (typeof COURSE_LEVELS)[number];
+
+@Entity('courses')
+@Check('courses_level_check', `level IN ('beginner', 'intermediate', 'advanced')`)
+@Check('courses_price_check', `price_minor >= 0`)
+@Check('courses_currency_check', `currency ~ '^[a-z]{3}$'`)
+@Index('courses_catalogue_idx', ['published', 'createdAt', 'id'], { where: 'deleted_at IS NULL' })
+export class Course {
+  @PrimaryColumn('uuid')
+  id!: string;
+
+  @Column({ type: 'varchar', length: 200 })
+  title!: string;
+
+  @Column({ type: 'text', default: '' })
+  description!: string;
+
+  @Column({ type: 'varchar', length: 16 })
+  level!: CourseLevel;
+
+  /** Integer minor units of `currency`; 0 is a free course. */
+  @Column({ name: 'price_minor', type: 'integer' })
+  priceMinor!: number;
+
+  /** ISO 4217, lower case. */
+  @Column({ type: 'char', length: 3 })
+  currency!: string;
+
+  @Column({ type: 'boolean', default: false })
+  published!: boolean;
+
+  @Index('courses_created_by_idx')
+  @Column({ name: 'created_by', type: 'uuid', nullable: true })
+  createdBy!: string | null;
+
+  @ManyToOne('User', { onDelete: 'SET NULL' })
+  @JoinColumn({ name: 'created_by', foreignKeyConstraintName: 'courses_created_by_fkey' })
+  creator?: unknown;
+
+  @Column({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+
+  @Column({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt!: Date;
+
+  /** Soft delete: hidden from the catalogue, kept for the orders and enrollments that name it. */
+  @Column({ name: 'deleted_at', type: 'timestamptz', nullable: true })
+  deletedAt!: Date | null;
+}
+
+/** A user's access to a course: free, or bought by `order_id`. A full refund revokes it. */
+@Entity('enrollments')
+@Unique('enrollments_user_course_unique', ['userId', 'courseId'])
+export class Enrollment {
+  @PrimaryColumn('uuid')
+  id!: string;
+
+  @Column({ name: 'user_id', type: 'uuid' })
+  userId!: string;
+
+  @ManyToOne('User', { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'user_id', foreignKeyConstraintName: 'enrollments_user_id_fkey' })
+  user?: unknown;
+
+  @Index('enrollments_course_id_idx')
+  @Column({ name: 'course_id', type: 'uuid' })
+  courseId!: string;
+
+  @ManyToOne('Course', { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'course_id', foreignKeyConstraintName: 'enrollments_course_id_fkey' })
+  course?: unknown;
+
+  /** The payments module's order that paid for it; null for a free course. */
+  @Index('enrollments_order_id_idx')
+  @Column({ name: 'order_id', type: 'uuid', nullable: true })
+  orderId!: string | null;
+
+  @Column({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+
+  @Column({ name: 'revoked_at', type: 'timestamptz', nullable: true })
+  revokedAt!: Date | null;
+}

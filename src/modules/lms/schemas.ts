@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { CURRENCIES } from '../../shared/money.js';
+import { INT4_MAX } from '../../shared/http-schemas.js';
+import { pageQuerySchema } from '../../shared/pagination.js';
+import { COURSE_LEVELS } from './entities.js';
+
+/** An amount of money: integer minor units (cents) of an ISO 4217 currency. */
+export const moneySchema = z
+  .object({
+    amount: z.number().int().describe('Integer minor units (cents; whole units for zero-decimal currencies such as JPY)'),
+    currency: z.string().describe('ISO 4217 code, lower case'),
+  })
+  .meta({ id: 'Money' });
+
+export const moneyInputSchema = z.strictObject({
+  amount: z.number().int().min(0).max(INT4_MAX),
+  currency: z
+    .string()
+    .regex(/^[A-Za-z]{3}$/, 'an ISO 4217 code such as usd')
+    .refine((code) => CURRENCIES.has(code.toUpperCase()), 'not an ISO 4217 currency')
+    .transform((code) => code.toLowerCase()),
+});
+
+export const courseSchema = z
+  .object({
+    id: z.uuid(),
+    title: z.string(),
+    description: z.string(),
+    level: z.enum(COURSE_LEVELS),
+    price: moneySchema,
+    free: z.boolean(),
+    published: z.boolean(),
+    createdAt: z.date(),
+    updatedAt: z.date(),
+  })
+  .meta({ id: 'Course' });
+
+const title = z.string().trim().min(1).max(200);
+const description = z.string().trim().max(10_000);
+
+export const createCourseBodySchema = z.strictObject({
+  title,
+  description: description.default(''),
+  level: z.enum(COURSE_LEVELS),
+  price: moneyInputSchema.describe('0 makes the course free: students enroll without paying'),
+  published: z.boolean().default(false),
+});
+
+export const updateCourseBodySchema = z
+  .strictObject({
+    title: title.optional(),
+    description: description.optional(),
+    level: z.enum(COURSE_LEVELS).optional(),
+    price: moneyInputSchema.optional(),
+    published: z.boolean().optional(),
+  })
+  .refine((body) => Object.values(body).some((value) => value !== undefined), { message: 'send at least one field to change' });
+
+export const coursesQuerySchema = pageQuerySchema.extend({ level: z.enum(COURSE_LEVELS).optional() });
+
+export const enrollmentSchema = z
+  .object({
+    courseId: z.uuid(),
+    enrolledAt: z.date(),
+    orderId: z.uuid().nullable().describe('The order that paid for it; null for a free course'),
+  })
+  .meta({ id: 'Enrollment' });

@@ -1,0 +1,266 @@
+import type { EntityManager } from 'typeorm';
+import type { Clock } from '../../infra/clock.js';
+import type { IdGenerator } from '../../infra/ids.js';
+import type { JobContext, JobQueue } from '../../infra/jobs.js';
+import type { Logger } from '../../infra/logger.js';
+import {
+  PaymentProviderError,
+  WebhookVerificationError,
+  type PaymentEffect,
+  type PaymentProvider,
+  type PaymentProviderName,
+  type WebhookHeaders,
+} from '../../infra/payments/provider.js';
+import { redisKeys } from '../../infra/redis-keys.js';
+import type { RedisConnection } from '../../infra/redis.js';
+import { AppError, NotFoundError } from '../../shared/errors.js';
+import type { LmsService } from '../lms/index.js';
+import { grantsAccess, sponsorshipStatus, withEffect } from './effects.js';
+import type { Notice, PaymentNotifier } from './notices.js';
+import type { OrderRecord, PaymentsRepository, WebhookEventRecord } from './repository.js';
+
+export const WEBHOOK_JOB = 'payments.webhooks';
+
+/** Redis remembers a stored event this long: Stripe retries a webhook for up to 3 days. */
+const GATE_TTL_SECONDS = 72 * 3600;
+/** Tries of one event before it waits for an operator (GET /admin/webhooks). */
+export const EVENT_ATTEMPTS = 8;
+const UNMATCHED_ATTEMPTS = 3;
+const RETRY_BASE_MS = 1_000;
+const RETRY_MAX_MS = 10 * 60_000;
+const BATCH = 100;
+/**
+ * Events received within one window share one drain job. The job claims only once the window
+ * is over (plus a margin for clock skew between instances), so it sees every event committed
+ * before an enqueue in that window.
+ */
+const DRAIN_WINDOW_MS = 20;
+const CLOCK_SKEW_MARGIN_MS = 20;
+/** A drain hands over to a fresh job after this long, so one job never holds a worker for long. */
+const DRAIN_BUDGET_MS = 20_000;
+
+export interface InboxDependencies {
+  /**
+   * A worker holds the events it claimed this long; one that died gives them up after it. At
+   * least the job runtime's stalled timeout, after which the drain job itself runs again.
+   */
+  leaseMs: number;
+  repository: PaymentsRepository;
+  providers: ReadonlyMap<PaymentProviderName, PaymentProvider>;
+  lms: LmsService;
+  notifier: PaymentNotifier;
+  jobs: JobQueue;
+  redis: RedisConnection;
+  clock: Clock;
+  ids: IdGenerator;
+  logger: Logger;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  ms > 0 && !signal?.aborted
+    ? new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      })
+    : Promise.resolve();
+
+/**
+ * Provider events, exactly once: verified, written to the inbox before the provider hears
+ * 2xx, then applied by jobs. The unique (provider, event id) row and the order's own facts are
+ * the permanent guard; Redis only spares a repeated delivery the database round trip.
+ */
+export class WebhookInbox {
+  /** The last drain window this process enqueued a job for: one enqueue per window, however many events. */
+  private lastWindow = 0;
+
+  constructor(private readonly dependencies: InboxDependencies) {}
+
+  /** Verifies and stores one delivery. Throws 400 `invalid_signature` (nothing stored) or 503 when the provider's verification service is down. */
+  async receive(providerName: PaymentProviderName, rawBody: Buffer, headers: WebhookHeaders): Promise<{ eventId: string; duplicate: boolean }> {
+    const { repository, providers, redis, logger } = this.dependencies;
+    const provider = providers.get(providerName);
+    if (!provider) throw new NotFoundError(`The ${providerName} webhook (${providerName} is not configured)`);
+    const event = await provider.parseAndVerifyWebhook(rawBody, headers).catch((error: unknown) => {
+      if (error instanceof WebhookVerificationError) {
+        logger.warn({ provider: providerName, reason: error.message }, 'webhook refused: not authentic');
+        throw new AppError('invalid_signature', 'Webhook signature verification failed');
+      }
+      if (error instanceof PaymentProviderError) throw new AppError('payment_provider_unavailable', `Could not verify the webhook with ${providerName}; retry later`);
+      throw error;
+    });
+    const gate = redisKeys.webhookSeen(providerName, event.eventId);
+    const seen = await redis.client.exists(gate).catch(() => 0);
+    if (seen) return { eventId: event.eventId, duplicate: true };
+    const now = this.dependencies.clock.now();
+    const inserted = await repository.insertEvent({
+      id: this.dependencies.ids.uuid(),
+      provider: providerName,
+      eventId: event.eventId,
+      type: event.type.slice(0, 100),
+      payload: event.payload,
+      effect: event.effect,
+      receivedAt: now,
+    });
+    if (inserted) await this.drainIn(0);
+    // after the row: a gate set without its row would drop the event's retries
+    await redis.client.set(gate, '1', 'EX', GATE_TTL_SECONDS).catch((error: unknown) => logger.warn({ err: error }, 'could not set the webhook gate in Redis'));
+    return { eventId: event.eventId, duplicate: !inserted };
+  }
+
+  /** Makes sure a drain job runs `delayMs` from now: one job per window, whatever the number of events. */
+  async drainIn(delayMs: number): Promise<void> {
+    const windowEnd = Math.ceil((Date.now() + delayMs) / DRAIN_WINDOW_MS) * DRAIN_WINDOW_MS;
+    if (windowEnd === this.lastWindow) return;
+    this.lastWindow = windowEnd;
+    await this.dependencies.jobs.enqueue(WEBHOOK_JOB, { windowEnd }, { jobId: `webhooks-${windowEnd}`, ...(delayMs > 1_000 ? { delayMs } : {}) });
+  }
+
+  /** Applies every due event, batch by batch, until none is left. */
+  async drain(windowEnd: number, context: Pick<JobContext, 'logger' | 'signal'>): Promise<void> {
+    await sleep(Math.min(windowEnd + CLOCK_SKEW_MARGIN_MS - Date.now(), 1_000 + CLOCK_SKEW_MARGIN_MS), context.signal);
+    const started = Date.now();
+    for (;;) {
+      if (context.signal.aborted) return;
+      const claimed = await this.dependencies.repository.claimDueEvents(this.dependencies.clock.now(), this.dependencies.leaseMs, BATCH);
+      for (const event of claimed) await this.process(event, context.logger);
+      if (claimed.length < BATCH) break;
+      if (Date.now() - started > DRAIN_BUDGET_MS) return this.drainIn(0);
+    }
+    await this.scheduleNextDue();
+  }
+
+  /** Enqueues a drain for when the next event is due (its retry, or the end of a dead worker's claim). */
+  async scheduleNextDue(): Promise<void> {
+    const due = await this.dependencies.repository.nextDueEventAt();
+    if (due) await this.drainIn(Math.max(0, due.getTime() - this.dependencies.clock.now().getTime()));
+  }
+
+  /** Puts a failed event back in the queue (an operator's retry). */
+  async retry(eventId: string): Promise<WebhookEventRecord> {
+    const event = await this.dependencies.repository.requeueEvent(eventId, this.dependencies.clock.now());
+    if (!event) {
+      const existing = await this.dependencies.repository.findEvent(eventId);
+      if (!existing) throw new NotFoundError('Webhook event');
+      throw new AppError('conflict', 'This event was processed already');
+    }
+    await this.drainIn(0);
+    return event;
+  }
+
+  private async process(event: WebhookEventRecord, logger: Logger): Promise<void> {
+    const { repository, clock } = this.dependencies;
+    try {
+      const notices = event.appliedAt ? ((event.notices ?? []) as Notice[]) : await this.apply(event);
+      // after the commit, and again on a retry: each notice has its own dedupe key
+      for (const notice of notices) await this.dependencies.notifier.send(notice);
+      await repository.markProcessed(event.id, clock.now());
+    } catch (error) {
+      const reason = error instanceof UnmatchedEventError || error instanceof PaymentProviderError ? error.message : 'internal error while applying the event';
+      // an unmatched event may only be early (its order's provider id not saved yet): a few tries, then an operator
+      const final =
+        event.attempts >= EVENT_ATTEMPTS ||
+        (error instanceof UnmatchedEventError && event.attempts >= UNMATCHED_ATTEMPTS) ||
+        (error instanceof PaymentProviderError && error.kind === 'rejected');
+      (final ? logger.error.bind(logger) : logger.warn.bind(logger))(
+        { err: error, provider: event.provider, eventId: event.eventId, type: event.type, attempt: event.attempts },
+        final ? 'payment event failed: waiting for an operator (GET /admin/webhooks)' : 'payment event failed: retrying',
+      );
+      const delayMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (event.attempts - 1));
+      await repository.markAttemptFailed(event.id, reason, final ? { final: true } : { final: false, nextAttemptAt: new Date(clock.now().getTime() + delayMs) });
+    }
+  }
+
+  /** Applies the event's effect in one transaction with its record; returns the notices it calls for. */
+  private async apply(event: WebhookEventRecord): Promise<Notice[]> {
+    const provider = event.provider as PaymentProviderName;
+    let effect = event.effect as PaymentEffect;
+    if (effect.kind === 'ignored') {
+      await this.dependencies.repository.transaction((manager) => this.dependencies.repository.markApplied(manager, event.id, null, [], this.dependencies.clock.now()));
+      return [];
+    }
+    if (effect.kind === 'approved') effect = await this.captureApproved(provider, effect);
+    const paid = effect;
+    return this.dependencies.repository.transaction(async (manager) => {
+      const locked = await this.dependencies.repository.lockEvent(manager, event.id);
+      if (locked?.appliedAt) return (locked.notices ?? []) as Notice[];
+      const order = await this.dependencies.repository.lockOrderByReference(manager, provider, paid.kind === 'ignored' ? {} : paid.ref);
+      if (!order) throw new UnmatchedEventError(`No ${provider} order matches this event (${JSON.stringify(paid.kind === 'ignored' ? {} : paid.ref)})`);
+      const notices = await this.applyToOrder(manager, order, paid);
+      await this.dependencies.repository.markApplied(manager, event.id, order.id, notices, this.dependencies.clock.now());
+      return notices;
+    });
+  }
+
+  /** PayPal: an approved order is paid once captured (idempotent on PayPal's side). */
+  private async captureApproved(provider: PaymentProviderName, effect: Extract<PaymentEffect, { kind: 'approved' }>): Promise<PaymentEffect> {
+    const capture = this.dependencies.providers.get(provider)?.capture;
+    if (!capture || !effect.ref.providerSessionId) return { kind: 'ignored' };
+    const order = effect.ref.orderId ? await this.dependencies.repository.findOrder(effect.ref.orderId) : null;
+    const result = await capture.call(this.dependencies.providers.get(provider), effect.ref.providerSessionId, order?.id ?? effect.ref.orderId ?? effect.ref.providerSessionId);
+    if (result.status === 'paid') return { kind: 'paid', ref: effect.ref, providerPaymentId: result.providerPaymentId };
+    if (result.status === 'failed') return { kind: 'failed', ref: effect.ref, reason: 'capture declined' };
+    return { kind: 'ignored' };
+  }
+
+  /** Applies an effect Parley learnt from the provider's own answer (a PayPal capture), as an event would, and tells whom it concerns. */
+  async applyNow(orderId: string, effect: PaymentEffect): Promise<void> {
+    const { repository } = this.dependencies;
+    const notices = await repository.transaction(async (manager) => {
+      const order = await repository.lockOrder(manager, orderId);
+      if (!order) throw new NotFoundError('Order');
+      return this.applyToOrder(manager, order, effect);
+    });
+    for (const notice of notices) await this.dependencies.notifier.send(notice);
+  }
+
+  /**
+   * Adds an effect to a locked order and keeps what depends on it in the same transaction:
+   * the course enrollment, the donation's status. Returns the notices to send after commit.
+   */
+  async applyToOrder(manager: EntityManager, order: OrderRecord, effect: PaymentEffect): Promise<Notice[]> {
+    const { repository, lms, clock, ids } = this.dependencies;
+    const now = clock.now();
+    const notices: Notice[] = [];
+    let refundedBySucceededRows = order.refundedMinor;
+    if (effect.kind === 'refunded') {
+      await repository.confirmRefund(manager, {
+        id: ids.uuid(),
+        orderId: order.id,
+        provider: order.provider,
+        providerRefundId: effect.refundId,
+        amountMinor: effect.amountMinor,
+        now,
+      });
+      const rows = await repository.refunds(manager, order.id);
+      refundedBySucceededRows = rows.filter((row) => row.status === 'succeeded').reduce((sum, row) => sum + row.amountMinor, 0);
+    }
+    const next = withEffect(order, effect, refundedBySucceededRows, now);
+    next.updatedAt = now;
+    await repository.saveOrderFacts(manager, next);
+
+    if (next.kind === 'course' && next.courseId) {
+      if (grantsAccess(next)) await lms.grantPurchase(manager, { userId: next.userId, courseId: next.courseId, orderId: next.id });
+      else if (next.refundedMinor >= next.amountMinor) await lms.revokePurchase(manager, next.id);
+    }
+    if (next.kind === 'donation') {
+      await repository.syncSponsorship(manager, next.id, {
+        status: sponsorshipStatus(next.status),
+        captureId: next.providerPaymentId,
+        completedAt: next.paidAt,
+      });
+    }
+
+    const about = { userId: next.userId, orderId: next.id, orderKind: next.kind, courseId: next.courseId, description: next.description, currency: next.currency };
+    if (!order.paidAt && next.paidAt && effect.kind === 'paid') notices.push({ kind: 'paid', ...about, amountMinor: next.amountMinor, paidAt: next.paidAt.toISOString() });
+    if (effect.kind === 'refunded' && next.refundedMinor > order.refundedMinor) {
+      notices.push({ kind: 'refunded', ...about, refundId: effect.refundId, amountMinor: next.refundedMinor - order.refundedMinor, full: next.refundedMinor >= next.amountMinor });
+    }
+    if (effect.kind === 'disputed' && !order.disputedAt) notices.push({ kind: 'disputed', ...about, disputeId: effect.disputeId, amountMinor: next.amountMinor });
+    return notices;
+  }
+}
+
+/** The event names no order Parley knows: kept, reported, retried by an operator. */
+export class UnmatchedEventError extends Error {
+  override name = 'UnmatchedEventError';
+}
