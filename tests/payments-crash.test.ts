@@ -26,7 +26,7 @@ afterAll(async () => {
 
 /** `npm run worker`, built: a process that runs the jobs and serves no HTTP. */
 async function startWorkerProcess(): Promise<Spawned> {
-  const env = await testEnv({ LOG_LEVEL: 'warn', JOBS_STALLED_TIMEOUT: '1500ms' });
+  const env = await testEnv({ LOG_LEVEL: 'info', JOBS_STALLED_TIMEOUT: '1500ms' });
   const spawned = run(process.execPath, [path.join(repoRoot, 'dist/src/worker.js')], {
     cwd: mkdtempSync(path.join(os.tmpdir(), 'parley-worker-')),
     env: Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined)),
@@ -59,7 +59,11 @@ it('applies a paid event once, in the next worker, when the worker applying it i
           .rows[0].n as number,
       (waiting) => waiting >= 1,
       60_000,
-    );
+    ).catch(async (error: unknown) => {
+      const events = (await holder.query(`SELECT status, attempts, claimed_until, last_error FROM payment_webhook_events`)).rows;
+      const activity = (await holder.query(`SELECT wait_event_type, wait_event, state, left(query, 80) AS q FROM pg_stat_activity WHERE datname = current_database()`)).rows;
+      throw new Error(`the first worker never reached the order: ${String(error)}\n${first.output()}\n${JSON.stringify(events)}\n${JSON.stringify(activity, null, 1)}\n${JSON.stringify(await t.container.jobs.queue.stats())}`);
+    });
     first.child.kill('SIGKILL');
     expect(await first.exit).toBeNull();
   } finally {

@@ -43,7 +43,9 @@ export interface OrderReference {
  * - `approved`: the buyer approved, the money is taken by capturing (PayPal CHECKOUT.ORDER.APPROVED);
  * - `expired`: the checkout was abandoned (checkout.session.expired);
  * - `failed`: the payment was declined for good (checkout.session.async_payment_failed, PAYMENT.CAPTURE.DENIED);
- * - `refunded`: a refund succeeded; `totalRefundedMinor` is the provider's running total for the payment when it says it;
+ * - `refunded`: a refund succeeded; `refundId` names it when the event is about one refund (absent when the event only
+ *   reports the running total, as Stripe's charge.refunded does); `totalRefundedMinor` is the provider's running total for
+ *   the payment when it says it;
  * - `disputed`: the buyer opened a dispute (charge.dispute.created);
  * - `ignored`: an event type Parley does not act on (still verified, stored and acknowledged).
  */
@@ -52,7 +54,7 @@ export type PaymentEffect =
   | { kind: 'approved'; ref: OrderReference }
   | { kind: 'expired'; ref: OrderReference }
   | { kind: 'failed'; ref: OrderReference; reason?: string }
-  | { kind: 'refunded'; ref: OrderReference; refundId: string; amountMinor: number; totalRefundedMinor?: number; currency?: string }
+  | { kind: 'refunded'; ref: OrderReference; refundId?: string; amountMinor: number; totalRefundedMinor?: number; currency?: string }
   | { kind: 'disputed'; ref: OrderReference; disputeId: string; reason?: string }
   | { kind: 'ignored' };
 

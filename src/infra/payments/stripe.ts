@@ -101,7 +101,8 @@ function chargeRefundedEffect(charge: Stripe.Charge): PaymentEffect {
     kind: 'refunded',
     // PaymentIntent metadata is copied onto the charge it creates (once, at confirmation).
     ref: reference({ orderId: orderIdIn(charge.metadata), providerPaymentId: idOf(charge.payment_intent) }),
-    refundId: refund?.id ?? `charge:${charge.id}:${charge.amount_refunded}`,
+    // without the list, the event names no one refund: only its running total counts
+    ...(refund ? { refundId: refund.id } : {}),
     amountMinor: refund?.amount ?? charge.amount_refunded,
     totalRefundedMinor: charge.amount_refunded,
     currency: charge.currency,

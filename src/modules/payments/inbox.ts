@@ -13,6 +13,7 @@ import {
 } from '../../infra/payments/provider.js';
 import { redisKeys } from '../../infra/redis-keys.js';
 import type { RedisConnection } from '../../infra/redis.js';
+import { inParallel, sleep } from '../../shared/concurrency.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import type { LmsService } from '../lms/index.js';
 import { grantsAccess, sponsorshipStatus, withEffect } from './effects.js';
@@ -34,10 +35,14 @@ const BATCH = 100;
  * is over (plus a margin for clock skew between instances), so it sees every event committed
  * before an enqueue in that window.
  */
-const DRAIN_WINDOW_MS = 20;
+const DRAIN_WINDOW_MS = 50;
 const CLOCK_SKEW_MARGIN_MS = 20;
+/** Events one drain applies at once. */
+const APPLY_CONCURRENCY = 8;
 /** A drain hands over to a fresh job after this long, so one job never holds a worker for long. */
 const DRAIN_BUDGET_MS = 20_000;
+/** How soon a drain that found every due event taken looks again. */
+const IDLE_RECHECK_MS = 1_000;
 
 export interface InboxDependencies {
   /**
@@ -55,14 +60,6 @@ export interface InboxDependencies {
   ids: IdGenerator;
   logger: Logger;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  ms > 0 && !signal?.aborted
-    ? new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, ms);
-        signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-      })
-    : Promise.resolve();
 
 /**
  * Provider events, exactly once: verified, written to the inbox before the provider hears
@@ -119,20 +116,25 @@ export class WebhookInbox {
   async drain(windowEnd: number, context: Pick<JobContext, 'logger' | 'signal'>): Promise<void> {
     await sleep(Math.min(windowEnd + CLOCK_SKEW_MARGIN_MS - Date.now(), 1_000 + CLOCK_SKEW_MARGIN_MS), context.signal);
     const started = Date.now();
+    let applied = 0;
     for (;;) {
       if (context.signal.aborted) return;
       const claimed = await this.dependencies.repository.claimDueEvents(this.dependencies.clock.now(), this.dependencies.leaseMs, BATCH);
-      for (const event of claimed) await this.process(event, context.logger);
+      // each event locks its own order: events of different orders apply side by side, those of one order in turn
+      await inParallel(claimed, APPLY_CONCURRENCY, (event) => this.process(event, context.logger));
+      applied += claimed.length;
       if (claimed.length < BATCH) break;
       if (Date.now() - started > DRAIN_BUDGET_MS) return this.drainIn(0);
     }
-    await this.scheduleNextDue();
+    // Due events this drain could not take are held by a running worker (locked rows are
+    // skipped): look again a little later rather than spin on them.
+    await this.scheduleNextDue(applied ? 0 : IDLE_RECHECK_MS);
   }
 
-  /** Enqueues a drain for when the next event is due (its retry, or the end of a dead worker's claim). */
-  async scheduleNextDue(): Promise<void> {
+  /** Enqueues a drain for when the next event is due (its retry, or the end of a dead worker's claim), not before `atLeastMs`. */
+  async scheduleNextDue(atLeastMs = 0): Promise<void> {
     const due = await this.dependencies.repository.nextDueEventAt();
-    if (due) await this.drainIn(Math.max(0, due.getTime() - this.dependencies.clock.now().getTime()));
+    if (due) await this.drainIn(Math.max(atLeastMs, due.getTime() - this.dependencies.clock.now().getTime()));
   }
 
   /** Puts a failed event back in the queue (an operator's retry). */
@@ -151,6 +153,7 @@ export class WebhookInbox {
     const { repository, clock } = this.dependencies;
     try {
       const notices = event.appliedAt ? ((event.notices ?? []) as Notice[]) : await this.apply(event);
+      if (!notices.length && !event.appliedAt) return; // applied and marked processed in one transaction
       // after the commit, and again on a retry: each notice has its own dedupe key
       for (const notice of notices) await this.dependencies.notifier.send(notice);
       await repository.markProcessed(event.id, clock.now());
@@ -175,7 +178,7 @@ export class WebhookInbox {
     const provider = event.provider as PaymentProviderName;
     let effect = event.effect as PaymentEffect;
     if (effect.kind === 'ignored') {
-      await this.dependencies.repository.transaction((manager) => this.dependencies.repository.markApplied(manager, event.id, null, [], this.dependencies.clock.now()));
+      await this.dependencies.repository.markApplied(this.dependencies.repository.db, event.id, null, [], this.dependencies.clock.now());
       return [];
     }
     if (effect.kind === 'approved') effect = await this.captureApproved(provider, effect);
@@ -222,7 +225,7 @@ export class WebhookInbox {
     const now = clock.now();
     const notices: Notice[] = [];
     let refundedBySucceededRows = order.refundedMinor;
-    if (effect.kind === 'refunded') {
+    if (effect.kind === 'refunded' && effect.refundId) {
       await repository.confirmRefund(manager, {
         id: ids.uuid(),
         orderId: order.id,
@@ -253,7 +256,8 @@ export class WebhookInbox {
     const about = { userId: next.userId, orderId: next.id, orderKind: next.kind, courseId: next.courseId, description: next.description, currency: next.currency };
     if (!order.paidAt && next.paidAt && effect.kind === 'paid') notices.push({ kind: 'paid', ...about, amountMinor: next.amountMinor, paidAt: next.paidAt.toISOString() });
     if (effect.kind === 'refunded' && next.refundedMinor > order.refundedMinor) {
-      notices.push({ kind: 'refunded', ...about, refundId: effect.refundId, amountMinor: next.refundedMinor - order.refundedMinor, full: next.refundedMinor >= next.amountMinor });
+      // keyed by the running total: two events about one refund (charge.refunded, refund.created) tell the buyer once
+      notices.push({ kind: 'refunded', ...about, refundedTotalMinor: next.refundedMinor, amountMinor: next.refundedMinor - order.refundedMinor, full: next.refundedMinor >= next.amountMinor });
     }
     if (effect.kind === 'disputed' && !order.disputedAt) notices.push({ kind: 'disputed', ...about, disputeId: effect.disputeId, amountMinor: next.amountMinor });
     return notices;

@@ -9,7 +9,7 @@ export function paymentJobs(inbox: WebhookInbox, local: LocalPaymentProvider | n
   const drain: JobDefinition<{ windowEnd: number }> = {
     name: WEBHOOK_JOB,
     attempts: 3,
-    concurrency: 2,
+    concurrency: 4,
     timeoutMs: 60_000,
     handle: ({ windowEnd }, context) => inbox.drain(windowEnd, context),
   };

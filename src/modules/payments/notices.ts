@@ -16,7 +16,7 @@ interface About {
 /** What an applied payment event tells people; recorded with the event, so a retry tells the same. */
 export type Notice =
   | (About & { kind: 'paid'; amountMinor: number; paidAt: string })
-  | (About & { kind: 'refunded'; refundId: string; amountMinor: number; full: boolean })
+  | (About & { kind: 'refunded'; refundedTotalMinor: number; amountMinor: number; full: boolean })
   | (About & { kind: 'disputed'; disputeId: string; amountMinor: number });
 
 const ADMIN_PAGE = 100;
@@ -52,7 +52,7 @@ export class PaymentNotifier {
           title: 'Refund issued',
           body: `${formatAmount(notice.amountMinor, notice.currency)} of ${notice.description} was refunded${notice.full && notice.orderKind === 'course' ? '; the course is no longer in your library' : ''}.`,
           data,
-          dedupeKey: `refund:${notice.orderId}:${notice.refundId}`,
+          dedupeKey: `refund:${notice.orderId}:${notice.refundedTotalMinor}`,
           channels: ['in_app', 'push', 'email'],
         });
         return;

@@ -73,7 +73,7 @@ function orderConditions(filter: OrderFilter, parameters: unknown[]): string[] {
 
 /** The only SQL of the payments module. */
 export class PaymentsRepository {
-  constructor(private readonly db: DataSource) {}
+  constructor(readonly db: DataSource) {}
 
   transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     return this.db.transaction(work);
@@ -259,13 +259,15 @@ export class PaymentsRepository {
     return rows[0] ?? null;
   }
 
-  async markApplied(manager: EntityManager, id: string, orderId: string | null, notices: unknown, now: Date): Promise<void> {
-    await manager.query(`UPDATE payment_webhook_events SET order_id = $2, notices = $3, applied_at = $4, last_error = NULL WHERE id = $1`, [
-      id,
-      orderId,
-      JSON.stringify(notices),
-      now,
-    ]);
+  /** Records the effect as committed with the notices it calls for; without notices the event is done (processed) too. */
+  async markApplied(manager: Queryable, id: string, orderId: string | null, notices: readonly unknown[], now: Date): Promise<void> {
+    await manager.query(
+      `UPDATE payment_webhook_events SET order_id = $2, notices = $3, applied_at = $4, last_error = NULL,
+         status = CASE WHEN $5 THEN 'processed' ELSE status END, processed_at = CASE WHEN $5 THEN $4 ELSE processed_at END,
+         claimed_until = CASE WHEN $5 THEN NULL ELSE claimed_until END
+       WHERE id = $1`,
+      [id, orderId, JSON.stringify(notices), now, notices.length === 0],
+    );
   }
 
   async markProcessed(id: string, now: Date): Promise<void> {
