@@ -467,7 +467,7 @@ try {
     },
     notes: [
       'Times: effect is orders.paid_at (server clock) minus the send time (this process, same machine); sentToStored uses the event row received_at (set after verification, before the insert); sentToNoticesSent uses processed_at (after the paid notice went out).',
-      "drainJobs: the payments.webhooks jobs enqueued while the events were sent, from BullMQ's own table (bullmq.job): waitForAWorker is from when a job could run until a worker took it, run is its handler (which first sleeps to the end of its 20 ms window).",
+      "drainJobs: the payments.webhooks jobs enqueued while the events were sent, from BullMQ's own table (bullmq.job): waitForAWorker is from when a job could run until a worker took it, run is its handler (which first sleeps to the end of its 100 ms window).",
       "cpu: machineBusyPercent over both cores; serverCpuSeconds from each server's process_cpu_seconds_total; postgresTransactionsPerEvent from pg_stat_database (every client of the database, job queue included).",
       'This client process, both servers, PostgreSQL and Redis share the machine; the load averages show what else was running.',
     ],

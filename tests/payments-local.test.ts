@@ -18,7 +18,8 @@ beforeEach(async () => {
 
 const db = () => t.container.db;
 const pathOf = (url: string) => new URL(url).pathname;
-const payOnPage = (url: string) => t.app.inject({ method: 'POST', url: `${pathOf(url)}/complete`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
+const payOnPage = (url: string) =>
+  t.app.inject({ method: 'POST', url: `${pathOf(url)}/complete`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
 const enroll = (caller: Pair, courseId: string) => injectAs(t.app, caller, { method: 'POST', url: `/courses/${courseId}/enroll` });
 const count = async (sql: string, parameters: unknown[] = []) => Number((await db().query<Array<{ n: string }>>(sql, parameters))[0]!.n);
 const postLocalWebhook = (body: string, headers: Record<string, string>) =>
@@ -30,14 +31,20 @@ async function paidCourse(buyer: Pair, price = 1999): Promise<{ courseId: string
   expect(started.statusCode).toBe(201);
   const { orderId, url } = started.json<{ orderId: string; url: string }>();
   expect((await payOnPage(url)).statusCode).toBe(200);
-  await eventually(() => order(t.app, buyer, orderId), (o) => o.status === 'paid');
+  await eventually(
+    () => order(t.app, buyer, orderId),
+    (o) => o.status === 'paid',
+  );
   return { courseId: course.id, orderId };
 }
 
 describe('the course catalogue', () => {
   it('lets admins create, change and delete courses, and shows students only the published ones', async () => {
     const student = await register(t.app);
-    expect((await injectAs(t.app, student, { method: 'POST', url: '/courses', payload: { title: 'x', level: 'beginner', price: { amount: 0, currency: 'usd' } } })).statusCode).toBe(403);
+    expect(
+      (await injectAs(t.app, student, { method: 'POST', url: '/courses', payload: { title: 'x', level: 'beginner', price: { amount: 0, currency: 'usd' } } }))
+        .statusCode,
+    ).toBe(403);
 
     const draft = await createCourse(t.app, admin, { title: 'Draft', published: false });
     const live = await createCourse(t.app, admin, { title: 'Small talk', level: 'intermediate', price: { amount: 1500, currency: 'EUR' } });
@@ -49,7 +56,11 @@ describe('the course catalogue', () => {
     expect(listed.json().items[0]).toMatchObject({ title: 'Small talk', level: 'intermediate', price: { amount: 1500, currency: 'eur' }, free: false });
     expect((await t.app.inject({ method: 'GET', url: '/courses?level=beginner' })).json().items).toEqual([]);
 
-    const changed = await injectAs(t.app, admin, { method: 'PATCH', url: `/courses/${draft.id}`, payload: { published: true, price: { amount: 0, currency: 'usd' } } });
+    const changed = await injectAs(t.app, admin, {
+      method: 'PATCH',
+      url: `/courses/${draft.id}`,
+      payload: { published: true, price: { amount: 0, currency: 'usd' } },
+    });
     expect(changed.json()).toMatchObject({ published: true, free: true });
     expect((await injectAs(t.app, admin, { method: 'PATCH', url: `/courses/${draft.id}`, payload: {} })).statusCode).toBe(400);
     expect((await injectAs(t.app, admin, { method: 'PATCH', url: `/courses/${randomUUID()}`, payload: { title: 'x' } })).statusCode).toBe(404);
@@ -57,14 +68,20 @@ describe('the course catalogue', () => {
     expect((await injectAs(t.app, admin, { method: 'DELETE', url: `/courses/${live.id}` })).statusCode).toBe(204);
     expect((await t.app.inject({ method: 'GET', url: `/courses/${live.id}` })).statusCode).toBe(404);
     expect((await injectAs(t.app, admin, { method: 'DELETE', url: `/courses/${live.id}` })).statusCode).toBe(404);
-    expect((await injectAs(t.app, admin, { method: 'POST', url: '/courses', payload: { title: 'x', level: 'beginner', price: { amount: 100, currency: 'xyz' } } })).statusCode).toBe(400);
+    expect(
+      (await injectAs(t.app, admin, { method: 'POST', url: '/courses', payload: { title: 'x', level: 'beginner', price: { amount: 100, currency: 'xyz' } } }))
+        .statusCode,
+    ).toBe(400);
   });
 
   it('pages the catalogue newest first with a cursor', async () => {
     const ids = [];
     for (let index = 0; index < 5; index += 1) ids.push((await createCourse(t.app, admin, { title: `Course ${index}` })).id);
     const first = (await t.app.inject({ method: 'GET', url: '/courses?limit=3' })).json<{ items: Array<{ id: string }>; nextCursor: string }>();
-    const second = (await t.app.inject({ method: 'GET', url: `/courses?limit=3&cursor=${first.nextCursor}` })).json<{ items: Array<{ id: string }>; nextCursor: null }>();
+    const second = (await t.app.inject({ method: 'GET', url: `/courses?limit=3&cursor=${first.nextCursor}` })).json<{
+      items: Array<{ id: string }>;
+      nextCursor: null;
+    }>();
     expect([...first.items, ...second.items].map((course) => course.id)).toEqual(ids.reverse());
     expect(second.nextCursor).toBeNull();
   });
@@ -80,7 +97,10 @@ describe('the course catalogue', () => {
     expect(refused.statusCode).toBe(402);
     expect(refused.json().error).toMatchObject({
       code: 'payment_required',
-      details: { price: { amount: 2500, currency: 'usd' }, checkout: { method: 'POST', path: '/payments/create-checkout-session', body: { courseId: paid.id } } },
+      details: {
+        price: { amount: 2500, currency: 'usd' },
+        checkout: { method: 'POST', path: '/payments/create-checkout-session', body: { courseId: paid.id } },
+      },
     });
     expect((await enroll(student, randomUUID())).statusCode).toBe(404);
   });
@@ -108,14 +128,20 @@ describe('checkout with the local provider', () => {
     const paid = await payOnPage(url);
     expect(paid.statusCode).toBe(200);
     expect(paid.body).toContain('Payment complete');
-    const done = await eventually(() => order(t.app, buyer, orderId), (o) => o.status === 'paid');
+    const done = await eventually(
+      () => order(t.app, buyer, orderId),
+      (o) => o.status === 'paid',
+    );
     expect(done.paidAt).not.toBeNull();
     expect((await enroll(buyer, course.id)).statusCode).toBe(200);
     const notices = await eventually(
-      async () => (await injectAs(t.app, buyer, { method: 'GET', url: '/notifications' })).json<{ items: Array<{ type: string; data: Record<string, string> }> }>().items,
+      async () =>
+        (await injectAs(t.app, buyer, { method: 'GET', url: '/notifications' })).json<{ items: Array<{ type: string; data: Record<string, string> }> }>().items,
       (items) => items.some((item) => item.type === 'payment_success'),
     );
-    expect(notices.filter((item) => item.type === 'payment_success')).toEqual([expect.objectContaining({ data: expect.objectContaining({ orderId, courseId: course.id }) })]);
+    expect(notices.filter((item) => item.type === 'payment_success')).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ orderId, courseId: course.id }) }),
+    ]);
 
     // the page cannot be paid twice, and a paid course is not sold again
     expect((await payOnPage(url)).statusCode).toBe(409);
@@ -172,9 +198,17 @@ describe('checkout with the local provider', () => {
     const buyer = await register(t.app);
     const course = await createCourse(t.app, admin);
     const first = (await checkout(t.app, buyer, course.id)).json<{ orderId: string; url: string }>();
-    const cancelled = await t.app.inject({ method: 'POST', url: `${pathOf(first.url)}/cancel`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
+    const cancelled = await t.app.inject({
+      method: 'POST',
+      url: `${pathOf(first.url)}/cancel`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: '',
+    });
     expect(cancelled.statusCode).toBe(200);
-    await eventually(() => order(t.app, buyer, first.orderId), (o) => o.status === 'expired');
+    await eventually(
+      () => order(t.app, buyer, first.orderId),
+      (o) => o.status === 'expired',
+    );
     const second = (await checkout(t.app, buyer, course.id)).json<{ orderId: string }>();
     expect(second.orderId).not.toBe(first.orderId);
   });
@@ -203,7 +237,9 @@ describe('the webhook endpoint', () => {
     }
     expect(await count(`SELECT count(*) AS n FROM payment_webhook_events`)).toBe(0);
     // Stripe is not configured here: its endpoint says so
-    expect((await t.app.inject({ method: 'POST', url: '/webhooks/stripe', payload: body, headers: { 'content-type': 'application/json' } })).statusCode).toBe(404);
+    expect((await t.app.inject({ method: 'POST', url: '/webhooks/stripe', payload: body, headers: { 'content-type': 'application/json' } })).statusCode).toBe(
+      404,
+    );
   });
 
   it('applies an event delivered many times at once exactly once', async () => {
@@ -221,7 +257,10 @@ describe('the webhook endpoint', () => {
     const answers = await Promise.all(Array.from({ length: 10 }, () => postLocalWebhook(body, { 'parley-signature': signature })));
     expect(answers.map((res) => res.statusCode)).toEqual(Array(10).fill(200));
     expect(answers.filter((res) => res.json().duplicate === false)).toHaveLength(1);
-    await eventually(() => order(t.app, buyer, orderId), (o) => o.status === 'paid');
+    await eventually(
+      () => order(t.app, buyer, orderId),
+      (o) => o.status === 'paid',
+    );
     expect(await count(`SELECT count(*) AS n FROM payment_webhook_events`)).toBe(1);
     expect(await count(`SELECT count(*) AS n FROM enrollments WHERE user_id = $1`, [buyer.user.id])).toBe(1);
     await eventually(
@@ -233,10 +272,19 @@ describe('the webhook endpoint', () => {
 
   it('keeps an event for an order it cannot find, reports it to admins, and applies it on an admin retry', async () => {
     const eventId = `evt_${randomUUID()}`;
-    const { body, signature } = signLocalEvent({ id: eventId, object: 'event', type: 'checkout.session.expired', created: 1, data: { object: { id: 'lcs_unknown', order_id: randomUUID() } } });
+    const { body, signature } = signLocalEvent({
+      id: eventId,
+      object: 'event',
+      type: 'checkout.session.expired',
+      created: 1,
+      data: { object: { id: 'lcs_unknown', order_id: randomUUID() } },
+    });
     expect((await postLocalWebhook(body, { 'parley-signature': signature })).statusCode).toBe(200);
     const failed = await eventually(
-      async () => (await injectAs(t.app, admin, { method: 'GET', url: '/admin/webhooks' })).json<{ items: Array<{ id: string; eventId: string; lastError: string; attempts: number }> }>().items,
+      async () =>
+        (await injectAs(t.app, admin, { method: 'GET', url: '/admin/webhooks' })).json<{
+          items: Array<{ id: string; eventId: string; lastError: string; attempts: number }>;
+        }>().items,
       (items) => items.length === 1,
       20_000,
     );
@@ -266,18 +314,27 @@ describe('refunds', () => {
     expect(partial.statusCode).toBe(202);
     expect(partial.json().refund).toMatchObject({ amount: { amount: 1000, currency: 'usd' }, status: 'submitted' });
     expect((await refund({ amount: 1000 }, key)).headers['idempotent-replayed']).toBe('true');
-    const partly = await eventually(() => order(t.app, buyer, orderId), (o) => o.status === 'partially_refunded');
+    const partly = await eventually(
+      () => order(t.app, buyer, orderId),
+      (o) => o.status === 'partially_refunded',
+    );
     expect(partly.refunded.amount).toBe(1000);
     expect((await enroll(buyer, courseId)).statusCode).toBe(200);
 
     expect((await refund({})).statusCode).toBe(202);
-    const whole = await eventually(() => order(t.app, buyer, orderId), (o) => o.status === 'refunded');
+    const whole = await eventually(
+      () => order(t.app, buyer, orderId),
+      (o) => o.status === 'refunded',
+    );
     expect(whole.refunded.amount).toBe(3000);
     expect((await enroll(buyer, courseId)).statusCode).toBe(402);
     expect((await refund({})).json().error.code).toBe('order_not_refundable');
 
     const listed = await injectAs(t.app, admin, { method: 'GET', url: `/admin/orders?status=refunded&userId=${buyer.user.id}` });
-    expect(listed.json()).toMatchObject({ items: [expect.objectContaining({ id: orderId })], totals: [{ currency: 'usd', orders: 1, amountMinor: 3000, refundedMinor: 3000 }] });
+    expect(listed.json()).toMatchObject({
+      items: [expect.objectContaining({ id: orderId })],
+      totals: [{ currency: 'usd', orders: 1, amountMinor: 3000, refundedMinor: 3000 }],
+    });
     const notices = await eventually(
       () => count(`SELECT count(*) AS n FROM notifications WHERE user_id = $1 AND title = 'Refund issued'`, [buyer.user.id]),
       (n) => n === 2,
@@ -289,7 +346,9 @@ describe('refunds', () => {
     const buyer = await register(t.app);
     const course = await createCourse(t.app, admin);
     const { orderId } = (await checkout(t.app, buyer, course.id)).json<{ orderId: string }>();
-    expect((await injectAs(t.app, admin, { method: 'POST', url: `/admin/orders/${orderId}/refund`, payload: {} })).json().error.code).toBe('order_not_refundable');
+    expect((await injectAs(t.app, admin, { method: 'POST', url: `/admin/orders/${orderId}/refund`, payload: {} })).json().error.code).toBe(
+      'order_not_refundable',
+    );
     expect((await injectAs(t.app, admin, { method: 'POST', url: `/admin/orders/${randomUUID()}/refund`, payload: {} })).statusCode).toBe(404);
     expect((await injectAs(t.app, buyer, { method: 'POST', url: `/admin/orders/${orderId}/refund`, payload: {} })).statusCode).toBe(403);
   });
@@ -305,7 +364,17 @@ describe('refunds', () => {
       object: 'event',
       type: 'charge.refunded',
       created: now,
-      data: { object: { object: 'charge', order_id: orderId, payment_id: 'lpi_x', amount: 2000, amount_refunded: 2000, currency: 'usd', refund: { id: 'lre_x', amount: 2000 } } },
+      data: {
+        object: {
+          object: 'charge',
+          order_id: orderId,
+          payment_id: 'lpi_x',
+          amount: 2000,
+          amount_refunded: 2000,
+          currency: 'usd',
+          refund: { id: 'lre_x', amount: 2000 },
+        },
+      },
     });
     const completed = signLocalEvent({
       id: `evt_${sessionId}_completed`,
@@ -315,7 +384,10 @@ describe('refunds', () => {
       data: { object: { id: sessionId, order_id: orderId, payment_id: 'lpi_x', amount_total: 2000, currency: 'usd', payment_status: 'paid' } },
     });
     expect((await postLocalWebhook(refunded.body, { 'parley-signature': refunded.signature })).statusCode).toBe(200);
-    await eventually(() => order(t.app, buyer, orderId), (o) => o.status === 'refunded');
+    await eventually(
+      () => order(t.app, buyer, orderId),
+      (o) => o.status === 'refunded',
+    );
     expect((await postLocalWebhook(completed.body, { 'parley-signature': completed.signature })).statusCode).toBe(200);
     await eventually(
       () => count(`SELECT count(*) AS n FROM payment_webhook_events WHERE status = 'processed'`),
@@ -336,7 +408,13 @@ describe('donations', () => {
     const created = await donate(donor, { sponsorType: 'language', targetIdentifier: 'es', amountUsd: 12.5, message: 'Gracias', anonymous: true });
     expect(created.statusCode).toBe(201);
     const donation = created.json<{ id: string; orderId: string; url: string }>();
-    expect(created.json()).toMatchObject({ status: 'pending', provider: 'local', amount: { amount: 1250, currency: 'usd' }, anonymous: true, message: 'Gracias' });
+    expect(created.json()).toMatchObject({
+      status: 'pending',
+      provider: 'local',
+      amount: { amount: 1250, currency: 'usd' },
+      anonymous: true,
+      message: 'Gracias',
+    });
     expect(donation.orderId).toMatch(/^lcs_/);
     expect(created.json()).not.toHaveProperty('approveUrl');
 
@@ -356,9 +434,27 @@ describe('donations', () => {
     expect((await injectAs(t.app, stranger, { method: 'POST', url: '/donations/confirm', payload: { id: donation.id } })).statusCode).toBe(404);
   });
 
+  it('keeps the Idempotency-Key rules: a replay answers the first donation, another body is 422, two at once make one', async () => {
+    const donor = await register(t.app);
+    const body = { sponsorType: 'language', targetIdentifier: 'fr', amountUsd: 3 };
+    const key = randomUUID();
+    const [first, second] = await Promise.all([donate(donor, body, key), donate(donor, body, key)]);
+    const statuses = [first.statusCode, second.statusCode].sort();
+    expect(statuses[0]).toBe(201);
+    expect([201, 409]).toContain(statuses[1]);
+    const replay = await donate(donor, body, key);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.json().id).toBe((first.statusCode === 201 && !first.headers['idempotent-replayed'] ? first : second).json().id);
+    expect((await donate(donor, { ...body, amountUsd: 4 }, key)).json().error.code).toBe('idempotency_key_reused');
+    expect(await count(`SELECT count(*) AS n FROM sponsorships`)).toBe(1);
+  });
+
   it('takes amounts in the currency’s own decimals and refuses what cannot be charged', async () => {
     const donor = await register(t.app);
-    expect((await donate(donor, { sponsorType: 'issue', targetIdentifier: '42', amountUsd: 500, currency: 'JPY' })).json().amount).toEqual({ amount: 500, currency: 'jpy' });
+    expect((await donate(donor, { sponsorType: 'issue', targetIdentifier: '42', amountUsd: 500, currency: 'JPY' })).json().amount).toEqual({
+      amount: 500,
+      currency: 'jpy',
+    });
     for (const body of [
       { sponsorType: 'issue', targetIdentifier: '42', amountUsd: 1.005 },
       { sponsorType: 'issue', targetIdentifier: '42', amountUsd: 10.5, currency: 'JPY' },

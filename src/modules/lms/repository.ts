@@ -1,7 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { updateReturning } from '../../infra/sql.js';
 import type { Keyset } from '../../shared/pagination.js';
-import { Course, Enrollment, type CourseLevel } from './entities.js';
+import { Course, type Enrollment, type CourseLevel } from './entities.js';
 
 export type CourseRecord = Omit<Course, 'creator' | 'deletedAt'>;
 
@@ -53,7 +53,10 @@ export class LmsRepository {
   }
 
   async softDeleteCourse(id: string, now: Date): Promise<boolean> {
-    const [, count]: [unknown, number] = await this.db.query(`UPDATE courses SET deleted_at = $2, published = false WHERE id = $1 AND deleted_at IS NULL`, [id, now]);
+    const [, count]: [unknown, number] = await this.db.query(`UPDATE courses SET deleted_at = $2, published = false WHERE id = $1 AND deleted_at IS NULL`, [
+      id,
+      now,
+    ]);
     return count > 0;
   }
 
@@ -73,7 +76,11 @@ export class LmsRepository {
     return this.db.query(`SELECT ${COURSE_COLUMNS} FROM courses WHERE ${conditions.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $1`, parameters);
   }
 
-  async activeEnrollment(userId: string, courseId: string, manager: EntityManager | DataSource = this.db): Promise<Pick<Enrollment, 'id' | 'orderId' | 'createdAt'> | null> {
+  async activeEnrollment(
+    userId: string,
+    courseId: string,
+    manager: EntityManager | DataSource = this.db,
+  ): Promise<Pick<Enrollment, 'id' | 'orderId' | 'createdAt'> | null> {
     const rows: Array<Pick<Enrollment, 'id' | 'orderId' | 'createdAt'>> = await manager.query(
       `SELECT id, order_id AS "orderId", created_at AS "createdAt" FROM enrollments WHERE user_id = $1 AND course_id = $2 AND revoked_at IS NULL`,
       [userId, courseId],
@@ -85,7 +92,10 @@ export class LmsRepository {
    * Enrolls, or re-enrolls after a revocation; an active enrollment is left as it is. Returns
    * whether this call enrolled the user.
    */
-  async enroll(manager: EntityManager | DataSource, enrollment: { id: string; userId: string; courseId: string; orderId: string | null; now: Date }): Promise<boolean> {
+  async enroll(
+    manager: EntityManager | DataSource,
+    enrollment: { id: string; userId: string; courseId: string; orderId: string | null; now: Date },
+  ): Promise<boolean> {
     const rows: unknown[] = await manager.query(
       `INSERT INTO enrollments (id, user_id, course_id, order_id, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, NULL)
        ON CONFLICT ON CONSTRAINT enrollments_user_course_unique
@@ -98,7 +108,10 @@ export class LmsRepository {
 
   /** Revokes the enrollment that `orderId` paid for (not one bought again by another order). */
   async revokeByOrder(manager: EntityManager, orderId: string, now: Date): Promise<boolean> {
-    const [, count]: [unknown, number] = await manager.query(`UPDATE enrollments SET revoked_at = $2 WHERE order_id = $1 AND revoked_at IS NULL`, [orderId, now]);
+    const [, count]: [unknown, number] = await manager.query(`UPDATE enrollments SET revoked_at = $2 WHERE order_id = $1 AND revoked_at IS NULL`, [
+      orderId,
+      now,
+    ]);
     return count > 0;
   }
 }

@@ -35,10 +35,10 @@ const BATCH = 100;
  * is over (plus a margin for clock skew between instances), so it sees every event committed
  * before an enqueue in that window.
  */
-const DRAIN_WINDOW_MS = 50;
+const DRAIN_WINDOW_MS = 100;
 const CLOCK_SKEW_MARGIN_MS = 20;
 /** Events one drain applies at once. */
-const APPLY_CONCURRENCY = 8;
+const APPLY_CONCURRENCY = 16;
 /** A drain hands over to a fresh job after this long, so one job never holds a worker for long. */
 const DRAIN_BUDGET_MS = 20_000;
 /** How soon a drain that found every due event taken looks again. */
@@ -82,7 +82,8 @@ export class WebhookInbox {
         logger.warn({ provider: providerName, reason: error.message }, 'webhook refused: not authentic');
         throw new AppError('invalid_signature', 'Webhook signature verification failed');
       }
-      if (error instanceof PaymentProviderError) throw new AppError('payment_provider_unavailable', `Could not verify the webhook with ${providerName}; retry later`);
+      if (error instanceof PaymentProviderError)
+        throw new AppError('payment_provider_unavailable', `Could not verify the webhook with ${providerName}; retry later`);
       throw error;
     });
     const gate = redisKeys.webhookSeen(providerName, event.eventId);
@@ -120,8 +121,7 @@ export class WebhookInbox {
     for (;;) {
       if (context.signal.aborted) return;
       const claimed = await this.dependencies.repository.claimDueEvents(this.dependencies.clock.now(), this.dependencies.leaseMs, BATCH);
-      // each event locks its own order: events of different orders apply side by side, those of one order in turn
-      await inParallel(claimed, APPLY_CONCURRENCY, (event) => this.process(event, context.logger));
+      await this.processBatch(claimed, context.logger);
       applied += claimed.length;
       if (claimed.length < BATCH) break;
       if (Date.now() - started > DRAIN_BUDGET_MS) return this.drainIn(0);
@@ -149,28 +149,49 @@ export class WebhookInbox {
     return event;
   }
 
-  private async process(event: WebhookEventRecord, logger: Logger): Promise<void> {
+  /**
+   * Applies every claimed event first (their orders paid, enrolled, refunded), then sends the
+   * notices they call for: a slow notice never holds back another event's effect.
+   */
+  private async processBatch(events: readonly WebhookEventRecord[], logger: Logger): Promise<void> {
+    const pending: Array<{ event: WebhookEventRecord; notices: Notice[] }> = [];
+    // each event locks its own order: events of different orders apply side by side, those of one order in turn
+    await inParallel(events, APPLY_CONCURRENCY, async (event) => {
+      try {
+        if (event.appliedAt) return void pending.push({ event, notices: (event.notices ?? []) as Notice[] });
+        const notices = await this.apply(event);
+        // without notices the event was marked processed with its effect
+        if (notices.length) pending.push({ event, notices });
+      } catch (error) {
+        await this.failed(event, error, logger);
+      }
+    });
+    await inParallel(pending, APPLY_CONCURRENCY, async ({ event, notices }) => {
+      try {
+        // after the commit, and again on a retry: each notice has its own dedupe key
+        for (const notice of notices) await this.dependencies.notifier.send(notice);
+        await this.dependencies.repository.markProcessed(event.id, this.dependencies.clock.now());
+      } catch (error) {
+        await this.failed(event, error, logger);
+      }
+    });
+  }
+
+  /** Schedules another try of a failed event, or leaves it to an operator after its last. */
+  private async failed(event: WebhookEventRecord, error: unknown, logger: Logger): Promise<void> {
+    const reason = error instanceof UnmatchedEventError || error instanceof PaymentProviderError ? error.message : 'internal error while applying the event';
+    // an unmatched event may only be early (its order's provider id not saved yet): a few tries, then an operator
+    const final =
+      event.attempts >= EVENT_ATTEMPTS ||
+      (error instanceof UnmatchedEventError && event.attempts >= UNMATCHED_ATTEMPTS) ||
+      (error instanceof PaymentProviderError && error.kind === 'rejected');
+    (final ? logger.error.bind(logger) : logger.warn.bind(logger))(
+      { err: error, provider: event.provider, eventId: event.eventId, type: event.type, attempt: event.attempts },
+      final ? 'payment event failed: waiting for an operator (GET /admin/webhooks)' : 'payment event failed: retrying',
+    );
+    const delayMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (event.attempts - 1));
     const { repository, clock } = this.dependencies;
-    try {
-      const notices = event.appliedAt ? ((event.notices ?? []) as Notice[]) : await this.apply(event);
-      if (!notices.length && !event.appliedAt) return; // applied and marked processed in one transaction
-      // after the commit, and again on a retry: each notice has its own dedupe key
-      for (const notice of notices) await this.dependencies.notifier.send(notice);
-      await repository.markProcessed(event.id, clock.now());
-    } catch (error) {
-      const reason = error instanceof UnmatchedEventError || error instanceof PaymentProviderError ? error.message : 'internal error while applying the event';
-      // an unmatched event may only be early (its order's provider id not saved yet): a few tries, then an operator
-      const final =
-        event.attempts >= EVENT_ATTEMPTS ||
-        (error instanceof UnmatchedEventError && event.attempts >= UNMATCHED_ATTEMPTS) ||
-        (error instanceof PaymentProviderError && error.kind === 'rejected');
-      (final ? logger.error.bind(logger) : logger.warn.bind(logger))(
-        { err: error, provider: event.provider, eventId: event.eventId, type: event.type, attempt: event.attempts },
-        final ? 'payment event failed: waiting for an operator (GET /admin/webhooks)' : 'payment event failed: retrying',
-      );
-      const delayMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (event.attempts - 1));
-      await repository.markAttemptFailed(event.id, reason, final ? { final: true } : { final: false, nextAttemptAt: new Date(clock.now().getTime() + delayMs) });
-    }
+    await repository.markAttemptFailed(event.id, reason, final ? { final: true } : { final: false, nextAttemptAt: new Date(clock.now().getTime() + delayMs) });
   }
 
   /** Applies the event's effect in one transaction with its record; returns the notices it calls for. */
@@ -195,11 +216,10 @@ export class WebhookInbox {
   }
 
   /** PayPal: an approved order is paid once captured (idempotent on PayPal's side). */
-  private async captureApproved(provider: PaymentProviderName, effect: Extract<PaymentEffect, { kind: 'approved' }>): Promise<PaymentEffect> {
-    const capture = this.dependencies.providers.get(provider)?.capture;
-    if (!capture || !effect.ref.providerSessionId) return { kind: 'ignored' };
-    const order = effect.ref.orderId ? await this.dependencies.repository.findOrder(effect.ref.orderId) : null;
-    const result = await capture.call(this.dependencies.providers.get(provider), effect.ref.providerSessionId, order?.id ?? effect.ref.orderId ?? effect.ref.providerSessionId);
+  private async captureApproved(providerName: PaymentProviderName, effect: Extract<PaymentEffect, { kind: 'approved' }>): Promise<PaymentEffect> {
+    const provider = this.dependencies.providers.get(providerName);
+    if (!provider?.capture || !effect.ref.providerSessionId) return { kind: 'ignored' };
+    const result = await provider.capture(effect.ref.providerSessionId, effect.ref.orderId ?? effect.ref.providerSessionId);
     if (result.status === 'paid') return { kind: 'paid', ref: effect.ref, providerPaymentId: result.providerPaymentId };
     if (result.status === 'failed') return { kind: 'failed', ref: effect.ref, reason: 'capture declined' };
     return { kind: 'ignored' };
@@ -253,13 +273,28 @@ export class WebhookInbox {
       });
     }
 
-    const about = { userId: next.userId, orderId: next.id, orderKind: next.kind, courseId: next.courseId, description: next.description, currency: next.currency };
-    if (!order.paidAt && next.paidAt && effect.kind === 'paid') notices.push({ kind: 'paid', ...about, amountMinor: next.amountMinor, paidAt: next.paidAt.toISOString() });
+    const about = {
+      userId: next.userId,
+      orderId: next.id,
+      orderKind: next.kind,
+      courseId: next.courseId,
+      description: next.description,
+      currency: next.currency,
+    };
+    if (!order.paidAt && next.paidAt && effect.kind === 'paid')
+      notices.push({ kind: 'paid', ...about, amountMinor: next.amountMinor, paidAt: next.paidAt.toISOString() });
     if (effect.kind === 'refunded' && next.refundedMinor > order.refundedMinor) {
       // keyed by the running total: two events about one refund (charge.refunded, refund.created) tell the buyer once
-      notices.push({ kind: 'refunded', ...about, refundedTotalMinor: next.refundedMinor, amountMinor: next.refundedMinor - order.refundedMinor, full: next.refundedMinor >= next.amountMinor });
+      notices.push({
+        kind: 'refunded',
+        ...about,
+        refundedTotalMinor: next.refundedMinor,
+        amountMinor: next.refundedMinor - order.refundedMinor,
+        full: next.refundedMinor >= next.amountMinor,
+      });
     }
-    if (effect.kind === 'disputed' && !order.disputedAt) notices.push({ kind: 'disputed', ...about, disputeId: effect.disputeId, amountMinor: next.amountMinor });
+    if (effect.kind === 'disputed' && !order.disputedAt)
+      notices.push({ kind: 'disputed', ...about, disputeId: effect.disputeId, amountMinor: next.amountMinor });
     return notices;
   }
 }

@@ -54,7 +54,6 @@ export const paymentsModule = defineModule({
   create: ({ infra, lms, notifications, users, providers: configured, settings }: PaymentsModuleDeps) => {
     const repository = new PaymentsRepository(infra.db);
     const providers = new Map<PaymentProviderName, PaymentProvider>(configured.map((provider) => [provider.name, provider]));
-    let inbox: WebhookInbox | undefined;
     const local = settings.localSecret
       ? new LocalPaymentProvider({
           repository,
@@ -62,11 +61,11 @@ export const paymentsModule = defineModule({
           appUrl: settings.appUrl,
           clock: infra.clock,
           // the local provider's webhooks reach the inbox as an HTTP provider's would, minus the network
-          deliver: (rawBody, headers) => inbox!.receive('local', rawBody, headers),
+          deliver: (rawBody, headers) => inbox.receive('local', rawBody, headers),
         })
       : null;
     if (local) providers.set('local', local);
-    inbox = new WebhookInbox({
+    const inbox = new WebhookInbox({
       leaseMs: settings.eventLeaseMs,
       repository,
       providers,
@@ -78,7 +77,6 @@ export const paymentsModule = defineModule({
       ids: infra.ids,
       logger: infra.logger,
     });
-    const webhooks = inbox;
     const payments = new PaymentsService({
       repository,
       providers,
@@ -93,7 +91,7 @@ export const paymentsModule = defineModule({
       service: payments,
       http: async (app) => {
         await app.register(paymentsRoutes, { payments });
-        await app.register(webhookRoutes, { inbox: webhooks });
+        await app.register(webhookRoutes, { inbox });
         await app.register(paymentPageRoutes, { local, successUrl: settings.successUrl, cancelUrl: settings.cancelUrl });
       },
       jobs: paymentJobs(inbox, local),

@@ -29,7 +29,10 @@ function checkoutPage(session: LocalSessionRecord): string {
   const amount = escapeHtml(formatAmount(session.amountMinor, session.currency));
   if (session.status !== 'open') {
     const said = session.status === 'completed' ? 'This checkout is paid.' : 'This checkout is closed.';
-    return page('Parley checkout', `<h1>${escapeHtml(session.description)}</h1><p class="amount">${amount}</p><p id="status" data-status="${session.status}">${said}</p>`);
+    return page(
+      'Parley checkout',
+      `<h1>${escapeHtml(session.description)}</h1><p class="amount">${amount}</p><p id="status" data-status="${session.status}">${said}</p>`,
+    );
   }
   return page(
     'Parley checkout',
@@ -87,7 +90,13 @@ export const paymentPageRoutes: FastifyPluginAsyncZod<{ local: LocalPaymentProvi
       const said = action === 'complete' ? 'Payment complete. Thank you!' : 'Payment cancelled.';
       return reply
         .headers(html)
-        .send(page('Parley checkout', `<h1 id="status" data-status="${session.status}">${said}</h1><p><a id="continue" href="${escapeHtml(next)}">Continue</a></p>`, next));
+        .send(
+          page(
+            'Parley checkout',
+            `<h1 id="status" data-status="${session.status}">${said}</h1><p><a id="continue" href="${escapeHtml(next)}">Continue</a></p>`,
+            next,
+          ),
+        );
     });
   }
 };

@@ -79,14 +79,16 @@ export class LocalPaymentProvider implements PaymentProvider {
     if (!Number.isInteger(timestamp) || !/^[0-9a-f]{64}$/.test(signature)) throw new WebhookVerificationError('malformed signature header');
     const expected = this.signature(timestamp, rawBody);
     if (!timingSafeEqual(Buffer.from(signature, 'hex'), expected)) throw new WebhookVerificationError('signature does not match');
-    if (Math.abs(this.dependencies.clock.now().getTime() / 1000 - timestamp) > TOLERANCE_SECONDS) throw new WebhookVerificationError('timestamp outside the tolerance');
+    if (Math.abs(this.dependencies.clock.now().getTime() / 1000 - timestamp) > TOLERANCE_SECONDS)
+      throw new WebhookVerificationError('timestamp outside the tolerance');
     let event: LocalEvent;
     try {
       event = JSON.parse(rawBody.toString('utf8')) as LocalEvent;
     } catch {
       throw new WebhookVerificationError('body is not JSON');
     }
-    if (typeof event?.id !== 'string' || typeof event.type !== 'string' || typeof event.data?.object !== 'object') throw new WebhookVerificationError('not an event');
+    if (typeof event?.id !== 'string' || typeof event.type !== 'string' || typeof event.data?.object !== 'object')
+      throw new WebhookVerificationError('not an event');
     return { eventId: event.id, type: event.type, effect: effectOf(event), payload: event };
   }
 
@@ -191,7 +193,11 @@ function effectOf(event: LocalEvent): PaymentEffect {
   switch (event.type) {
     case 'checkout.session.completed': {
       const providerPaymentId = text('payment_id');
-      return { kind: 'paid', ref: { ...(orderId ? { orderId } : {}), ...(text('id') ? { providerSessionId: text('id')! } : {}) }, ...(providerPaymentId ? { providerPaymentId } : {}) };
+      return {
+        kind: 'paid',
+        ref: { ...(orderId ? { orderId } : {}), ...(text('id') ? { providerSessionId: text('id')! } : {}) },
+        ...(providerPaymentId ? { providerPaymentId } : {}),
+      };
     }
     case 'checkout.session.expired':
       return { kind: 'expired', ref: { ...(orderId ? { orderId } : {}), ...(text('id') ? { providerSessionId: text('id')! } : {}) } };

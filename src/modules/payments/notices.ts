@@ -27,7 +27,11 @@ export class PaymentNotifier {
 
   async send(notice: Notice): Promise<void> {
     const { notifications } = this.dependencies;
-    const data = { screen: notice.orderKind === 'course' ? 'course' : 'donation', orderId: notice.orderId, ...(notice.courseId ? { courseId: notice.courseId } : {}) };
+    const data = {
+      screen: notice.orderKind === 'course' ? 'course' : 'donation',
+      orderId: notice.orderId,
+      ...(notice.courseId ? { courseId: notice.courseId } : {}),
+    };
     switch (notice.kind) {
       case 'paid':
         await notifications.notify(notice.userId, 'payment_success', {

@@ -85,15 +85,26 @@ export class PaymentsRepository {
     await manager.query(
       `INSERT INTO orders (id, receipt_id, user_id, kind, course_id, description, provider, amount_minor, currency, status, refunded_minor, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10)`,
-      [order.id, order.receiptId, order.userId, order.kind, order.courseId, order.description, order.provider, order.amountMinor, order.currency, order.createdAt],
+      [
+        order.id,
+        order.receiptId,
+        order.userId,
+        order.kind,
+        order.courseId,
+        order.description,
+        order.provider,
+        order.amountMinor,
+        order.currency,
+        order.createdAt,
+      ],
     );
   }
 
   async pendingCourseOrder(userId: string, courseId: string): Promise<OrderRecord | null> {
-    const rows: OrderRecord[] = await this.db.query(`SELECT ${ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND course_id = $2 AND kind = 'course' AND status = 'pending'`, [
-      userId,
-      courseId,
-    ]);
+    const rows: OrderRecord[] = await this.db.query(
+      `SELECT ${ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND course_id = $2 AND kind = 'course' AND status = 'pending'`,
+      [userId, courseId],
+    );
     return rows[0] ?? null;
   }
 
@@ -201,7 +212,17 @@ export class PaymentsRepository {
     await manager.query(
       `INSERT INTO order_refunds (id, order_id, provider, provider_refund_id, amount_minor, status, requested_by, error, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
-      [refund.id, refund.orderId, refund.provider, refund.providerRefundId, refund.amountMinor, refund.status, refund.requestedBy, refund.error, refund.createdAt],
+      [
+        refund.id,
+        refund.orderId,
+        refund.provider,
+        refund.providerRefundId,
+        refund.amountMinor,
+        refund.status,
+        refund.requestedBy,
+        refund.error,
+        refund.createdAt,
+      ],
     );
   }
 
@@ -218,7 +239,10 @@ export class PaymentsRepository {
    * Records a refund the provider confirmed: the request Parley made for it (same provider
    * refund id) or a new row for one made elsewhere (the provider's dashboard).
    */
-  async confirmRefund(manager: EntityManager, refund: { id: string; orderId: string; provider: string; providerRefundId: string; amountMinor: number; now: Date }): Promise<void> {
+  async confirmRefund(
+    manager: EntityManager,
+    refund: { id: string; orderId: string; provider: string; providerRefundId: string; amountMinor: number; now: Date },
+  ): Promise<void> {
     await manager.query(
       `INSERT INTO order_refunds (id, order_id, provider, provider_refund_id, amount_minor, status, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, 'succeeded', $6, $6)
@@ -304,7 +328,10 @@ export class PaymentsRepository {
       parameters.push(after.createdAt, after.id);
       keyset = `AND (received_at, id) < ($3, $4)`;
     }
-    return this.db.query(`SELECT ${EVENT_COLUMNS} FROM payment_webhook_events WHERE status = $1 ${keyset} ORDER BY received_at DESC, id DESC LIMIT $2`, parameters);
+    return this.db.query(
+      `SELECT ${EVENT_COLUMNS} FROM payment_webhook_events WHERE status = $1 ${keyset} ORDER BY received_at DESC, id DESC LIMIT $2`,
+      parameters,
+    );
   }
 
   /** When the next waiting event may be claimed (its retry time, or the end of its current claim): null when none waits. */
@@ -347,7 +374,11 @@ export class PaymentsRepository {
   }
 
   /** Keeps the donation in step with its order, in the order's transaction. */
-  async syncSponsorship(manager: EntityManager, orderId: string, state: { status: SponsorshipStatus; captureId: string | null; completedAt: Date | null }): Promise<void> {
+  async syncSponsorship(
+    manager: EntityManager,
+    orderId: string,
+    state: { status: SponsorshipStatus; captureId: string | null; completedAt: Date | null },
+  ): Promise<void> {
     await manager.query(
       `UPDATE sponsorships SET status = $2, payment_provider_capture_id = coalesce($3, payment_provider_capture_id), completed_at = coalesce(completed_at, $4) WHERE order_id = $1`,
       [orderId, state.status, state.captureId, state.completedAt],

@@ -46,7 +46,12 @@ export const paymentsRoutes: FastifyPluginAsyncZod<{ payments: PaymentsService }
     '/payments/orders',
     {
       config: signedIn,
-      schema: { tags, summary: 'My orders, newest first', querystring: pageQuerySchema, response: { 200: pageSchema(orderSchema), ...errorResponses(400, 401) } },
+      schema: {
+        tags,
+        summary: 'My orders, newest first',
+        querystring: pageQuerySchema,
+        response: { 200: pageSchema(orderSchema), ...errorResponses(400, 401) },
+      },
     },
     async (request) => payments.listMyOrders(caller(request).userId, request.query.limit, request.query.cursor),
   );
@@ -100,7 +105,12 @@ export const paymentsRoutes: FastifyPluginAsyncZod<{ payments: PaymentsService }
     '/donations/status/:id',
     {
       config: signedIn,
-      schema: { tags: ['donations'], summary: 'One of my donations', params: idParamsSchema, response: { 200: donationSchema, ...errorResponses(400, 401, 404) } },
+      schema: {
+        tags: ['donations'],
+        summary: 'One of my donations',
+        params: idParamsSchema,
+        response: { 200: donationSchema, ...errorResponses(400, 401, 404) },
+      },
     },
     async (request) => payments.donationStatus(caller(request).userId, request.params.id),
   );

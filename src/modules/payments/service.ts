@@ -156,7 +156,11 @@ function providerFailure(error: unknown): unknown {
   if (error.kind === 'unavailable') {
     return new AppError('payment_provider_unavailable', `The payment provider (${error.provider}) could not be reached; retry later`);
   }
-  return new AppError('payment_rejected', `The payment provider (${error.provider}) refused the request`, error.providerCode ? { providerCode: error.providerCode } : undefined);
+  return new AppError(
+    'payment_rejected',
+    `The payment provider (${error.provider}) refused the request`,
+    error.providerCode ? { providerCode: error.providerCode } : undefined,
+  );
 }
 
 /** Course checkouts, donations, orders and refunds; provider events reach orders through the inbox. */
@@ -175,7 +179,12 @@ export class PaymentsService {
     return provider;
   }
 
-  private newOrder(userId: string, kind: OrderKind, provider: PaymentProviderName, item: { courseId: string | null; description: string; amountMinor: number; currency: string }) {
+  private newOrder(
+    userId: string,
+    kind: OrderKind,
+    provider: PaymentProviderName,
+    item: { courseId: string | null; description: string; amountMinor: number; currency: string },
+  ) {
     const now = this.dependencies.clock.now();
     const day = now.toISOString().slice(0, 10).replaceAll('-', '');
     const order: OrderRecord = {
@@ -244,7 +253,8 @@ export class PaymentsService {
       const age = clock.now().getTime() - pending.createdAt.getTime();
       const sameTerms = pending.provider === provider.name && pending.amountMinor === course.priceMinor && pending.currency === course.currency;
       if (pending.checkoutUrl && sameTerms && age < CHECKOUT_REUSE_MS) return { orderId: pending.id, url: pending.checkoutUrl, provider: provider.name };
-      if (!pending.providerSessionId && age < UNOPENED_AFTER_MS) throw new AppError('checkout_in_progress', 'A checkout of this course is being opened; retry in a moment', undefined, { 'retry-after': '1' });
+      if (!pending.providerSessionId && age < UNOPENED_AFTER_MS)
+        throw new AppError('checkout_in_progress', 'A checkout of this course is being opened; retry in a moment', undefined, { 'retry-after': '1' });
       await repository.expirePendingOrder(pending.id, clock.now());
     }
 
@@ -336,14 +346,20 @@ export class PaymentsService {
     if (!sponsorship.paymentProviderOrderId) throw new AppError('donation_not_confirmable', 'This donation has no payment to confirm');
     const capture = await provider.capture(sponsorship.paymentProviderOrderId, sponsorship.orderId).catch((error: unknown) => {
       if (error instanceof PaymentProviderError && error.kind === 'rejected') {
-        throw new AppError('donation_not_confirmable', 'The payment is not approved yet: approve it on the provider page first', error.providerCode ? { providerCode: error.providerCode } : undefined);
+        throw new AppError(
+          'donation_not_confirmable',
+          'The payment is not approved yet: approve it on the provider page first',
+          error.providerCode ? { providerCode: error.providerCode } : undefined,
+        );
       }
       throw providerFailure(error);
     });
     if (capture.status !== 'pending') {
       await this.dependencies.inbox.applyNow(
         sponsorship.orderId,
-        capture.status === 'paid' ? { kind: 'paid', ref: { orderId: sponsorship.orderId }, providerPaymentId: capture.providerPaymentId } : { kind: 'failed', ref: { orderId: sponsorship.orderId }, reason: 'capture declined' },
+        capture.status === 'paid'
+          ? { kind: 'paid', ref: { orderId: sponsorship.orderId }, providerPaymentId: capture.providerPaymentId }
+          : { kind: 'failed', ref: { orderId: sponsorship.orderId }, reason: 'capture declined' },
       );
     }
     return donationView(await this.myDonation(userId, id));
@@ -352,7 +368,10 @@ export class PaymentsService {
   // --- admin
 
   async listOrders(filter: OrderFilter, limit: number, cursor?: string): Promise<{ items: OrderView[]; nextCursor: string | null; totals: OrderTotals[] }> {
-    const [rows, totals] = await Promise.all([this.dependencies.repository.listOrders(filter, limit, decodeCursor(cursor)), this.dependencies.repository.orderTotals(filter)]);
+    const [rows, totals] = await Promise.all([
+      this.dependencies.repository.listOrders(filter, limit, decodeCursor(cursor)),
+      this.dependencies.repository.orderTotals(filter),
+    ]);
     return { ...toPage(rows, limit, orderView), totals };
   }
 
@@ -378,7 +397,9 @@ export class PaymentsService {
       if (unsent) return { refund: unsent, order: locked };
       const amount = amountMinor ?? remaining;
       if (amount <= 0 || amount > remaining) {
-        throw new AppError('refund_exceeds_payment', `At most ${Math.max(remaining, 0)} (minor units) of this order can still be refunded`, { refundableMinor: Math.max(remaining, 0) });
+        throw new AppError('refund_exceeds_payment', `At most ${Math.max(remaining, 0)} (minor units) of this order can still be refunded`, {
+          refundableMinor: Math.max(remaining, 0),
+        });
       }
       const now = clock.now();
       const created: RefundRecord = {
@@ -407,13 +428,24 @@ export class PaymentsService {
         currency: order.currency,
       });
       const status = answer.status === 'failed' ? 'failed' : 'submitted';
-      await repository.recordRefundAnswer(refund.id, { status, providerRefundId: answer.providerRefundId, error: answer.status === 'failed' ? 'refused by the provider' : null }, clock.now());
+      await repository.recordRefundAnswer(
+        refund.id,
+        { status, providerRefundId: answer.providerRefundId, error: answer.status === 'failed' ? 'refused by the provider' : null },
+        clock.now(),
+      );
       if (status === 'failed') throw new AppError('payment_rejected', 'The payment provider refused the refund');
-      return { refund: refundView({ ...refund, status, providerRefundId: answer.providerRefundId }, order.currency), order: orderView((await repository.findOrder(orderId))!) };
+      return {
+        refund: refundView({ ...refund, status, providerRefundId: answer.providerRefundId }, order.currency),
+        order: orderView((await repository.findOrder(orderId))!),
+      };
     } catch (error) {
       if (error instanceof PaymentProviderError) {
         const rejected = error.kind === 'rejected';
-        await repository.recordRefundAnswer(refund.id, { status: rejected ? 'failed' : 'requested', providerRefundId: null, error: `${error.kind}${error.providerCode ? `: ${error.providerCode}` : ''}` }, clock.now());
+        await repository.recordRefundAnswer(
+          refund.id,
+          { status: rejected ? 'failed' : 'requested', providerRefundId: null, error: `${error.kind}${error.providerCode ? `: ${error.providerCode}` : ''}` },
+          clock.now(),
+        );
       }
       throw providerFailure(error);
     }
