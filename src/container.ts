@@ -249,7 +249,8 @@ export async function createContainer(config: Config, options: ContainerOptions)
     // The local provider takes no money: never in production, where payments are off without a real one.
     const localPayments = !production;
     const activeProvider = config.PAYMENT_PROVIDER ?? (stripe ? 'stripe' : paypal ? 'paypal' : localPayments ? 'local' : null);
-    if (production && !activeProvider) logger.warn('neither STRIPE_SECRET_KEY nor PAYPAL_CLIENT_ID is set: checkouts and donations answer 503 payments_unavailable');
+    if (production && !activeProvider)
+      logger.warn('neither STRIPE_SECRET_KEY nor PAYPAL_CLIENT_ID is set: checkouts and donations answer 503 payments_unavailable');
     const payments = modules.payments.create({
       infra,
       lms: lms.service,

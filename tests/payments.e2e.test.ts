@@ -66,7 +66,10 @@ describe.runIf(hasChromium)('the local provider’s checkout page in a real brow
     expect(await page.locator('h1').textContent()).toBe('Thank you!');
     expect(problems).toEqual([]);
 
-    await eventually(() => order(t.app, buyer, orderId), (o) => o.status === 'paid');
+    await eventually(
+      () => order(t.app, buyer, orderId),
+      (o) => o.status === 'paid',
+    );
     expect((await injectAs(t.app, buyer, { method: 'POST', url: `/courses/${course.id}/enroll` })).statusCode).toBe(200);
 
     // back to the checkout page: it says it is paid and offers nothing to click
@@ -84,6 +87,9 @@ describe.runIf(hasChromium)('the local provider’s checkout page in a real brow
     await page.waitForURL(/\/pay\/result\?status=cancelled/);
     expect(await page.locator('h1').textContent()).toBe('Payment cancelled');
     expect(problems).toEqual([]);
-    await eventually(() => order(t.app, buyer, orderId), (o) => o.status === 'expired');
+    await eventually(
+      () => order(t.app, buyer, orderId),
+      (o) => o.status === 'expired',
+    );
   });
 });

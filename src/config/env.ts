@@ -334,7 +334,11 @@ export const envSchema = z
     PAYPAL_CLIENT_ID: z.string().min(1).optional().describe('PayPal REST app client id: enables PayPal orders.'),
     PAYPAL_CLIENT_SECRET: z.string().min(1).optional().describe('PayPal REST app secret. Required with PAYPAL_CLIENT_ID.'),
     PAYPAL_MODE: z.enum(['sandbox', 'live']).default('sandbox').describe('sandbox | live: which PayPal the client id belongs to.'),
-    PAYPAL_WEBHOOK_ID: z.string().min(1).optional().describe('Id of the PayPal webhook (developer dashboard): webhooks are verified against it. Required with PAYPAL_CLIENT_ID.'),
+    PAYPAL_WEBHOOK_ID: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Id of the PayPal webhook (developer dashboard): webhooks are verified against it. Required with PAYPAL_CLIENT_ID.'),
     PAYPAL_API_URL: z.url().optional().describe("Overrides the base URL PAYPAL_MODE selects (a test server or a proxy); PayPal's own by default."),
   })
   .strip()
@@ -357,8 +361,10 @@ export const envSchema = z
     for (const [key, required] of pairs) {
       if (env[key] && !env[required]) ctx.addIssue({ code: 'custom', path: [required], message: `is required with ${key}` });
     }
-    if (env.PAYMENT_PROVIDER === 'stripe' && !env.STRIPE_SECRET_KEY) ctx.addIssue({ code: 'custom', path: ['STRIPE_SECRET_KEY'], message: 'is required with PAYMENT_PROVIDER=stripe' });
-    if (env.PAYMENT_PROVIDER === 'paypal' && !env.PAYPAL_CLIENT_ID) ctx.addIssue({ code: 'custom', path: ['PAYPAL_CLIENT_ID'], message: 'is required with PAYMENT_PROVIDER=paypal' });
+    if (env.PAYMENT_PROVIDER === 'stripe' && !env.STRIPE_SECRET_KEY)
+      ctx.addIssue({ code: 'custom', path: ['STRIPE_SECRET_KEY'], message: 'is required with PAYMENT_PROVIDER=stripe' });
+    if (env.PAYMENT_PROVIDER === 'paypal' && !env.PAYPAL_CLIENT_ID)
+      ctx.addIssue({ code: 'custom', path: ['PAYPAL_CLIENT_ID'], message: 'is required with PAYMENT_PROVIDER=paypal' });
   });
 
 export type Env = z.output<typeof envSchema>;

@@ -122,7 +122,6 @@ function formatDuration(minutes: number): string {
   return `${count} ${unit}${count === 1 ? '' : 's'}`;
 }
 
-
 const TEMPLATES: { [N in MailTemplateName]: (vars: MailTemplateVars[N]) => MailContent } = {
   'verify-email': ({ link, expiresInMinutes }) => ({
     subject: `Confirm your e-mail for ${PRODUCT}`,

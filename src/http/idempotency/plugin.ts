@@ -85,7 +85,10 @@ export const idempotency = fp<{ store: IdempotencyStore }>(
       const key = request.headers[IDEMPOTENCY_KEY_HEADER];
       if (key === undefined) {
         if (request.routeOptions.config.idempotent === 'required') {
-          throw new AppError('idempotency_key_required', 'This request needs an Idempotency-Key header (a new UUID per operation, the same one on its retries)');
+          throw new AppError(
+            'idempotency_key_required',
+            'This request needs an Idempotency-Key header (a new UUID per operation, the same one on its retries)',
+          );
         }
         return;
       }
