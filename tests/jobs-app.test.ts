@@ -45,6 +45,8 @@ describe('GET /admin/jobs', () => {
       'notifications.push',
       'notifications.react',
       'notifications.redeliver',
+      'payments.sweep',
+      'payments.webhooks',
     ]);
     // a scheduled kind always has its next tick waiting as a delayed job
     expect(queues.get('audit.partitions')).toMatchObject({ delayed: 1, dead: 0 });
