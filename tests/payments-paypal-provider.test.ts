@@ -162,12 +162,21 @@ describe('PayPal checkout (order creation)', () => {
     [100_000, 'gbp', '1000.00'],
     [1500, 'jpy', '1500'],
     [2500, 'huf', '2500'],
-    [300, 'twd', '300'],
+    // Parley counts TWD in cents (its ISO minor unit); PayPal takes whole dollars only
+    [30_000, 'twd', '300'],
     [1000, 'krw', '1000'],
   ])('sends %i minor units of %s as %s', async (amountMinor, currency, value) => {
     const { session } = await checkout({ amountMinor, currency });
     // the fake refuses decimals for zero-decimal currencies and more than two otherwise, as PayPal does
     expect(fake.orders.get(session.providerSessionId)!.purchase_units[0]!.amount).toEqual({ currency_code: currency.toUpperCase(), value });
+  });
+
+  it('refuses an amount PayPal cannot take (cents of TWD) before asking PayPal', async () => {
+    const ordersBefore = fake.orders.size;
+    const refused = await checkout({ amountMinor: 30_050, currency: 'twd' }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(PaymentProviderError);
+    expect(refused).toMatchObject({ kind: 'rejected', providerCode: 'AMOUNT_NOT_SUPPORTED' });
+    expect(fake.orders.size).toBe(ordersBefore);
   });
 
   it('creates one PayPal order per Parley order, however often it is asked (PayPal-Request-Id)', async () => {
@@ -189,9 +198,10 @@ describe('PayPal checkout (order creation)', () => {
   it('refuses an amount that is not a positive integer of minor units before asking PayPal', async () => {
     const before = fake.requests.length;
     for (const amountMinor of [0, -100, 19.99]) {
-      await expect(paypal.createCheckout({ orderId: newOrderId(), userId: 'u', description: 'x', amountMinor, currency: 'usd' })).rejects.toBeInstanceOf(
-        RangeError,
-      );
+      await expect(paypal.createCheckout({ orderId: newOrderId(), userId: 'u', description: 'x', amountMinor, currency: 'usd' })).rejects.toMatchObject({
+        kind: 'rejected',
+        providerCode: 'AMOUNT_NOT_SUPPORTED',
+      });
     }
     expect(fake.requests.length).toBe(before);
   });

@@ -1,3 +1,4 @@
+import { minorUnitDigits } from '../../shared/money.js';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -58,26 +59,44 @@ const TOKEN_EXPIRY_MARGIN_SECONDS = 60;
 /** PayPal's limit on description, custom_id, invoice_id and brand_name. */
 const MAX_TEXT_LENGTH = 127;
 /** Currencies PayPal takes in whole units only: their minor unit is the unit. */
-const ZERO_DECIMAL_CURRENCIES = new Set(['JPY', 'KRW', 'HUF', 'TWD']);
+/** Currencies PayPal takes in whole units only, whatever their minor unit (TWD has cents, PayPal does not take them). */
+const PAYPAL_WHOLE_UNIT_CURRENCIES = new Set(['JPY', 'HUF', 'TWD']);
 const VERIFY_WEBHOOK_PATH = '/v1/notifications/verify-webhook-signature';
 const TOKEN_PATH = '/v1/oauth2/token';
 const TRANSMISSION_HEADERS = ['paypal-transmission-id', 'paypal-transmission-time', 'paypal-transmission-sig', 'paypal-cert-url', 'paypal-auth-algo'] as const;
 
-function decimalsOf(currency: string): number {
-  return ZERO_DECIMAL_CURRENCIES.has(currency.toUpperCase()) ? 0 : 2;
-}
-
-/** Integer minor units to PayPal's decimal string: 1999 USD → "19.99", 1500 JPY → "1500". */
+/**
+ * Integer minor units (Parley's: the ISO 4217 minor unit, as Intl knows it) to PayPal's
+ * decimal string: 1999 USD → "19.99", 1500 JPY → "1500", 150000 TWD → "1500". An amount PayPal
+ * cannot take (cents of TWD) is a RangeError.
+ */
 export function toPayPalValue(amountMinor: number, currency: string): string {
   if (!Number.isSafeInteger(amountMinor) || amountMinor <= 0) throw new RangeError(`amountMinor must be a positive integer, got ${amountMinor}`);
-  if (decimalsOf(currency) === 0) return String(amountMinor);
-  return `${Math.trunc(amountMinor / 100)}.${String(amountMinor % 100).padStart(2, '0')}`;
+  const digits = minorUnitDigits(currency);
+  const units = String(amountMinor).padStart(digits + 1, '0');
+  const whole = units.slice(0, units.length - digits);
+  const fraction = units.slice(units.length - digits);
+  if (PAYPAL_WHOLE_UNIT_CURRENCIES.has(currency.toUpperCase())) {
+    if (/[1-9]/.test(fraction)) throw new RangeError(`PayPal takes whole units of ${currency.toUpperCase()} only`);
+    return whole;
+  }
+  return digits === 0 ? whole : `${whole}.${fraction}`;
+}
+
+/** toPayPalValue for a request: an amount PayPal cannot take is its refusal, not a crash. */
+function payPalAmount(amountMinor: number, currency: string): string {
+  try {
+    return toPayPalValue(amountMinor, currency);
+  } catch (error) {
+    if (error instanceof RangeError) throw new PaymentProviderError('rejected', 'paypal', error.message, 'AMOUNT_NOT_SUPPORTED');
+    throw error;
+  }
 }
 
 /** PayPal's decimal string back to integer minor units; undefined when it is not one. */
 export function fromPayPalValue(value: string, currency: string): number | undefined {
   const match = /^(\d+)(?:\.(\d+))?$/.exec(value);
-  const decimals = decimalsOf(currency);
+  const decimals = minorUnitDigits(currency);
   if (!match || (match[2] ?? '').replace(/0+$/, '').length > decimals) return undefined;
   const fraction = (match[2] ?? '').padEnd(decimals, '0').slice(0, decimals);
   const minor = Number(match[1]) * 10 ** decimals + (fraction ? Number(fraction) : 0);
@@ -427,7 +446,7 @@ export function createPayPalProvider(settings: PayPalSettings): PaymentProvider 
     async createCheckout(request: CheckoutRequest): Promise<CheckoutSession> {
       const currencyCode = request.currency.toUpperCase();
       if (!/^[A-Z]{3}$/.test(currencyCode)) throw new RangeError(`currency must be an ISO 4217 code, got ${request.currency}`);
-      const value = toPayPalValue(request.amountMinor, currencyCode);
+      const value = payPalAmount(request.amountMinor, currencyCode);
       const { result: order } = await call('order creation', (current) =>
         current.orders.createOrder({
           paypalRequestId: `checkout:${request.orderId}`,
@@ -484,7 +503,7 @@ export function createPayPalProvider(settings: PayPalSettings): PaymentProvider 
           paypalRequestId: `refund:${request.refundRequestId}`,
           prefer: 'return=representation',
           body: {
-            amount: { currencyCode, value: toPayPalValue(request.amountMinor, currencyCode) },
+            amount: { currencyCode, value: payPalAmount(request.amountMinor, currencyCode) },
             customId: request.orderId,
             invoiceId: request.orderId,
           },
