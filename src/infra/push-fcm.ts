@@ -1,11 +1,9 @@
+import { RerouteAgent } from './reroute-agent.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import https from 'node:https';
-import net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { deleteApp, initializeApp, type Credential, type GoogleOAuthAccessToken } from 'firebase-admin/app';
 import { getMessaging, type Message, type Messaging } from 'firebase-admin/messaging';
 import { SignJWT } from 'jose';
@@ -150,29 +148,6 @@ class JwtBearerCredential implements Credential {
       throw new PushError('transient', 'oauth2/invalid-response', `token endpoint answered ${response.status} without access_token and expires_in`);
     }
     return { access_token: body.access_token, expires_in: body.expires_in };
-  }
-}
-
-/**
- * firebase-admin has no host option and always calls https://fcm.googleapis.com: this agent
- * opens its connections to `target` instead (plain TCP for http:, TLS for https:), so the SDK's
- * own URLs, paths and headers go out unchanged.
- */
-class RerouteAgent extends https.Agent {
-  private readonly host: string;
-  private readonly port: number;
-  private readonly plain: boolean;
-
-  constructor(target: URL) {
-    super({ keepAlive: true });
-    this.plain = target.protocol === 'http:';
-    this.host = target.hostname.replace(/^\[(.*)\]$/, '$1');
-    this.port = Number(target.port) || (this.plain ? 80 : 443);
-  }
-
-  override createConnection(options: https.RequestOptions, callback?: (error: Error | null, stream: Duplex) => void): Duplex | null | undefined {
-    if (this.plain) return net.connect({ host: this.host, port: this.port });
-    return super.createConnection({ ...options, host: this.host, port: this.port, servername: net.isIP(this.host) ? '' : this.host }, callback);
   }
 }
 

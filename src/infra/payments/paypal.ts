@@ -1,7 +1,5 @@
+import { RerouteAgent } from '../reroute-agent.js';
 import { minorUnitDigits } from '../../shared/money.js';
-import https from 'node:https';
-import net from 'node:net';
-import type { Duplex } from 'node:stream';
 import {
   ApiError,
   CheckoutPaymentIntent,
@@ -106,29 +104,6 @@ export function fromPayPalValue(value: string, currency: string): number | undef
 function truncate(text: string, length = MAX_TEXT_LENGTH): string {
   const codePoints = [...text];
   return codePoints.length > length ? codePoints.slice(0, length).join('') : text;
-}
-
-/**
- * Sends every connection of the SDK to `target` (plain TCP for http:, TLS with that host's name
- * for https:) while the SDK keeps its own URLs and Host header: its base URL is fixed per
- * environment, and its proxy option would CONNECT-tunnel instead.
- */
-class RerouteAgent extends https.Agent {
-  private readonly host: string;
-  private readonly port: number;
-  private readonly plain: boolean;
-
-  constructor(target: URL) {
-    super({ keepAlive: true });
-    this.plain = target.protocol === 'http:';
-    this.host = target.hostname.replace(/^\[(.*)\]$/, '$1');
-    this.port = Number(target.port) || (this.plain ? 80 : 443);
-  }
-
-  override createConnection(options: https.RequestOptions, callback?: (error: Error | null, stream: Duplex) => void): Duplex | null | undefined {
-    if (this.plain) return net.connect({ host: this.host, port: this.port });
-    return super.createConnection({ ...options, host: this.host, port: this.port, servername: net.isIP(this.host) ? '' : this.host }, callback);
-  }
 }
 
 function parseApiUrl(apiUrl: string): URL {
