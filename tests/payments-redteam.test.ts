@@ -219,9 +219,9 @@ describe('enrollment', () => {
     const course = await createCourse(t.app, admin, { price: { amount: 2000, currency: 'usd' } });
     const first = (await checkout(t.app, buyer, course.id)).json<{ orderId: string; url: string }>();
     // the price changes while the first checkout is open: the next checkout is a new order, the first page stays payable
-    expect((await injectAs(t.app, admin, { method: 'PATCH', url: `/courses/${course.id}`, payload: { price: { amount: 2500, currency: 'usd' } } })).statusCode).toBe(
-      200,
-    );
+    expect(
+      (await injectAs(t.app, admin, { method: 'PATCH', url: `/courses/${course.id}`, payload: { price: { amount: 2500, currency: 'usd' } } })).statusCode,
+    ).toBe(200);
     const second = (await checkout(t.app, buyer, course.id)).json<{ orderId: string; url: string }>();
     expect(second.orderId).not.toBe(first.orderId);
 
