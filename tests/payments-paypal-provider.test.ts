@@ -162,7 +162,8 @@ describe('PayPal checkout (order creation)', () => {
     [100_000, 'gbp', '1000.00'],
     [1500, 'jpy', '1500'],
     [2500, 'huf', '2500'],
-    [300, 'twd', '300'],
+    // Parley counts TWD in cents (its ISO 4217 exponent); PayPal takes it without decimals
+    [30000, 'twd', '300'],
     [1000, 'krw', '1000'],
   ])('sends %i minor units of %s as %s', async (amountMinor, currency, value) => {
     const { session } = await checkout({ amountMinor, currency });
