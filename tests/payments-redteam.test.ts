@@ -213,6 +213,20 @@ describe('refunds', () => {
   });
 });
 
+describe('donations', () => {
+  it('fails the donation with its order when the provider’s checkout could not be opened, instead of leaving it pending', async () => {
+    const donor = await register(t.app);
+    stripe.failNext(500, 2);
+    const down = await donate(donor, { sponsorType: 'language', targetIdentifier: 'es', amountUsd: 5, provider: 'stripe' });
+    expect(down.statusCode, down.body).toBe(503);
+    const states = await rows<{ order: string; donation: string }>(
+      `SELECT o.status AS order, s.status AS donation FROM sponsorships s JOIN orders o ON o.id = s.order_id WHERE s.user_id = $1`,
+      [donor.user.id],
+    );
+    expect(states).toEqual([{ order: 'failed', donation: 'failed' }]);
+  });
+});
+
 describe('enrollment', () => {
   it('keeps the course for a buyer who paid two checkouts of it when one of them is refunded', async () => {
     const buyer = await register(t.app);
