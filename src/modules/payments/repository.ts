@@ -121,11 +121,14 @@ export class PaymentsRepository {
     await this.db.query(`UPDATE orders SET provider_session_id = $2, checkout_url = $3, updated_at = $4 WHERE id = $1`, [orderId, providerSessionId, url, now]);
   }
 
-  /** A pending order whose checkout could not be opened (or never was): failed, so a new one may start. */
+  /** A pending order whose checkout could not be opened (or never was): failed, so a new one may start, and its donation with it. */
   async failUnopenedOrder(orderId: string, reason: string, now: Date): Promise<boolean> {
-    const rows = await updateReturning<{ id: string }>(
-      this.db,
-      `UPDATE orders SET status = 'failed', failed_at = $3, failure_reason = $2, updated_at = $3 WHERE id = $1 AND status = 'pending' AND provider_session_id IS NULL RETURNING id`,
+    const rows: Array<{ id: string }> = await this.db.query(
+      `WITH failed AS (
+         UPDATE orders SET status = 'failed', failed_at = $3, failure_reason = $2, updated_at = $3
+         WHERE id = $1 AND status = 'pending' AND provider_session_id IS NULL RETURNING id),
+       donation AS (UPDATE sponsorships SET status = 'failed' WHERE order_id IN (SELECT id FROM failed) AND status = 'pending')
+       SELECT id FROM failed`,
       [orderId, reason, now],
     );
     return rows.length > 0;
