@@ -90,8 +90,9 @@ export function toPayPalValue(amountMinor: number, currency: string): string {
 /** PayPal's decimal string back to Parley's integer minor units (see toPayPalValue); undefined when it is not one. */
 export function fromPayPalValue(value: string, currency: string): number | undefined {
   const match = /^(\d+)(?:\.(\d+))?$/.exec(value);
+  if (!match || !/^[A-Za-z]{3}$/.test(currency)) return undefined;
   const exponent = minorUnitDigits(currency);
-  if (!match || (match[2] ?? '').replace(/0+$/, '').length > exponent) return undefined;
+  if ((match[2] ?? '').replace(/0+$/, '').length > exponent) return undefined;
   const fraction = (match[2] ?? '').padEnd(exponent, '0').slice(0, exponent);
   const minor = Number(match[1]) * 10 ** exponent + (fraction ? Number(fraction) : 0);
   return Number.isSafeInteger(minor) ? minor : undefined;

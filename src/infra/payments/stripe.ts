@@ -49,6 +49,8 @@ const THREE_DECIMAL_CURRENCIES = new Set(['bhd', 'jod', 'kwd', 'omr', 'tnd']);
  */
 function stripeShift(currency: string): number {
   const code = currency.toLowerCase();
+  // not a currency code (a malformed event): counted as it came
+  if (!/^[a-z]{3}$/.test(code)) return 0;
   const stripeDigits = ZERO_DECIMAL_CURRENCIES.has(code) ? 0 : THREE_DECIMAL_CURRENCIES.has(code) ? 3 : 2;
   return stripeDigits - minorUnitDigits(code);
 }
