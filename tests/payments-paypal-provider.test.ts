@@ -175,7 +175,7 @@ describe('PayPal checkout (order creation)', () => {
     const ordersBefore = fake.orders.size;
     const refused = await checkout({ amountMinor: 30_050, currency: 'twd' }).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(PaymentProviderError);
-    expect(refused).toMatchObject({ kind: 'rejected', providerCode: 'AMOUNT_NOT_SUPPORTED' });
+    expect(refused).toMatchObject({ kind: 'rejected', providerCode: 'DECIMAL_PRECISION' });
     expect(fake.orders.size).toBe(ordersBefore);
   });
 

@@ -13,6 +13,7 @@ import {
   type Order,
   type OrdersCapture,
 } from '@paypal/paypal-server-sdk';
+import { minorUnitDigits } from '../../shared/money.js';
 import {
   PaymentProviderError,
   WebhookVerificationError,
@@ -56,29 +57,33 @@ const DEFAULT_TOLERANCE_SECONDS = 300;
 const TOKEN_EXPIRY_MARGIN_SECONDS = 60;
 /** PayPal's limit on description, custom_id, invoice_id and brand_name. */
 const MAX_TEXT_LENGTH = 127;
-/** Currencies PayPal takes in whole units only: their minor unit is the unit. */
-/** Currencies PayPal takes in whole units only, whatever their minor unit (TWD has cents, PayPal does not take them). */
-const PAYPAL_WHOLE_UNIT_CURRENCIES = new Set(['JPY', 'HUF', 'TWD']);
+/** Currencies PayPal takes without decimals (whatever their ISO 4217 exponent: TWD has cents there). */
+const ZERO_DECIMAL_CURRENCIES = new Set(['JPY', 'KRW', 'HUF', 'TWD']);
 const VERIFY_WEBHOOK_PATH = '/v1/notifications/verify-webhook-signature';
 const TOKEN_PATH = '/v1/oauth2/token';
 const TRANSMISSION_HEADERS = ['paypal-transmission-id', 'paypal-transmission-time', 'paypal-transmission-sig', 'paypal-cert-url', 'paypal-auth-algo'] as const;
 
+function decimalsOf(currency: string): number {
+  return ZERO_DECIMAL_CURRENCIES.has(currency.toUpperCase()) ? 0 : 2;
+}
+
 /**
- * Integer minor units (Parley's: the ISO 4217 minor unit, as Intl knows it) to PayPal's
- * decimal string: 1999 USD → "19.99", 1500 JPY → "1500", 150000 TWD → "1500". An amount PayPal
- * cannot take (cents of TWD) is a RangeError.
+ * Parley's integer minor units (the currency's ISO 4217 exponent: cents for USD and for TWD, yen
+ * for JPY) as PayPal's decimal string: 1999 USD → "19.99", 1500 JPY → "1500", 15000 TWD → "150"
+ * (PayPal takes TWD without decimals). An amount PayPal cannot state (TWD cents) is refused.
  */
 export function toPayPalValue(amountMinor: number, currency: string): string {
   if (!Number.isSafeInteger(amountMinor) || amountMinor <= 0) throw new RangeError(`amountMinor must be a positive integer, got ${amountMinor}`);
-  const digits = minorUnitDigits(currency);
-  const units = String(amountMinor).padStart(digits + 1, '0');
-  const whole = units.slice(0, units.length - digits);
-  const fraction = units.slice(units.length - digits);
-  if (PAYPAL_WHOLE_UNIT_CURRENCIES.has(currency.toUpperCase())) {
-    if (/[1-9]/.test(fraction)) throw new RangeError(`PayPal takes whole units of ${currency.toUpperCase()} only`);
-    return whole;
+  const exponent = minorUnitDigits(currency);
+  const digits = String(amountMinor).padStart(exponent + 1, '0');
+  const whole = digits.slice(0, digits.length - exponent);
+  const fraction = digits.slice(digits.length - exponent);
+  const decimals = decimalsOf(currency);
+  if (/[1-9]/.test(fraction.slice(decimals))) {
+    throw new PaymentProviderError('rejected', 'paypal', `PayPal takes ${currency.toUpperCase()} with ${decimals} decimals at most`, 'DECIMAL_PRECISION');
   }
-  return digits === 0 ? whole : `${whole}.${fraction}`;
+  const kept = fraction.slice(0, decimals).padEnd(decimals, '0');
+  return kept ? `${whole}.${kept}` : whole;
 }
 
 /** toPayPalValue for a request: an amount PayPal cannot take is its refusal, not a crash. */
@@ -91,13 +96,14 @@ function payPalAmount(amountMinor: number, currency: string): string {
   }
 }
 
-/** PayPal's decimal string back to integer minor units; undefined when it is not one. */
+/** PayPal's decimal string back to Parley's integer minor units (see toPayPalValue); undefined when it is not one. */
 export function fromPayPalValue(value: string, currency: string): number | undefined {
   const match = /^(\d+)(?:\.(\d+))?$/.exec(value);
-  const decimals = minorUnitDigits(currency);
-  if (!match || (match[2] ?? '').replace(/0+$/, '').length > decimals) return undefined;
-  const fraction = (match[2] ?? '').padEnd(decimals, '0').slice(0, decimals);
-  const minor = Number(match[1]) * 10 ** decimals + (fraction ? Number(fraction) : 0);
+  if (!match || !/^[A-Za-z]{3}$/.test(currency)) return undefined;
+  const exponent = minorUnitDigits(currency);
+  if ((match[2] ?? '').replace(/0+$/, '').length > exponent) return undefined;
+  const fraction = (match[2] ?? '').padEnd(exponent, '0').slice(0, exponent);
+  const minor = Number(match[1]) * 10 ** exponent + (fraction ? Number(fraction) : 0);
   return Number.isSafeInteger(minor) ? minor : undefined;
 }
 

@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import { minorUnitDigits } from '../../shared/money.js';
 import {
   PaymentProviderError,
   WebhookVerificationError,
@@ -36,6 +37,38 @@ const MAX_NETWORK_RETRIES = 1;
 const SIGNATURE_HEADER = 'stripe-signature';
 /** Stripe echoes API keys in some errors (masked, but with their last characters): never pass one on. */
 const KEY_PATTERN = /\b(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9*]+|\bwhsec_[A-Za-z0-9*]+/g;
+
+/** Currencies Stripe's API counts in whole units; all others but THREE_DECIMAL_CURRENCIES in hundredths, whatever their ISO 4217 exponent. */
+const ZERO_DECIMAL_CURRENCIES = new Set(['bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga', 'pyg', 'rwf', 'ugx', 'vnd', 'vuv', 'xaf', 'xof', 'xpf']);
+const THREE_DECIMAL_CURRENCIES = new Set(['bhd', 'jod', 'kwd', 'omr', 'tnd']);
+
+/**
+ * Powers of ten from Parley's minor units (the ISO 4217 exponent) to the units of Stripe's API:
+ * 0 for USD (cents both) and JPY (yen both), 2 for ISK, HUF or COP, which ISO counts in whole
+ * units and Stripe in hundredths ("an ISK amount of 100 represents 1 króna").
+ */
+function stripeShift(currency: string): number {
+  const code = currency.toLowerCase();
+  // not a currency code (a malformed event): counted as it came
+  if (!/^[a-z]{3}$/.test(code)) return 0;
+  const stripeDigits = ZERO_DECIMAL_CURRENCIES.has(code) ? 0 : THREE_DECIMAL_CURRENCIES.has(code) ? 3 : 2;
+  return stripeDigits - minorUnitDigits(code);
+}
+
+function toStripeAmount(amountMinor: number, currency: string): number {
+  const shift = stripeShift(currency);
+  if (shift >= 0) return amountMinor * 10 ** shift;
+  const unit = 10 ** -shift;
+  if (amountMinor % unit !== 0)
+    throw new PaymentProviderError('rejected', 'stripe', `Stripe takes ${currency.toUpperCase()} in whole units only`, 'invalid_amount');
+  return amountMinor / unit;
+}
+
+/** An amount of Stripe's (a refund made in the Dashboard may hold a fraction of Parley's unit: the nearest whole one counts). */
+function fromStripeAmount(amount: number, currency: string): number {
+  const shift = stripeShift(currency);
+  return shift >= 0 ? Math.round(amount / 10 ** shift) : amount * 10 ** -shift;
+}
 
 type ConnectionSettings = Pick<Stripe.StripeConfig, 'host' | 'port' | 'protocol'>;
 
@@ -82,7 +115,7 @@ function paidEffect(session: Stripe.Checkout.Session): PaymentEffect {
     kind: 'paid',
     ref: sessionReference(session),
     providerPaymentId: idOf(session.payment_intent),
-    amountMinor: session.amount_total ?? undefined,
+    amountMinor: session.amount_total !== null && session.currency ? fromStripeAmount(session.amount_total, session.currency) : undefined,
     currency: session.currency ?? undefined,
   };
 }
@@ -103,8 +136,8 @@ function chargeRefundedEffect(charge: Stripe.Charge): PaymentEffect {
     ref: reference({ orderId: orderIdIn(charge.metadata), providerPaymentId: idOf(charge.payment_intent) }),
     // without the list, the event names no one refund: only its running total counts
     ...(refund ? { refundId: refund.id } : {}),
-    amountMinor: refund?.amount ?? charge.amount_refunded,
-    totalRefundedMinor: charge.amount_refunded,
+    amountMinor: fromStripeAmount(refund?.amount ?? charge.amount_refunded, charge.currency),
+    totalRefundedMinor: fromStripeAmount(charge.amount_refunded, charge.currency),
     currency: charge.currency,
   };
 }
@@ -116,7 +149,7 @@ function refundEffect(refund: Stripe.Refund): PaymentEffect {
     // Set by refund() below; a refund made in the Dashboard has none.
     ref: reference({ orderId: orderIdIn(refund.metadata), providerPaymentId: idOf(refund.payment_intent) }),
     refundId: refund.id,
-    amountMinor: refund.amount,
+    amountMinor: fromStripeAmount(refund.amount, refund.currency),
     currency: refund.currency,
   };
 }
@@ -236,7 +269,14 @@ export function createStripeProvider(settings: StripeSettings): PaymentProvider 
             // API version 2026-09-30.endive (stripe@23) replaced payment_method_types with this filter.
             allowed_payment_method_types: ['card'],
             line_items: [
-              { price_data: { currency: request.currency, product_data: { name: request.description }, unit_amount: request.amountMinor }, quantity: 1 },
+              {
+                price_data: {
+                  currency: request.currency,
+                  product_data: { name: request.description },
+                  unit_amount: toStripeAmount(request.amountMinor, request.currency),
+                },
+                quantity: 1,
+              },
             ],
             success_url: withSessionIdPlaceholder(settings.successUrl),
             cancel_url: settings.cancelUrl,
@@ -279,7 +319,11 @@ export function createStripeProvider(settings: StripeSettings): PaymentProvider 
       let refund: Stripe.Refund;
       try {
         refund = await stripe.refunds.create(
-          { payment_intent: request.providerPaymentId, amount: request.amountMinor, metadata: { internalOrderId: request.orderId } },
+          {
+            payment_intent: request.providerPaymentId,
+            amount: toStripeAmount(request.amountMinor, request.currency),
+            metadata: { internalOrderId: request.orderId },
+          },
           { idempotencyKey: `refund:${request.refundRequestId}` },
         );
       } catch (error) {

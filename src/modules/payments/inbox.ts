@@ -263,7 +263,11 @@ export class WebhookInbox {
 
     if (next.kind === 'course' && next.courseId) {
       if (grantsAccess(next)) await lms.grantPurchase(manager, { userId: next.userId, courseId: next.courseId, orderId: next.id });
-      else if (next.refundedMinor >= next.amountMinor) await lms.revokePurchase(manager, next.id);
+      else if (next.refundedMinor >= next.amountMinor && (await lms.revokePurchase(manager, next.id))) {
+        // the buyer paid for the course by another order too (a checkout left open, then paid): that one keeps it
+        const other = await repository.lockOtherPayingCourseOrder(manager, next);
+        if (other) await lms.grantPurchase(manager, { userId: other.userId, courseId: next.courseId, orderId: other.id });
+      }
     }
     if (next.kind === 'donation') {
       await repository.syncSponsorship(manager, next.id, {

@@ -71,6 +71,15 @@ function orderConditions(filter: OrderFilter, parameters: unknown[]): string[] {
   return conditions;
 }
 
+/**
+ * JSON for a jsonb column: PostgreSQL refuses U+0000 in jsonb (and in text), which a provider's
+ * event may carry in text its customer typed; it is kept as U+FFFD. Only the escape itself is
+ * replaced, not an escaped backslash followed by "u0000".
+ */
+function jsonbText(value: unknown): string {
+  return JSON.stringify(value).replace(/(?<!\\)((?:\\\\)*)\\u0000/g, '$1\\ufffd');
+}
+
 /** The only SQL of the payments module. */
 export class PaymentsRepository {
   constructor(readonly db: DataSource) {}
@@ -112,11 +121,14 @@ export class PaymentsRepository {
     await this.db.query(`UPDATE orders SET provider_session_id = $2, checkout_url = $3, updated_at = $4 WHERE id = $1`, [orderId, providerSessionId, url, now]);
   }
 
-  /** A pending order whose checkout could not be opened (or never was): failed, so a new one may start. */
+  /** A pending order whose checkout could not be opened (or never was): failed, so a new one may start, and its donation with it. */
   async failUnopenedOrder(orderId: string, reason: string, now: Date): Promise<boolean> {
-    const rows = await updateReturning<{ id: string }>(
-      this.db,
-      `UPDATE orders SET status = 'failed', failed_at = $3, failure_reason = $2, updated_at = $3 WHERE id = $1 AND status = 'pending' AND provider_session_id IS NULL RETURNING id`,
+    const rows: Array<{ id: string }> = await this.db.query(
+      `WITH failed AS (
+         UPDATE orders SET status = 'failed', failed_at = $3, failure_reason = $2, updated_at = $3
+         WHERE id = $1 AND status = 'pending' AND provider_session_id IS NULL RETURNING id),
+       donation AS (UPDATE sponsorships SET status = 'failed' WHERE order_id IN (SELECT id FROM failed) AND status = 'pending')
+       SELECT id FROM failed`,
       [orderId, reason, now],
     );
     return rows.length > 0;
@@ -155,6 +167,17 @@ export class PaymentsRepository {
 
   async lockOrder(manager: EntityManager, id: string): Promise<OrderRecord | null> {
     const rows: OrderRecord[] = await manager.query(`SELECT ${ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE`, [id]);
+    return rows[0] ?? null;
+  }
+
+  /** Another order of the buyer that still pays for the same course (paid, not wholly refunded), locked; null when none does. */
+  async lockOtherPayingCourseOrder(manager: EntityManager, order: Pick<OrderRecord, 'id' | 'userId' | 'courseId'>): Promise<OrderRecord | null> {
+    const rows: OrderRecord[] = await manager.query(
+      `SELECT ${ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND course_id = $2 AND kind = 'course' AND id <> $3
+         AND (paid_at IS NOT NULL OR refunded_minor > 0) AND refunded_minor < amount_minor
+       ORDER BY paid_at, id LIMIT 1 FOR UPDATE`,
+      [order.userId, order.courseId, order.id],
+    );
     return rows[0] ?? null;
   }
 
@@ -226,13 +249,31 @@ export class PaymentsRepository {
     );
   }
 
-  /** What the provider said of a refund Parley asked for; a refund its event already confirmed stays `succeeded`. */
+  /**
+   * What the provider said of a refund Parley asked for; a refund its event already confirmed
+   * stays `succeeded`. The event may have been applied before this answer came back: it then
+   * recorded the refund as one made elsewhere, in a row of its own under the provider's refund
+   * id, and that row is folded into this one, so the refund counts once.
+   */
   async recordRefundAnswer(id: string, answer: { status: RefundStatus; providerRefundId: string | null; error: string | null }, now: Date): Promise<void> {
-    await this.db.query(
-      `UPDATE order_refunds SET status = CASE WHEN status = 'succeeded' THEN status ELSE $2 END, provider_refund_id = coalesce(provider_refund_id, $3), error = $4, updated_at = $5
-       WHERE id = $1`,
-      [id, answer.status, answer.providerRefundId, answer.error, now],
-    );
+    await this.db.transaction(async (manager) => {
+      // the order's lock, which an event applying this refund holds until it commits
+      await manager.query(`SELECT o.id FROM orders o JOIN order_refunds r ON r.order_id = o.id WHERE r.id = $1 FOR UPDATE OF o`, [id]);
+      const learnt = answer.providerRefundId
+        ? await updateReturning<{ status: RefundStatus }>(
+            manager,
+            `DELETE FROM order_refunds WHERE provider = (SELECT provider FROM order_refunds WHERE id = $1) AND provider_refund_id = $2 AND id <> $1
+               AND requested_by IS NULL RETURNING status`,
+            [id, answer.providerRefundId],
+          )
+        : [];
+      const status = learnt.some((row) => row.status === 'succeeded') ? 'succeeded' : answer.status;
+      await manager.query(
+        `UPDATE order_refunds SET status = CASE WHEN status = 'succeeded' THEN status ELSE $2 END, provider_refund_id = coalesce(provider_refund_id, $3), error = $4, updated_at = $5
+         WHERE id = $1`,
+        [id, status, answer.providerRefundId, answer.error, now],
+      );
+    });
   }
 
   /**
@@ -259,7 +300,7 @@ export class PaymentsRepository {
       `INSERT INTO payment_webhook_events (id, provider, event_id, type, payload, effect, status, attempts, next_attempt_at, received_at)
        VALUES ($1, $2, $3, $4, $5, $6, 'received', 0, $7, $7)
        ON CONFLICT ON CONSTRAINT payment_webhook_events_provider_event_unique DO NOTHING RETURNING id`,
-      [event.id, event.provider, event.eventId, event.type, JSON.stringify(event.payload), JSON.stringify(event.effect), event.receivedAt],
+      [event.id, event.provider, event.eventId, event.type.replaceAll('\u0000', '\ufffd'), jsonbText(event.payload), jsonbText(event.effect), event.receivedAt],
     );
     return rows.length > 0;
   }

@@ -64,6 +64,11 @@ export const createDonationBodySchema = z
       ctx.addIssue({ code: 'custom', path: ['amountUsd'], message: `at most ${digits} decimals in ${body.currency.toUpperCase()}` });
       return z.NEVER;
     }
+    // a positive amount can still be less than the smallest unit (1e-7 yen): no provider takes nothing
+    if (amountMinor < 1) {
+      ctx.addIssue({ code: 'custom', path: ['amountUsd'], message: `less than the smallest amount of ${body.currency.toUpperCase()}` });
+      return z.NEVER;
+    }
     return { ...body, amountMinor };
   });
 
