@@ -1,5 +1,3 @@
-import { RerouteAgent } from '../reroute-agent.js';
-import { minorUnitDigits } from '../../shared/money.js';
 import {
   ApiError,
   CheckoutPaymentIntent,
@@ -14,6 +12,7 @@ import {
   type OrdersCapture,
 } from '@paypal/paypal-server-sdk';
 import { minorUnitDigits } from '../../shared/money.js';
+import { RerouteAgent } from '../reroute-agent.js';
 import {
   PaymentProviderError,
   WebhookVerificationError,
