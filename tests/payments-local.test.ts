@@ -235,6 +235,8 @@ describe('the webhook endpoint', () => {
       const res = await postLocalWebhook(payload, headers);
       expect({ name, status: res.statusCode, code: res.json().error?.code }).toEqual({ name, status: 400, code: 'invalid_signature' });
     }
+    const longId = signLocalEvent({ ...event, id: `evt_${'x'.repeat(300)}` });
+    expect((await postLocalWebhook(longId.body, { 'parley-signature': longId.signature })).statusCode).toBe(400);
     expect(await count(`SELECT count(*) AS n FROM payment_webhook_events`)).toBe(0);
     // Stripe is not configured here: its endpoint says so
     expect((await t.app.inject({ method: 'POST', url: '/webhooks/stripe', payload: body, headers: { 'content-type': 'application/json' } })).statusCode).toBe(

@@ -26,6 +26,8 @@ export const WEBHOOK_JOB = 'payments.webhooks';
 const GATE_TTL_SECONDS = 72 * 3600;
 /** Tries of one event before it waits for an operator (GET /admin/webhooks). */
 export const EVENT_ATTEMPTS = 8;
+/** The inbox's event_id column. */
+const MAX_EVENT_ID_LENGTH = 255;
 const UNMATCHED_ATTEMPTS = 3;
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 10 * 60_000;
@@ -86,6 +88,8 @@ export class WebhookInbox {
         throw new AppError('payment_provider_unavailable', `Could not verify the webhook with ${providerName}; retry later`);
       throw error;
     });
+    // the inbox keys events by id: no provider sends one this long, so it is not an event of theirs
+    if (event.eventId.length > MAX_EVENT_ID_LENGTH) throw new AppError('invalid_signature', 'Webhook event id is too long');
     const gate = redisKeys.webhookSeen(providerName, event.eventId);
     const seen = await redis.client.exists(gate).catch(() => 0);
     if (seen) return { eventId: event.eventId, duplicate: true };

@@ -23,6 +23,8 @@ export type LocalSessionRecord = Omit<LocalCheckoutSession, 'order'>;
 
 type Queryable = EntityManager | DataSource;
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 const ORDER_COLUMNS = `id, receipt_id AS "receiptId", user_id AS "userId", kind, course_id AS "courseId", description, provider,
   provider_session_id AS "providerSessionId", provider_payment_id AS "providerPaymentId", checkout_url AS "checkoutUrl",
   amount_minor AS "amountMinor", currency, status, refunded_minor AS "refundedMinor", paid_at AS "paidAt", expired_at AS "expiredAt",
@@ -155,7 +157,7 @@ export class PaymentsRepository {
   /** The order an event points at, locked for the rest of the transaction. */
   async lockOrderByReference(manager: EntityManager, provider: PaymentProviderName, ref: OrderReference): Promise<OrderRecord | null> {
     const lookups: Array<[string, unknown[]]> = [];
-    if (ref.orderId && /^[0-9a-f-]{36}$/i.test(ref.orderId)) lookups.push([`id = $1 AND provider = $2`, [ref.orderId, provider]]);
+    if (ref.orderId && UUID.test(ref.orderId)) lookups.push([`id = $1 AND provider = $2`, [ref.orderId, provider]]);
     if (ref.providerSessionId) lookups.push([`provider_session_id = $1 AND provider = $2`, [ref.providerSessionId, provider]]);
     if (ref.providerPaymentId) lookups.push([`provider_payment_id = $1 AND provider = $2`, [ref.providerPaymentId, provider]]);
     for (const [condition, parameters] of lookups) {
