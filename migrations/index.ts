@@ -9,6 +9,7 @@ import { CreateIdempotencyKeys1764800000000 } from './1764800000000-CreateIdempo
 /** Every migration, oldest first. `npm run migration:generate|create` adds new ones here. */
 import { CreateNotifications1796127504632 } from './1796127504632-CreateNotifications.js';
 import { CreatePayments1796139015198 } from './1796139015198-CreatePayments.js';
+import { CreateLessons1796143567350 } from './1796143567350-CreateLessons.js';
 export const migrations = [
   EnableCitext1763769600000,
   CreateAccounts1763776800000,
@@ -19,4 +20,5 @@ export const migrations = [
   CreateIdempotencyKeys1764800000000,
   CreateNotifications1796127504632,
   CreatePayments1796139015198,
+  CreateLessons1796143567350,
 ];

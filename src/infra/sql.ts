@@ -23,7 +23,7 @@ interface Queryable {
   query(sql: string, parameters?: unknown[]): Promise<unknown>;
 }
 
-/** Runs an UPDATE ... RETURNING (TypeORM answers it as [rows, rowCount]) and returns the rows. */
+/** Runs an UPDATE or DELETE ... RETURNING (TypeORM answers both as [rows, rowCount]) and returns the rows. */
 export async function updateReturning<T>(manager: Queryable, sql: string, parameters: unknown[]): Promise<T[]> {
   const [rows] = (await manager.query(sql, parameters)) as [T[], number];
   return rows;

@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   invite_required: 403,
   invite_invalid: 403,
   payment_required: 402,
+  not_enrolled: 403,
   not_found: 404,
   route_not_found: 404,
   method_not_allowed: 405,

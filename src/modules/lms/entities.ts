@@ -84,3 +84,76 @@ export class Enrollment {
   @Column({ name: 'revoked_at', type: 'timestamptz', nullable: true })
   revokedAt!: Date | null;
 }
+
+export const VIDEO_STATUSES = ['none', 'uploaded', 'transcoding', 'ready', 'failed', 'transcoding_unavailable'] as const;
+export type VideoStatus = (typeof VIDEO_STATUSES)[number];
+
+/** One lesson of a course, in the course's order (`position`, from 1). */
+@Entity('lessons')
+@Check('lessons_duration_check', `duration_seconds >= 0`)
+@Check('lessons_video_status_check', `video_status IN ('none', 'uploaded', 'transcoding', 'ready', 'failed', 'transcoding_unavailable')`)
+@Index('lessons_course_position_idx', ['courseId', 'position'])
+export class Lesson {
+  @PrimaryColumn('uuid')
+  id!: string;
+
+  @Column({ name: 'course_id', type: 'uuid' })
+  courseId!: string;
+
+  @ManyToOne('Course', { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'course_id', foreignKeyConstraintName: 'lessons_course_id_fkey' })
+  course?: unknown;
+
+  @Column({ type: 'varchar', length: 200 })
+  title!: string;
+
+  /** The lesson's text (Markdown): only for the enrolled, unless it is a free preview. */
+  @Column({ type: 'text', default: '' })
+  content!: string;
+
+  @Column({ type: 'integer' })
+  position!: number;
+
+  @Column({ name: 'duration_seconds', type: 'integer', default: 0 })
+  durationSeconds!: number;
+
+  @Column({ name: 'free_preview', type: 'boolean', default: false })
+  freePreview!: boolean;
+
+  @Column({ name: 'video_status', type: 'varchar', length: 24, default: 'none' })
+  videoStatus!: VideoStatus;
+
+  @Column({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+
+  @Column({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt!: Date;
+}
+
+/** How far one user is in one lesson: watch time only grows; completed once. */
+@Entity('lesson_progress')
+export class LessonProgress {
+  @PrimaryColumn({ name: 'user_id', type: 'uuid' })
+  userId!: string;
+
+  @ManyToOne('User', { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'user_id', foreignKeyConstraintName: 'lesson_progress_user_id_fkey' })
+  user?: unknown;
+
+  @Index('lesson_progress_lesson_id_idx')
+  @PrimaryColumn({ name: 'lesson_id', type: 'uuid' })
+  lessonId!: string;
+
+  @ManyToOne('Lesson', { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'lesson_id', foreignKeyConstraintName: 'lesson_progress_lesson_id_fkey' })
+  lesson?: unknown;
+
+  @Column({ name: 'watch_seconds', type: 'integer', default: 0 })
+  watchSeconds!: number;
+
+  @Column({ name: 'completed_at', type: 'timestamptz', nullable: true })
+  completedAt!: Date | null;
+
+  @Column({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt!: Date;
+}

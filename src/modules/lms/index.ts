@@ -1,6 +1,6 @@
 import type { Infra } from '../../infra/bundle.js';
 import { defineModule } from '../kit.js';
-import { Course, Enrollment } from './entities.js';
+import { Course, Enrollment, Lesson, LessonProgress } from './entities.js';
 import { lmsRoutes } from './routes.js';
 import { moneySchema } from './schemas.js';
 import { LmsService } from './service.js';
@@ -8,13 +8,13 @@ import { LmsService } from './service.js';
 export type { CourseForSale, LmsService, Money } from './service.js';
 export { moneySchema };
 
-/** Courses and who is enrolled in them (lessons and video build on it). */
+/** Courses, their lessons, who is enrolled and how far they are (video builds on it). */
 export const lmsModule = defineModule({
   name: 'lms',
-  entities: [Course, Enrollment],
-  tags: [{ name: 'courses', description: 'The course catalogue and enrollment' }],
+  entities: [Course, Enrollment, Lesson, LessonProgress],
+  tags: [{ name: 'courses', description: 'The course catalogue, lessons, enrollment and progress' }],
   create: ({ infra }: { infra: Infra }) => {
-    const lms = new LmsService({ db: infra.db, clock: infra.clock, ids: infra.ids });
+    const lms = new LmsService({ db: infra.db, clock: infra.clock, ids: infra.ids, events: infra.events, logger: infra.logger });
     return { service: lms, http: async (app) => app.register(lmsRoutes, { lms }) };
   },
 });

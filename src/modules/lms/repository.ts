@@ -1,9 +1,21 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { updateReturning } from '../../infra/sql.js';
 import type { Keyset } from '../../shared/pagination.js';
-import { Course, type Enrollment, type CourseLevel } from './entities.js';
+import { Course, type Enrollment, type CourseLevel, type Lesson, type LessonProgress } from './entities.js';
 
 export type CourseRecord = Omit<Course, 'creator' | 'deletedAt'>;
+export type LessonRecord = Omit<Lesson, 'course'>;
+export type ProgressRecord = Omit<LessonProgress, 'user' | 'lesson'>;
+
+export interface LessonChanges {
+  title?: string;
+  content?: string;
+  durationSeconds?: number;
+  freePreview?: boolean;
+}
+
+const LESSON_COLUMNS = `id, course_id AS "courseId", title, content, position, duration_seconds AS "durationSeconds", free_preview AS "freePreview",
+  video_status AS "videoStatus", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 export interface CourseChanges {
   title?: string;
@@ -113,5 +125,124 @@ export class LmsRepository {
       now,
     ]);
     return count > 0;
+  }
+
+  // --- lessons
+
+  /** Appends a lesson to its course (the course row locked, so two appends take turns). Null when the course does not exist. */
+  async appendLesson(lesson: Omit<LessonRecord, 'position'>): Promise<LessonRecord | null> {
+    return this.db.transaction(async (manager) => {
+      const course: unknown[] = await manager.query(`SELECT id FROM courses WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, [lesson.courseId]);
+      if (!course.length) return null;
+      const rows: LessonRecord[] = await manager.query(
+        `INSERT INTO lessons (id, course_id, title, content, position, duration_seconds, free_preview, video_status, created_at, updated_at)
+         SELECT $1, $2, $3, $4, coalesce(max(position), 0) + 1, $5, $6, 'none', $7, $7 FROM lessons WHERE course_id = $2
+         RETURNING ${LESSON_COLUMNS}`,
+        [lesson.id, lesson.courseId, lesson.title, lesson.content, lesson.durationSeconds, lesson.freePreview, lesson.createdAt],
+      );
+      return rows[0] ?? null;
+    });
+  }
+
+  async findLesson(id: string): Promise<LessonRecord | null> {
+    const rows: LessonRecord[] = await this.db.query(`SELECT ${LESSON_COLUMNS} FROM lessons WHERE id = $1`, [id]);
+    return rows[0] ?? null;
+  }
+
+  async lessonsOf(courseId: string): Promise<LessonRecord[]> {
+    return this.db.query(`SELECT ${LESSON_COLUMNS} FROM lessons WHERE course_id = $1 ORDER BY position`, [courseId]);
+  }
+
+  async updateLesson(id: string, changes: LessonChanges, now: Date): Promise<LessonRecord | null> {
+    const columns: Record<keyof LessonChanges, string> = {
+      title: 'title',
+      content: 'content',
+      durationSeconds: 'duration_seconds',
+      freePreview: 'free_preview',
+    };
+    const entries = Object.entries(changes).filter(([, value]) => value !== undefined) as Array<[keyof LessonChanges, unknown]>;
+    const assignments = entries.map(([name], index) => `${columns[name]} = $${index + 3}`);
+    const [row] = await updateReturning<LessonRecord>(
+      this.db,
+      `UPDATE lessons SET ${[...assignments, 'updated_at = $2'].join(', ')} WHERE id = $1 RETURNING ${LESSON_COLUMNS}`,
+      [id, now, ...entries.map(([, value]) => value)],
+    );
+    return row ?? null;
+  }
+
+  /** Deletes a lesson and closes the gap in its course's order. */
+  async deleteLesson(id: string): Promise<boolean> {
+    return this.db.transaction(async (manager) => {
+      // TypeORM answers a DELETE ... RETURNING as [rows, count], as an UPDATE
+      const [deleted] = await updateReturning<{ courseId: string; position: number }>(
+        manager,
+        `DELETE FROM lessons WHERE id = $1 RETURNING course_id AS "courseId", position`,
+        [id],
+      );
+      if (!deleted) return false;
+      await manager.query(`UPDATE lessons SET position = position - 1 WHERE course_id = $1 AND position > $2`, [deleted.courseId, deleted.position]);
+      return true;
+    });
+  }
+
+  /**
+   * Puts the course's lessons in the given order, in one transaction. False when `lessonIds`
+   * is not exactly the course's lessons.
+   */
+  async reorderLessons(courseId: string, lessonIds: readonly string[], now: Date): Promise<boolean> {
+    return this.db.transaction(async (manager) => {
+      await manager.query(`SELECT id FROM courses WHERE id = $1 FOR UPDATE`, [courseId]);
+      const current: Array<{ id: string }> = await manager.query(`SELECT id FROM lessons WHERE course_id = $1`, [courseId]);
+      const wanted = new Set(lessonIds);
+      if (wanted.size !== lessonIds.length || current.length !== wanted.size || current.some(({ id }) => !wanted.has(id))) return false;
+      await manager.query(
+        `UPDATE lessons AS l SET position = v.position, updated_at = $3 FROM unnest($2::uuid[]) WITH ORDINALITY AS v(id, position) WHERE l.id = v.id AND l.course_id = $1`,
+        [courseId, lessonIds, now],
+      );
+      return true;
+    });
+  }
+
+  // --- progress
+
+  /** Watch time only grows (a late or repeated report changes nothing). One statement: a player calls it every few seconds. */
+  async recordWatch(userId: string, lessonId: string, watchSeconds: number, now: Date): Promise<ProgressRecord> {
+    const rows: ProgressRecord[] = await this.db.query(
+      `INSERT INTO lesson_progress (user_id, lesson_id, watch_seconds, completed_at, updated_at) VALUES ($1, $2, $3, NULL, $4)
+       ON CONFLICT (user_id, lesson_id) DO UPDATE SET watch_seconds = greatest(lesson_progress.watch_seconds, EXCLUDED.watch_seconds), updated_at = EXCLUDED.updated_at
+       RETURNING user_id AS "userId", lesson_id AS "lessonId", watch_seconds AS "watchSeconds", completed_at AS "completedAt", updated_at AS "updatedAt"`,
+      [userId, lessonId, watchSeconds, now],
+    );
+    return rows[0]!;
+  }
+
+  /** Marks a lesson completed (the first time counts); returns when it was. */
+  async completeLesson(userId: string, lessonId: string, now: Date): Promise<Date> {
+    const rows: Array<{ completedAt: Date }> = await this.db.query(
+      `INSERT INTO lesson_progress (user_id, lesson_id, watch_seconds, completed_at, updated_at) VALUES ($1, $2, 0, $3, $3)
+       ON CONFLICT (user_id, lesson_id) DO UPDATE SET completed_at = coalesce(lesson_progress.completed_at, EXCLUDED.completed_at), updated_at = EXCLUDED.updated_at
+       RETURNING completed_at AS "completedAt"`,
+      [userId, lessonId, now],
+    );
+    return rows[0]!.completedAt;
+  }
+
+  /** The user's progress in every lesson of a course they touched. */
+  async progressIn(userId: string, courseId: string): Promise<ProgressRecord[]> {
+    return this.db.query(
+      `SELECT p.user_id AS "userId", p.lesson_id AS "lessonId", p.watch_seconds AS "watchSeconds", p.completed_at AS "completedAt", p.updated_at AS "updatedAt"
+       FROM lesson_progress p JOIN lessons l ON l.id = p.lesson_id WHERE p.user_id = $1 AND l.course_id = $2`,
+      [userId, courseId],
+    );
+  }
+
+  /** The user's active enrollments, newest first, with their courses (deleted ones too: they were bought). */
+  async enrolledCourses(userId: string): Promise<Array<CourseRecord & { enrolledAt: Date }>> {
+    return this.db.query(
+      `SELECT c.id, c.title, c.description, c.level, c.price_minor AS "priceMinor", c.currency, c.published, c.created_by AS "createdBy",
+              c.created_at AS "createdAt", c.updated_at AS "updatedAt", e.created_at AS "enrolledAt"
+       FROM enrollments e JOIN courses c ON c.id = e.course_id WHERE e.user_id = $1 AND e.revoked_at IS NULL ORDER BY e.created_at DESC, e.id DESC`,
+      [userId],
+    );
   }
 }

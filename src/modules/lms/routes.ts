@@ -2,7 +2,23 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { caller } from '../../shared/auth.js';
 import { pageSchema } from '../../shared/pagination.js';
 import { created, errorResponses, idParamsSchema, noContent, noContentSchema } from '../../shared/responses.js';
-import { courseSchema, coursesQuerySchema, createCourseBodySchema, enrollmentSchema, updateCourseBodySchema } from './schemas.js';
+import { z } from 'zod';
+import {
+  courseIdParamsSchema,
+  courseProgressSchema,
+  courseSchema,
+  coursesQuerySchema,
+  createCourseBodySchema,
+  createLessonBodySchema,
+  enrollmentSchema,
+  lessonSchema,
+  myCoursesSchema,
+  reorderLessonsBodySchema,
+  updateCourseBodySchema,
+  updateLessonBodySchema,
+  watchBodySchema,
+  watchSchema,
+} from './schemas.js';
 import type { LmsService } from './service.js';
 
 export const lmsRoutes: FastifyPluginAsyncZod<{ lms: LmsService }> = async (app, { lms }) => {
@@ -105,5 +121,144 @@ export const lmsRoutes: FastifyPluginAsyncZod<{ lms: LmsService }> = async (app,
       const { enrollment, created: isNew } = await lms.enrollFree(caller(request).userId, request.params.id);
       return isNew ? created(reply, enrollment) : enrollment;
     },
+  );
+
+  const viewer = (request: { auth: { userId: string; role: string } | null }) => ({
+    userId: request.auth?.userId ?? null,
+    admin: request.auth?.role === 'admin',
+  });
+
+  app.post(
+    '/courses/:id/lessons',
+    {
+      config: adminOnly,
+      schema: {
+        tags,
+        summary: 'Add a lesson at the end of a course (admin)',
+        params: idParamsSchema,
+        body: createLessonBodySchema,
+        response: { 201: lessonSchema, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => created(reply, await lms.createLesson(request.params.id, request.body)),
+  );
+
+  app.get(
+    '/courses/:id/lessons',
+    {
+      config: anyone,
+      schema: {
+        tags,
+        summary: 'The lessons of a course, in order',
+        description: 'Everyone sees titles, durations and free previews; the content is for the enrolled (and admins), and in free previews.',
+        params: idParamsSchema,
+        response: { 200: z.object({ items: z.array(lessonSchema) }), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => ({ items: await lms.listLessons(request.params.id, viewer(request)) }),
+  );
+
+  app.patch(
+    '/courses/:id/lessons/order',
+    {
+      config: adminOnly,
+      schema: {
+        tags,
+        summary: 'Reorder the lessons of a course (admin)',
+        description: 'All lessons of the course, once each, in their new order; applied in one transaction.',
+        params: idParamsSchema,
+        body: reorderLessonsBodySchema,
+        response: { 200: z.object({ items: z.array(lessonSchema) }), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => ({ items: await lms.reorderLessons(request.params.id, request.body.lessonIds) }),
+  );
+
+  app.patch(
+    '/lessons/:id',
+    {
+      config: adminOnly,
+      schema: {
+        tags,
+        summary: 'Change a lesson (admin)',
+        params: idParamsSchema,
+        body: updateLessonBodySchema,
+        response: { 200: lessonSchema, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => lms.updateLesson(request.params.id, request.body),
+  );
+
+  app.delete(
+    '/lessons/:id',
+    {
+      config: adminOnly,
+      schema: {
+        tags,
+        summary: 'Delete a lesson (admin)',
+        description: 'The lessons after it move up one place; the progress recorded in it goes with it.',
+        params: idParamsSchema,
+        response: { 204: noContentSchema, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      await lms.deleteLesson(request.params.id);
+      return noContent(reply);
+    },
+  );
+
+  app.post(
+    '/lessons/:id/progress',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags,
+        summary: 'Record how far the player got in a lesson',
+        description:
+          'Watch time only grows (a smaller or repeated report changes nothing) and never passes the lesson’s duration. Cheap: meant to be called every 10 s.',
+        params: idParamsSchema,
+        body: watchBodySchema,
+        response: { 200: watchSchema, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => lms.recordWatch(caller(request).userId, request.params.id, request.body.watchSeconds),
+  );
+
+  app.post(
+    '/lessons/:id/complete',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags,
+        summary: 'Mark a lesson completed',
+        description: 'Answers the course progress; completing the last lesson sends an `achievement` notification (once).',
+        params: idParamsSchema,
+        response: { 200: courseProgressSchema, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => lms.completeLesson(caller(request).userId, request.params.id),
+  );
+
+  app.get(
+    '/my/courses',
+    {
+      config: { auth: 'user' },
+      schema: { tags, summary: 'The courses I am enrolled in, with my progress', response: { 200: myCoursesSchema, ...errorResponses(401) } },
+    },
+    async (request) => lms.myCourses(caller(request).userId),
+  );
+
+  app.get(
+    '/my/progress/:courseId',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags,
+        summary: 'My progress in a course',
+        params: courseIdParamsSchema,
+        response: { 200: courseProgressSchema, ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request) => lms.myProgress(caller(request).userId, request.params.courseId),
   );
 };

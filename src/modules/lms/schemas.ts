@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { CURRENCIES } from '../../shared/money.js';
 import { INT4_MAX } from '../../shared/http-schemas.js';
 import { pageQuerySchema } from '../../shared/pagination.js';
-import { COURSE_LEVELS } from './entities.js';
+import { COURSE_LEVELS, VIDEO_STATUSES } from './entities.js';
 
 /** An amount of money: integer minor units (cents) of an ISO 4217 currency. */
 export const moneySchema = z
@@ -65,3 +65,75 @@ export const enrollmentSchema = z
     orderId: z.uuid().nullable().describe('The order that paid for it; null for a free course'),
   })
   .meta({ id: 'Enrollment' });
+
+export const lessonSchema = z
+  .object({
+    id: z.uuid(),
+    courseId: z.uuid(),
+    title: z.string(),
+    position: z.number().int().describe('1 for the first lesson'),
+    durationSeconds: z.number().int(),
+    freePreview: z.boolean().describe('Open to everyone, enrolled or not'),
+    videoStatus: z.enum(VIDEO_STATUSES),
+    content: z.string().nullable().describe('Null where the lesson is locked (not enrolled, not a free preview)'),
+    locked: z.boolean(),
+    createdAt: z.date(),
+    updatedAt: z.date(),
+  })
+  .meta({ id: 'Lesson' });
+
+const lessonTitle = z.string().trim().min(1).max(200);
+const lessonContent = z.string().max(100_000);
+const durationSeconds = z
+  .number()
+  .int()
+  .min(0)
+  .max(24 * 3600);
+
+export const createLessonBodySchema = z.strictObject({
+  title: lessonTitle,
+  content: lessonContent.default(''),
+  durationSeconds: durationSeconds.default(0).describe('Set by the video once transcoded; bounds the watch time'),
+  freePreview: z.boolean().default(false),
+});
+
+export const updateLessonBodySchema = z
+  .strictObject({
+    title: lessonTitle.optional(),
+    content: lessonContent.optional(),
+    durationSeconds: durationSeconds.optional(),
+    freePreview: z.boolean().optional(),
+  })
+  .refine((body) => Object.values(body).some((value) => value !== undefined), { message: 'send at least one field to change' });
+
+export const reorderLessonsBodySchema = z.strictObject({
+  lessonIds: z.array(z.uuid()).min(1).max(1000).describe('Every lesson of the course, once, in the new order'),
+});
+
+export const watchBodySchema = z.strictObject({
+  watchSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 3600),
+});
+
+export const watchSchema = z.object({ lessonId: z.uuid(), watchSeconds: z.number().int(), completed: z.boolean() }).meta({ id: 'LessonWatch' });
+
+export const courseProgressSchema = z
+  .object({
+    courseId: z.uuid(),
+    percent: z.number().int().describe('Completed lessons out of all, 0-100'),
+    lessons: z.number().int(),
+    completedLessonIds: z.array(z.uuid()),
+    nextLesson: z.object({ id: z.uuid(), title: z.string(), position: z.number().int() }).nullable().describe('The first lesson not completed'),
+    totalWatchSeconds: z.number().int(),
+  })
+  .meta({ id: 'CourseProgress' });
+
+export const myCoursesSchema = z.object({
+  items: z.array(z.object({ course: courseSchema, enrolledAt: z.date(), progress: courseProgressSchema })),
+  nextCursor: z.null(),
+});
+
+export const courseIdParamsSchema = z.object({ courseId: z.uuid() });

@@ -1,10 +1,13 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
+import type { EventBus } from '../../infra/events.js';
 import type { IdGenerator } from '../../infra/ids.js';
-import { AppError, NotFoundError } from '../../shared/errors.js';
+import type { Logger } from '../../infra/logger.js';
+import { AppError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
-import type { CourseLevel } from './entities.js';
-import { LmsRepository, type CourseChanges, type CourseRecord } from './repository.js';
+import type { CourseLevel, VideoStatus } from './entities.js';
+import './events.js';
+import { LmsRepository, type CourseChanges, type CourseRecord, type LessonRecord } from './repository.js';
 
 export interface Money {
   amount: number;
@@ -53,6 +56,64 @@ export interface EnrollmentView {
   orderId: string | null;
 }
 
+export interface LessonView {
+  id: string;
+  courseId: string;
+  title: string;
+  position: number;
+  durationSeconds: number;
+  freePreview: boolean;
+  videoStatus: VideoStatus;
+  /** Null for whom it is locked: not enrolled, and not a free preview. */
+  content: string | null;
+  locked: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface LessonInput {
+  title: string;
+  content: string;
+  durationSeconds: number;
+  freePreview: boolean;
+}
+
+export interface LessonUpdate {
+  title?: string | undefined;
+  content?: string | undefined;
+  durationSeconds?: number | undefined;
+  freePreview?: boolean | undefined;
+}
+
+export interface CourseProgressView {
+  courseId: string;
+  percent: number;
+  lessons: number;
+  completedLessonIds: string[];
+  nextLesson: { id: string; title: string; position: number } | null;
+  totalWatchSeconds: number;
+}
+
+/** Who looks: signed in or not, admin or not. */
+export interface Viewer {
+  userId: string | null;
+  admin: boolean;
+}
+
+const lessonView = (lesson: LessonRecord, unlocked: boolean): LessonView => ({
+  id: lesson.id,
+  courseId: lesson.courseId,
+  title: lesson.title,
+  position: lesson.position,
+  durationSeconds: lesson.durationSeconds,
+  freePreview: lesson.freePreview,
+  videoStatus: lesson.videoStatus,
+  content: unlocked ? lesson.content : null,
+  locked: !unlocked,
+  createdAt: lesson.createdAt,
+  updatedAt: lesson.updatedAt,
+});
+
 const view = (course: CourseRecord): CourseView => ({
   id: course.id,
   title: course.title,
@@ -68,7 +129,7 @@ const view = (course: CourseRecord): CourseView => ({
 /** The course catalogue and who may study what. */
 export class LmsService {
   private readonly repository: LmsRepository;
-  constructor(private readonly dependencies: { db: DataSource; clock: Clock; ids: IdGenerator }) {
+  constructor(private readonly dependencies: { db: DataSource; clock: Clock; ids: IdGenerator; events: EventBus; logger: Logger }) {
     this.repository = new LmsRepository(dependencies.db);
   }
 
@@ -168,5 +229,116 @@ export class LmsService {
   /** Takes back the access an order gave (a full refund), in the payments module's transaction. */
   async revokePurchase(manager: EntityManager, orderId: string): Promise<boolean> {
     return this.repository.revokeByOrder(manager, orderId, this.dependencies.clock.now());
+  }
+
+  // --- lessons
+
+  async createLesson(courseId: string, input: LessonInput): Promise<LessonView> {
+    const now = this.dependencies.clock.now();
+    const lesson = await this.repository.appendLesson({
+      id: this.dependencies.ids.uuid(),
+      courseId,
+      ...input,
+      videoStatus: 'none',
+      createdAt: now,
+      updatedAt: now,
+    });
+    if (!lesson) throw new NotFoundError('Course');
+    return lessonView(lesson, true);
+  }
+
+  /** Everyone sees the titles, durations and free previews of a visible course; the content is for the enrolled (and admins). */
+  async listLessons(courseId: string, viewer: Viewer): Promise<LessonView[]> {
+    const course = await this.repository.findCourse(courseId, { publishedOnly: !viewer.admin });
+    if (!course) throw new NotFoundError('Course');
+    const enrolled = viewer.admin || (viewer.userId !== null && (await this.isEnrolled(viewer.userId, courseId)));
+    return (await this.repository.lessonsOf(courseId)).map((lesson) => lessonView(lesson, enrolled || lesson.freePreview));
+  }
+
+  async updateLesson(id: string, update: LessonUpdate): Promise<LessonView> {
+    const lesson = await this.repository.updateLesson(
+      id,
+      Object.fromEntries(Object.entries(update).filter(([, value]) => value !== undefined)),
+      this.dependencies.clock.now(),
+    );
+    if (!lesson) throw new NotFoundError('Lesson');
+    return lessonView(lesson, true);
+  }
+
+  async deleteLesson(id: string): Promise<void> {
+    if (!(await this.repository.deleteLesson(id))) throw new NotFoundError('Lesson');
+  }
+
+  async reorderLessons(courseId: string, lessonIds: readonly string[]): Promise<LessonView[]> {
+    if (!(await this.repository.findCourse(courseId, { publishedOnly: false }))) throw new NotFoundError('Course');
+    if (!(await this.repository.reorderLessons(courseId, lessonIds, this.dependencies.clock.now()))) {
+      throw new ValidationError('lessonIds must list every lesson of the course once', {
+        fields: [{ in: 'body', path: 'lessonIds', message: 'not exactly the lessons of this course' }],
+      });
+    }
+    return (await this.repository.lessonsOf(courseId)).map((lesson) => lessonView(lesson, true));
+  }
+
+  // --- progress
+
+  /** A lesson the user may study: enrolled in its course, or a free preview of a published one. */
+  private async studiable(userId: string, lessonId: string): Promise<LessonRecord> {
+    const lesson = await this.repository.findLesson(lessonId);
+    if (!lesson) throw new NotFoundError('Lesson');
+    if (await this.isEnrolled(userId, lesson.courseId)) return lesson;
+    if (lesson.freePreview && (await this.repository.findCourse(lesson.courseId, { publishedOnly: true }))) return lesson;
+    throw new AppError('not_enrolled', 'Enroll in this course to study this lesson');
+  }
+
+  /** Records how far the player got: only ever grows, never past the lesson's duration (when known). */
+  async recordWatch(userId: string, lessonId: string, watchSeconds: number): Promise<{ lessonId: string; watchSeconds: number; completed: boolean }> {
+    const lesson = await this.studiable(userId, lessonId);
+    const bounded = lesson.durationSeconds > 0 ? Math.min(watchSeconds, lesson.durationSeconds) : watchSeconds;
+    const progress = await this.repository.recordWatch(userId, lessonId, bounded, this.dependencies.clock.now());
+    return { lessonId, watchSeconds: progress.watchSeconds, completed: progress.completedAt !== null };
+  }
+
+  /** Completes a lesson; completing the last one of the course tells the student (an `achievement`, once). */
+  async completeLesson(userId: string, lessonId: string): Promise<CourseProgressView> {
+    const lesson = await this.studiable(userId, lessonId);
+    await this.repository.completeLesson(userId, lessonId, this.dependencies.clock.now());
+    const progress = await this.progress(userId, lesson.courseId);
+    if (progress.lessons > 0 && progress.completedLessonIds.length === progress.lessons) {
+      const course = await this.repository.findCourse(lesson.courseId, { publishedOnly: false });
+      await this.dependencies.events
+        .publish('course.completed', { userId, courseId: lesson.courseId, courseTitle: course?.title ?? 'your course' })
+        .catch((error: unknown) => this.dependencies.logger.error({ err: error, courseId: lesson.courseId }, 'could not tell that a course was completed'));
+    }
+    return progress;
+  }
+
+  private async progress(userId: string, courseId: string): Promise<CourseProgressView> {
+    const [lessons, progress] = await Promise.all([this.repository.lessonsOf(courseId), this.repository.progressIn(userId, courseId)]);
+    const byLesson = new Map(progress.map((entry) => [entry.lessonId, entry]));
+    const completed = lessons.filter((lesson) => byLesson.get(lesson.id)?.completedAt);
+    const next = lessons.find((lesson) => !byLesson.get(lesson.id)?.completedAt);
+    return {
+      courseId,
+      percent: lessons.length ? Math.floor((completed.length * 100) / lessons.length) : 0,
+      lessons: lessons.length,
+      completedLessonIds: completed.map((lesson) => lesson.id),
+      nextLesson: next ? { id: next.id, title: next.title, position: next.position } : null,
+      totalWatchSeconds: progress.reduce((sum, entry) => sum + entry.watchSeconds, 0),
+    };
+  }
+
+  /** The student's progress in a course they are enrolled in. */
+  async myProgress(userId: string, courseId: string): Promise<CourseProgressView> {
+    if (!(await this.isEnrolled(userId, courseId))) throw new AppError('not_enrolled', 'You are not enrolled in this course');
+    return this.progress(userId, courseId);
+  }
+
+  /** The courses the student is enrolled in, newest enrollment first, each with its progress. */
+  async myCourses(userId: string): Promise<{ items: Array<{ course: CourseView; enrolledAt: Date; progress: CourseProgressView }>; nextCursor: null }> {
+    const courses = await this.repository.enrolledCourses(userId);
+    const items = await Promise.all(
+      courses.map(async ({ enrolledAt, ...course }) => ({ course: view(course), enrolledAt, progress: await this.progress(userId, course.id) })),
+    );
+    return { items, nextCursor: null };
   }
 }

@@ -107,6 +107,14 @@ function reactions({ notifications, accounts, profiles }: ReactionDependencies):
         email: renderMail('new-sign-in', { device, ip, at: new Date(at) }),
       });
     },
+    'course.completed': async ({ userId, courseId, courseTitle }) => {
+      await notifications.notify(userId, 'achievement', {
+        title: 'Course completed!',
+        body: `You finished every lesson of ${courseTitle}. Well done!`,
+        data: { screen: 'course', courseId },
+        dedupeKey: `course-completed:${courseId}`,
+      });
+    },
     'match.found': async ({ userId, roomId, partnerName }) => {
       await notifications.notify(userId, 'match_found', {
         title: 'Partner found!',
