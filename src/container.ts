@@ -267,6 +267,9 @@ export async function createContainer(config: Config, options: ContainerOptions)
       },
     });
 
+    // paid courses are sold through payments, which itself needs lms: bound once both exist
+    lms.service.sellThrough({ openCheckout: (buyer, courseId) => payments.service.createCheckout(buyer, courseId) });
+
     const admin = modules.admin.create({
       infra,
       users: users.service,

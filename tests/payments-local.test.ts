@@ -86,22 +86,26 @@ describe('the course catalogue', () => {
     expect(second.nextCursor).toBeNull();
   });
 
-  it('enrolls in a free course at once (once), and answers 402 with the checkout for a paid one', async () => {
+  it('enrolls in a free course at once (once), and opens the checkout of a paid one', async () => {
     const student = await register(t.app);
     const free = await createCourse(t.app, admin, { price: { amount: 0, currency: 'usd' } });
     const paid = await createCourse(t.app, admin, { price: { amount: 2500, currency: 'usd' } });
     expect((await enroll(student, free.id)).statusCode).toBe(201);
     expect((await enroll(student, free.id)).statusCode).toBe(200);
     expect(await count(`SELECT count(*) AS n FROM enrollments WHERE user_id = $1`, [student.user.id])).toBe(1);
-    const refused = await enroll(student, paid.id);
-    expect(refused.statusCode).toBe(402);
-    expect(refused.json().error).toMatchObject({
-      code: 'payment_required',
-      details: {
-        price: { amount: 2500, currency: 'usd' },
-        checkout: { method: 'POST', path: '/payments/create-checkout-session', body: { courseId: paid.id } },
-      },
-    });
+    const checkoutOpened = await enroll(student, paid.id);
+    expect(checkoutOpened.statusCode).toBe(202);
+    expect(checkoutOpened.json()).toMatchObject({ provider: 'local', url: expect.stringContaining('/pay/local/lcs_') });
+    const { orderId, url } = checkoutOpened.json<{ orderId: string; url: string }>();
+    expect(await order(t.app, student, orderId)).toMatchObject({ status: 'pending', amount: { amount: 2500, currency: 'usd' } });
+    // asked again, the same checkout; paid, the student is enrolled
+    expect((await enroll(student, paid.id)).json().orderId).toBe(orderId);
+    expect((await payOnPage(url)).statusCode).toBe(200);
+    await eventually(
+      () => order(t.app, student, orderId),
+      (o) => o.status === 'paid',
+    );
+    expect((await enroll(student, paid.id)).json()).toMatchObject({ courseId: paid.id, orderId });
     expect((await enroll(student, randomUUID())).statusCode).toBe(404);
   });
 });
@@ -329,7 +333,8 @@ describe('refunds', () => {
       (o) => o.status === 'refunded',
     );
     expect(whole.refunded.amount).toBe(3000);
-    expect((await enroll(buyer, courseId)).statusCode).toBe(402);
+    // the course is no longer theirs: enrolling opens a new checkout
+    expect((await enroll(buyer, courseId)).statusCode).toBe(202);
     expect((await refund({})).json().error.code).toBe('order_not_refundable');
 
     const listed = await injectAs(t.app, admin, { method: 'GET', url: `/admin/orders?status=refunded&userId=${buyer.user.id}` });

@@ -5,7 +5,7 @@ import { lmsRoutes } from './routes.js';
 import { moneySchema } from './schemas.js';
 import { LmsService } from './service.js';
 
-export type { CourseForSale, LmsService, Money } from './service.js';
+export type { CourseForSale, CourseSeller, LmsService, Money } from './service.js';
 export { moneySchema };
 
 /** Courses, their lessons, who is enrolled and how far they are (video builds on it). */

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import {
   courseIdParamsSchema,
   courseProgressSchema,
+  courseCheckoutSchema,
   courseSchema,
   coursesQuerySchema,
   createCourseBodySchema,
@@ -107,19 +108,21 @@ export const lmsRoutes: FastifyPluginAsyncZod<{ lms: LmsService }> = async (app,
   app.post(
     '/courses/:id/enroll',
     {
-      config: { auth: 'user' },
+      config: { auth: 'user', idempotent: true },
       schema: {
         tags,
-        summary: 'Enroll in a free course',
+        summary: 'Enroll in a course',
         description:
-          'A free course enrolls at once (201; 200 when already enrolled). A paid course answers 402 `payment_required` with its price and the checkout to call (`POST /payments/create-checkout-session { courseId }`).',
+          'A free course enrolls at once (201; 200 when already enrolled). A paid course opens a checkout (202 `{ orderId, url, provider }`, as `POST /payments/create-checkout-session`): pay at `url`; the provider’s webhook then enrolls you. A pending checkout of the course is answered again.',
         params: idParamsSchema,
-        response: { 200: enrollmentSchema, 201: enrollmentSchema, ...errorResponses(400, 401, 402, 404) },
+        response: { 200: enrollmentSchema, 201: enrollmentSchema, 202: courseCheckoutSchema, ...errorResponses(400, 401, 402, 404, 409, 422, 503) },
       },
     },
     async (request, reply) => {
-      const { enrollment, created: isNew } = await lms.enrollFree(caller(request).userId, request.params.id);
-      return isNew ? created(reply, enrollment) : enrollment;
+      const { userId, email } = caller(request);
+      const outcome = await lms.enroll({ userId, email }, request.params.id);
+      if (outcome.kind === 'checkout') return reply.status(202).send(outcome.checkout);
+      return outcome.created ? created(reply, outcome.enrollment) : outcome.enrollment;
     },
   );
 

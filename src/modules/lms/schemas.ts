@@ -58,6 +58,14 @@ export const updateCourseBodySchema = z
 
 export const coursesQuerySchema = pageQuerySchema.extend({ level: z.enum(COURSE_LEVELS).optional() });
 
+export const courseCheckoutSchema = z
+  .object({
+    orderId: z.uuid().describe('The order to follow (GET /payments/orders/{id})'),
+    url: z.url().describe("The provider's page where the buyer pays"),
+    provider: z.string(),
+  })
+  .meta({ id: 'CourseCheckout' });
+
 export const enrollmentSchema = z
   .object({
     courseId: z.uuid(),

@@ -50,6 +50,18 @@ export interface CourseForSale {
   currency: string;
 }
 
+/** A checkout opened for a paid course: where to pay, and the order to follow. */
+export interface CourseCheckoutView {
+  orderId: string;
+  url: string;
+  provider: string;
+}
+
+/** Opens the checkout of a paid course for a buyer (the payments module). */
+export interface CourseSeller {
+  openCheckout(buyer: { userId: string; email: string }, courseId: string): Promise<CourseCheckoutView>;
+}
+
 export interface EnrollmentView {
   courseId: string;
   enrolledAt: Date;
@@ -129,6 +141,7 @@ const view = (course: CourseRecord): CourseView => ({
 /** The course catalogue and who may study what. */
 export class LmsService {
   private readonly repository: LmsRepository;
+  private seller: CourseSeller | null = null;
   constructor(private readonly dependencies: { db: DataSource; clock: Clock; ids: IdGenerator; events: EventBus; logger: Logger }) {
     this.repository = new LmsRepository(dependencies.db);
   }
@@ -185,22 +198,41 @@ export class LmsService {
     return toPage(rows, limit, view);
   }
 
-  /** A free course enrolls at once (again after nothing: enrolling twice is one enrollment); a paid one needs a checkout. */
-  async enrollFree(userId: string, courseId: string): Promise<{ enrollment: EnrollmentView; created: boolean }> {
+  /**
+   * Enrolls in a course: a free one at once (enrolling twice is one enrollment); a paid one
+   * opens the seller's checkout (the payments module), whose paid webhook enrolls the buyer.
+   * Without a seller, a paid course answers 402 with what to call.
+   */
+  async enroll(
+    buyer: { userId: string; email: string },
+    courseId: string,
+  ): Promise<{ kind: 'enrolled'; enrollment: EnrollmentView; created: boolean } | { kind: 'checkout'; checkout: CourseCheckoutView }> {
     const course = await this.repository.findCourse(courseId, { publishedOnly: true });
     if (!course) throw new NotFoundError('Course');
-    const existing = await this.repository.activeEnrollment(userId, courseId);
-    if (existing) return { enrollment: { courseId, enrolledAt: existing.createdAt, orderId: existing.orderId }, created: false };
+    const existing = await this.repository.activeEnrollment(buyer.userId, courseId);
+    if (existing) return { kind: 'enrolled', enrollment: { courseId, enrolledAt: existing.createdAt, orderId: existing.orderId }, created: false };
     if (course.priceMinor > 0) {
+      if (this.seller) return { kind: 'checkout', checkout: await this.seller.openCheckout(buyer, courseId) };
       throw new AppError('payment_required', 'This course is paid: buy it through a checkout first', {
         price: { amount: course.priceMinor, currency: course.currency },
         checkout: { method: 'POST', path: '/payments/create-checkout-session', body: { courseId } },
       });
     }
     const now = this.dependencies.clock.now();
-    const created = await this.repository.enroll(this.dependencies.db, { id: this.dependencies.ids.uuid(), userId, courseId, orderId: null, now });
-    const enrollment = created ? { courseId, enrolledAt: now, orderId: null } : await this.enrollmentOf(userId, courseId);
-    return { enrollment, created };
+    const created = await this.repository.enroll(this.dependencies.db, {
+      id: this.dependencies.ids.uuid(),
+      userId: buyer.userId,
+      courseId,
+      orderId: null,
+      now,
+    });
+    const enrollment = created ? { courseId, enrolledAt: now, orderId: null } : await this.enrollmentOf(buyer.userId, courseId);
+    return { kind: 'enrolled', enrollment, created };
+  }
+
+  /** Who sells the paid courses: bound by the container once the payments module exists (it depends on this one). */
+  sellThrough(seller: CourseSeller): void {
+    this.seller = seller;
   }
 
   private async enrollmentOf(userId: string, courseId: string): Promise<EnrollmentView> {
