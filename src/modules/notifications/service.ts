@@ -1,4 +1,5 @@
-import { inParallel, sleep } from '../../shared/concurrency.js';
+import { inParallel } from '../../shared/concurrency.js';
+import { DrainWindows } from '../../infra/drain-windows.js';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { JobContext, JobQueue } from '../../infra/jobs.js';
@@ -66,13 +67,8 @@ const STRANDED_AFTER_MS = 2 * 60_000;
 const PUSH_BATCH = 500;
 /** A drain hands over to a fresh job after this long, so one job never holds a worker for long. */
 const DRAIN_BUDGET_MS = 20_000;
-/**
- * Pushes due within one window share one drain job. The job starts claiming only once its
- * window is over (plus a margin for clock skew between instances), so every push committed
- * before an enqueue in that window is seen.
- */
+/** Pushes due within one window share one drain job. */
 const DRAIN_WINDOW_MS = 25;
-const CLOCK_SKEW_MARGIN_MS = 25;
 
 const view = ({ userId: _userId, ...notification }: NotificationRecord): NotificationView => notification;
 
@@ -88,6 +84,7 @@ export class NotificationsService {
   private readonly ids: IdGenerator;
   private readonly logger: Logger;
 
+  private readonly pushWindows: DrainWindows;
   constructor(
     dependencies: NotificationsDependencies,
     private readonly settings: NotificationsSettings,
@@ -101,6 +98,7 @@ export class NotificationsService {
     this.clock = dependencies.clock;
     this.ids = dependencies.ids;
     this.logger = dependencies.logger;
+    this.pushWindows = new DrainWindows(dependencies.jobs, { name: PUSH_JOB, idPrefix: 'push', windowMs: DRAIN_WINDOW_MS });
   }
 
   // --- devices
@@ -246,10 +244,8 @@ export class NotificationsService {
    * Makes sure a drain job runs once `delayMs` from now (after the caller committed its
    * pushes): one job per window, whatever the number of pushes (a broadcast page, a burst).
    */
-  private async drainPushesIn(delayMs: number): Promise<void> {
-    const windowEnd = Math.ceil((Date.now() + delayMs) / DRAIN_WINDOW_MS) * DRAIN_WINDOW_MS;
-    // a short wait is slept by the job itself (BullMQ promotes delayed jobs less promptly)
-    await this.jobs.enqueue(PUSH_JOB, { windowEnd }, { jobId: `push-${windowEnd}`, ...(delayMs > 1_000 ? { delayMs } : {}) });
+  private drainPushesIn(delayMs: number): Promise<void> {
+    return this.pushWindows.drainIn(delayMs);
   }
 
   /**
@@ -261,7 +257,7 @@ export class NotificationsService {
    * show it once.
    */
   async drainDuePushes(windowEnd: number, context: Pick<JobContext, 'logger'> & { signal?: AbortSignal }): Promise<void> {
-    await sleep(Math.min(windowEnd + CLOCK_SKEW_MARGIN_MS - Date.now(), 1_000 + CLOCK_SKEW_MARGIN_MS), context.signal);
+    await this.pushWindows.untilOver(windowEnd, context.signal);
     const started = Date.now();
     for (;;) {
       if (context.signal?.aborted) return;

@@ -1,5 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
+import { DrainWindows } from '../../infra/drain-windows.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { JobContext, JobQueue } from '../../infra/jobs.js';
 import type { Logger } from '../../infra/logger.js';
@@ -13,7 +14,7 @@ import {
 } from '../../infra/payments/provider.js';
 import { redisKeys } from '../../infra/redis-keys.js';
 import type { RedisConnection } from '../../infra/redis.js';
-import { inParallel, sleep } from '../../shared/concurrency.js';
+import { inParallel } from '../../shared/concurrency.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import type { LmsService } from '../lms/index.js';
 import { grantsAccess, sponsorshipStatus, withEffect } from './effects.js';
@@ -32,13 +33,8 @@ const UNMATCHED_ATTEMPTS = 3;
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 10 * 60_000;
 const BATCH = 100;
-/**
- * Events received within one window share one drain job. The job claims only once the window
- * is over (plus a margin for clock skew between instances), so it sees every event committed
- * before an enqueue in that window.
- */
+/** Events received within one window share one drain job. */
 const DRAIN_WINDOW_MS = 100;
-const CLOCK_SKEW_MARGIN_MS = 20;
 /** Events one drain applies at once. */
 const APPLY_CONCURRENCY = 16;
 /** A drain hands over to a fresh job after this long, so one job never holds a worker for long. */
@@ -69,10 +65,11 @@ export interface InboxDependencies {
  * the permanent guard; Redis only spares a repeated delivery the database round trip.
  */
 export class WebhookInbox {
-  /** The last drain window this process enqueued a job for: one enqueue per window, however many events. */
-  private lastWindow = 0;
+  private readonly windows: DrainWindows;
 
-  constructor(private readonly dependencies: InboxDependencies) {}
+  constructor(private readonly dependencies: InboxDependencies) {
+    this.windows = new DrainWindows(dependencies.jobs, { name: WEBHOOK_JOB, idPrefix: 'webhooks', windowMs: DRAIN_WINDOW_MS });
+  }
 
   /** Verifies and stores one delivery. Throws 400 `invalid_signature` (nothing stored) or 503 when the provider's verification service is down. */
   async receive(providerName: PaymentProviderName, rawBody: Buffer, headers: WebhookHeaders): Promise<{ eventId: string; duplicate: boolean }> {
@@ -110,16 +107,13 @@ export class WebhookInbox {
   }
 
   /** Makes sure a drain job runs `delayMs` from now: one job per window, whatever the number of events. */
-  async drainIn(delayMs: number): Promise<void> {
-    const windowEnd = Math.ceil((Date.now() + delayMs) / DRAIN_WINDOW_MS) * DRAIN_WINDOW_MS;
-    if (windowEnd === this.lastWindow) return;
-    this.lastWindow = windowEnd;
-    await this.dependencies.jobs.enqueue(WEBHOOK_JOB, { windowEnd }, { jobId: `webhooks-${windowEnd}`, ...(delayMs > 1_000 ? { delayMs } : {}) });
+  drainIn(delayMs: number): Promise<void> {
+    return this.windows.drainIn(delayMs);
   }
 
   /** Applies every due event, batch by batch, until none is left. */
   async drain(windowEnd: number, context: Pick<JobContext, 'logger' | 'signal'>): Promise<void> {
-    await sleep(Math.min(windowEnd + CLOCK_SKEW_MARGIN_MS - Date.now(), 1_000 + CLOCK_SKEW_MARGIN_MS), context.signal);
+    await this.windows.untilOver(windowEnd, context.signal);
     const started = Date.now();
     let applied = 0;
     for (;;) {

@@ -119,8 +119,13 @@ export class PaymentsRepository {
     return rows[0] ?? null;
   }
 
+  /** Saves the provider's session on the order, and on its donation (document 000's payment_provider_order_id), in one statement. */
   async setCheckout(orderId: string, providerSessionId: string, url: string, now: Date): Promise<void> {
-    await this.db.query(`UPDATE orders SET provider_session_id = $2, checkout_url = $3, updated_at = $4 WHERE id = $1`, [orderId, providerSessionId, url, now]);
+    await this.db.query(
+      `WITH opened AS (UPDATE orders SET provider_session_id = $2, checkout_url = $3, updated_at = $4 WHERE id = $1 RETURNING id)
+       UPDATE sponsorships SET payment_provider_order_id = $2 WHERE order_id IN (SELECT id FROM opened)`,
+      [orderId, providerSessionId, url, now],
+    );
   }
 
   /** A pending order whose checkout could not be opened (or never was): failed, so a new one may start, and its donation with it. */
@@ -410,10 +415,6 @@ export class PaymentsRepository {
   async findSponsorship(id: string): Promise<SponsorshipRecord | null> {
     const rows: SponsorshipRecord[] = await this.db.query(`SELECT ${SPONSORSHIP_COLUMNS} FROM sponsorships WHERE id = $1`, [id]);
     return rows[0] ?? null;
-  }
-
-  async setSponsorshipProviderOrder(id: string, providerOrderId: string): Promise<void> {
-    await this.db.query(`UPDATE sponsorships SET payment_provider_order_id = $2 WHERE id = $1`, [id, providerOrderId]);
   }
 
   /** Keeps the donation in step with its order, in the order's transaction. */

@@ -211,7 +211,7 @@ export class PaymentsService {
   }
 
   /** Opens the provider's checkout for a pending order written before; a failure fails the order. */
-  private async open(provider: PaymentProvider, order: OrderRecord, customerEmail: string | undefined): Promise<CheckoutView> {
+  private async open(provider: PaymentProvider, order: OrderRecord, customerEmail: string | undefined): Promise<CheckoutView & { providerSessionId: string }> {
     try {
       const session = await provider.createCheckout({
         orderId: order.id,
@@ -223,7 +223,7 @@ export class PaymentsService {
         ...(customerEmail ? { customerEmail } : {}),
       });
       await this.dependencies.repository.setCheckout(order.id, session.providerSessionId, session.url, this.dependencies.clock.now());
-      return { orderId: order.id, url: session.url, provider: provider.name };
+      return { orderId: order.id, url: session.url, provider: provider.name, providerSessionId: session.providerSessionId };
     } catch (error) {
       const reason = error instanceof PaymentProviderError ? `checkout not opened: ${error.kind}` : 'checkout not opened';
       await this.dependencies.repository.failUnopenedOrder(order.id, reason, this.dependencies.clock.now()).catch((failure: unknown) => {
@@ -273,7 +273,8 @@ export class PaymentsService {
       if (winner?.checkoutUrl) return { orderId: winner.id, url: winner.checkoutUrl, provider: provider.name };
       throw new AppError('checkout_in_progress', 'A checkout of this course is being opened; retry in a moment', undefined, { 'retry-after': '1' });
     }
-    return this.open(provider, order, buyer.email);
+    const { providerSessionId: _sessionId, ...checkout } = await this.open(provider, order, buyer.email);
+    return checkout;
   }
 
   async listMyOrders(userId: string, limit: number, cursor?: string) {
@@ -320,9 +321,7 @@ export class PaymentsService {
       await repository.insertSponsorship(manager, sponsorship);
     });
     const checkout = await this.open(provider, order, donor.email);
-    const saved = await repository.findOrder(order.id);
-    if (saved?.providerSessionId) await repository.setSponsorshipProviderOrder(sponsorship.id, saved.providerSessionId);
-    return { ...donationView({ ...sponsorship, paymentProviderOrderId: saved?.providerSessionId ?? null }), url: checkout.url };
+    return { ...donationView({ ...sponsorship, paymentProviderOrderId: checkout.providerSessionId }), url: checkout.url };
   }
 
   private async myDonation(userId: string, id: string): Promise<SponsorshipRecord> {
