@@ -26,6 +26,16 @@ export interface CourseChanges {
   published?: boolean;
 }
 
+/** `column = $n` for each change given (from `$first` on), and their values, for an UPDATE of only what changed. */
+function setClause<K extends string>(
+  columns: Record<K, string>,
+  changes: Partial<Record<K, unknown>>,
+  first: number,
+): { assignments: string[]; values: unknown[] } {
+  const entries = (Object.entries(changes) as Array<[K, unknown]>).filter(([, value]) => value !== undefined);
+  return { assignments: entries.map(([name], index) => `${columns[name]} = $${index + first}`), values: entries.map(([, value]) => value) };
+}
+
 const COURSE_COLUMNS = `id, title, description, level, price_minor AS "priceMinor", currency, published, created_by AS "createdBy", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 /** The only SQL of the LMS module. */
@@ -54,12 +64,11 @@ export class LmsRepository {
       currency: 'currency',
       published: 'published',
     };
-    const entries = Object.entries(changes).filter(([, value]) => value !== undefined) as Array<[keyof CourseChanges, unknown]>;
-    const assignments = entries.map(([name], index) => `${columns[name]} = $${index + 3}`);
+    const { assignments, values } = setClause(columns, changes, 3);
     const [row] = await updateReturning<CourseRecord>(
       this.db,
       `UPDATE courses SET ${[...assignments, 'updated_at = $2'].join(', ')} WHERE id = $1 AND deleted_at IS NULL RETURNING ${COURSE_COLUMNS}`,
-      [id, now, ...entries.map(([, value]) => value)],
+      [id, now, ...values],
     );
     return row ?? null;
   }
@@ -160,12 +169,11 @@ export class LmsRepository {
       durationSeconds: 'duration_seconds',
       freePreview: 'free_preview',
     };
-    const entries = Object.entries(changes).filter(([, value]) => value !== undefined) as Array<[keyof LessonChanges, unknown]>;
-    const assignments = entries.map(([name], index) => `${columns[name]} = $${index + 3}`);
+    const { assignments, values } = setClause(columns, changes, 3);
     const [row] = await updateReturning<LessonRecord>(
       this.db,
       `UPDATE lessons SET ${[...assignments, 'updated_at = $2'].join(', ')} WHERE id = $1 RETURNING ${LESSON_COLUMNS}`,
-      [id, now, ...entries.map(([, value]) => value)],
+      [id, now, ...values],
     );
     return row ?? null;
   }

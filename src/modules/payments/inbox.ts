@@ -75,7 +75,7 @@ export class WebhookInbox {
   async receive(providerName: PaymentProviderName, rawBody: Buffer, headers: WebhookHeaders): Promise<{ eventId: string; duplicate: boolean }> {
     const { repository, providers, redis, logger } = this.dependencies;
     const provider = providers.get(providerName);
-    if (!provider) throw new NotFoundError(`The ${providerName} webhook (${providerName} is not configured)`);
+    if (!provider) throw new AppError('not_found', `No ${providerName} webhook here: ${providerName} is not configured on this server`);
     const event = await provider.parseAndVerifyWebhook(rawBody, headers).catch((error: unknown) => {
       if (error instanceof WebhookVerificationError) {
         logger.warn({ provider: providerName, reason: error.message }, 'webhook refused: not authentic');
@@ -197,7 +197,7 @@ export class WebhookInbox {
     const provider = event.provider as PaymentProviderName;
     let effect = event.effect as PaymentEffect;
     if (effect.kind === 'ignored') {
-      await this.dependencies.repository.markApplied(this.dependencies.repository.db, event.id, null, [], this.dependencies.clock.now());
+      await this.dependencies.repository.markApplied(event.id, null, [], this.dependencies.clock.now());
       return [];
     }
     if (effect.kind === 'approved') effect = await this.captureApproved(provider, effect);
@@ -208,7 +208,7 @@ export class WebhookInbox {
       const order = await this.dependencies.repository.lockOrderByReference(manager, provider, paid.kind === 'ignored' ? {} : paid.ref);
       if (!order) throw new UnmatchedEventError(`No ${provider} order matches this event (${JSON.stringify(paid.kind === 'ignored' ? {} : paid.ref)})`);
       const notices = await this.applyToOrder(manager, order, paid);
-      await this.dependencies.repository.markApplied(manager, event.id, order.id, notices, this.dependencies.clock.now());
+      await this.dependencies.repository.markApplied(event.id, order.id, notices, this.dependencies.clock.now(), manager);
       return notices;
     });
   }

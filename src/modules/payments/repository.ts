@@ -84,7 +84,7 @@ function jsonbText(value: unknown): string {
 
 /** The only SQL of the payments module. */
 export class PaymentsRepository {
-  constructor(readonly db: DataSource) {}
+  constructor(private readonly db: DataSource) {}
 
   transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     return this.db.transaction(work);
@@ -332,7 +332,7 @@ export class PaymentsRepository {
   }
 
   /** Records the effect as committed with the notices it calls for; without notices the event is done (processed) too. */
-  async markApplied(manager: Queryable, id: string, orderId: string | null, notices: readonly unknown[], now: Date): Promise<void> {
+  async markApplied(id: string, orderId: string | null, notices: readonly unknown[], now: Date, manager: Queryable = this.db): Promise<void> {
     await manager.query(
       `UPDATE payment_webhook_events SET order_id = $2, notices = $3, applied_at = $4, last_error = NULL,
          status = CASE WHEN $5 THEN 'processed' ELSE status END, processed_at = CASE WHEN $5 THEN $4 ELSE processed_at END,
