@@ -1,9 +1,19 @@
-import { createHmac } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createHmac, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { DeleteObjectCommand, PutObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  NoSuchKey,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { safeEqual } from '../shared/crypto.js';
 
@@ -14,9 +24,30 @@ import { safeEqual } from '../shared/crypto.js';
 export interface ObjectStorage {
   readonly kind: 'local' | 's3';
   put(key: string, body: Buffer, contentType: string): Promise<void>;
+  /**
+   * Streams `body` to `key` without holding it in memory; the object appears whole or not at all
+   * (a stream that errors leaves the previous object, if any). Resolves with the bytes stored.
+   */
+  putStream(key: string, body: Readable, contentType: string): Promise<number>;
+  putFile(key: string, file: string, contentType: string): Promise<void>;
+  /** A small object's bytes (a playlist), or null when there is none. */
+  get(key: string): Promise<Buffer | null>;
+  /** Copies the object to a local file (for tools that need a path, such as ffmpeg). */
+  download(key: string, file: string): Promise<void>;
   delete(key: string): Promise<void>;
+  /** Deletes every object whose key starts with `prefix` (a folder: ends with "/"); resolves with how many. */
+  deletePrefix(prefix: string): Promise<number>;
   /** A URL a client can fetch the object from for `ttlSeconds` (a CDN URL when the object is public and one is configured). */
   url(key: string, options: { ttlSeconds: number; public?: boolean }): Promise<string>;
+}
+
+/** Passes bytes through, counting them. */
+class ByteCounter extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
 }
 
 const KEY = /^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\/){0,8}[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
@@ -71,8 +102,49 @@ export class LocalStorage implements ObjectStorage {
     await writeFile(file, body);
   }
 
+  async putStream(key: string, body: Readable): Promise<number> {
+    const file = this.pathOf(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    // written aside, then renamed over: a reader never sees half a file, a failed upload leaves the old one
+    const partial = `${file}.${randomUUID()}.partial`;
+    const counter = new ByteCounter();
+    try {
+      await pipeline(body, counter, createWriteStream(partial));
+      await rename(partial, file);
+    } catch (error) {
+      await rm(partial, { force: true });
+      throw error;
+    }
+    return counter.bytes;
+  }
+
+  async putFile(key: string, source: string): Promise<void> {
+    const file = this.pathOf(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    await copyFile(source, file);
+  }
+
+  async get(key: string): Promise<Buffer | null> {
+    return readFile(this.pathOf(key)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'EISDIR') return null;
+      throw error;
+    });
+  }
+
+  async download(key: string, file: string): Promise<void> {
+    await copyFile(this.pathOf(key), file);
+  }
+
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    const folder = this.pathOf(prefix.replace(/\/$/, ''));
+    const entries = await readdir(folder, { recursive: true, withFileTypes: true }).catch(() => []);
+    const files = entries.filter((entry) => entry.isFile()).length;
+    await rm(folder, { recursive: true, force: true });
+    return files;
   }
 
   private signature(key: string, expires: number): string {
@@ -127,9 +199,66 @@ export class S3Storage implements ObjectStorage {
     await this.client.send(new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: body, ContentType: contentType, ContentLength: body.length }));
   }
 
+  async putStream(key: string, body: Readable, contentType: string): Promise<number> {
+    assertValidKey(key);
+    const counter = new ByteCounter();
+    // a multipart upload of unknown length: parts are sent as they fill, the object appears on completion
+    const upload = new Upload({ client: this.client, params: { Bucket: this.options.bucket, Key: key, Body: counter, ContentType: contentType } });
+    try {
+      // the source's error ends the pipeline, which fails the upload's reads
+      await Promise.all([upload.done(), pipeline(body, counter)]);
+    } catch (error) {
+      await upload.abort().catch(() => undefined);
+      throw error;
+    }
+    return counter.bytes;
+  }
+
+  async putFile(key: string, file: string, contentType: string): Promise<void> {
+    assertValidKey(key);
+    const { size } = await stat(file);
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: createReadStream(file), ContentType: contentType, ContentLength: size }),
+    );
+  }
+
+  async get(key: string): Promise<Buffer | null> {
+    assertValidKey(key);
+    try {
+      const object = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      return object.Body ? Buffer.from(await object.Body.transformToByteArray()) : Buffer.alloc(0);
+    } catch (error) {
+      if (error instanceof NoSuchKey) return null;
+      throw error;
+    }
+  }
+
+  async download(key: string, file: string): Promise<void> {
+    assertValidKey(key);
+    const object = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
+    if (!object.Body) throw new Error(`object ${key} has no body`);
+    await pipeline(object.Body as Readable, createWriteStream(file));
+  }
+
   async delete(key: string): Promise<void> {
     assertValidKey(key);
     await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }));
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    assertValidKey(prefix.replace(/\/$/, ''));
+    let deleted = 0;
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token }));
+      const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
+      if (keys.length) {
+        await this.client.send(new DeleteObjectsCommand({ Bucket: this.options.bucket, Delete: { Objects: keys, Quiet: true } }));
+        deleted += keys.length;
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return deleted;
   }
 
   async url(key: string, { ttlSeconds, public: isPublic = false }: { ttlSeconds: number; public?: boolean }): Promise<string> {

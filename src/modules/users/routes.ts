@@ -1,5 +1,5 @@
-import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { readFilePart, refuseDeclaredOver } from '../../http/multipart.js';
 import { caller } from '../../shared/auth.js';
 import { AppError } from '../../shared/errors.js';
 import { INT4_MAX } from '../../shared/http-schemas.js';
@@ -21,40 +21,6 @@ function versionFromIfMatch(header: string | undefined): number | undefined {
       fields: [{ in: 'headers', path: 'if-match', message: 'expected "<version>"' }],
     });
   return Number(match[1]);
-}
-
-/** Room for the part headers and boundaries around the file in a multipart body. */
-const MULTIPART_OVERHEAD_BYTES = 16 * 1024;
-
-const NO_FILE = { fields: [{ in: 'body', path: 'file', message: 'send exactly one part, a file named "file"' }] };
-
-/**
- * The one file part of an avatar upload. A form of another shape, or one the parser cannot
- * read (no boundary, cut short, malformed part headers), is the client's 400, never a 500.
- */
-async function readAvatarPart(request: FastifyRequest, maxBytes: number): Promise<Buffer> {
-  try {
-    // one byte over the limit is enough to know, and busboy stops there
-    const file = await request.file({ limits: { fileSize: maxBytes + 1, files: 1, fields: 0 } });
-    if (!file) throw new AppError('validation_failed', 'No file in the upload', NO_FILE);
-    // Counted here rather than by toBuffer, which waits for the end of the part (of a chunked
-    // body that may never end) before it reports the overflow.
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of file.file as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBytes) throw new AppError('payload_too_large', `The file is larger than ${maxBytes} bytes`);
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
-  } catch (error) {
-    if (error instanceof AppError) throw error;
-    const { code, statusCode } = error as { code?: string; statusCode?: number };
-    if (code === 'FST_FIELDS_LIMIT' || code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT')
-      throw new AppError('validation_failed', 'The upload must hold one file part and nothing else', NO_FILE);
-    if (typeof statusCode === 'number' && statusCode < 500) throw error;
-    throw new AppError('validation_failed', 'Malformed multipart/form-data body', { fields: [{ in: 'body', path: '', message: (error as Error).message }] });
-  }
 }
 
 export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app, { profiles, avatarMaxBytes }) => {
@@ -99,11 +65,7 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
     '/users/me/avatar',
     {
       config: signedIn,
-      // a declared length the file cannot fit in is refused before a byte of it is read
-      onRequest: async (request) => {
-        if (Number(request.headers['content-length']) > avatarMaxBytes + MULTIPART_OVERHEAD_BYTES)
-          throw new AppError('payload_too_large', `The upload is larger than ${avatarMaxBytes} bytes`);
-      },
+      onRequest: refuseDeclaredOver(avatarMaxBytes),
       schema: {
         tags,
         summary: 'Upload my avatar (multipart/form-data, one file field)',
@@ -113,10 +75,7 @@ export const usersRoutes: FastifyPluginAsyncZod<UsersRoutesOptions> = async (app
         response: { 200: meSchema, ...errorResponses(400, 401, 404, 413, 415, 422) },
       },
     },
-    async (request) => {
-      if (!request.isMultipart()) throw new AppError('unsupported_media_type', 'Send the image as multipart/form-data');
-      return profiles.setAvatar(caller(request).userId, await readAvatarPart(request, avatarMaxBytes));
-    },
+    async (request) => profiles.setAvatar(caller(request).userId, await readFilePart(request, avatarMaxBytes)),
   );
 
   app.delete(
