@@ -10,6 +10,7 @@ import { CreateIdempotencyKeys1764800000000 } from './1764800000000-CreateIdempo
 import { CreateNotifications1796127504632 } from './1796127504632-CreateNotifications.js';
 import { CreatePayments1796139015198 } from './1796139015198-CreatePayments.js';
 import { CreateLessons1796143567350 } from './1796143567350-CreateLessons.js';
+import { LessonVideos1796148589182 } from './1796148589182-LessonVideos.js';
 export const migrations = [
   EnableCitext1763769600000,
   CreateAccounts1763776800000,
@@ -21,4 +22,5 @@ export const migrations = [
   CreateNotifications1796127504632,
   CreatePayments1796139015198,
   CreateLessons1796143567350,
+  LessonVideos1796148589182,
 ];

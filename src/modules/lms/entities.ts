@@ -32,6 +32,10 @@ export class Course {
   @Column({ type: 'boolean', default: false })
   published!: boolean;
 
+  /** Its 16:9 WebP under thumbnails/courses/{courseId}/ (public). */
+  @Column({ name: 'thumbnail_key', type: 'varchar', length: 300, nullable: true })
+  thumbnailKey!: string | null;
+
   @Index('courses_created_by_idx')
   @Column({ name: 'created_by', type: 'uuid', nullable: true })
   createdBy!: string | null;
@@ -123,6 +127,42 @@ export class Lesson {
   @Column({ name: 'video_status', type: 'varchar', length: 24, default: 'none' })
   videoStatus!: VideoStatus;
 
+  /** The upload the video columns describe: a new upload replaces it, and the jobs of an older one stop. */
+  @Column({ name: 'video_upload_id', type: 'uuid', nullable: true })
+  videoUploadId!: string | null;
+
+  /** The uploaded file, videos/courses/{courseId}/{lessonId}/original.<ext> (private). */
+  @Column({ name: 'video_source_key', type: 'varchar', length: 300, nullable: true })
+  videoSourceKey!: string | null;
+
+  /** The admin who uploaded it: told when it is ready. */
+  @Column({ name: 'video_uploaded_by', type: 'uuid', nullable: true })
+  videoUploadedBy!: string | null;
+
+  @ManyToOne('User', { onDelete: 'SET NULL' })
+  @JoinColumn({ name: 'video_uploaded_by', foreignKeyConstraintName: 'lessons_video_uploaded_by_fkey' })
+  videoUploader?: unknown;
+
+  /** The transcoding job, as the job queue names it (`GET /admin/jobs/:id`). */
+  @Column({ name: 'video_job_id', type: 'varchar', length: 200, nullable: true })
+  videoJobId!: string | null;
+
+  /** Transcoding progress, 0-100. */
+  @Column({ name: 'video_progress', type: 'smallint', default: 0 })
+  videoProgress!: number;
+
+  /** Why the video failed, for the admin. */
+  @Column({ name: 'video_error', type: 'text', nullable: true })
+  videoError!: string | null;
+
+  /** The renditions' heights, highest first (e.g. {720,480,360}). */
+  @Column({ name: 'video_heights', type: 'smallint', array: true, nullable: true })
+  videoHeights!: number[] | null;
+
+  /** The poster frame, a 16:9 WebP under thumbnails/lessons/{lessonId}/ (public). */
+  @Column({ name: 'thumbnail_key', type: 'varchar', length: 300, nullable: true })
+  thumbnailKey!: string | null;
+
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 
@@ -156,4 +196,34 @@ export class LessonProgress {
 
   @Column({ name: 'updated_at', type: 'timestamptz' })
   updatedAt!: Date;
+}
+
+/** A document (PDF) attached to a lesson, private like its video. */
+@Entity('lesson_attachments')
+@Check('lesson_attachments_size_check', `size_bytes >= 0`)
+export class LessonAttachment {
+  @PrimaryColumn('uuid')
+  id!: string;
+
+  @Index('lesson_attachments_lesson_id_idx')
+  @Column({ name: 'lesson_id', type: 'uuid' })
+  lessonId!: string;
+
+  @ManyToOne('Lesson', { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'lesson_id', foreignKeyConstraintName: 'lesson_attachments_lesson_id_fkey' })
+  lesson?: unknown;
+
+  /** As uploaded, for the download's name. */
+  @Column({ name: 'file_name', type: 'varchar', length: 255 })
+  fileName!: string;
+
+  @Column({ name: 'size_bytes', type: 'integer' })
+  sizeBytes!: number;
+
+  /** attachments/courses/{courseId}/{lessonId}/{id}.pdf */
+  @Column({ name: 'storage_key', type: 'varchar', length: 300 })
+  storageKey!: string;
+
+  @Column({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
 }

@@ -4,7 +4,9 @@ import type { Keyset } from '../../shared/pagination.js';
 import { Course, type Enrollment, type CourseLevel, type Lesson, type LessonProgress } from './entities.js';
 
 export type CourseRecord = Omit<Course, 'creator' | 'deletedAt'>;
-export type LessonRecord = Omit<Lesson, 'course'>;
+export type LessonRecord = Omit<Lesson, 'course' | 'videoUploader'>;
+/** What a new lesson is given; the rest starts empty. */
+export type NewLesson = Pick<LessonRecord, 'id' | 'courseId' | 'title' | 'content' | 'durationSeconds' | 'freePreview' | 'createdAt'>;
 export type ProgressRecord = Omit<LessonProgress, 'user' | 'lesson'>;
 
 export interface LessonChanges {
@@ -15,7 +17,9 @@ export interface LessonChanges {
 }
 
 const LESSON_COLUMNS = `id, course_id AS "courseId", title, content, position, duration_seconds AS "durationSeconds", free_preview AS "freePreview",
-  video_status AS "videoStatus", created_at AS "createdAt", updated_at AS "updatedAt"`;
+  video_status AS "videoStatus", video_upload_id AS "videoUploadId", video_source_key AS "videoSourceKey", video_uploaded_by AS "videoUploadedBy",
+  video_job_id AS "videoJobId", video_progress AS "videoProgress", video_error AS "videoError", video_heights AS "videoHeights",
+  thumbnail_key AS "thumbnailKey", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 export interface CourseChanges {
   title?: string;
@@ -36,7 +40,7 @@ function setClause<K extends string>(
   return { assignments: entries.map(([name], index) => `${columns[name]} = $${index + first}`), values: entries.map(([, value]) => value) };
 }
 
-const COURSE_COLUMNS = `id, title, description, level, price_minor AS "priceMinor", currency, published, created_by AS "createdBy", created_at AS "createdAt", updated_at AS "updatedAt"`;
+const COURSE_COLUMNS = `id, title, description, level, price_minor AS "priceMinor", currency, published, thumbnail_key AS "thumbnailKey", created_by AS "createdBy", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 /** The only SQL of the LMS module. */
 export class LmsRepository {
@@ -139,7 +143,7 @@ export class LmsRepository {
   // --- lessons
 
   /** Appends a lesson to its course (the course row locked, so two appends take turns). Null when the course does not exist. */
-  async appendLesson(lesson: Omit<LessonRecord, 'position'>): Promise<LessonRecord | null> {
+  async appendLesson(lesson: NewLesson): Promise<LessonRecord | null> {
     return this.db.transaction(async (manager) => {
       const course: unknown[] = await manager.query(`SELECT id FROM courses WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, [lesson.courseId]);
       if (!course.length) return null;
@@ -247,7 +251,7 @@ export class LmsRepository {
   /** The user's active enrollments, newest first, with their courses (deleted ones too: they were bought). */
   async enrolledCourses(userId: string): Promise<Array<CourseRecord & { enrolledAt: Date }>> {
     return this.db.query(
-      `SELECT c.id, c.title, c.description, c.level, c.price_minor AS "priceMinor", c.currency, c.published, c.created_by AS "createdBy",
+      `SELECT c.id, c.title, c.description, c.level, c.price_minor AS "priceMinor", c.currency, c.published, c.thumbnail_key AS "thumbnailKey", c.created_by AS "createdBy",
               c.created_at AS "createdAt", c.updated_at AS "updatedAt", e.created_at AS "enrolledAt"
        FROM enrollments e JOIN courses c ON c.id = e.course_id WHERE e.user_id = $1 AND e.revoked_at IS NULL ORDER BY e.created_at DESC, e.id DESC`,
       [userId],

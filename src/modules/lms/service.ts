@@ -156,6 +156,7 @@ export class LmsService {
       priceMinor: input.price.amount,
       currency: input.price.currency,
       published: input.published,
+      thumbnailKey: null,
       createdBy: adminId,
       createdAt: now,
       updatedAt: now,
@@ -271,9 +272,7 @@ export class LmsService {
       id: this.dependencies.ids.uuid(),
       courseId,
       ...input,
-      videoStatus: 'none',
       createdAt: now,
-      updatedAt: now,
     });
     if (!lesson) throw new NotFoundError('Course');
     return lessonView(lesson, true);
