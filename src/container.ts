@@ -25,6 +25,7 @@ import { createBcryptHasher } from './infra/passwords.js';
 import { RealtimeBus } from './infra/realtime.js';
 import { createRedis, type RedisConnection } from './infra/redis.js';
 import { LocalStorage, S3Storage, type ObjectStorage } from './infra/storage.js';
+import { FfmpegTools } from './infra/video.js';
 import type { TokenService } from './modules/auth/index.js';
 import type { AccountsService, ProfilesService } from './modules/users/index.js';
 import { modules, type CreatedModules, type ModuleServices } from './modules/index.js';
@@ -224,7 +225,19 @@ export async function createContainer(config: Config, options: ContainerOptions)
       settings: { pushConcurrency: config.PUSH_CONCURRENCY, appUrl: config.APP_URL, mailPreview: !production },
     });
 
-    const lms = modules.lms.create({ infra });
+    const lms = modules.lms.create({
+      infra,
+      tools: new FfmpegTools(config.FFMPEG_PATH, config.FFPROBE_PATH),
+      settings: {
+        videoMaxBytes: config.VIDEO_MAX_BYTES,
+        videoUrlTtlSeconds: Math.floor(config.VIDEO_URL_TTL / 1000),
+        transcodeTimeoutMs: config.VIDEO_TRANSCODE_TIMEOUT,
+        transcodeRetryDelayMs: config.VIDEO_TRANSCODE_RETRY_DELAY,
+        urlTtlSeconds: Math.floor(config.STORAGE_URL_TTL / 1000),
+        appUrl: config.APP_URL,
+        videoUrlSecret: `${config.SESSION_SECRET}:lesson-video-urls`,
+      },
+    });
 
     const stripe = config.STRIPE_SECRET_KEY
       ? createStripeProvider({
@@ -253,7 +266,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       logger.warn('neither STRIPE_SECRET_KEY nor PAYPAL_CLIENT_ID is set: checkouts and donations answer 503 payments_unavailable');
     const payments = modules.payments.create({
       infra,
-      lms: lms.service,
+      lms: lms.service.lms,
       notifications: notifications.service,
       users: users.service,
       providers: [stripe, paypal].filter((provider) => provider !== null),
@@ -268,7 +281,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
     });
 
     // paid courses are sold through payments, which itself needs lms: bound once both exist
-    lms.service.sellThrough({ openCheckout: (buyer, courseId) => payments.service.createCheckout(buyer, courseId) });
+    lms.service.lms.sellThrough({ openCheckout: (buyer, courseId) => payments.service.createCheckout(buyer, courseId) });
 
     const admin = modules.admin.create({
       infra,

@@ -340,6 +340,25 @@ export const envSchema = z
       .optional()
       .describe('Id of the PayPal webhook (developer dashboard): webhooks are verified against it. Required with PAYPAL_CLIENT_ID.'),
     PAYPAL_API_URL: z.url().optional().describe("Overrides the base URL PAYPAL_MODE selects (a test server or a proxy); PayPal's own by default."),
+    VIDEO_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(2 * 1024 ** 3)
+      .describe('Largest lesson video upload, in bytes (larger gets 413, before a byte is read when the request says its length).'),
+    VIDEO_URL_TTL: duration
+      .prefault('3h')
+      .describe('How long a lesson video URL (its playlists and segments) plays; a longer lesson needs it longer than the video.'),
+    VIDEO_TRANSCODE_TIMEOUT: duration.prefault('4h').describe('A transcoding run taking longer fails (and is retried).'),
+    VIDEO_TRANSCODE_RETRY_DELAY: duration
+      .prefault('30s')
+      .describe('Wait before retrying a failed transcoding, doubled for the next (3 runs in all, then the video is failed).'),
+    FFMPEG_PATH: z
+      .string()
+      .min(1)
+      .default('ffmpeg')
+      .describe('The ffmpeg binary (on PATH by default). Without it, uploaded videos wait as transcoding_unavailable.'),
+    FFPROBE_PATH: z.string().min(1).default('ffprobe').describe('The ffprobe binary (on PATH by default).'),
   })
   .strip()
   .superRefine((env, ctx) => {
@@ -457,6 +476,10 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'PAYPAL_WEBHOOK_ID',
       'PAYPAL_API_URL',
     ],
+  },
+  {
+    title: 'Courses and video',
+    keys: ['VIDEO_MAX_BYTES', 'VIDEO_URL_TTL', 'VIDEO_TRANSCODE_TIMEOUT', 'VIDEO_TRANSCODE_RETRY_DELAY', 'FFMPEG_PATH', 'FFPROBE_PATH'],
   },
   {
     title: 'Matchmaking, signaling and TURN',

@@ -69,11 +69,15 @@ export async function withFilePart<T>(request: FastifyRequest, maxBytes: number,
   // Counted here rather than by busboy's limit, which waits for the end of the part (of a
   // chunked body that may never end) before it reports the overflow.
   file.file.on('error', (error) => limited.destroy(asClientError(error) as Error));
+  // An error while the consumer is between reads (awaiting something else) has no listener
+  // yet; it stays on the stream (`errored`), where the consumer's next read finds it.
+  limited.on('error', () => undefined);
   file.file.pipe(limited);
   try {
     return await consume({ filename: file.filename, mimetype: file.mimetype, stream: limited });
   } finally {
     // a consumer that stopped early leaves the rest of the body unread: drain it so the reply can go
+    file.file.unpipe(limited);
     if (!file.file.readableEnded) file.file.resume();
   }
 }
@@ -93,6 +97,7 @@ export async function readFilePart(request: FastifyRequest, maxBytes: number): P
  */
 export function peekBytes(stream: Readable, count: number): Promise<{ head: Buffer; stream: Readable }> {
   return new Promise((resolve, reject) => {
+    if (stream.errored) return reject(stream.errored);
     const chunks: Buffer[] = [];
     let size = 0;
     const finish = (ended: boolean) => {

@@ -37,3 +37,16 @@ export async function toSquareWebp(input: Buffer, size: number, maxPixels: numbe
     throw new ImageRejectedError('undecodable');
   }
 }
+
+/**
+ * A `width` x `height` WebP of the image, cropped to fill (a poster or a thumbnail); the pixel
+ * limit is checked from the header before anything is decoded.
+ */
+export async function toCoverWebp(input: Buffer, width: number, height: number, maxPixels: number): Promise<Buffer> {
+  const image = sharp(input, { limitInputPixels: maxPixels, failOn: 'error' });
+  try {
+    return await image.rotate().resize(width, height, { fit: 'cover', position: 'attention' }).webp({ quality: 80 }).toBuffer();
+  } catch (error) {
+    throw new ImageRejectedError(String(error).includes('pixel limit') ? 'too_many_pixels' : 'undecodable');
+  }
+}

@@ -15,7 +15,7 @@ export interface JobContext {
   /** Reports how far the job is (0-100), readable through `JobQueue.get`. */
   progress: (percent: number) => Promise<void>;
   logger: Logger;
-  /** Aborted when the job times out or a shutdown abandons it: long work should stop early. */
+  /** Aborted when the job times out (its reason a JobTimeoutError) or a shutdown abandons it: long work should stop early. */
   signal: AbortSignal;
 }
 
@@ -232,8 +232,10 @@ function withTimeout(work: Promise<void>, timeoutMs: number | undefined, control
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => {
-      controller.abort();
-      reject(new JobTimeoutError(`did not finish within ${timeoutMs} ms`));
+      const error = new JobTimeoutError(`did not finish within ${timeoutMs} ms`);
+      // the reason tells a handler a timeout (a failure) from a shutdown (the job runs again)
+      controller.abort(error);
+      reject(error);
     }, timeoutMs);
   });
   return Promise.race([work, late]).finally(() => clearTimeout(timer));

@@ -182,8 +182,8 @@ export class LmsRepository {
     return row ?? null;
   }
 
-  /** Deletes a lesson and closes the gap in its course's order. */
-  async deleteLesson(id: string): Promise<boolean> {
+  /** Deletes a lesson and closes the gap in its course's order; null when there was none. */
+  async deleteLesson(id: string): Promise<{ courseId: string } | null> {
     return this.db.transaction(async (manager) => {
       // TypeORM answers a DELETE ... RETURNING as [rows, count], as an UPDATE
       const [deleted] = await updateReturning<{ courseId: string; position: number }>(
@@ -191,9 +191,9 @@ export class LmsRepository {
         `DELETE FROM lessons WHERE id = $1 RETURNING course_id AS "courseId", position`,
         [id],
       );
-      if (!deleted) return false;
+      if (!deleted) return null;
       await manager.query(`UPDATE lessons SET position = position - 1 WHERE course_id = $1 AND position > $2`, [deleted.courseId, deleted.position]);
-      return true;
+      return { courseId: deleted.courseId };
     });
   }
 

@@ -20,7 +20,13 @@ import {
   watchBodySchema,
   watchSchema,
 } from './schemas.js';
-import type { LmsService } from './service.js';
+import type { LmsService, Viewer } from './service.js';
+
+/** Who makes a request on an optionally signed-in route. */
+export const viewer = (request: { auth: { userId: string; role: string } | null }): Viewer => ({
+  userId: request.auth?.userId ?? null,
+  admin: request.auth?.role === 'admin',
+});
 
 export const lmsRoutes: FastifyPluginAsyncZod<{ lms: LmsService }> = async (app, { lms }) => {
   const tags = ['courses'];
@@ -125,11 +131,6 @@ export const lmsRoutes: FastifyPluginAsyncZod<{ lms: LmsService }> = async (app,
       return outcome.created ? created(reply, outcome.enrollment) : outcome.enrollment;
     },
   );
-
-  const viewer = (request: { auth: { userId: string; role: string } | null }) => ({
-    userId: request.auth?.userId ?? null,
-    admin: request.auth?.role === 'admin',
-  });
 
   app.post(
     '/courses/:id/lessons',

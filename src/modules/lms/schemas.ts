@@ -82,7 +82,13 @@ export const lessonSchema = z
     position: z.number().int().describe('1 for the first lesson'),
     durationSeconds: z.number().int(),
     freePreview: z.boolean().describe('Open to everyone, enrolled or not'),
-    videoStatus: z.enum(VIDEO_STATUSES),
+    videoStatus: z
+      .enum(VIDEO_STATUSES)
+      .describe('none → uploaded → transcoding → ready (or failed); transcoding_unavailable: stored, but ffmpeg is not installed'),
+    videoProgress: z.number().int().describe('Transcoding progress, 0-100'),
+    thumbnailUrl: z.string().nullable().describe("The video's poster frame (16:9 WebP), once transcoded"),
+    videoJobId: z.string().nullable().optional().describe('Admins only: the transcoding job, for GET /admin/jobs/:id'),
+    videoError: z.string().nullable().optional().describe('Admins only: why the video failed'),
     content: z.string().nullable().describe('Null where the lesson is locked (not enrolled, not a free preview)'),
     locked: z.boolean(),
     createdAt: z.date(),
@@ -145,3 +151,28 @@ export const myCoursesSchema = z.object({
 });
 
 export const courseIdParamsSchema = z.object({ courseId: z.uuid() });
+
+export const videoUploadSchema = z
+  .object({
+    lessonId: z.uuid(),
+    videoStatus: z.enum(VIDEO_STATUSES),
+    jobId: z.string().nullable().describe('The transcoding job (GET /admin/jobs/:id); null when ffmpeg is not installed'),
+    sizeBytes: z.number().int(),
+  })
+  .meta({ id: 'VideoUpload' });
+
+export const videoUrlSchema = z
+  .object({
+    url: z.url().describe('The master playlist (HLS, application/vnd.apple.mpegurl): give it to the player as is'),
+    expiresAt: z.date().describe('The playlists and segments it leads to load until then, for whoever holds the URL'),
+  })
+  .meta({ id: 'VideoUrl' });
+
+/** A playback path: the lesson and its signed token. */
+export const mediaParamsSchema = z.object({ lessonId: z.uuid(), token: z.string().max(200) });
+export const variantParamsSchema = mediaParamsSchema.extend({ rendition: z.string().max(8) });
+
+export const playlistResponse = {
+  description: 'An HLS playlist',
+  content: { 'application/vnd.apple.mpegurl': { schema: z.string() } },
+};

@@ -2,11 +2,14 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { EventBus } from '../../infra/events.js';
 import type { IdGenerator } from '../../infra/ids.js';
+import type { JobQueue } from '../../infra/jobs.js';
 import type { Logger } from '../../infra/logger.js';
+import type { ObjectStorage } from '../../infra/storage.js';
 import { AppError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
 import type { CourseLevel, VideoStatus } from './entities.js';
 import './events.js';
+import { DELETE_FILES_JOB } from './jobs.js';
 import { LmsRepository, type CourseChanges, type CourseRecord, type LessonRecord } from './repository.js';
 
 export interface Money {
@@ -76,6 +79,13 @@ export interface LessonView {
   durationSeconds: number;
   freePreview: boolean;
   videoStatus: VideoStatus;
+  /** Transcoding progress, 0-100. */
+  videoProgress: number;
+  /** The poster frame of its video (public), once transcoded. */
+  thumbnailUrl: string | null;
+  /** Admins only: the transcoding job (`GET /admin/jobs/:id`) and why the video failed. */
+  videoJobId?: string | null;
+  videoError?: string | null;
   /** Null for whom it is locked: not enrolled, and not a free preview. */
   content: string | null;
   locked: boolean;
@@ -112,19 +122,8 @@ export interface Viewer {
   admin: boolean;
 }
 
-const lessonView = (lesson: LessonRecord, unlocked: boolean): LessonView => ({
-  id: lesson.id,
-  courseId: lesson.courseId,
-  title: lesson.title,
-  position: lesson.position,
-  durationSeconds: lesson.durationSeconds,
-  freePreview: lesson.freePreview,
-  videoStatus: lesson.videoStatus,
-  content: unlocked ? lesson.content : null,
-  locked: !unlocked,
-  createdAt: lesson.createdAt,
-  updatedAt: lesson.updatedAt,
-});
+/** On what grounds a viewer may watch a lesson. */
+export type LessonGrant = 'admin' | 'enrolled' | 'preview';
 
 const view = (course: CourseRecord): CourseView => ({
   id: course.id,
@@ -142,8 +141,45 @@ const view = (course: CourseRecord): CourseView => ({
 export class LmsService {
   private readonly repository: LmsRepository;
   private seller: CourseSeller | null = null;
-  constructor(private readonly dependencies: { db: DataSource; clock: Clock; ids: IdGenerator; events: EventBus; logger: Logger }) {
+  constructor(
+    private readonly dependencies: {
+      db: DataSource;
+      clock: Clock;
+      ids: IdGenerator;
+      events: EventBus;
+      logger: Logger;
+      storage: ObjectStorage;
+      jobs: JobQueue;
+      settings: { urlTtlSeconds: number };
+    },
+  ) {
     this.repository = new LmsRepository(dependencies.db);
+  }
+
+  private async lessonView(lesson: LessonRecord, unlocked: boolean, asAdmin: boolean): Promise<LessonView> {
+    const thumbnailUrl = lesson.thumbnailKey
+      ? await this.dependencies.storage.url(lesson.thumbnailKey, { ttlSeconds: this.dependencies.settings.urlTtlSeconds, public: true })
+      : null;
+    return {
+      id: lesson.id,
+      courseId: lesson.courseId,
+      title: lesson.title,
+      position: lesson.position,
+      durationSeconds: lesson.durationSeconds,
+      freePreview: lesson.freePreview,
+      videoStatus: lesson.videoStatus,
+      videoProgress: lesson.videoProgress,
+      thumbnailUrl,
+      ...(asAdmin ? { videoJobId: lesson.videoJobId, videoError: lesson.videoError } : {}),
+      content: unlocked ? lesson.content : null,
+      locked: !unlocked,
+      createdAt: lesson.createdAt,
+      updatedAt: lesson.updatedAt,
+    };
+  }
+
+  private lessonViews(lessons: LessonRecord[], unlocked: (lesson: LessonRecord) => boolean, asAdmin: boolean): Promise<LessonView[]> {
+    return Promise.all(lessons.map((lesson) => this.lessonView(lesson, unlocked(lesson), asAdmin)));
   }
 
   async createCourse(adminId: string, input: CourseInput): Promise<CourseView> {
@@ -275,7 +311,7 @@ export class LmsService {
       createdAt: now,
     });
     if (!lesson) throw new NotFoundError('Course');
-    return lessonView(lesson, true);
+    return this.lessonView(lesson, true, true);
   }
 
   /** Everyone sees the titles, durations and free previews of a visible course; the content is for the enrolled (and admins). */
@@ -283,7 +319,7 @@ export class LmsService {
     const course = await this.repository.findCourse(courseId, { publishedOnly: !viewer.admin });
     if (!course) throw new NotFoundError('Course');
     const enrolled = viewer.admin || (viewer.userId !== null && (await this.isEnrolled(viewer.userId, courseId)));
-    return (await this.repository.lessonsOf(courseId)).map((lesson) => lessonView(lesson, enrolled || lesson.freePreview));
+    return this.lessonViews(await this.repository.lessonsOf(courseId), (lesson) => enrolled || lesson.freePreview, viewer.admin);
   }
 
   async updateLesson(id: string, update: LessonUpdate): Promise<LessonView> {
@@ -293,11 +329,17 @@ export class LmsService {
       this.dependencies.clock.now(),
     );
     if (!lesson) throw new NotFoundError('Lesson');
-    return lessonView(lesson, true);
+    return this.lessonView(lesson, true, true);
   }
 
+  /** Deletes a lesson; its files (video, renditions, poster, attachments) go in the background. */
   async deleteLesson(id: string): Promise<void> {
-    if (!(await this.repository.deleteLesson(id))) throw new NotFoundError('Lesson');
+    const deleted = await this.repository.deleteLesson(id);
+    if (!deleted) throw new NotFoundError('Lesson');
+    const prefixes = [`videos/courses/${deleted.courseId}/${id}/`, `attachments/courses/${deleted.courseId}/${id}/`, `thumbnails/lessons/${id}/`];
+    await this.dependencies.jobs
+      .enqueue(DELETE_FILES_JOB, { prefixes })
+      .catch((error: unknown) => this.dependencies.logger.error({ err: error, lessonId: id, prefixes }, "could not queue the deletion of a lesson's files"));
   }
 
   async reorderLessons(courseId: string, lessonIds: readonly string[]): Promise<LessonView[]> {
@@ -307,18 +349,39 @@ export class LmsService {
         fields: [{ in: 'body', path: 'lessonIds', message: 'not exactly the lessons of this course' }],
       });
     }
-    return (await this.repository.lessonsOf(courseId)).map((lesson) => lessonView(lesson, true));
+    return this.lessonViews(await this.repository.lessonsOf(courseId), () => true, true);
   }
 
   // --- progress
 
-  /** A lesson the user may study: enrolled in its course, or a free preview of a published one. */
-  private async studiable(userId: string, lessonId: string): Promise<LessonRecord> {
+  async findLesson(id: string): Promise<LessonRecord | null> {
+    return this.repository.findLesson(id);
+  }
+
+  /**
+   * Why the viewer may watch a lesson: an admin, enrolled in its course, or a free preview of a
+   * published course (for anyone). Otherwise 401 for the anonymous, 403 not_enrolled for the rest.
+   */
+  async lessonGrant(lessonId: string, viewer: Viewer): Promise<{ lesson: LessonRecord; grant: LessonGrant }> {
     const lesson = await this.repository.findLesson(lessonId);
     if (!lesson) throw new NotFoundError('Lesson');
-    if (await this.isEnrolled(userId, lesson.courseId)) return lesson;
-    if (lesson.freePreview && (await this.repository.findCourse(lesson.courseId, { publishedOnly: true }))) return lesson;
+    if (viewer.admin) return { lesson, grant: 'admin' };
+    if (viewer.userId && (await this.isEnrolled(viewer.userId, lesson.courseId))) return { lesson, grant: 'enrolled' };
+    if (await this.grantHolds(lesson, 'preview', null)) return { lesson, grant: 'preview' };
+    if (!viewer.userId) throw new AppError('unauthorized', 'Sign in and enroll in this course to study this lesson');
     throw new AppError('not_enrolled', 'Enroll in this course to study this lesson');
+  }
+
+  /** Whether a grant given earlier still holds: a refund ends an enrollment, an unpublished course ends its previews. */
+  async grantHolds(lesson: Pick<LessonRecord, 'courseId' | 'freePreview'>, grant: LessonGrant, userId: string | null): Promise<boolean> {
+    if (grant === 'admin') return true;
+    if (grant === 'enrolled') return userId !== null && this.isEnrolled(userId, lesson.courseId);
+    return lesson.freePreview && (await this.repository.findCourse(lesson.courseId, { publishedOnly: true })) !== null;
+  }
+
+  /** A lesson the user may study: enrolled in its course, or a free preview of a published one. */
+  private async studiable(userId: string, lessonId: string): Promise<LessonRecord> {
+    return (await this.lessonGrant(lessonId, { userId, admin: false })).lesson;
   }
 
   /** Records how far the player got: only ever grows, never past the lesson's duration (when known). */

@@ -115,6 +115,22 @@ function reactions({ notifications, accounts, profiles }: ReactionDependencies):
         dedupeKey: `course-completed:${courseId}`,
       });
     },
+    'lesson.video_ready': async ({ adminId, courseId, lessonId, lessonTitle, uploadId }) => {
+      await notifications.notify(adminId, 'course_ready', {
+        title: 'Video ready',
+        body: `The video of "${lessonTitle}" is transcoded and plays now.`,
+        data: { screen: 'lesson', courseId, lessonId },
+        dedupeKey: `video-ready:${uploadId}`,
+      });
+    },
+    'lesson.video_failed': async ({ adminId, courseId, lessonId, lessonTitle, uploadId }) => {
+      await notifications.notify(adminId, 'system', {
+        title: 'Video failed',
+        body: `The video of "${lessonTitle}" could not be transcoded. Open the lesson to see why, then upload it again.`,
+        data: { screen: 'lesson', courseId, lessonId },
+        dedupeKey: `video-failed:${uploadId}`,
+      });
+    },
     'match.found': async ({ userId, roomId, partnerName }) => {
       await notifications.notify(userId, 'match_found', {
         title: 'Partner found!',

@@ -18,7 +18,7 @@ export const localStorageRoutes: FastifyPluginAsyncZod<{ storage: LocalStorage }
     },
     async (request, reply) => {
       const key = (request.params as { '*': string })['*'];
-      const file = await storage.open(key, request.query.expires, request.query.signature);
+      const file = await storage.open(key, request.query.expires ?? 0, request.query.signature ?? '');
       if (!file) throw new AppError('forbidden', 'This link is invalid or has expired');
       return reply
         .header('content-type', file.contentType)
