@@ -4,15 +4,7 @@ import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 
 import path from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  NoSuchKey,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, NoSuchKey, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { safeEqual } from '../shared/crypto.js';
@@ -141,7 +133,12 @@ export class LocalStorage implements ObjectStorage {
 
   async deletePrefix(prefix: string): Promise<number> {
     const folder = this.pathOf(prefix.replace(/\/$/, ''));
-    const entries = await readdir(folder, { recursive: true, withFileTypes: true }).catch(() => []);
+    const entries = await readdir(folder, { recursive: true, withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+      // no folder, or an object of that very name, which is not inside it
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return null;
+      throw error;
+    });
+    if (!entries) return 0;
     const files = entries.filter((entry) => entry.isFile()).length;
     await rm(folder, { recursive: true, force: true });
     return files;
@@ -208,6 +205,8 @@ export class S3Storage implements ObjectStorage {
       // the source's error ends the pipeline, which fails the upload's reads
       await Promise.all([upload.done(), pipeline(body, counter)]);
     } catch (error) {
+      // a failed upload stops reading: the source is released rather than left paused mid-body
+      body.destroy();
       await upload.abort().catch(() => undefined);
       throw error;
     }
@@ -216,10 +215,10 @@ export class S3Storage implements ObjectStorage {
 
   async putFile(key: string, file: string, contentType: string): Promise<void> {
     assertValidKey(key);
-    const { size } = await stat(file);
-    await this.client.send(
-      new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: createReadStream(file), ContentType: contentType, ContentLength: size }),
-    );
+    // Upload sends the file as buffered parts (one PUT when small), each with its checksum in a header:
+    // a plain stream body would go out aws-chunked with a trailing checksum, which not every
+    // S3-compatible server decodes, and PutObject alone stops at 5 GB.
+    await new Upload({ client: this.client, params: { Bucket: this.options.bucket, Key: key, Body: createReadStream(file), ContentType: contentType } }).done();
   }
 
   async get(key: string): Promise<Buffer | null> {
@@ -246,14 +245,21 @@ export class S3Storage implements ObjectStorage {
   }
 
   async deletePrefix(prefix: string): Promise<number> {
-    assertValidKey(prefix.replace(/\/$/, ''));
+    // a folder, as on disk: "videos/a" is "videos/a/", never "videos/ab/..."
+    const folder = `${prefix.replace(/\/$/, '')}/`;
+    assertValidKey(folder.slice(0, -1));
     let deleted = 0;
     let token: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token }));
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: folder, ContinuationToken: token }));
       const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
       if (keys.length) {
-        await this.client.send(new DeleteObjectsCommand({ Bucket: this.options.bucket, Delete: { Objects: keys, Quiet: true } }));
+        const result = await this.client.send(new DeleteObjectsCommand({ Bucket: this.options.bucket, Delete: { Objects: keys, Quiet: true } }));
+        // a 200 may still name keys it could not delete
+        if (result.Errors?.length) {
+          const [first] = result.Errors;
+          throw new Error(`could not delete ${result.Errors.length} objects under ${folder}: ${first?.Key} (${first?.Code}: ${first?.Message})`);
+        }
         deleted += keys.length;
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
