@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,7 +43,13 @@ interface Subject {
   close(): Promise<void>;
 }
 
-const tempDir = (name: string) => mkdtempSync(path.join(os.tmpdir(), `parley-${name}-`));
+const tempDirs: string[] = [];
+const tempDir = (name: string) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `parley-${name}-`));
+  tempDirs.push(dir);
+  return dir;
+};
+afterAll(() => Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
 
 async function localSubject(root = path.join(tempDir('storage'), 'root')): Promise<Subject & { storage: LocalStorage; root: string }> {
   await mkdir(root);
