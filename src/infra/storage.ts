@@ -139,7 +139,12 @@ export class LocalStorage implements ObjectStorage {
 
   async deletePrefix(prefix: string): Promise<number> {
     const folder = this.pathOf(prefix.replace(/\/$/, ''));
-    const entries = await readdir(folder, { recursive: true, withFileTypes: true }).catch(() => []);
+    const entries = await readdir(folder, { recursive: true, withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+      // no folder, or an object of that very name, which is not inside it
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return null;
+      throw error;
+    });
+    if (!entries) return 0;
     const files = entries.filter((entry) => entry.isFile()).length;
     await rm(folder, { recursive: true, force: true });
     return files;
@@ -206,6 +211,8 @@ export class S3Storage implements ObjectStorage {
       // the source's error ends the pipeline, which fails the upload's reads
       await Promise.all([upload.done(), pipeline(body, counter)]);
     } catch (error) {
+      // a failed upload stops reading: the source is released rather than left paused mid-body
+      body.destroy();
       await upload.abort().catch(() => undefined);
       throw error;
     }
@@ -214,10 +221,10 @@ export class S3Storage implements ObjectStorage {
 
   async putFile(key: string, file: string, contentType: string): Promise<void> {
     assertValidKey(key);
-    const { size } = await stat(file);
-    await this.client.send(
-      new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: createReadStream(file), ContentType: contentType, ContentLength: size }),
-    );
+    // Upload sends the file as buffered parts (one PUT when small), each with its checksum in a header:
+    // a plain stream body would go out aws-chunked with a trailing checksum, which not every
+    // S3-compatible server decodes, and PutObject alone stops at 5 GB.
+    await new Upload({ client: this.client, params: { Bucket: this.options.bucket, Key: key, Body: createReadStream(file), ContentType: contentType } }).done();
   }
 
   async get(key: string): Promise<Buffer | null> {
@@ -244,14 +251,21 @@ export class S3Storage implements ObjectStorage {
   }
 
   async deletePrefix(prefix: string): Promise<number> {
-    assertValidKey(prefix.replace(/\/$/, ''));
+    // a folder, as on disk: "videos/a" is "videos/a/", never "videos/ab/..."
+    const folder = `${prefix.replace(/\/$/, '')}/`;
+    assertValidKey(folder.slice(0, -1));
     let deleted = 0;
     let token: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token }));
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: folder, ContinuationToken: token }));
       const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
       if (keys.length) {
-        await this.client.send(new DeleteObjectsCommand({ Bucket: this.options.bucket, Delete: { Objects: keys, Quiet: true } }));
+        const result = await this.client.send(new DeleteObjectsCommand({ Bucket: this.options.bucket, Delete: { Objects: keys, Quiet: true } }));
+        // a 200 may still name keys it could not delete
+        if (result.Errors?.length) {
+          const [first] = result.Errors;
+          throw new Error(`could not delete ${result.Errors.length} objects under ${folder}: ${first?.Key} (${first?.Code}: ${first?.Message})`);
+        }
         deleted += keys.length;
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
