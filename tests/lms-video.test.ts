@@ -351,8 +351,8 @@ describe.skipIf(!hasFfmpeg)('transcoding failures and replacements', () => {
 
   it('retries a failing ffmpeg, then marks the video failed with the reason and tells the uploader', { timeout: 90_000 }, async () => {
     t = await buildTestApp({ env: { FFMPEG_PATH: brokenFfmpeg(), VIDEO_TRANSCODE_RETRY_DELAY: '50ms', DATABASE_URL: await separateDatabaseUrl() } });
-    const admin = await registerAdmin(t!);
-    const course = await createCourse(t!.app, admin, { price: { amount: 0, currency: 'usd' } });
+    const admin = await registerAdmin(t);
+    const course = await createCourse(t.app, admin, { price: { amount: 0, currency: 'usd' } });
     const { id: lessonId } = await h.addLesson(admin, course.id);
     const uploaded = await h.upload(admin, lessonId, readFileSync(makeClip('short.mp4', 320, 240, 1)));
     expect(uploaded.statusCode).toBe(202);
@@ -374,8 +374,8 @@ describe.skipIf(!hasFfmpeg)('transcoding failures and replacements', () => {
   it('a new upload stops the running transcoding of the one it replaces', { timeout: 90_000 }, async () => {
     const gate = gatedFfmpeg();
     t = await buildTestApp({ env: { FFMPEG_PATH: gate.path, DATABASE_URL: await separateDatabaseUrl() } });
-    const admin = await registerAdmin(t!);
-    const course = await createCourse(t!.app, admin, { price: { amount: 0, currency: 'usd' } });
+    const admin = await registerAdmin(t);
+    const course = await createCourse(t.app, admin, { price: { amount: 0, currency: 'usd' } });
     const { id: lessonId } = await h.addLesson(admin, course.id);
     const first = await h.upload(admin, lessonId, readFileSync(makeClip('first.mp4', 1280, 720, 2)));
     await h.videoStatus(admin, course.id, lessonId, 'transcoding');
