@@ -224,7 +224,15 @@ export async function createContainer(config: Config, options: ContainerOptions)
       settings: { pushConcurrency: config.PUSH_CONCURRENCY, appUrl: config.APP_URL, mailPreview: !production },
     });
 
-    const lms = modules.lms.create({ infra });
+    const lms = modules.lms.create({
+      infra,
+      settings: {
+        urlTtlSeconds: Math.floor(config.STORAGE_URL_TTL / 1000),
+        thumbnailMaxBytes: config.THUMBNAIL_MAX_BYTES,
+        thumbnailMaxPixels: config.AVATAR_MAX_PIXELS,
+        attachmentMaxBytes: config.ATTACHMENT_MAX_BYTES,
+      },
+    });
 
     const stripe = config.STRIPE_SECRET_KEY
       ? createStripeProvider({

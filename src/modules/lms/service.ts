@@ -3,6 +3,7 @@ import type { Clock } from '../../infra/clock.js';
 import type { EventBus } from '../../infra/events.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
+import type { ObjectStorage } from '../../infra/storage.js';
 import { AppError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
 import type { CourseLevel, VideoStatus } from './entities.js';
@@ -22,6 +23,8 @@ export interface CourseView {
   price: Money;
   free: boolean;
   published: boolean;
+  /** Its 16:9 WebP (public), or null. */
+  thumbnailUrl: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -126,7 +129,7 @@ const lessonView = (lesson: LessonRecord, unlocked: boolean): LessonView => ({
   updatedAt: lesson.updatedAt,
 });
 
-const view = (course: CourseRecord): CourseView => ({
+const courseView = (course: CourseRecord, thumbnailUrl: string | null): CourseView => ({
   id: course.id,
   title: course.title,
   description: course.description,
@@ -134,16 +137,34 @@ const view = (course: CourseRecord): CourseView => ({
   price: { amount: course.priceMinor, currency: course.currency },
   free: course.priceMinor === 0,
   published: course.published,
+  thumbnailUrl,
   createdAt: course.createdAt,
   updatedAt: course.updatedAt,
 });
+
+export interface LmsSettings {
+  /** Lifetime of the URLs handed out (thumbnails). */
+  urlTtlSeconds: number;
+}
 
 /** The course catalogue and who may study what. */
 export class LmsService {
   private readonly repository: LmsRepository;
   private seller: CourseSeller | null = null;
-  constructor(private readonly dependencies: { db: DataSource; clock: Clock; ids: IdGenerator; events: EventBus; logger: Logger }) {
+  constructor(
+    private readonly dependencies: { db: DataSource; clock: Clock; ids: IdGenerator; events: EventBus; logger: Logger; storage: ObjectStorage },
+    private readonly settings: LmsSettings,
+  ) {
     this.repository = new LmsRepository(dependencies.db);
+  }
+
+  /** A course as clients see it: its thumbnail as a URL. */
+  private async view(course: CourseRecord): Promise<CourseView> {
+    const { thumbnailKey } = course;
+    return courseView(
+      course,
+      thumbnailKey ? await this.dependencies.storage.url(thumbnailKey, { ttlSeconds: this.settings.urlTtlSeconds, public: true }) : null,
+    );
   }
 
   async createCourse(adminId: string, input: CourseInput): Promise<CourseView> {
@@ -162,7 +183,7 @@ export class LmsService {
       updatedAt: now,
     };
     await this.repository.insertCourse(course);
-    return view(course);
+    return this.view(course);
   }
 
   async updateCourse(id: string, update: CourseUpdate): Promise<CourseView> {
@@ -175,7 +196,7 @@ export class LmsService {
     };
     const course = await this.repository.updateCourse(id, changes, this.dependencies.clock.now());
     if (!course) throw new NotFoundError('Course');
-    return view(course);
+    return this.view(course);
   }
 
   /** Hides the course from the catalogue and from sale; enrollments and orders keep it. */
@@ -187,7 +208,7 @@ export class LmsService {
   async getCourse(id: string, options: { asAdmin: boolean }): Promise<CourseView> {
     const course = await this.repository.findCourse(id, { publishedOnly: !options.asAdmin });
     if (!course) throw new NotFoundError('Course');
-    return view(course);
+    return this.view(course);
   }
 
   async listCourses(filter: { level?: CourseLevel | undefined; asAdmin: boolean }, limit: number, cursor?: string) {
@@ -196,7 +217,8 @@ export class LmsService {
       limit,
       decodeCursor(cursor),
     );
-    return toPage(rows, limit, view);
+    const page = toPage(rows, limit, (row) => row);
+    return { items: await Promise.all(page.items.map((course) => this.view(course))), nextCursor: page.nextCursor };
   }
 
   /**
@@ -312,13 +334,21 @@ export class LmsService {
 
   // --- progress
 
-  /** A lesson the user may study: enrolled in its course, or a free preview of a published one. */
-  private async studiable(userId: string, lessonId: string): Promise<LessonRecord> {
+  /** A lesson the user may study: enrolled in its course, or a free preview of a published one (all a signed-out user may open). */
+  private async studiable(userId: string | null, lessonId: string): Promise<LessonRecord> {
     const lesson = await this.repository.findLesson(lessonId);
     if (!lesson) throw new NotFoundError('Lesson');
-    if (await this.isEnrolled(userId, lesson.courseId)) return lesson;
+    if (userId !== null && (await this.isEnrolled(userId, lesson.courseId))) return lesson;
     if (lesson.freePreview && (await this.repository.findCourse(lesson.courseId, { publishedOnly: true }))) return lesson;
     throw new AppError('not_enrolled', 'Enroll in this course to study this lesson');
+  }
+
+  /** The lesson `viewer` may open (an admin any, others as they may study it), else 404 or 403 `not_enrolled`. */
+  async openableLesson(viewer: Viewer, lessonId: string): Promise<{ id: string; courseId: string }> {
+    if (!viewer.admin) return this.studiable(viewer.userId, lessonId);
+    const lesson = await this.repository.findLesson(lessonId);
+    if (!lesson) throw new NotFoundError('Lesson');
+    return lesson;
   }
 
   /** Records how far the player got: only ever grows, never past the lesson's duration (when known). */
@@ -368,7 +398,7 @@ export class LmsService {
   async myCourses(userId: string): Promise<{ items: Array<{ course: CourseView; enrolledAt: Date; progress: CourseProgressView }>; nextCursor: null }> {
     const courses = await this.repository.enrolledCourses(userId);
     const items = await Promise.all(
-      courses.map(async ({ enrolledAt, ...course }) => ({ course: view(course), enrolledAt, progress: await this.progress(userId, course.id) })),
+      courses.map(async ({ enrolledAt, ...course }) => ({ course: await this.view(course), enrolledAt, progress: await this.progress(userId, course.id) })),
     );
     return { items, nextCursor: null };
   }
