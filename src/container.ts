@@ -236,6 +236,9 @@ export async function createContainer(config: Config, options: ContainerOptions)
         urlTtlSeconds: Math.floor(config.STORAGE_URL_TTL / 1000),
         appUrl: config.APP_URL,
         videoUrlSecret: `${config.SESSION_SECRET}:lesson-video-urls`,
+        thumbnailMaxBytes: config.THUMBNAIL_MAX_BYTES,
+        thumbnailMaxPixels: config.AVATAR_MAX_PIXELS,
+        attachmentMaxBytes: config.ATTACHMENT_MAX_BYTES,
       },
     });
 

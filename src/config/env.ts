@@ -209,7 +209,20 @@ export const envSchema = z
       .int()
       .min(10_000)
       .default(40_000_000)
-      .describe('Largest avatar in pixels (width x height); guards against decompression bombs.'),
+      .describe('Largest uploaded image (avatars, course thumbnails) in pixels (width x height); guards against decompression bombs.'),
+    THUMBNAIL_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(10 * 1024 * 1024)
+      .describe('Largest course thumbnail upload, in bytes (larger gets 413); stored as a 1280x720 WebP.'),
+    ATTACHMENT_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(1024 * 1024 * 1024)
+      .default(25 * 1024 * 1024)
+      .describe('Largest lesson attachment (PDF) upload, in bytes (larger gets 413).'),
     LAST_ACTIVE_THROTTLE: duration.prefault('60s').describe("A user's last_active_at is written at most this often."),
 
     TURN_HOST: z
@@ -516,6 +529,8 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'STORAGE_URL_TTL',
       'AVATAR_MAX_BYTES',
       'AVATAR_MAX_PIXELS',
+      'THUMBNAIL_MAX_BYTES',
+      'ATTACHMENT_MAX_BYTES',
       'LAST_ACTIVE_THROTTLE',
     ],
   },

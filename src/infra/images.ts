@@ -16,11 +16,21 @@ export class ImageRejectedError extends Error {
   }
 }
 
+/** A square `size` x `size` WebP of the image (as `toCoverWebp`): avatars. */
+export function toSquareWebp(input: Buffer, size: number, maxPixels: number): Promise<Buffer> {
+  return toCoverWebp(input, size, size, maxPixels);
+}
+
+/** A 16:9 WebP `width` pixels wide (as `toCoverWebp`): course and lesson thumbnails. */
+export function toWebp16x9(input: Buffer, width: number, maxPixels: number): Promise<Buffer> {
+  return toCoverWebp(input, width, Math.round((width * 9) / 16), maxPixels);
+}
+
 /**
- * A square `size` x `size` WebP of the image (EXIF orientation applied, metadata dropped).
- * The pixel limit is checked from the header before anything is decoded.
+ * A `width` x `height` WebP of the image, cropped to fill it (EXIF orientation applied, metadata
+ * dropped). The pixel limit is checked from the header before anything is decoded.
  */
-export async function toSquareWebp(input: Buffer, size: number, maxPixels: number): Promise<Buffer> {
+export async function toCoverWebp(input: Buffer, width: number, height: number, maxPixels: number): Promise<Buffer> {
   const image = sharp(input, { limitInputPixels: maxPixels, failOn: 'error' });
   let metadata;
   try {
@@ -31,22 +41,9 @@ export async function toSquareWebp(input: Buffer, size: number, maxPixels: numbe
   if (!metadata.width || !metadata.height) throw new ImageRejectedError('undecodable');
   if (metadata.width * metadata.height > maxPixels) throw new ImageRejectedError('too_many_pixels');
   try {
-    return await image.rotate().resize(size, size, { fit: 'cover', position: 'attention' }).webp({ quality: 82 }).toBuffer();
+    return await image.rotate().resize(width, height, { fit: 'cover', position: 'attention' }).webp({ quality: 82 }).toBuffer();
   } catch (error) {
     if (String(error).includes('pixel limit')) throw new ImageRejectedError('too_many_pixels');
     throw new ImageRejectedError('undecodable');
-  }
-}
-
-/**
- * A `width` x `height` WebP of the image, cropped to fill (a poster or a thumbnail); the pixel
- * limit is checked from the header before anything is decoded.
- */
-export async function toCoverWebp(input: Buffer, width: number, height: number, maxPixels: number): Promise<Buffer> {
-  const image = sharp(input, { limitInputPixels: maxPixels, failOn: 'error' });
-  try {
-    return await image.rotate().resize(width, height, { fit: 'cover', position: 'attention' }).webp({ quality: 80 }).toBuffer();
-  } catch (error) {
-    throw new ImageRejectedError(String(error).includes('pixel limit') ? 'too_many_pixels' : 'undecodable');
   }
 }

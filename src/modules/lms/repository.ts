@@ -1,13 +1,14 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { updateReturning } from '../../infra/sql.js';
 import type { Keyset } from '../../shared/pagination.js';
-import { Course, type Enrollment, type CourseLevel, type Lesson, type LessonProgress } from './entities.js';
+import { Course, type Enrollment, type CourseLevel, type Lesson, type LessonAttachment, type LessonProgress } from './entities.js';
 
 export type CourseRecord = Omit<Course, 'creator' | 'deletedAt'>;
 export type LessonRecord = Omit<Lesson, 'course' | 'videoUploader'>;
 /** What a new lesson is given; the rest starts empty. */
 export type NewLesson = Pick<LessonRecord, 'id' | 'courseId' | 'title' | 'content' | 'durationSeconds' | 'freePreview' | 'createdAt'>;
 export type ProgressRecord = Omit<LessonProgress, 'user' | 'lesson'>;
+export type AttachmentRecord = Omit<LessonAttachment, 'lesson'>;
 
 export interface LessonChanges {
   title?: string;
@@ -39,6 +40,8 @@ function setClause<K extends string>(
   const entries = (Object.entries(changes) as Array<[K, unknown]>).filter(([, value]) => value !== undefined);
   return { assignments: entries.map(([name], index) => `${columns[name]} = $${index + first}`), values: entries.map(([, value]) => value) };
 }
+
+const ATTACHMENT_COLUMNS = `id, lesson_id AS "lessonId", file_name AS "fileName", size_bytes AS "sizeBytes", storage_key AS "storageKey", created_at AS "createdAt"`;
 
 const COURSE_COLUMNS = `id, title, description, level, price_minor AS "priceMinor", currency, published, thumbnail_key AS "thumbnailKey", created_by AS "createdBy", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
@@ -83,6 +86,21 @@ export class LmsRepository {
       now,
     ]);
     return count > 0;
+  }
+
+  /**
+   * Points a course (not deleted) at another thumbnail, or at none; answers the key it pointed at,
+   * or null when there is no such course. The row is locked first, so of two concurrent uploads
+   * each learns the key the other replaced.
+   */
+  async replaceCourseThumbnail(id: string, key: string | null, now: Date): Promise<{ previous: string | null } | null> {
+    const [row] = await updateReturning<{ previous: string | null }>(
+      this.db,
+      `WITH old AS (SELECT id, thumbnail_key FROM courses WHERE id = $1 AND deleted_at IS NULL FOR UPDATE)
+       UPDATE courses c SET thumbnail_key = $2, updated_at = $3 FROM old WHERE c.id = old.id RETURNING old.thumbnail_key AS previous`,
+      [id, key, now],
+    );
+    return row ?? null;
   }
 
   /** Newest first; published only unless `includeUnpublished` (admins). */
@@ -138,6 +156,41 @@ export class LmsRepository {
       now,
     ]);
     return count > 0;
+  }
+
+  // --- lesson attachments
+
+  /** Records an attachment of a lesson; false when the lesson does not exist (any more). */
+  async insertAttachment(attachment: AttachmentRecord): Promise<boolean> {
+    const rows: unknown[] = await this.db.query(
+      `INSERT INTO lesson_attachments (id, lesson_id, file_name, size_bytes, storage_key, created_at)
+       SELECT $1, id, $3, $4, $5, $6 FROM lessons WHERE id = $2 RETURNING id`,
+      [attachment.id, attachment.lessonId, attachment.fileName, attachment.sizeBytes, attachment.storageKey, attachment.createdAt],
+    );
+    return rows.length > 0;
+  }
+
+  /** The lesson's attachments, oldest first. */
+  async attachmentsOf(lessonId: string): Promise<AttachmentRecord[]> {
+    return this.db.query(`SELECT ${ATTACHMENT_COLUMNS} FROM lesson_attachments WHERE lesson_id = $1 ORDER BY created_at, id`, [lessonId]);
+  }
+
+  async findAttachment(lessonId: string, id: string): Promise<AttachmentRecord | null> {
+    const rows: AttachmentRecord[] = await this.db.query(`SELECT ${ATTACHMENT_COLUMNS} FROM lesson_attachments WHERE id = $1 AND lesson_id = $2`, [
+      id,
+      lessonId,
+    ]);
+    return rows[0] ?? null;
+  }
+
+  /** Deletes an attachment of the lesson; answers what it was (its file is the caller's to delete), or null. */
+  async deleteAttachment(lessonId: string, id: string): Promise<AttachmentRecord | null> {
+    const [row] = await updateReturning<AttachmentRecord>(
+      this.db,
+      `DELETE FROM lesson_attachments WHERE id = $1 AND lesson_id = $2 RETURNING ${ATTACHMENT_COLUMNS}`,
+      [id, lessonId],
+    );
+    return row ?? null;
   }
 
   // --- lessons

@@ -30,6 +30,7 @@ export const courseSchema = z
     price: moneySchema,
     free: z.boolean(),
     published: z.boolean(),
+    thumbnailUrl: z.string().nullable().describe('The 16:9 thumbnail (1280x720 WebP): a short-lived signed URL, or a CDN URL when STORAGE_PUBLIC_URL is set'),
     createdAt: z.date(),
     updatedAt: z.date(),
   })

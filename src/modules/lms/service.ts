@@ -25,6 +25,8 @@ export interface CourseView {
   price: Money;
   free: boolean;
   published: boolean;
+  /** Its 16:9 WebP (public), or null. */
+  thumbnailUrl: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -125,7 +127,7 @@ export interface Viewer {
 /** On what grounds a viewer may watch a lesson. */
 export type LessonGrant = 'admin' | 'enrolled' | 'preview';
 
-const view = (course: CourseRecord): CourseView => ({
+const courseView = (course: CourseRecord, thumbnailUrl: string | null): CourseView => ({
   id: course.id,
   title: course.title,
   description: course.description,
@@ -133,9 +135,15 @@ const view = (course: CourseRecord): CourseView => ({
   price: { amount: course.priceMinor, currency: course.currency },
   free: course.priceMinor === 0,
   published: course.published,
+  thumbnailUrl,
   createdAt: course.createdAt,
   updatedAt: course.updatedAt,
 });
+
+export interface LmsSettings {
+  /** Lifetime of the URLs handed out (thumbnails). */
+  urlTtlSeconds: number;
+}
 
 /** The course catalogue and who may study what. */
 export class LmsService {
@@ -150,15 +158,15 @@ export class LmsService {
       logger: Logger;
       storage: ObjectStorage;
       jobs: JobQueue;
-      settings: { urlTtlSeconds: number };
     },
+    private readonly settings: LmsSettings,
   ) {
     this.repository = new LmsRepository(dependencies.db);
   }
 
   private async lessonView(lesson: LessonRecord, unlocked: boolean, asAdmin: boolean): Promise<LessonView> {
     const thumbnailUrl = lesson.thumbnailKey
-      ? await this.dependencies.storage.url(lesson.thumbnailKey, { ttlSeconds: this.dependencies.settings.urlTtlSeconds, public: true })
+      ? await this.dependencies.storage.url(lesson.thumbnailKey, { ttlSeconds: this.settings.urlTtlSeconds, public: true })
       : null;
     return {
       id: lesson.id,
@@ -182,6 +190,15 @@ export class LmsService {
     return Promise.all(lessons.map((lesson) => this.lessonView(lesson, unlocked(lesson), asAdmin)));
   }
 
+  /** A course as clients see it: its thumbnail as a URL. */
+  private async view(course: CourseRecord): Promise<CourseView> {
+    const { thumbnailKey } = course;
+    return courseView(
+      course,
+      thumbnailKey ? await this.dependencies.storage.url(thumbnailKey, { ttlSeconds: this.settings.urlTtlSeconds, public: true }) : null,
+    );
+  }
+
   async createCourse(adminId: string, input: CourseInput): Promise<CourseView> {
     const now = this.dependencies.clock.now();
     const course: CourseRecord = {
@@ -198,7 +215,7 @@ export class LmsService {
       updatedAt: now,
     };
     await this.repository.insertCourse(course);
-    return view(course);
+    return this.view(course);
   }
 
   async updateCourse(id: string, update: CourseUpdate): Promise<CourseView> {
@@ -211,7 +228,7 @@ export class LmsService {
     };
     const course = await this.repository.updateCourse(id, changes, this.dependencies.clock.now());
     if (!course) throw new NotFoundError('Course');
-    return view(course);
+    return this.view(course);
   }
 
   /** Hides the course from the catalogue and from sale; enrollments and orders keep it. */
@@ -223,7 +240,7 @@ export class LmsService {
   async getCourse(id: string, options: { asAdmin: boolean }): Promise<CourseView> {
     const course = await this.repository.findCourse(id, { publishedOnly: !options.asAdmin });
     if (!course) throw new NotFoundError('Course');
-    return view(course);
+    return this.view(course);
   }
 
   async listCourses(filter: { level?: CourseLevel | undefined; asAdmin: boolean }, limit: number, cursor?: string) {
@@ -232,7 +249,8 @@ export class LmsService {
       limit,
       decodeCursor(cursor),
     );
-    return toPage(rows, limit, view);
+    const page = toPage(rows, limit, (row) => row);
+    return { items: await Promise.all(page.items.map((course) => this.view(course))), nextCursor: page.nextCursor };
   }
 
   /**
@@ -431,7 +449,7 @@ export class LmsService {
   async myCourses(userId: string): Promise<{ items: Array<{ course: CourseView; enrolledAt: Date; progress: CourseProgressView }>; nextCursor: null }> {
     const courses = await this.repository.enrolledCourses(userId);
     const items = await Promise.all(
-      courses.map(async ({ enrolledAt, ...course }) => ({ course: view(course), enrolledAt, progress: await this.progress(userId, course.id) })),
+      courses.map(async ({ enrolledAt, ...course }) => ({ course: await this.view(course), enrolledAt, progress: await this.progress(userId, course.id) })),
     );
     return { items, nextCursor: null };
   }

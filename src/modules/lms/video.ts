@@ -7,7 +7,7 @@ import type { DataSource } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { EventBus } from '../../infra/events.js';
 import type { IdGenerator } from '../../infra/ids.js';
-import { toCoverWebp } from '../../infra/images.js';
+import { toWebp16x9 } from '../../infra/images.js';
 import { JobTimeoutError, PermanentJobError, type JobContext, type JobQueue } from '../../infra/jobs.js';
 import type { Logger } from '../../infra/logger.js';
 import { contentTypeOf, type ObjectStorage } from '../../infra/storage.js';
@@ -61,7 +61,7 @@ const TOKEN = /^(\d{1,12})\.([aep])(?:-([0-9a-f-]{36}))?\.([A-Za-z0-9_-]{43})$/;
 const PLAYLIST_CACHE_ENTRIES = 512;
 /** ffmpeg reports progress about twice a second; the lesson row is written at most this often. */
 const PROGRESS_WRITE_INTERVAL_MS = 1_000;
-const POSTER = { width: 1280, height: 720, maxPixels: 40_000_000 };
+const POSTER = { width: 1280, maxPixels: 40_000_000 };
 
 /** The job of an upload that was replaced stops quietly. */
 class SupersededError extends Error {
@@ -257,7 +257,7 @@ export class VideoService {
   private async storePoster(source: string, durationSeconds: number, lessonId: string, signal: AbortSignal, context: JobContext): Promise<string | null> {
     try {
       const frame = await this.dependencies.tools.frameAt(source, Math.min(1, durationSeconds / 2), signal);
-      const poster = await toCoverWebp(frame, POSTER.width, POSTER.height, POSTER.maxPixels);
+      const poster = await toWebp16x9(frame, POSTER.width, POSTER.maxPixels);
       const key = `thumbnails/lessons/${lessonId}/${this.dependencies.clock.now().getTime()}-${this.dependencies.ids.uuid().slice(0, 8)}.webp`;
       await this.dependencies.storage.put(key, poster, 'image/webp');
       return key;
