@@ -39,6 +39,8 @@ describe('GET /admin/jobs', () => {
       'auth.purge-expired',
       'calls.end-stale',
       'http.idempotency-purge',
+      'lms.delete-files',
+      'lms.transcode',
       'mail.send',
       'notifications.broadcast',
       'notifications.email',
