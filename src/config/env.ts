@@ -87,7 +87,9 @@ export const envSchema = z
     BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576).describe('Largest JSON body accepted, in bytes (larger gets 413).'),
     HTTP_REQUEST_TIMEOUT: duration
       .prefault('60s')
-      .describe('A request must arrive whole (headers and body) within this long, or it gets 408 and its connection is closed.'),
+      .describe(
+        'A request must arrive whole (headers and body) within this long, or it gets 408 and its connection is closed. Uploads too: raise it for large lesson videos.',
+      ),
     HTTP_HEADERS_TIMEOUT: duration
       .prefault('10s')
       .describe("A request's headers must arrive within this long (at most HTTP_REQUEST_TIMEOUT), or it gets 408 and its connection is closed."),
