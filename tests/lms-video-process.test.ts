@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import S3rver from 's3rver';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildTestApp, separateDatabaseUrl, testEnv } from './helpers/app.js';
 import { injectAs } from './helpers/auth.js';
 import { eventually } from './helpers/jobs.js';
 import { createCourse, registerAdmin } from './helpers/payments.js';
+import { startS3 } from './helpers/s3.js';
 import { repoRoot } from './helpers/spawn.js';
 import { gatedFfmpeg, harness, hasFfmpeg, makeClip, segmentsOf, variantsOf } from './helpers/video.js';
 
@@ -90,25 +90,8 @@ describe.skipIf(!hasFfmpeg)('transcoding in a worker process', () => {
 
 describe.skipIf(!hasFfmpeg)('lesson videos on S3 (a local S3-compatible server, the real AWS SDK)', () => {
   it('stores the renditions in the bucket and plays them through presigned segment URLs', { timeout: 120_000 }, async () => {
-    const s3 = new S3rver({
-      port: 0,
-      address: '127.0.0.1',
-      silent: true,
-      directory: mkdtempSync(path.join(os.tmpdir(), 'parley-s3-')),
-      configureBuckets: [{ name: 'parley-media', configs: [] }],
-    });
-    const { port } = await s3.run();
-    const t = await buildTestApp({
-      env: {
-        APP_URL: 'http://parley.test',
-        DATABASE_URL: await separateDatabaseUrl(),
-        STORAGE_BUCKET_NAME: 'parley-media',
-        STORAGE_ENDPOINT: `http://127.0.0.1:${port}`,
-        STORAGE_REGION: 'us-east-1',
-        STORAGE_ACCESS_KEY: 'S3RVER',
-        STORAGE_SECRET_KEY: 'S3RVER',
-      },
-    });
+    const s3 = await startS3();
+    const t = await buildTestApp({ env: { APP_URL: 'http://parley.test', DATABASE_URL: await separateDatabaseUrl(), ...s3.env } });
     const h = harness(() => t);
     try {
       const admin = await registerAdmin(t);
@@ -128,7 +111,9 @@ describe.skipIf(!hasFfmpeg)('lesson videos on S3 (a local S3-compatible server, 
       expect(segments.length).toBeGreaterThan(0);
       for (const segment of segments) {
         expect(segment).toMatch(
-          new RegExp(`^http://127\\.0\\.0\\.1:${port}/parley-media/videos/courses/${course.id}/${lessonId}/hls/360p/segment_\\d{3}\\.ts\\?.*X-Amz-Signature=`),
+          new RegExp(
+            `^http://127\\.0\\.0\\.1:${s3.port}/parley-media/videos/courses/${course.id}/${lessonId}/hls/360p/segment_\\d{3}\\.ts\\?.*X-Amz-Signature=`,
+          ),
         );
         const fetched = await fetch(segment);
         expect(fetched.status).toBe(200);

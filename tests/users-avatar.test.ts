@@ -1,9 +1,6 @@
-import { existsSync, mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertValidKey, type LocalStorage } from '../src/infra/storage.js';
@@ -11,6 +8,7 @@ import { buildTestApp, type TestApp } from './helpers/app.js';
 import { injectAs, PASSWORD, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
 import { multipartFile } from './helpers/multipart.js';
+import { startS3 } from './helpers/s3.js';
 
 const image = (format: 'png' | 'jpeg' | 'webp', width = 800, height = 600) =>
   sharp({ create: { width, height, channels: 3, background: { r: 200, g: 80, b: 40 } } })
@@ -216,28 +214,15 @@ describe('avatars on the embedded storage', () => {
 });
 
 describe('avatars on S3 (a local S3-compatible server, the real AWS SDK)', () => {
-  let s3: S3rver;
+  let s3: Awaited<ReturnType<typeof startS3>>;
   let endpoint: string;
   beforeAll(async () => {
-    s3 = new S3rver({
-      port: 0,
-      address: '127.0.0.1',
-      silent: true,
-      directory: mkdtempSync(path.join(os.tmpdir(), 'parley-s3-')),
-      configureBuckets: [{ name: 'parley-media', configs: [] }],
-    });
-    const { port } = await s3.run();
-    endpoint = `http://127.0.0.1:${port}`;
+    s3 = await startS3();
+    endpoint = s3.endpoint;
   });
   afterAll(() => s3.close());
 
-  const env = () => ({
-    STORAGE_BUCKET_NAME: 'parley-media',
-    STORAGE_ENDPOINT: endpoint,
-    STORAGE_REGION: 'us-east-1',
-    STORAGE_ACCESS_KEY: 'S3RVER',
-    STORAGE_SECRET_KEY: 'S3RVER',
-  });
+  const env = () => s3.env;
   const listKeys = async (prefix: string) => {
     const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
     const listed = await client.send(new ListObjectsV2Command({ Bucket: 'parley-media', Prefix: prefix }));
