@@ -11,6 +11,7 @@ import { CreateNotifications1796127504632 } from './1796127504632-CreateNotifica
 import { CreatePayments1796139015198 } from './1796139015198-CreatePayments.js';
 import { CreateLessons1796143567350 } from './1796143567350-CreateLessons.js';
 import { LessonVideos1796148589182 } from './1796148589182-LessonVideos.js';
+import { OllamaKeys1796151093444 } from './1796151093444-OllamaKeys.js';
 export const migrations = [
   EnableCitext1763769600000,
   CreateAccounts1763776800000,
@@ -23,4 +24,5 @@ export const migrations = [
   CreatePayments1796139015198,
   CreateLessons1796143567350,
   LessonVideos1796148589182,
+  OllamaKeys1796151093444,
 ];

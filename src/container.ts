@@ -15,7 +15,8 @@ import { IdempotencyStore } from './http/idempotency/store.js';
 import { randomIds, type IdGenerator } from './infra/ids.js';
 import { loadSigningKeys, type SigningKeys } from './infra/keys.js';
 import { createLogger, type Logger } from './infra/logger.js';
-import { loadLocalPaymentsSecret } from './infra/payments/local-secret.js';
+import { LOCAL_PAYMENTS_SECRET_FILE, loadGeneratedSecret, OLLAMA_KEY_FILE } from './infra/generated-secret.js';
+import { parseEncryptionKey, SecretBox } from './infra/secret-box.js';
 import { createPayPalProvider } from './infra/payments/paypal.js';
 import { createStripeProvider } from './infra/payments/stripe.js';
 import { createPushSender } from './infra/push-fcm.js';
@@ -242,6 +243,17 @@ export async function createContainer(config: Config, options: ContainerOptions)
       },
     });
 
+    const ollamaKey =
+      config.OLLAMA_KEY_ENCRYPTION_KEY ?? parseEncryptionKey(await loadGeneratedSecret(path.resolve(options.cwd, config.JWT_KEYS_DIR), OLLAMA_KEY_FILE));
+    if (!ollamaKey) throw new Error(`${OLLAMA_KEY_FILE} in ${config.JWT_KEYS_DIR} holds no usable key: delete it to have a new one generated`);
+    const ollama = modules.ollama.create({
+      infra,
+      box: new SecretBox(ollamaKey, config.OLLAMA_KEY_ENCRYPTION_KEY_PREVIOUS),
+      audit: audit.service,
+      auth: auth.service,
+      settings: { revealWithinMs: 5 * 60_000, revealLimit: config.OLLAMA_KEY_REVEAL_LIMIT },
+    });
+
     const stripe = config.STRIPE_SECRET_KEY
       ? createStripeProvider({
           secretKey: config.STRIPE_SECRET_KEY,
@@ -278,7 +290,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
         successUrl: paymentSuccessUrl,
         cancelUrl: paymentCancelUrl,
         appUrl: config.APP_URL,
-        localSecret: localPayments ? await loadLocalPaymentsSecret(path.resolve(options.cwd, config.JWT_KEYS_DIR)) : null,
+        localSecret: localPayments ? await loadGeneratedSecret(path.resolve(options.cwd, config.JWT_KEYS_DIR), LOCAL_PAYMENTS_SECRET_FILE) : null,
         eventLeaseMs: 2 * config.JOBS_STALLED_TIMEOUT,
       },
     });
@@ -313,6 +325,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       notifications,
       lms,
       payments,
+      ollama,
       admin,
       storage: storageFiles,
       pages,
@@ -373,6 +386,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
         notifications: notifications.service,
         lms: lms.service,
         payments: payments.service,
+        ollama: ollama.service,
         admin: admin.service,
       },
       embedded,

@@ -89,7 +89,7 @@ describe('loadConfig', () => {
   });
 
   it('refuses TRUST_PROXY=true in production, with one line saying what to set instead', () => {
-    const production = { NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(40), METRICS_TOKEN: 'm'.repeat(24) };
+    const production = { NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(40), METRICS_TOKEN: 'm'.repeat(24), OLLAMA_KEY_ENCRYPTION_KEY: '5e'.repeat(32) };
     const attempt = () => loadConfig({ env: { ...production, TRUST_PROXY: 'true' }, cwd: emptyDir() });
     expect(attempt).toThrow(ConfigError);
     expect(attempt).toThrow(/^Invalid configuration: TRUST_PROXY=true is refused in production .*number of proxies in front[^\n]*$/);
@@ -97,8 +97,17 @@ describe('loadConfig', () => {
     expect(loadConfig({ env: { ...production, TRUST_PROXY: '10.0.0.0/8' }, cwd: emptyDir() }).TRUST_PROXY).toBe('10.0.0.0/8');
   });
 
+  it('refuses to start in production without OLLAMA_KEY_ENCRYPTION_KEY, and refuses a key that is not 32 bytes', () => {
+    const production = { NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(40), METRICS_TOKEN: 'm'.repeat(24) };
+    expect(() => loadConfig({ env: production, cwd: emptyDir() })).toThrow(/^Invalid configuration: OLLAMA_KEY_ENCRYPTION_KEY is required in production/);
+    expect(() => loadConfig({ env: { ...production, OLLAMA_KEY_ENCRYPTION_KEY: 'c2hvcnQ=' }, cwd: emptyDir() })).toThrow(/OLLAMA_KEY_ENCRYPTION_KEY/);
+    const hex = loadConfig({ env: { ...production, OLLAMA_KEY_ENCRYPTION_KEY: '5e'.repeat(32) }, cwd: emptyDir() });
+    const base64 = loadConfig({ env: { ...production, OLLAMA_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 0x5e).toString('base64') }, cwd: emptyDir() });
+    expect(hex.OLLAMA_KEY_ENCRYPTION_KEY?.equals(base64.OLLAMA_KEY_ENCRYPTION_KEY!)).toBe(true);
+  });
+
   it('refuses to start in production without METRICS_TOKEN, so /metrics is never public there', () => {
-    const production = { NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(40) };
+    const production = { NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(40), OLLAMA_KEY_ENCRYPTION_KEY: '5e'.repeat(32) };
     expect(() => loadConfig({ env: production, cwd: emptyDir() })).toThrow(/^Invalid configuration: METRICS_TOKEN is required in production/);
     expect(loadConfig({ env: { ...production, METRICS_TOKEN: 'm'.repeat(24) }, cwd: emptyDir() }).METRICS_TOKEN).toBe('m'.repeat(24));
   });

@@ -27,7 +27,12 @@ describe('the /demo page', () => {
   });
 
   it('is off in production unless DEMO_ENABLED turns it on', async () => {
-    const production = { NODE_ENV: 'production', SESSION_SECRET: 'a production session secret of 32+ chars', METRICS_TOKEN: 'a production metrics token' };
+    const production = {
+      NODE_ENV: 'production',
+      SESSION_SECRET: 'a production session secret of 32+ chars',
+      METRICS_TOKEN: 'a production metrics token',
+      OLLAMA_KEY_ENCRYPTION_KEY: '5e'.repeat(32),
+    };
     const closed = await buildTestApp({ env: production });
     try {
       expect((await closed.app.inject({ method: 'GET', url: '/demo' })).statusCode).toBe(404);

@@ -316,7 +316,12 @@ describe('the e-mail template preview', () => {
     expect((await t.app.inject({ method: 'GET', url: '/dev/mail/newsletter' })).statusCode).toBe(404);
 
     const production = await buildTestApp({
-      env: { NODE_ENV: 'production', SESSION_SECRET: 'a production session secret of 32+ chars', METRICS_TOKEN: 'a production metrics token' },
+      env: {
+        NODE_ENV: 'production',
+        SESSION_SECRET: 'a production session secret of 32+ chars',
+        METRICS_TOKEN: 'a production metrics token',
+        OLLAMA_KEY_ENCRYPTION_KEY: '5e'.repeat(32),
+      },
     });
     try {
       expect((await production.app.inject({ method: 'GET', url: '/dev/mail' })).statusCode).toBe(404);

@@ -1,3 +1,4 @@
+import { parseEncryptionKey } from '../infra/secret-box.js';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
@@ -53,6 +54,16 @@ const limit = z.string().transform((text, ctx) => {
     return z.NEVER;
   }
   return { max, windowMs };
+});
+
+/** A 32-byte AES key, base64 or hex. */
+const encryptionKey = z.string().transform((text, ctx) => {
+  const key = parseEncryptionKey(text);
+  if (!key) {
+    ctx.addIssue({ code: 'custom', message: 'expected 32 bytes, base64 or hex (openssl rand -base64 32)' });
+    return z.NEVER;
+  }
+  return key;
 });
 
 const origins = z.string().transform((text) =>
@@ -374,6 +385,32 @@ export const envSchema = z
       .default('ffmpeg')
       .describe('The ffmpeg binary (on PATH by default). Without it, uploaded videos wait as transcoding_unavailable.'),
     FFPROBE_PATH: z.string().min(1).default('ffprobe').describe('The ffprobe binary (on PATH by default).'),
+    OLLAMA_BASE_URL: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe(
+        'Your Ollama server (http://127.0.0.1:11434 for a local one): trusted even on a private address. Unset, with no key stored by the user: the AI routes answer 503 ai_unavailable.',
+      ),
+    OLLAMA_KEY_ENCRYPTION_KEY: encryptionKey
+      .optional()
+      .describe("Encrypts users' stored Ollama keys (AES-256-GCM): 32 bytes, base64 or hex. Required in production; generated into JWT_KEYS_DIR otherwise."),
+    OLLAMA_KEY_ENCRYPTION_KEY_PREVIOUS: z
+      .string()
+      .optional()
+      .transform((text, ctx) => {
+        const keys = (text ?? '')
+          .split(',')
+          .map((part) => part.trim())
+          .filter(Boolean)
+          .map((part) => parseEncryptionKey(part));
+        if (keys.some((key) => key === null)) {
+          ctx.addIssue({ code: 'custom', message: 'expected comma-separated 32-byte keys, base64 or hex' });
+          return z.NEVER;
+        }
+        return keys as Buffer[];
+      })
+      .describe('Keys rotated out (comma-separated): stored keys they sealed still open until `npm run ollama:rotate-key` re-seals them.'),
+    OLLAMA_KEY_REVEAL_LIMIT: limit.prefault('5/1h').describe('Reads of a stored key back (GET /api/ollama/get-key) per user.'),
   })
   .strip()
   .superRefine((env, ctx) => {

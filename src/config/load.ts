@@ -75,6 +75,11 @@ export function loadConfig({ env, cwd }: LoadConfigOptions): Config {
   if (parsed.NODE_ENV === 'production' && !parsed.METRICS_TOKEN) {
     throw new ConfigError('Invalid configuration: METRICS_TOKEN is required in production (at least 16 characters), so that /metrics is not public');
   }
+  if (parsed.NODE_ENV === 'production' && !parsed.OLLAMA_KEY_ENCRYPTION_KEY) {
+    throw new ConfigError(
+      "Invalid configuration: OLLAMA_KEY_ENCRYPTION_KEY is required in production (32 bytes, base64 or hex: openssl rand -base64 32); it encrypts users' stored Ollama keys",
+    );
+  }
   return Object.freeze({
     ...parsed,
     SESSION_SECRET: parsed.SESSION_SECRET ?? randomBytes(32).toString('base64url'),

@@ -7,6 +7,7 @@ import { demoModule } from './demo/index.js';
 import { lmsModule } from './lms/index.js';
 import { matchmakingModule } from './matchmaking/index.js';
 import { notificationsModule } from './notifications/index.js';
+import { ollamaModule } from './ollama/index.js';
 import { opsModule } from './ops/index.js';
 import { paymentsModule } from './payments/index.js';
 import { pagesModule } from './pages/index.js';
@@ -31,6 +32,7 @@ export const modules = {
   notifications: notificationsModule,
   lms: lmsModule,
   payments: paymentsModule,
+  ollama: ollamaModule,
   admin: adminModule,
   storage: storageModule,
   pages: pagesModule,

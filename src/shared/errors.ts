@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   invite_invalid: 403,
   payment_required: 402,
   not_enrolled: 403,
+  recent_login_required: 403,
   not_found: 404,
   route_not_found: 404,
   method_not_allowed: 405,
@@ -43,6 +44,7 @@ export const ERROR_CODES = {
   checkout_in_progress: 409,
   order_not_refundable: 409,
   video_not_ready: 409,
+  key_unreadable: 409,
   donation_not_confirmable: 409,
   payload_too_large: 413,
   uri_too_long: 414,
@@ -60,6 +62,7 @@ export const ERROR_CODES = {
   shutting_down: 503,
   payment_provider_unavailable: 503,
   payments_unavailable: 503,
+  ai_unavailable: 503,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

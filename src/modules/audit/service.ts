@@ -23,6 +23,9 @@ export const ACTIVITY_TYPES = [
   'user_unbanned',
   'user_flagged',
   'report_reviewed',
+  'ollama_key_stored',
+  'ollama_key_revealed',
+  'ollama_key_deleted',
 ] as const;
 export type ActivityType = (typeof ACTIVITY_TYPES)[number];
 

@@ -392,6 +392,27 @@ export class AuthService {
   }
 
   /** The device id a live session signed in with (what other modules key per-device state by); null once it ended. */
+  /**
+   * Whether the caller proved who they are just now, for a sensitive read: the password
+   * re-entered (a wrong one is invalid_credentials), or a sign-in (the session's start) within
+   * `maxAgeMs`. Otherwise 403 recent_login_required.
+   */
+  async confirmIdentity(auth: AuthContext, password: string | undefined, maxAgeMs: number): Promise<'password' | 'recent_login'> {
+    if (password !== undefined) {
+      const account = await this.accounts.findCredentials(auth.email);
+      if (!account || account.deleted || account.id !== auth.userId) throw new AppError('session_revoked', 'This account no longer exists');
+      if (!account.passwordHash || !(await this.hasher.verify(password, account.passwordHash)))
+        throw new AppError('invalid_credentials', 'The password is not right');
+      return 'password';
+    }
+    const session = await this.db.getRepository(DeviceSession).findOne({ where: { id: auth.sessionId, revokedAt: IsNull() }, select: { createdAt: true } });
+    if (session && this.clock.now().getTime() - session.createdAt.getTime() <= maxAgeMs) return 'recent_login';
+    throw new AppError(
+      'recent_login_required',
+      `Sign in again (or send your password) to see this: it needs a sign-in from the last ${Math.round(maxAgeMs / 60_000)} minutes`,
+    );
+  }
+
   async sessionDevice(sessionId: string): Promise<string | null> {
     const session = await this.db.getRepository(DeviceSession).findOne({ where: { id: sessionId, revokedAt: IsNull() }, select: { deviceId: true } });
     return session?.deviceId ?? null;

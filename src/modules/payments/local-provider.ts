@@ -30,7 +30,7 @@ interface LocalEvent {
 
 export interface LocalProviderDependencies {
   repository: PaymentsRepository;
-  /** Signs the provider's webhooks; generated at first start (see loadLocalPaymentsSecret). */
+  /** Signs the provider's webhooks; generated at first start (see loadGeneratedSecret). */
   secret: string;
   /** Public base URL of this server: the hosted page lives there. */
   appUrl: string;

@@ -1,0 +1,37 @@
+import { createContainer } from '../src/container.js';
+import { createLogger } from '../src/infra/logger.js';
+import { cliConfig } from './cli-config.js';
+
+/**
+ * npm run ollama:rotate-key
+ * Re-seals every stored Ollama key under OLLAMA_KEY_ENCRYPTION_KEY. First give every server the
+ * new key as OLLAMA_KEY_ENCRYPTION_KEY and the old one in OLLAMA_KEY_ENCRYPTION_KEY_PREVIOUS
+ * (a rolling restart: both open, new writes use the new key), then run this with the same
+ * settings, then drop the old key from OLLAMA_KEY_ENCRYPTION_KEY_PREVIOUS. Safe to run again.
+ */
+const BATCH = 200;
+
+const config = cliConfig();
+const container = await createContainer(config, { cwd: process.cwd(), logger: createLogger({ level: 'warn' }) });
+let exitCode = 0;
+try {
+  const keys = container.services.ollama;
+  const before = await keys.versions();
+  const waiting = before.versions.filter((entry) => entry.version !== before.current).reduce((sum, entry) => sum + entry.rows, 0);
+  console.log(`current key ${before.current}: ${waiting} stored keys to re-seal`);
+  const totals = await keys.rotate(BATCH, (done) => {
+    if (process.stdout.isTTY) process.stdout.write(`\r${done.resealed + done.unreadable}/${waiting}`);
+  });
+  if (process.stdout.isTTY) process.stdout.write('\n');
+  console.log(`re-sealed ${totals.resealed}, unreadable ${totals.unreadable}`);
+  if (totals.unreadable > 0) {
+    console.error('parley: some keys open with no known key: add the key that sealed them to OLLAMA_KEY_ENCRYPTION_KEY_PREVIOUS and run again');
+    exitCode = 2;
+  }
+} catch (error) {
+  console.error(`parley: ${error instanceof Error ? error.message : String(error)}`);
+  exitCode = 1;
+} finally {
+  await container.close();
+}
+process.exit(exitCode);
