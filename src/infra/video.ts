@@ -165,13 +165,30 @@ export class FfmpegTools implements VideoTools {
       throw new UnreadableVideoError(`the file is not a video ffprobe can read (${error.message})`);
     }
     const video = output.streams?.find((stream) => stream.codec_type === 'video' && stream.width && stream.height);
-    const durationSeconds = Number(output.format?.duration);
     if (!video?.width || !video.height) throw new UnreadableVideoError('the file has no video stream');
+    let durationSeconds = Number(output.format?.duration);
+    // a recording written as it streamed (a browser's MediaRecorder) has no duration in its header: its last packet tells
+    if (!(durationSeconds > 0)) durationSeconds = await this.lastPacketEnd(file, signal);
     if (!Number.isFinite(durationSeconds) || durationSeconds <= 0) throw new UnreadableVideoError('the video has no duration');
     // a phone's portrait video is often stored landscape with a rotation: the player shows it turned
     const rotation = Math.abs(Number(video.side_data_list?.find((data) => data.rotation !== undefined)?.rotation ?? video.tags?.rotate ?? 0)) % 180;
     const [width, height] = rotation === 90 ? [video.height, video.width] : [video.width, video.height];
     return { durationSeconds, width, height, hasAudio: Boolean(output.streams?.some((stream) => stream.codec_type === 'audio')) };
+  }
+
+  /** Where the file's last packet ends, in seconds (0 when none says): read packet by packet, without decoding. */
+  private async lastPacketEnd(file: string, signal: AbortSignal): Promise<number> {
+    let end = 0;
+    try {
+      await run(this.ffprobePath, ['-v', 'error', '-show_entries', 'packet=pts_time,duration_time', '-of', 'csv=p=0', file], signal, (line) => {
+        const [pts = NaN, duration = NaN] = line.split(',').map(Number);
+        if (Number.isFinite(pts)) end = Math.max(end, pts + (Number.isFinite(duration) ? duration : 0));
+      });
+    } catch (error) {
+      if (signal.aborted || !(error instanceof VideoToolError)) throw error;
+      throw new UnreadableVideoError(`the file is not a video ffprobe can read (${error.message})`);
+    }
+    return end;
   }
 
   async transcodeToHls(input: string, outputDir: string, renditions: readonly Rendition[], probe: VideoProbe, options: TranscodeOptions): Promise<void> {

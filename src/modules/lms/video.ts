@@ -11,7 +11,7 @@ import { toWebp16x9 } from '../../infra/images.js';
 import { JobTimeoutError, PermanentJobError, type JobContext, type JobQueue } from '../../infra/jobs.js';
 import type { Logger } from '../../infra/logger.js';
 import { contentTypeOf, type ObjectStorage } from '../../infra/storage.js';
-import { renditionsFor, sniffVideoContainer, UnreadableVideoError, VIDEO_SNIFF_BYTES, type VideoTools } from '../../infra/video.js';
+import { renditionsFor, sniffVideoContainer, UnreadableVideoError, VIDEO_SNIFF_BYTES, VideoToolError, type VideoTools } from '../../infra/video.js';
 import { peekBytes } from '../../http/multipart.js';
 import { inParallel } from '../../shared/concurrency.js';
 import { safeEqual } from '../../shared/crypto.js';
@@ -54,7 +54,8 @@ export interface VideoUrlView {
 }
 
 /** A playback URL's path: the lesson, then a token binding the upload, the viewer's grant and the expiry. */
-const RENDITION_NAME = /^[0-9]{3,4}p$/;
+// a source below the ladder keeps its own size: 90p is a rendition too
+const RENDITION_NAME = /^[0-9]{1,4}p$/;
 const SEGMENT_NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
 const GRANT_CODES: Record<LessonGrant, string> = { admin: 'a', enrolled: 'e', preview: 'p' };
 const TOKEN = /^(\d{1,12})\.([aep])(?:-([0-9a-f-]{36}))?\.([A-Za-z0-9_-]{43})$/;
@@ -122,6 +123,8 @@ export class VideoService {
       sizeBytes = await storage.putStream(sourceKey, stream, contentTypeOf(sourceKey));
     } catch (error) {
       if (error instanceof AppError) throw error;
+      // the lesson's files went with it while its video streamed in
+      if (!(await this.dependencies.lms.findLesson(lessonId))) throw new NotFoundError('Lesson');
       logger.error({ err: error, lessonId }, 'could not store an uploaded video');
       throw new AppError('dependency_unavailable', 'The video could not be stored; try again');
     }
@@ -184,6 +187,8 @@ export class VideoService {
     const forwardAbort = () => stop.abort(context.signal.reason);
     context.signal.addEventListener('abort', forwardAbort, { once: true });
     const workDir = await mkdtemp(path.join(tmpdir(), 'parley-video-'));
+    // a poster this run stored that is not (yet) the lesson's: deleted when the run ends otherwise
+    let strayPoster: string | null = null;
     try {
       const source = path.join(workDir, `source${path.extname(lesson.videoSourceKey)}`);
       await storage.download(lesson.videoSourceKey, source);
@@ -194,6 +199,7 @@ export class VideoService {
       await tools.transcodeToHls(source, outputDir, renditions, probe, { signal: stop.signal, onProgress: progress.report });
       await progress.settled();
       const thumbnailKey = await this.storePoster(source, probe.durationSeconds, ref.lessonId, stop.signal, context);
+      strayPoster = thumbnailKey;
       if ((await this.dependencies.lms.findLesson(ref.lessonId))?.videoUploadId !== ref.uploadId) throw new SupersededError();
       const prefix = hlsPrefix(lesson.courseId, ref.lessonId);
       await storage.deletePrefix(prefix);
@@ -208,10 +214,8 @@ export class VideoService {
         thumbnailKey,
         now: clock.now(),
       });
-      if (!ready) {
-        if (thumbnailKey) await this.deleteQuietly(thumbnailKey);
-        return;
-      }
+      if (!ready) return;
+      strayPoster = null;
       await context.progress(100);
       if (ready.previousThumbnailKey && ready.previousThumbnailKey !== thumbnailKey) await this.deleteQuietly(ready.previousThumbnailKey);
       if (ready.uploadedBy) {
@@ -220,9 +224,12 @@ export class VideoService {
           .catch((error: unknown) => context.logger.error({ err: error }, 'could not tell that a video is ready'));
       }
     } catch (error) {
+      // the reason is shown to admins: the work folder's paths say nothing to them, and too much about the server
+      if (error instanceof VideoToolError) error.message = error.message.replaceAll(`${workDir}${path.sep}`, '');
       await this.settleFailure(ref, error, stop.signal, context);
     } finally {
       context.signal.removeEventListener('abort', forwardAbort);
+      if (strayPoster) await this.deleteQuietly(strayPoster);
       await rm(workDir, { recursive: true, force: true });
     }
   }
