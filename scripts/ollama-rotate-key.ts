@@ -15,7 +15,7 @@ const config = cliConfig();
 const container = await createContainer(config, { cwd: process.cwd(), logger: createLogger({ level: 'warn' }) });
 let exitCode = 0;
 try {
-  const keys = container.services.ollama;
+  const { keys } = container.services.ollama;
   const before = await keys.versions();
   const waiting = before.versions.filter((entry) => entry.version !== before.current).reduce((sum, entry) => sum + entry.rows, 0);
   console.log(`current key ${before.current}: ${waiting} stored keys to re-seal`);

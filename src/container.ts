@@ -17,6 +17,8 @@ import { loadSigningKeys, type SigningKeys } from './infra/keys.js';
 import { createLogger, type Logger } from './infra/logger.js';
 import { LOCAL_PAYMENTS_SECRET_FILE, loadGeneratedSecret, OLLAMA_KEY_FILE } from './infra/generated-secret.js';
 import { parseEncryptionKey, SecretBox } from './infra/secret-box.js';
+import { CircuitBreaker } from './infra/circuit-breaker.js';
+import { createGuardedFetch } from './infra/outbound.js';
 import { createPayPalProvider } from './infra/payments/paypal.js';
 import { createStripeProvider } from './infra/payments/stripe.js';
 import { createPushSender } from './infra/push-fcm.js';
@@ -246,12 +248,26 @@ export async function createContainer(config: Config, options: ContainerOptions)
     const ollamaKey =
       config.OLLAMA_KEY_ENCRYPTION_KEY ?? parseEncryptionKey(await loadGeneratedSecret(path.resolve(options.cwd, config.JWT_KEYS_DIR), OLLAMA_KEY_FILE));
     if (!ollamaKey) throw new Error(`${OLLAMA_KEY_FILE} in ${config.JWT_KEYS_DIR} holds no usable key: delete it to have a new one generated`);
+    const ollamaBase = config.OLLAMA_BASE_URL ? new URL(config.OLLAMA_BASE_URL) : null;
     const ollama = modules.ollama.create({
       infra,
       box: new SecretBox(ollamaKey, config.OLLAMA_KEY_ENCRYPTION_KEY_PREVIOUS),
+      // the operator's Ollama is trusted wherever it runs; any other host must be public
+      fetch: createGuardedFetch({
+        trusted: ollamaBase ? [{ hostname: ollamaBase.hostname, port: Number(ollamaBase.port || (ollamaBase.protocol === 'https:' ? 443 : 80)) }] : [],
+        connectTimeoutMs: config.AI_CONNECT_TIMEOUT,
+        headersTimeoutMs: config.AI_FIRST_TOKEN_TIMEOUT,
+        bodyTimeoutMs: config.AI_IDLE_TIMEOUT,
+      }),
+      breaker: new CircuitBreaker({ failureThreshold: 5, windowMs: 30_000, openMs: 30_000, now: () => clock.now().getTime() }),
       audit: audit.service,
       auth: auth.service,
-      settings: { revealWithinMs: 5 * 60_000, revealLimit: config.OLLAMA_KEY_REVEAL_LIMIT },
+      settings: {
+        revealWithinMs: 5 * 60_000,
+        revealLimit: config.OLLAMA_KEY_REVEAL_LIMIT,
+        defaultBaseUrl: config.OLLAMA_BASE_URL ?? null,
+        dailyTokenLimit: config.AI_DAILY_TOKEN_LIMIT,
+      },
     });
 
     const stripe = config.STRIPE_SECRET_KEY

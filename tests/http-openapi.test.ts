@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabaseUrl } from './helpers/app.js';
 import { bearer, PASSWORD, uniqueEmail, type Pair } from './helpers/auth.js';
+import { startFakeOllama, type FakeOllama } from './helpers/fake-ollama.js';
 import { multipartFile } from './helpers/multipart.js';
 import { fuzzCases, operations, rawCases, validRequest, type OpenApiDocument, type Operation } from './helpers/openapi-driver.js';
 import { inParallel, send, sendRaw, startBuiltServer, type HttpRequest, type ServerProcess } from './helpers/server-process.js';
@@ -18,11 +19,14 @@ const BODY_LIMIT_BYTES = 2 * 1024 * 1024;
 const CONCURRENCY = 4;
 
 let server: ServerProcess;
+let ollama: FakeOllama;
 let database: pg.Client;
 let document: OpenApiDocument;
 
 beforeAll(async () => {
-  server = await startBuiltServer({ RATE_LIMIT_REQUESTS: '1000000', BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES) });
+  // a model to talk to, so the AI routes answer their documented requests as they would in service
+  ollama = await startFakeOllama();
+  server = await startBuiltServer({ RATE_LIMIT_REQUESTS: '1000000', BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES), OLLAMA_BASE_URL: ollama.url });
   database = new pg.Client({ connectionString: await testDatabaseUrl() });
   await database.connect();
   document = JSON.parse((await send(server.url, { method: 'GET', url: '/openapi.json' })).body) as OpenApiDocument;
@@ -30,6 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await database?.end();
   await server?.stop();
+  await ollama?.close();
 });
 
 async function register(email = uniqueEmail()): Promise<Pair & { email: string }> {

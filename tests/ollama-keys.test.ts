@@ -169,11 +169,11 @@ describe('rotating the encryption key', () => {
     });
     try {
       const reads = Promise.all(users.map(async (user, index) => [index, (await reveal(during, user)).json<{ apiKey: string }>().apiKey] as const));
-      const totals = await during.container.services.ollama.rotate(4);
+      const totals = await during.container.services.ollama.keys.rotate(4);
       for (const [index, apiKey] of await reads) expect(apiKey).toBe(`sk-rotation-${index}-abcdefghijkl`);
       expect(totals).toEqual({ resealed: 25, unreadable: 1 });
-      expect(await during.container.services.ollama.rotate(4)).toEqual({ resealed: 0, unreadable: 1 });
-      expect(await during.container.services.ollama.versions()).toEqual({
+      expect(await during.container.services.ollama.keys.rotate(4)).toEqual({ resealed: 0, unreadable: 1 });
+      expect(await during.container.services.ollama.keys.versions()).toEqual({
         current: keyVersion(keyB),
         versions: expect.arrayContaining([{ version: keyVersion(keyB), rows: 25 }]),
       });

@@ -411,6 +411,15 @@ export const envSchema = z
       })
       .describe('Keys rotated out (comma-separated): stored keys they sealed still open until `npm run ollama:rotate-key` re-seals them.'),
     OLLAMA_KEY_REVEAL_LIMIT: limit.prefault('5/1h').describe('Reads of a stored key back (GET /api/ollama/get-key) per user.'),
+    AI_DAILY_TOKEN_LIMIT: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(200_000)
+      .describe('Prompt and reply tokens one user may spend through the AI proxy per UTC day (0: no limit).'),
+    AI_CONNECT_TIMEOUT: duration.prefault('5s').describe('Connecting to an Ollama server gives up after this long.'),
+    AI_FIRST_TOKEN_TIMEOUT: duration.prefault('120s').describe("Waiting for a model's first token (loading the model included) gives up after this long."),
+    AI_IDLE_TIMEOUT: duration.prefault('60s').describe('A reply that stops streaming for this long is cut off.'),
   })
   .strip()
   .superRefine((env, ctx) => {
@@ -527,6 +536,19 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'PAYPAL_MODE',
       'PAYPAL_WEBHOOK_ID',
       'PAYPAL_API_URL',
+    ],
+  },
+  {
+    title: 'AI partner',
+    keys: [
+      'OLLAMA_BASE_URL',
+      'OLLAMA_KEY_ENCRYPTION_KEY',
+      'OLLAMA_KEY_ENCRYPTION_KEY_PREVIOUS',
+      'OLLAMA_KEY_REVEAL_LIMIT',
+      'AI_DAILY_TOKEN_LIMIT',
+      'AI_CONNECT_TIMEOUT',
+      'AI_FIRST_TOKEN_TIMEOUT',
+      'AI_IDLE_TIMEOUT',
     ],
   },
   {

@@ -1,8 +1,11 @@
+import { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { caller } from '../../shared/auth.js';
 import { errorResponses, noContent, noContentSchema } from '../../shared/responses.js';
-import { keyStatusSchema, revealBodySchema, revealedKeySchema, storeKeyBodySchema } from './schemas.js';
+import type { Logger } from '../../infra/logger.js';
+import type { OllamaProxy } from './proxy.js';
+import { chatStreamResponse, keyStatusSchema, modelsSchema, proxyChatBodySchema, revealBodySchema, revealedKeySchema, storeKeyBodySchema } from './schemas.js';
 import type { OllamaKeyService, RequestMeta } from './service.js';
 
 const meta = (request: FastifyRequest): RequestMeta => ({ ip: request.ip, userAgent: request.headers['user-agent'] ?? null });
@@ -80,5 +83,62 @@ export const ollamaKeyRoutes: FastifyPluginAsyncZod<{ keys: OllamaKeyService; re
       await keys.delete(caller(request).userId, meta(request));
       return noContent(reply);
     },
+  );
+};
+
+/** One chunk as a line of NDJSON, or as an SSE event. */
+const frame = (sse: boolean, chunk: unknown, event?: string) =>
+  sse ? `${event ? `event: ${event}\n` : ''}data: ${JSON.stringify(chunk)}\n\n` : `${JSON.stringify(chunk)}\n`;
+
+/** The proxy to the model: a streamed chat, and the models there are. */
+export const ollamaProxyRoutes: FastifyPluginAsyncZod<{ proxy: OllamaProxy; logger: Logger }> = async (app, { proxy, logger }) => {
+  const tags = ['ai'];
+  const signedIn = { auth: 'user' } as const;
+
+  app.post(
+    '/api/ollama/proxy-chat',
+    {
+      config: signedIn,
+      schema: {
+        tags,
+        summary: 'Chat with a model through the server: the reply streams as it is generated (NDJSON, or SSE by Accept)',
+        description:
+          "Sent to the caller's own Ollama (with their stored key) or the server's OLLAMA_BASE_URL. Closing the connection cancels the upstream request. Tokens count against AI_DAILY_TOKEN_LIMIT.",
+        body: proxyChatBodySchema,
+        response: { 200: chatStreamResponse, ...errorResponses(400, 401, 404, 422, 429, 503) },
+      },
+    },
+    async (request, reply) => {
+      const sse = (request.headers.accept ?? '').includes('text/event-stream');
+      const gone = new AbortController();
+      reply.raw.once('close', () => gone.abort());
+      const chat = await proxy.chat(caller(request).userId, request.body, gone.signal);
+      const userId = caller(request).userId;
+      async function* lines(): AsyncGenerator<string> {
+        try {
+          for await (const part of chat.parts) yield frame(sse, part);
+        } catch (error) {
+          if (gone.signal.aborted) return;
+          logger.warn({ err: error, userId }, 'an upstream chat broke off mid-stream');
+          yield frame(sse, { error: { code: 'ai_unavailable', message: 'The model stopped answering mid-reply; try again' } }, 'error');
+        } finally {
+          chat.abort();
+        }
+      }
+      return reply
+        .type(sse ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
+        .header('cache-control', 'no-cache')
+        .header('x-accel-buffering', 'no')
+        .send(Readable.from(lines()));
+    },
+  );
+
+  app.get(
+    '/api/ollama/list-models',
+    {
+      config: signedIn,
+      schema: { tags, summary: "The models my Ollama (or the server's) offers", response: { 200: modelsSchema, ...errorResponses(401, 422, 503) } },
+    },
+    async (request) => ({ models: await proxy.listModels(caller(request).userId) }),
   );
 };
