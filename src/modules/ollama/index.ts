@@ -15,6 +15,7 @@ export type { OllamaKeyService } from './service.js';
 export { OllamaRepository } from './repository.js';
 
 export type { OllamaProxy } from './proxy.js';
+export { exportEntries, fernetDecrypt, FernetError, importOllamaKeys, parseFernetKey, type FernetKey, type ImportReport } from './import.js';
 
 export interface OllamaSettings extends ProxySettings {
   revealWithinMs: number;

@@ -102,6 +102,25 @@ export class OllamaKeyService {
   }
 
   /**
+   * Stores a key brought from the old server (`npm run ollama:migrate`), unless the user already
+   * has this very key and base URL, then reads it back from the database and opens it: 'failed'
+   * when what is stored does not give the same key and URL back.
+   */
+  async importKey(userId: string, input: { apiKey: string; baseUrl: string | null }): Promise<'imported' | 'skipped' | 'failed'> {
+    const existing = await this.repository.find(userId);
+    if (existing && existing.baseUrl === input.baseUrl && this.openOrNull(existing) === input.apiKey) return 'skipped';
+    const { box, clock, audit } = this.dependencies;
+    await this.repository.upsert(userId, box.seal(input.apiKey, associatedData(userId)), hintOf(input.apiKey), input.baseUrl, clock.now());
+    await audit.record({ type: 'ollama_key_stored', userId, userAgent: 'npm run ollama:migrate', metadata: { baseUrl: input.baseUrl, imported: true } });
+    // read back the way the proxy reads it
+    const stored = await this.credentialsOf(userId).catch((error: unknown) => {
+      if (error instanceof AppError) return null;
+      throw error;
+    });
+    return stored?.apiKey === input.apiKey && stored.baseUrl === input.baseUrl ? 'imported' : 'failed';
+  }
+
+  /**
    * Re-seals every key not sealed with the current encryption key (`npm run ollama:rotate-key`),
    * batch by batch while the server runs: until it finishes, the servers need the old key in
    * OLLAMA_KEY_ENCRYPTION_KEY_PREVIOUS. Keys no known key opens are counted and left as they are.
@@ -111,15 +130,8 @@ export class OllamaKeyService {
     const totals = { resealed: 0, unreadable: 0 };
     for (let after: string | null = null; ;) {
       const batch = await this.repository.reseal(box.currentVersion, after, batchSize, (row) => {
-        try {
-          return box.seal(
-            box.open({ ciphertext: row.encryptedKey, nonce: row.nonce, version: row.keyVersion }, associatedData(row.userId)),
-            associatedData(row.userId),
-          );
-        } catch (error) {
-          if (error instanceof SecretBoxError) return null;
-          throw error;
-        }
+        const apiKey = this.openOrNull(row);
+        return apiKey === null ? null : box.seal(apiKey, associatedData(row.userId));
       });
       totals.resealed += batch.resealed;
       totals.unreadable += batch.unreadable;
@@ -145,6 +157,16 @@ export class OllamaKeyService {
         'a stored Ollama key does not decrypt',
       );
       throw new AppError('key_unreadable', 'Your stored Ollama key cannot be used; store it again');
+    }
+  }
+
+  /** The key, or null when no known key opens it. */
+  private openOrNull(row: KeyRecord): string | null {
+    try {
+      return this.dependencies.box.open({ ciphertext: row.encryptedKey, nonce: row.nonce, version: row.keyVersion }, associatedData(row.userId));
+    } catch (error) {
+      if (error instanceof SecretBoxError) return null;
+      throw error;
     }
   }
 

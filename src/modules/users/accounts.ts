@@ -52,6 +52,11 @@ export class AccountsService implements RoleLookup {
     return this.repository.credentialsByEmail(email);
   }
 
+  /** The id of the live (not deleted) account with this e-mail, whatever its case: e-mails are stored lower-cased. */
+  async findIdByEmail(email: string): Promise<string | null> {
+    return this.repository.liveIdByEmail(email.trim().toLowerCase());
+  }
+
   /**
    * The hot read behind GET /auth/me: one prepared primary-key lookup. Inside a transaction,
    * pass its manager: a second pool connection there can deadlock the pool.

@@ -203,6 +203,11 @@ export class UsersRepository {
       : null;
   }
 
+  async liveIdByEmail(email: string): Promise<string | null> {
+    const [row] = await this.select<{ id: string }>('SELECT id FROM users WHERE email = $1 AND deleted_at IS NULL', [email]);
+    return row?.id ?? null;
+  }
+
   /** A live account; inside a transaction pass its manager (a second pool connection there can deadlock the pool). */
   async account(id: string, manager?: EntityManager): Promise<AccountRecord | null> {
     return accountOf(
