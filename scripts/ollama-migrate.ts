@@ -20,7 +20,8 @@ import { cliConfig } from './cli-config.js';
  * deleted ones); Parley has no GitHub accounts yet, so an entry with only GitHub ids counts as
  * unmatched. `base_url` (absent, null or empty: the server's OLLAMA_BASE_URL) is stored as given
  * (the proxy vets it at each use). Each stored key is read back and decrypted to check it; a user
- * who already has the same key and URL is skipped, so running it again is safe. Prints the
+ * who already has a key in Parley keeps it (skipped: the same one was imported before, or the user
+ * set another since), so running it again is safe. Prints the
  * counts, then one line per entry not imported (its index from 0 and e-mail or login, never a
  * key). Exit 0: nothing failed; 2: some entries failed; 1: bad invocation or unreadable export.
  */

@@ -123,7 +123,7 @@ describe('importing the old server export', () => {
     expect(lines.some((line) => [KEY_ALICE, KEY_BOB, KEY_CAROL].some((key) => JSON.stringify(line).includes(key)))).toBe(false);
   });
 
-  it('replaces a different key or base URL, and fails what it cannot import: bad shapes, a missing secret, a second entry for one account', async () => {
+  it('keeps a different key or base URL already in Parley, and fails what it cannot import: bad shapes, a missing secret, a second entry for one account', async () => {
     const [dana, erin] = [await register(t.app), await register(t.app)];
     await injectAs(t.app, dana, { method: 'POST', url: '/api/ollama/store-key', payload: { apiKey: 'sk-set-in-parley-0000' } });
     await migrate([{ email: erin.email, api_key: KEY_ALICE }]);
@@ -140,8 +140,10 @@ describe('importing the old server export', () => {
       { api_key: KEY_ALICE },
       { email: 7, api_key: KEY_ALICE },
     ]);
-    expect(report).toMatchObject({ imported: 2, skipped: 0, unmatched: 0, failed: 8 });
+    expect(report).toMatchObject({ imported: 0, skipped: 2, unmatched: 0, failed: 8 });
     expect(report.problems.map(({ index, who, reason }) => [index, who === '(no identity)' ? who : 'named', reason])).toEqual([
+      [0, 'named', 'the account already has another key in Parley, which stays'],
+      [1, 'named', 'the account already has another key in Parley, which stays'],
       [2, 'named', 'entry #0 is for the same account'],
       [3, '(no identity)', 'not an object with the documented fields'],
       [4, 'named', 'needs exactly one of api_key and encrypted_key'],
@@ -151,8 +153,8 @@ describe('importing the old server export', () => {
       [8, '(no identity)', 'no email, github_id or github_login'],
       [9, '(no identity)', 'not an object with the documented fields'],
     ]);
-    expect((await reveal(t, dana)).json()).toEqual({ apiKey: KEY_BOB, baseUrl: null });
-    expect((await reveal(t, erin)).json()).toEqual({ apiKey: KEY_ALICE, baseUrl: 'https://ollama.example.org' });
+    expect((await reveal(t, dana)).json()).toEqual({ apiKey: 'sk-set-in-parley-0000', baseUrl: null });
+    expect((await reveal(t, erin)).json()).toEqual({ apiKey: KEY_ALICE, baseUrl: null });
 
     const withoutSecret = await migrate([{ email: dana.email, encrypted_key: fernetEncrypt(secret, KEY_BOB) }], { fernetKey: null });
     expect(withoutSecret.problems).toEqual([{ index: 0, who: JSON.stringify(dana.email), outcome: 'failed', reason: 'encrypted_key needs --fernet-secret' }]);

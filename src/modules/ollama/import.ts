@@ -74,7 +74,7 @@ export type ImportOutcome = 'imported' | 'skipped' | 'unmatched' | 'failed';
 export interface ImportProblem {
   index: number;
   who: string;
-  outcome: 'unmatched' | 'failed';
+  outcome: 'skipped' | 'unmatched' | 'failed';
   reason: string;
 }
 
@@ -129,8 +129,11 @@ export async function importOllamaKeys(
       report.problems.push({ index, who: whoOf(entry), outcome, reason: `entry #${firstEntryOf.get(resolved.userId)} is for the same account` });
     } else {
       firstEntryOf.set(resolved.userId, index);
-      outcome = await dependencies.keys.importKey(resolved.userId, { apiKey: resolved.apiKey, baseUrl: resolved.baseUrl });
-      if (outcome === 'failed') report.problems.push({ index, who: whoOf(entry), outcome, reason: 'the stored key did not read back the same' });
+      const imported = await dependencies.keys.importKey(resolved.userId, { apiKey: resolved.apiKey, baseUrl: resolved.baseUrl });
+      outcome = imported === 'kept' ? 'skipped' : imported;
+      if (imported === 'kept')
+        report.problems.push({ index, who: whoOf(entry), outcome: 'skipped', reason: 'the account already has another key in Parley, which stays' });
+      if (imported === 'failed') report.problems.push({ index, who: whoOf(entry), outcome: 'failed', reason: 'the stored key did not read back the same' });
     }
     report[outcome] += 1;
     options.onProgress?.(index + 1, entries.length);

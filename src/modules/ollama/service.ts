@@ -106,9 +106,10 @@ export class OllamaKeyService {
    * has this very key and base URL, then reads it back from the database and opens it: 'failed'
    * when what is stored does not give the same key and URL back.
    */
-  async importKey(userId: string, input: { apiKey: string; baseUrl: string | null }): Promise<'imported' | 'skipped' | 'failed'> {
+  async importKey(userId: string, input: { apiKey: string; baseUrl: string | null }): Promise<'imported' | 'skipped' | 'kept' | 'failed'> {
     const existing = await this.repository.find(userId);
-    if (existing && existing.baseUrl === input.baseUrl && this.openOrNull(existing) === input.apiKey) return 'skipped';
+    // the same key: imported before; another key: the user set it in Parley since, and it stays
+    if (existing) return existing.baseUrl === input.baseUrl && this.openOrNull(existing) === input.apiKey ? 'skipped' : 'kept';
     const { box, clock, audit } = this.dependencies;
     await this.repository.upsert(userId, box.seal(input.apiKey, associatedData(userId)), hintOf(input.apiKey), input.baseUrl, clock.now());
     await audit.record({ type: 'ollama_key_stored', userId, userAgent: 'npm run ollama:migrate', metadata: { baseUrl: input.baseUrl, imported: true } });
