@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -64,6 +64,12 @@ describe.skipIf(!hasFfmpeg)('transcoding in a worker process', () => {
 
       const first = await startWorkerProcess({ ...shared, FFMPEG_PATH: gate.path });
       await h.videoStatus(admin, course.id, lessonId, 'transcoding');
+      // the run's folder (named after the upload, which the job id carries): a kill -9 leaves it behind
+      const workDir = path.join(os.tmpdir(), `parley-video-${jobId.split(':')[1]}`);
+      await eventually(
+        () => existsSync(path.join(workDir, 'source.mp4')),
+        (present) => present,
+      );
       const job = async () => (await injectAs(t.app, admin, { method: 'GET', url: `/admin/jobs/${jobId}` })).json<{ state: string; attempts: number }>();
       expect((await job()).state).toBe('active');
       await first.crash();
@@ -74,6 +80,7 @@ describe.skipIf(!hasFfmpeg)('transcoding in a worker process', () => {
       expect(ready).toMatchObject({ videoProgress: 100, durationSeconds: 2, videoError: null });
       const finished = await eventually(job, (current) => current.state === 'completed', 30_000);
       expect(finished.attempts).toBe(2);
+      expect(existsSync(workDir)).toBe(false); // the next run cleared what the killed one left
       const notices = await eventually(
         async () => (await injectAs(t.app, admin, { method: 'GET', url: '/notifications' })).json<{ items: Array<{ type: string }> }>().items,
         (items) => items.some((item) => item.type === 'course_ready'),

@@ -126,13 +126,27 @@ describe('the Ollama proxy, with the operator’s Ollama (OLLAMA_BASE_URL) on lo
 });
 
 describe('the Ollama proxy’s limits on where it connects', () => {
-  it('refuses a user’s base URL on loopback or a private address the operator did not configure, without connecting', async () => {
+  it('refuses a user’s base URL on loopback or a private address the operator did not configure, when stored and when used, without connecting', async () => {
     const target = await untouchable();
     const t = await buildTestApp({ env: { DATABASE_URL: await separateDatabaseUrl() } });
     try {
       const user = await register(t.app);
-      for (const baseUrl of [`http://127.0.0.1:${target.port}`, `http://localhost:${target.port}`, `http://127.0.0.2:${target.port}`]) {
-        await injectAs(t.app, user, { method: 'POST', url: '/api/ollama/store-key', payload: { apiKey: USER_KEY, baseUrl } });
+      const loopback = [`http://127.0.0.1:${target.port}`, `http://localhost:${target.port}`, `http://127.0.0.2:${target.port}`, `http://[::1]:${target.port}`];
+      // written as an address: refused at once (classified, never contacted); 10/8 and 169.254/16 too
+      for (const baseUrl of [...loopback, 'http://10.1.2.3:11434', 'http://169.254.169.254/', 'http://[fd00::1]:11434']) {
+        const res = await injectAs(t.app, user, { method: 'POST', url: '/api/ollama/store-key', payload: { apiKey: USER_KEY, baseUrl } });
+        expect([baseUrl, res.statusCode, res.json().error.code]).toEqual([baseUrl, 422, 'base_url_refused']);
+      }
+      expect((await injectAs(t.app, user, { method: 'GET', url: '/api/ollama/check-key' })).json().hasKey).toBe(false);
+      // a name that resolves to such an address is only known at use: the proxy vets what DNS answers
+      const stored = await injectAs(t.app, user, {
+        method: 'POST',
+        url: '/api/ollama/store-key',
+        payload: { apiKey: USER_KEY, baseUrl: 'https://ollama.example.com' },
+      });
+      expect(stored.statusCode).toBe(200);
+      for (const baseUrl of loopback) {
+        await t.container.db.query('UPDATE ollama_keys SET base_url = $2 WHERE user_id = $1', [user.user.id, baseUrl]);
         const res = await chat(t, user, 'llama3.2');
         expect([baseUrl, res.statusCode, res.json().error.code]).toEqual([baseUrl, 422, 'base_url_refused']);
         expect((await injectAs(t.app, user, { method: 'GET', url: '/api/ollama/list-models' })).json().error.code).toBe('base_url_refused');

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -186,7 +186,10 @@ export class VideoService {
     const stop = new AbortController();
     const forwardAbort = () => stop.abort(context.signal.reason);
     context.signal.addEventListener('abort', forwardAbort, { once: true });
-    const workDir = await mkdtemp(path.join(tmpdir(), 'parley-video-'));
+    // one folder per upload: a run cut by a crash (kill -9 leaves no finally) is cleared by the next run
+    const workDir = path.join(tmpdir(), `parley-video-${ref.uploadId}`);
+    await rm(workDir, { recursive: true, force: true });
+    await mkdir(workDir, { recursive: true, mode: 0o700 });
     // a poster this run stored that is not (yet) the lesson's: deleted when the run ends otherwise
     let strayPoster: string | null = null;
     try {

@@ -52,7 +52,10 @@ export const ollamaModule = defineModule({
     settings: OllamaSettings;
   }) => {
     const repository = new OllamaRepository(infra.db);
-    const keys = new OllamaKeyService({ repository, box, redis: infra.redis.client, clock: infra.clock, logger: infra.logger, audit, auth }, settings);
+    const keys = new OllamaKeyService(
+      { repository, box, redis: infra.redis.client, clock: infra.clock, logger: infra.logger, audit, auth },
+      { ...settings, trustedBaseUrl: settings.defaultBaseUrl },
+    );
     const proxy = new OllamaProxy({ keys, fetch, breaker, redis: infra.redis.client, clock: infra.clock, logger: infra.logger }, settings);
     // a deleted account's key goes with it (the user row stays, anonymised)
     const unsubscribe = infra.events.on('user.deleted', async ({ userId }) => {

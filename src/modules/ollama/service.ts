@@ -1,5 +1,7 @@
 import type { Redis } from 'ioredis';
+import { isIP } from 'node:net';
 import type { Clock } from '../../infra/clock.js';
+import { classifyAddress } from '../../infra/outbound.js';
 import type { Logger } from '../../infra/logger.js';
 import { type SecretBox, SecretBoxError } from '../../infra/secret-box.js';
 import type { AuthContext } from '../../shared/auth.js';
@@ -23,6 +25,8 @@ export interface RequestMeta {
 }
 
 export interface KeySettings {
+  /** The operator's OLLAMA_BASE_URL: a user may name it even on a private address. */
+  trustedBaseUrl: string | null;
   /** A sign-in younger than this lets the key be read back without the password. */
   revealWithinMs: number;
   /** Reads of the key back, per user per window. */
@@ -66,10 +70,29 @@ export class OllamaKeyService {
   }
 
   async store(userId: string, input: { apiKey: string; baseUrl: string | null }, meta: RequestMeta): Promise<KeyStatus> {
+    if (input.baseUrl && !this.mayPointAt(input.baseUrl))
+      throw new AppError('base_url_refused', 'This Ollama base URL is a private or loopback address this server may not reach: use a public one');
     const sealed = this.dependencies.box.seal(input.apiKey, associatedData(userId));
     const row = await this.repository.upsert(userId, sealed, hintOf(input.apiKey), input.baseUrl, this.dependencies.clock.now());
     await this.dependencies.audit.record({ type: 'ollama_key_stored', userId, ip: meta.ip, userAgent: meta.userAgent, metadata: { baseUrl: input.baseUrl } });
     return status(row);
+  }
+
+  /**
+   * A base URL whose host is written as an address (or `localhost`) must be public, unless it is
+   * the operator's own Ollama: told at once rather than at the first chat. A name is vetted
+   * after DNS resolution, at each use (the proxy).
+   */
+  private mayPointAt(baseUrl: string): boolean {
+    const url = new URL(baseUrl);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+    if (this.settings.trustedBaseUrl) {
+      const trusted = new URL(this.settings.trustedBaseUrl);
+      if (trusted.hostname.replace(/^\[|\]$/g, '') === host && (trusted.port || (trusted.protocol === 'https:' ? '443' : '80')) === port) return true;
+    }
+    if (host.toLowerCase() === 'localhost' || host.toLowerCase().endsWith('.localhost')) return false;
+    return isIP(host) === 0 || classifyAddress(host) === 'public';
   }
 
   async check(userId: string): Promise<KeyStatus> {
