@@ -1,9 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { createContainer } from '../src/container.js';
-import { createLogger } from '../src/infra/logger.js';
-import { AppError } from '../src/shared/errors.js';
-import { cliConfig } from './cli-config.js';
+import { runWithContainer } from './cli-config.js';
 
 /**
  * npm run admin:create -- --email ops@example.com [--password '...']
@@ -22,18 +19,10 @@ if (password !== undefined && (password.length < 8 || Buffer.byteLength(password
   process.exit(1);
 }
 
-const config = cliConfig();
-const container = await createContainer(config, { cwd: process.cwd(), logger: createLogger({ level: 'warn' }) });
-let exitCode = 0;
-try {
+await runWithContainer(async (container) => {
   const outcome = await container.services.auth.ensureAdmin(email.data, password);
   console.log(
     { created: `created admin ${email.data}`, promoted: `promoted ${email.data} to admin`, already_admin: `${email.data} is already an admin` }[outcome],
   );
-} catch (error) {
-  console.error(`parley: ${error instanceof AppError ? error.message : String(error)}`);
-  exitCode = 1;
-} finally {
-  await container.close();
-}
-process.exit(exitCode);
+  return 0;
+});

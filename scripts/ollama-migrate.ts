@@ -1,9 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createContainer } from '../src/container.js';
-import { createLogger } from '../src/infra/logger.js';
 import { exportEntries, importOllamaKeys, parseFernetKey, type FernetKey } from '../src/modules/ollama/index.js';
-import { cliConfig } from './cli-config.js';
+import { runWithContainer } from './cli-config.js';
 
 /**
  * npm run ollama:migrate -- --input export.json [--fernet-secret KEY | --fernet-secret-file PATH]
@@ -76,10 +74,7 @@ function progress(done: number, total: number): void {
   }
 }
 
-const config = cliConfig();
-const container = await createContainer(config, { cwd: process.cwd(), logger: createLogger({ level: 'warn' }) });
-let exitCode = 0;
-try {
+await runWithContainer(async (container) => {
   const report = await importOllamaKeys(
     entries,
     { keys: container.services.ollama.keys, accounts: container.services.accounts },
@@ -87,11 +82,5 @@ try {
   );
   console.log(`imported ${report.imported}, skipped ${report.skipped}, unmatched ${report.unmatched}, failed ${report.failed}`);
   for (const problem of report.problems) console.log(`${problem.outcome} #${problem.index} ${problem.who}: ${problem.reason}`);
-  if (report.failed > 0) exitCode = 2;
-} catch (error) {
-  console.error(`parley: ${error instanceof Error ? error.message : String(error)}`);
-  exitCode = 1;
-} finally {
-  await container.close();
-}
-process.exit(exitCode);
+  return report.failed > 0 ? 2 : 0;
+});

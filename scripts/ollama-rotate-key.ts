@@ -1,6 +1,4 @@
-import { createContainer } from '../src/container.js';
-import { createLogger } from '../src/infra/logger.js';
-import { cliConfig } from './cli-config.js';
+import { runWithContainer } from './cli-config.js';
 
 /**
  * npm run ollama:rotate-key
@@ -11,10 +9,7 @@ import { cliConfig } from './cli-config.js';
  */
 const BATCH = 200;
 
-const config = cliConfig();
-const container = await createContainer(config, { cwd: process.cwd(), logger: createLogger({ level: 'warn' }) });
-let exitCode = 0;
-try {
+await runWithContainer(async (container) => {
   const { keys } = container.services.ollama;
   const before = await keys.versions();
   const waiting = before.versions.filter((entry) => entry.version !== before.current).reduce((sum, entry) => sum + entry.rows, 0);
@@ -24,14 +19,7 @@ try {
   });
   if (process.stdout.isTTY) process.stdout.write('\n');
   console.log(`re-sealed ${totals.resealed}, unreadable ${totals.unreadable}`);
-  if (totals.unreadable > 0) {
-    console.error('parley: some keys open with no known key: add the key that sealed them to OLLAMA_KEY_ENCRYPTION_KEY_PREVIOUS and run again');
-    exitCode = 2;
-  }
-} catch (error) {
-  console.error(`parley: ${error instanceof Error ? error.message : String(error)}`);
-  exitCode = 1;
-} finally {
-  await container.close();
-}
-process.exit(exitCode);
+  if (totals.unreadable === 0) return 0;
+  console.error('parley: some keys open with no known key: add the key that sealed them to OLLAMA_KEY_ENCRYPTION_KEY_PREVIOUS and run again');
+  return 2;
+});
