@@ -12,6 +12,7 @@ import { CreatePayments1796139015198 } from './1796139015198-CreatePayments.js';
 import { CreateLessons1796143567350 } from './1796143567350-CreateLessons.js';
 import { LessonVideos1796148589182 } from './1796148589182-LessonVideos.js';
 import { OllamaKeys1796151093444 } from './1796151093444-OllamaKeys.js';
+import { ChatThreads1796159277764 } from './1796159277764-ChatThreads.js';
 export const migrations = [
   EnableCitext1763769600000,
   CreateAccounts1763776800000,
@@ -25,4 +26,5 @@ export const migrations = [
   CreateLessons1796143567350,
   LessonVideos1796148589182,
   OllamaKeys1796151093444,
+  ChatThreads1796159277764,
 ];

@@ -270,6 +270,22 @@ export async function createContainer(config: Config, options: ContainerOptions)
       },
     });
 
+    const chat = modules.chat.create({
+      infra,
+      proxy: ollama.service.proxy,
+      profiles: users.service.profiles,
+      settings: {
+        defaultModel: config.AI_DEFAULT_MODEL,
+        historyMessages: config.AI_HISTORY_MESSAGES,
+        replyMaxMs: config.AI_REPLY_MAX_DURATION,
+        anonymousRetentionMs: config.AI_ANONYMOUS_RETENTION,
+        maxMessageChars: config.AI_MESSAGE_MAX_CHARS,
+        sseHeartbeatMs: config.AI_SSE_HEARTBEAT,
+        resumeRetentionSeconds: Math.ceil(config.AI_RESUME_RETENTION / 1000),
+        idleTimeoutMs: config.AI_IDLE_TIMEOUT,
+      },
+    });
+
     const stripe = config.STRIPE_SECRET_KEY
       ? createStripeProvider({
           secretKey: config.STRIPE_SECRET_KEY,
@@ -342,6 +358,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       lms,
       payments,
       ollama,
+      chat,
       admin,
       storage: storageFiles,
       pages,
@@ -403,6 +420,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
         lms: lms.service,
         payments: payments.service,
         ollama: ollama.service,
+        chat: chat.service,
         admin: admin.service,
       },
       embedded,

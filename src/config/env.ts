@@ -420,6 +420,26 @@ export const envSchema = z
     AI_CONNECT_TIMEOUT: duration.prefault('5s').describe('Connecting to an Ollama server gives up after this long.'),
     AI_FIRST_TOKEN_TIMEOUT: duration.prefault('120s').describe("Waiting for a model's first token (loading the model included) gives up after this long."),
     AI_IDLE_TIMEOUT: duration.prefault('60s').describe('A reply that stops streaming for this long is cut off.'),
+    AI_DEFAULT_MODEL: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, 'an Ollama model name such as llama3.2:3b')
+      .max(200)
+      .default('llama3.2')
+      .describe('The model of an AI conversation started without one (POST /api/sessions/create, /api/chat-stream, /ws).'),
+    AI_MESSAGE_MAX_CHARS: z.coerce.number().int().min(1).max(32_000).default(4000).describe('The longest message a student may send the AI partner.'),
+    AI_HISTORY_MESSAGES: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(200)
+      .default(20)
+      .describe('How many earlier messages of a conversation the model is given with each new one.'),
+    AI_REPLY_MAX_DURATION: duration.prefault('5m').describe('A reply still streaming after this long is cut off (saved as interrupted).'),
+    AI_SSE_HEARTBEAT: duration.prefault('15s').describe('A comment line on open chat streams this often, so proxies keep them open.'),
+    AI_RESUME_RETENTION: duration
+      .prefault('10m')
+      .describe("How long a reply's events are kept in Redis for a client that reconnects with Last-Event-ID (after that, the saved message)."),
+    AI_ANONYMOUS_RETENTION: duration.prefault('24h').describe('Anonymous /ws conversations nobody wrote in for this long are deleted.'),
   })
   .strip()
   .superRefine((env, ctx) => {
@@ -549,6 +569,13 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'AI_CONNECT_TIMEOUT',
       'AI_FIRST_TOKEN_TIMEOUT',
       'AI_IDLE_TIMEOUT',
+      'AI_DEFAULT_MODEL',
+      'AI_MESSAGE_MAX_CHARS',
+      'AI_HISTORY_MESSAGES',
+      'AI_REPLY_MAX_DURATION',
+      'AI_SSE_HEARTBEAT',
+      'AI_RESUME_RETENTION',
+      'AI_ANONYMOUS_RETENTION',
     ],
   },
   {

@@ -3,6 +3,7 @@ import { auditModule } from './audit/index.js';
 import { authModule } from './auth/index.js';
 import { betaModule } from './beta/index.js';
 import { callsModule } from './calls/index.js';
+import { chatModule } from './chat/index.js';
 import { demoModule } from './demo/index.js';
 import { lmsModule } from './lms/index.js';
 import { matchmakingModule } from './matchmaking/index.js';
@@ -33,6 +34,7 @@ export const modules = {
   lms: lmsModule,
   payments: paymentsModule,
   ollama: ollamaModule,
+  chat: chatModule,
   admin: adminModule,
   storage: storageModule,
   pages: pagesModule,

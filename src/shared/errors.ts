@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   order_not_refundable: 409,
   video_not_ready: 409,
   key_unreadable: 409,
+  reply_in_progress: 409,
   donation_not_confirmable: 409,
   payload_too_large: 413,
   uri_too_long: 414,

@@ -14,7 +14,7 @@ import { OllamaKeyService } from './service.js';
 export type { OllamaKeyService } from './service.js';
 export { OllamaRepository } from './repository.js';
 
-export type { OllamaProxy } from './proxy.js';
+export type { AiCaller, ChatStream, OllamaProxy } from './proxy.js';
 export { exportEntries, fernetDecrypt, FernetError, importOllamaKeys, parseFernetKey, type FernetKey, type ImportReport } from './import.js';
 
 export interface OllamaSettings extends ProxySettings {

@@ -14,6 +14,14 @@ export interface ProxySettings {
   dailyTokenLimit: number;
 }
 
+/**
+ * Who a reply is for: a signed-in user (their stored key and base URL, else the operator's
+ * model), or an anonymous chat (always the operator's model). Each has its own token budget.
+ */
+export type AiCaller = { userId: string } | { anonymousId: string };
+
+const budgetOwner = (caller: AiCaller) => ('userId' in caller ? caller.userId : `anon:${caller.anonymousId}`);
+
 export interface ChatInput {
   model: string;
   messages: Message[];
@@ -58,8 +66,8 @@ export class OllamaProxy {
   ) {}
 
   /** The user's upstream and the headers that carry their key; 503 ai_unavailable when there is none. */
-  private async upstreamFor(userId: string): Promise<{ host: string; headers: Record<string, string> }> {
-    const credentials = await this.dependencies.keys.credentialsOf(userId);
+  private async upstreamFor(caller: AiCaller): Promise<{ host: string; headers: Record<string, string> }> {
+    const credentials = 'userId' in caller ? await this.dependencies.keys.credentialsOf(caller.userId) : null;
     const host = credentials?.baseUrl ?? this.settings.defaultBaseUrl;
     if (!host)
       throw new AppError(
@@ -80,13 +88,13 @@ export class OllamaProxy {
     });
   }
 
-  private budgetKey(userId: string): string {
-    return `ai:tokens:${userId}:${this.dependencies.clock.now().toISOString().slice(0, 10)}`;
+  private budgetKey(caller: AiCaller): string {
+    return `ai:tokens:${budgetOwner(caller)}:${this.dependencies.clock.now().toISOString().slice(0, 10)}`;
   }
 
-  private async checkBudget(userId: string): Promise<void> {
+  private async checkBudget(caller: AiCaller): Promise<void> {
     if (!this.settings.dailyTokenLimit) return;
-    const used = Number((await this.dependencies.redis.get(this.budgetKey(userId))) ?? 0);
+    const used = Number((await this.dependencies.redis.get(this.budgetKey(caller))) ?? 0);
     if (used >= this.settings.dailyTokenLimit)
       throw new AppError('ai_budget_exceeded', `You have used today's ${this.settings.dailyTokenLimit} AI tokens; more tomorrow (UTC)`, {
         used,
@@ -94,9 +102,9 @@ export class OllamaProxy {
       });
   }
 
-  private async spend(userId: string, tokens: number): Promise<void> {
+  private async spend(caller: AiCaller, tokens: number): Promise<void> {
     if (!this.settings.dailyTokenLimit || tokens <= 0) return;
-    const key = this.budgetKey(userId);
+    const key = this.budgetKey(caller);
     await this.dependencies.redis
       .multi()
       .incrby(key, tokens)
@@ -109,9 +117,9 @@ export class OllamaProxy {
    * not a broken stream), with the parts to relay. The tokens spent are counted when the reply
    * is done; `abort` (or `signal`) cancels the upstream request.
    */
-  async chat(userId: string, input: ChatInput, signal: AbortSignal): Promise<ChatStream> {
-    await this.checkBudget(userId);
-    const upstream = await this.upstreamFor(userId);
+  async chat(caller: AiCaller, input: ChatInput, signal: AbortSignal): Promise<ChatStream> {
+    await this.checkBudget(caller);
+    const upstream = await this.upstreamFor(caller);
     const controller = new AbortController();
     const stop = () => controller.abort();
     signal.addEventListener('abort', stop, { once: true });
@@ -120,7 +128,7 @@ export class OllamaProxy {
       const iterator = await this.guarded(upstream.host, () =>
         client.chat({ model: input.model, messages: input.messages, stream: true, ...(input.options ? { options: input.options } : {}) }),
       );
-      const spend = (tokens: number) => this.spend(userId, tokens);
+      const spend = (tokens: number) => this.spend(caller, tokens);
       const logger = this.dependencies.logger;
       async function* relay(): AsyncGenerator<ChatResponse> {
         try {
@@ -137,7 +145,7 @@ export class OllamaProxy {
       return {
         parts: relay(),
         abort: () => {
-          logger.debug({ userId }, 'the client left: the upstream chat is cancelled');
+          logger.debug({ caller: budgetOwner(caller) }, 'the client left: the upstream chat is cancelled');
           iterator.abort();
           controller.abort();
         },
@@ -150,7 +158,7 @@ export class OllamaProxy {
   }
 
   async listModels(userId: string): Promise<ModelView[]> {
-    const upstream = await this.upstreamFor(userId);
+    const upstream = await this.upstreamFor({ userId });
     const controller = new AbortController();
     try {
       const { models } = await this.guarded(upstream.host, () => this.client(upstream, controller.signal).list());

@@ -112,8 +112,8 @@ export const ollamaProxyRoutes: FastifyPluginAsyncZod<{ proxy: OllamaProxy; logg
       const sse = (request.headers.accept ?? '').includes('text/event-stream');
       const gone = new AbortController();
       reply.raw.once('close', () => gone.abort());
-      const chat = await proxy.chat(caller(request).userId, request.body, gone.signal);
       const userId = caller(request).userId;
+      const chat = await proxy.chat({ userId }, request.body, gone.signal);
       async function* lines(): AsyncGenerator<string> {
         try {
           for await (const part of chat.parts) yield frame(sse, part);

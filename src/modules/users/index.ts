@@ -10,6 +10,7 @@ import { usersRoutes } from './routes.js';
 
 export type { AccountsService, AccountSummary, Audience, Credentials, UserSearchFilter } from './accounts.js';
 export { ENGLISH_LEVELS } from './entities.js';
+export type { EnglishLevel } from './repository.js';
 export type { ProfilesService, MeView, ProfileCompletion, PublicName } from './profiles.js';
 
 export interface UsersModuleSettings extends ProfileSettings {

@@ -297,6 +297,11 @@ export class ProfilesService {
     return { active: !match.isBanned, completion: completionOf(match) };
   }
 
+  /** The level the student gave, for the AI partner to speak at (null when not given). */
+  async englishLevel(userId: string): Promise<EnglishLevel | null> {
+    return (await this.repository.matchRecord(userId))?.englishLevel ?? null;
+  }
+
   /** What a matched partner sees in match_found. */
   async matchCard(userId: string): Promise<{ displayName: string; avatarUrl: string | null; level: string | null }> {
     const match = await this.repository.matchRecord(userId);
