@@ -51,7 +51,7 @@ export class ReplyHub {
       reply.events.push(event);
       for (const listener of reply.listeners) listener();
       // one connection keeps the order; the listeners here do not wait for Redis
-      const write = this.dependencies.redis.multi().xadd(key, `0-${event.seq}`, 'e', JSON.stringify(event));
+      const write = this.dependencies.redis.multi().xadd(key, '*', 'e', JSON.stringify(event));
       if (event.seq === 1 || isFinal(event)) write.expire(key, this.settings.retentionSeconds);
       write.exec().catch((error: unknown) => this.dependencies.logger.warn({ err: error, messageId }, 'could not keep a reply event for resuming'));
       if (isFinal(event)) this.local.delete(messageId);
@@ -69,7 +69,7 @@ export class ReplyHub {
       yield* this.followLocal(here, afterSeq, signal);
       return;
     }
-    const kept = await this.readKept(messageId, afterSeq);
+    const kept = await this.readKept(messageId);
     if (kept === null) {
       const last = await stored();
       if (last) yield { ...last, seq: afterSeq + 1 };
@@ -81,10 +81,11 @@ export class ReplyHub {
       yield* this.followLocal(opened, afterSeq, signal);
       return;
     }
-    yield* kept;
-    const last = kept.at(-1);
+    const fresh = kept.events.filter((event) => event.seq > afterSeq);
+    yield* fresh;
+    const last = fresh.at(-1);
     if (last && isFinal(last)) return;
-    yield* this.followRemote(messageId, last?.seq ?? afterSeq, signal);
+    yield* this.followRemote(messageId, last?.seq ?? afterSeq, kept.position, signal);
   }
 
   private async *followLocal(reply: LocalReply, afterSeq: number, signal: AbortSignal): AsyncGenerator<ReplyEvent> {
@@ -113,30 +114,35 @@ export class ReplyHub {
     }
   }
 
-  /** The events Redis kept after `afterSeq`, or null when it kept nothing of this reply. */
-  private async readKept(messageId: string, afterSeq: number): Promise<ReplyEvent[] | null> {
-    const key = streamKey(messageId);
-    const [entries, exists] = await Promise.all([this.dependencies.redis.xrange(key, `0-${afterSeq + 1}`, '+'), this.dependencies.redis.exists(key)]);
-    if (!exists) return null;
-    return entries.map(([, fields]) => JSON.parse(fields[1]!) as ReplyEvent);
+  /**
+   * The events Redis kept of the reply, and the stream position after the last of them (to wait
+   * for more from), or null when it kept nothing. A reply is a few thousand events at most.
+   */
+  private async readKept(messageId: string): Promise<{ events: ReplyEvent[]; position: string } | null> {
+    const entries = await this.dependencies.redis.xrange(streamKey(messageId), '-', '+');
+    if (!entries.length) return null;
+    return { events: entries.map(([, fields]) => JSON.parse(fields[1]!) as ReplyEvent), position: entries.at(-1)![0] };
   }
 
   /** Waits on Redis for the events another instance writes; a writer silent too long is gone. */
-  private async *followRemote(messageId: string, afterSeq: number, signal: AbortSignal): AsyncGenerator<ReplyEvent> {
+  private async *followRemote(messageId: string, afterSeq: number, from: string, signal: AbortSignal): AsyncGenerator<ReplyEvent> {
     const reader = this.dependencies.redis.duplicate();
     const stop = () => reader.disconnect();
     signal.addEventListener('abort', stop, { once: true });
     let last = afterSeq;
+    let position = from;
     try {
       while (!signal.aborted) {
-        const answer = await reader.xread('BLOCK', this.settings.idleTimeoutMs, 'STREAMS', streamKey(messageId), `0-${last}`);
+        const answer = await reader.xread('BLOCK', this.settings.idleTimeoutMs, 'STREAMS', streamKey(messageId), position);
         if (!answer) {
           yield { seq: last + 1, type: 'error', code: 'reply_interrupted', message: 'The reply stopped coming; ask again' };
           return;
         }
         for (const [, entries] of answer) {
-          for (const [, fields] of entries) {
+          for (const [id, fields] of entries) {
+            position = id;
             const event = JSON.parse(fields[1]!) as ReplyEvent;
+            if (event.seq <= last) continue;
             last = event.seq;
             yield event;
             if (isFinal(event)) return;

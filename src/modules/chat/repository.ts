@@ -159,6 +159,10 @@ export class ChatRepository {
     return count;
   }
 
+  async deleteThread(id: string): Promise<void> {
+    await this.db.query(`DELETE FROM chat_threads WHERE id = $1`, [id]);
+  }
+
   async deleteThreadsOf(userId: string): Promise<number> {
     const [, count]: [unknown, number] = await this.db.query(`DELETE FROM chat_threads WHERE user_id = $1`, [userId]);
     return count;

@@ -243,7 +243,9 @@ export class ChatService {
       clearTimeout(deadline);
       controller.abort();
       stream?.abort();
-      if (saved)
+      // a conversation opened for this message goes with it; an older one is as it was
+      if (!input.threadId) await repository.deleteThread(thread.id);
+      else if (saved)
         await repository.retract(
           thread,
           saved.map((row) => row.id),
