@@ -201,6 +201,9 @@ export async function createContainer(config: Config, options: ContainerOptions)
         backgroundGraceMs: config.MATCH_BACKGROUND_GRACE,
         instanceTtlMs: config.MATCH_INSTANCE_TTL,
         maxCallMs: config.CALL_MAX_DURATION,
+        aiFallbackMs: config.MATCH_AI_FALLBACK_SECONDS,
+        // the server's own AI upstream, which any searcher can use (a key a user stored is not looked up per search)
+        aiPartnerConfigured: Boolean(config.OLLAMA_BASE_URL),
         reconnectGraceMs: config.CALL_RECONNECT_GRACE,
         sweepIntervalMs: config.CALL_SWEEP_INTERVAL,
         turn: {

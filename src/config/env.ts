@@ -265,6 +265,23 @@ export const envSchema = z
       .describe(
         "A search goes on this long after the user's last socket closes (the app in the background); a match found meanwhile is pushed to the phone (match_found). 0: a search ends with its last socket.",
       ),
+    MATCH_AI_FALLBACK_SECONDS: z
+      .string()
+      .transform((text, ctx) => {
+        const trimmed = text.trim();
+        if (trimmed === 'off') return 0;
+        // as the name says, a bare number is seconds (a bare duration elsewhere is milliseconds)
+        const ms = parseDurationMs(/^\d+$/.test(trimmed) ? `${trimmed}s` : trimmed);
+        if (ms === null) {
+          ctx.addIssue({ code: 'custom', message: 'expected seconds such as 30, a duration such as 45s or 2m, or off' });
+          return z.NEVER;
+        }
+        return ms;
+      })
+      .prefault('30')
+      .describe(
+        'A search still waiting after this many seconds (or a duration such as 2m) gets `searching` again with aiPartnerAvailable: true, so the client can offer the AI partner; only when OLLAMA_BASE_URL is set. A job (once across all instances) looks every tenth of this, between every 250 ms and every 5 s. 0 or off: never.',
+      ),
     MATCH_INSTANCE_TTL: duration
       .prefault('5s')
       .describe(
@@ -591,6 +608,7 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'TURN_CREDENTIAL_TTL',
       'MATCH_SEARCH_TIMEOUT',
       'MATCH_BACKGROUND_GRACE',
+      'MATCH_AI_FALLBACK_SECONDS',
       'MATCH_INSTANCE_TTL',
       'CALL_RECONNECT_GRACE',
       'CALL_MAX_DURATION',

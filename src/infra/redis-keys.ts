@@ -39,6 +39,8 @@ export const redisKeys = {
   searchingInBackground: (userId: string) => `match:background:${userId}`,
   /** HASH userId -> when they joined the queue (ms), for the wait estimate. */
   queuedAt: 'match:queued-at',
+  /** ZSET userId -> when (ms, the injected clock) their search has waited MATCH_AI_FALLBACK_SECONDS: the AI partner is offered then, if it still runs. */
+  aiPartnerDue: 'match:ai-partner-due',
   /** HASH userId -> the instance holding the searcher's socket. */
   searchingOn: 'match:searching-on',
   /** STRING per live instance, refreshed well within its TTL: a searcher whose instance's key is gone is a ghost. */

@@ -88,7 +88,8 @@ export function registerMatchmakingGateway(
         if (outcome.status === 'rejected') {
           emitError(socket, outcome.code, outcome.message, outcome.missing ? { missing: outcome.missing } : undefined);
         } else if (outcome.status === 'queued') {
-          socket.emit('searching', { estimated_wait_seconds: outcome.estimatedWaitSeconds });
+          // true only once the search has waited MATCH_AI_FALLBACK_SECONDS (MatchmakingService.offerAiPartner)
+          socket.emit('searching', { estimated_wait_seconds: outcome.estimatedWaitSeconds, aiPartnerAvailable: false });
           startSearchTimer(userId);
         } else if (outcome.left) {
           afterLeave(outcome.left);

@@ -15,12 +15,15 @@ export type QueueLevel = (typeof QUEUE_LEVELS)[number];
 
 /** Open calls looked at per sweep, oldest first; more than any instance holds at once. */
 const SWEEP_BATCH = 5_000;
+/** Due AI partner offers claimed per sweep, the earliest first (the rest wait for the next sweep): 2,000 values, well within what Lua's unpack takes. */
+const OFFER_BATCH = 1_000;
 
 /**
  * Pairs atomically: skips (and drops) queue entries whose search has ended, never pairs a
  * user with themself, and queues the caller only when nobody compatible is waiting: at the
  * back (RPUSH), or at the front (LPUSH) for a user whose partner cancelled the match.
- * The searching key holds the queue level so a cancel knows which queue to leave.
+ * The searching key holds the queue level so a cancel knows which queue to leave. A queued
+ * search gets its AI partner offer due at ARGV[9] (none when empty).
  */
 const FIND_PARTNER = `${MATCH_KEYS_LUA}
 local me = ARGV[1]
@@ -52,6 +55,7 @@ redis.call(ARGV[7], KEYS[1], me)
 redis.call('SET', searchingKey(me), ARGV[2], 'PX', ARGV[3])
 redis.call('HSET', KEYS[2], me, ARGV[4])
 redis.call('HSET', KEYS[3], me, ARGV[8])
+if ARGV[9] ~= '' then redis.call('ZADD', KEYS[4], ARGV[9], me) end
 return {'queued'}
 `;
 
@@ -63,6 +67,27 @@ redis.call('LREM', matchQueueKey(level), 0, ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
+`;
+
+/**
+ * Claims the AI partner offers due by ARGV[1] (at most ARGV[2]): each is taken off the schedule
+ * here, so an offer is made once whichever instances sweep at once. Replies user, level, … for
+ * the searches still running on a live instance; an offer whose search ended (matched,
+ * cancelled, timed out) or whose instance died is dropped.
+ */
+const CLAIM_AI_PARTNER_OFFERS = `${MATCH_KEYS_LUA}
+local offers = {}
+for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])) do
+  redis.call('ZREM', KEYS[1], user)
+  local level = redis.call('GET', searchingKey(user))
+  local on = redis.call('HGET', KEYS[2], user)
+  if level and on and redis.call('EXISTS', instanceHeartbeatKey(on)) == 1 then
+    table.insert(offers, user)
+    table.insert(offers, level)
+  end
+end
+-- a table constructor: the in-process emulation (ioredis-mock) loses a table of 2+ entries built by insertion
+return {unpack(offers)}
 `;
 
 /** An instance that stops: its heartbeat goes, and so do the searches of its sockets. Replies their users. */
@@ -163,6 +188,7 @@ type MatchRedis = Redis & {
     queue: string,
     queuedAt: string,
     searchingOn: string,
+    aiPartnerDue: string,
     userId: string,
     level: string,
     ttlMs: number,
@@ -171,7 +197,10 @@ type MatchRedis = Redis & {
     roomTtlSeconds: number,
     push: 'RPUSH' | 'LPUSH',
     instanceId: string,
+    aiPartnerDueAt: number | '',
   ): Promise<[string, string?, string?, string?]>;
+  /** Replies user ids and their queue levels, alternating. */
+  parleyClaimAiPartnerOffers(aiPartnerDue: string, searchingOn: string, nowMs: number, limit: number): Promise<string[]>;
   parleyRetireInstance(searchingOn: string, queuedAt: string, instanceId: string): Promise<string[]>;
   /** `roomParts`: the room's keys to delete once it is left. */
   parleyLeaveMatch(userId: string, onlyRoomId: string, ttlSeconds: number, ...roomParts: RoomPart[]): Promise<[string, string?, string?]>;
@@ -189,6 +218,10 @@ export interface MatchmakingSettings {
   instanceTtlMs: number;
   /** Calls end with `timeout` after this long; the room's keys outlive it by ten minutes. */
   maxCallMs: number;
+  /** A search waiting this long is told the AI partner is available (MATCH_AI_FALLBACK_SECONDS); 0: never. */
+  aiFallbackMs: number;
+  /** The server has an AI upstream of its own (OLLAMA_BASE_URL): without one, the AI partner is never offered. */
+  aiPartnerConfigured: boolean;
   turn: TurnSettings;
 }
 
@@ -239,6 +272,8 @@ export class MatchmakingService {
   private readonly roomTtlSeconds: number;
   /** This process; the searches of its sockets name it, and its heartbeat key says it is alive. */
   readonly instanceId: string;
+  /** How long a search waits before the AI partner is offered to it; 0: it never is. */
+  readonly aiFallbackMs: number;
 
   constructor(
     dependencies: MatchmakingServiceDependencies,
@@ -252,7 +287,8 @@ export class MatchmakingService {
     this.clock = dependencies.clock;
     this.ids = dependencies.ids;
     this.logger = dependencies.logger;
-    redis.defineCommand('parleyFindPartner', { numberOfKeys: 3, lua: FIND_PARTNER });
+    redis.defineCommand('parleyFindPartner', { numberOfKeys: 4, lua: FIND_PARTNER });
+    redis.defineCommand('parleyClaimAiPartnerOffers', { numberOfKeys: 2, lua: CLAIM_AI_PARTNER_OFFERS });
     redis.defineCommand('parleyRetireInstance', { numberOfKeys: 2, lua: RETIRE_INSTANCE });
     redis.defineCommand('parleyCancelSearch', { numberOfKeys: 2, lua: CANCEL_SEARCH });
     redis.defineCommand('parleyLeaveRoom', { numberOfKeys: 2, lua: LEAVE_ROOM });
@@ -262,6 +298,7 @@ export class MatchmakingService {
     this.redis = redis as MatchRedis;
     this.roomTtlSeconds = Math.ceil(settings.maxCallMs / 1000) + 10 * 60;
     this.instanceId = ids.uuid();
+    this.aiFallbackMs = settings.aiPartnerConfigured ? settings.aiFallbackMs : 0;
   }
 
   /** Says this instance is alive for another `instanceTtlMs`; call it every third of that. */
@@ -297,6 +334,7 @@ export class MatchmakingService {
       redisKeys.matchQueue(level),
       redisKeys.queuedAt,
       redisKeys.searchingOn,
+      redisKeys.aiPartnerDue,
       userId,
       level,
       keyTtlMs,
@@ -305,6 +343,7 @@ export class MatchmakingService {
       this.roomTtlSeconds,
       push,
       instanceId,
+      this.aiFallbackMs ? now + this.aiFallbackMs : '',
     );
     if (outcome === 'already_searching') return { status: 'rejected', code: 'already_searching', message: 'You are already searching' };
     if (outcome === 'already_in_room') return { status: 'rejected', code: 'already_in_room', message: 'You are in a call; end it first' };
@@ -362,6 +401,24 @@ export class MatchmakingService {
   private async estimatedWait(level: QueueLevel): Promise<number> {
     const recent = Number(await this.redis.get(redisKeys.waitEstimate(level)));
     return Number.isFinite(recent) && recent > 0 ? Math.max(1, Math.round(recent)) : 30;
+  }
+
+  /**
+   * Tells each search that has waited MATCH_AI_FALLBACK_SECONDS, once, that the AI partner is
+   * available: `searching` again, with the current estimate. Run by a scheduled job; the claim
+   * is atomic, so sweeps that overlap still tell each search once. Returns how many were told.
+   */
+  async offerAiPartner(): Promise<number> {
+    const claimed = await this.redis.parleyClaimAiPartnerOffers(redisKeys.aiPartnerDue, redisKeys.searchingOn, this.clock.now().getTime(), OFFER_BATCH);
+    const estimates = new Map<QueueLevel, number>();
+    for (let index = 0; index < claimed.length; index += 2) {
+      const [userId, queued] = [claimed[index]!, claimed[index + 1]];
+      const level = QUEUE_LEVELS.find((name) => name === queued) ?? 'all';
+      const estimate = estimates.get(level) ?? (await this.estimatedWait(level));
+      estimates.set(level, estimate);
+      this.bus.emitToUser(userId, 'searching', { estimated_wait_seconds: estimate, aiPartnerAvailable: true });
+    }
+    return claimed.length / 2;
   }
 
   /**
