@@ -656,5 +656,4 @@ export const PLANNED_ENV: ReadonlyArray<{ module: string; keys: readonly string[
       'AUTHORIZED_USER_EMAIL',
     ],
   },
-  { module: 'AI partner', keys: ['OLLAMA_BASE_URL', 'OLLAMA_KEY_ENCRYPTION_KEY'] },
 ];
