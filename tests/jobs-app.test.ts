@@ -38,6 +38,7 @@ describe('GET /admin/jobs', () => {
       'auth.password-reset',
       'auth.purge-expired',
       'calls.end-stale',
+      'chat.sweep',
       'http.idempotency-purge',
       'lms.delete-files',
       'lms.transcode',
