@@ -45,6 +45,8 @@ describe('GET /api/chat-stream', () => {
     const [start, ...rest] = events;
     const replyId = json(start!).messageId as string;
     expect(json(start!)).toMatchObject({ type: 'start', sessionId: thread.id, messageId: replyId });
+    // the conversation as the list shows it, nothing more (no owner ids)
+    expect(Object.keys((json(start!) as { session: object }).session).sort()).toEqual(['createdAt', 'id', 'messageCount', 'model', 'title', 'topic', 'updatedAt']);
     expect(events.map((event) => event.id)).toEqual(events.map((_, index) => `${replyId}:${index}`));
     const reply = replyTo('I goed to Tokyo last year');
     const tokens = rest.slice(0, -1).map((event) => json(event));

@@ -39,9 +39,17 @@ export function decodeCursor(cursor: string | undefined): Keyset | undefined {
   }
 }
 
-/** Given `limit + 1` rows, the page and the cursor of the next one. */
-export function toPage<T extends { createdAt: Date; id: string }, R>(rows: T[], limit: number, map: (row: T) => R): { items: R[]; nextCursor: string | null } {
+/**
+ * Given `limit + 1` rows, the page and the cursor of the next one. `positionOf` says where a row
+ * stands when the list is not ordered by creation time.
+ */
+export function toPage<T extends { createdAt: Date; id: string }, R>(
+  rows: T[],
+  limit: number,
+  map: (row: T) => R,
+  positionOf: (row: T) => Keyset = (row) => row,
+): { items: R[]; nextCursor: string | null } {
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
-  return { items: items.map(map), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+  return { items: items.map(map), nextCursor: rows.length > limit && last ? encodeCursor(positionOf(last)) : null };
 }

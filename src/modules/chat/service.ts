@@ -120,18 +120,20 @@ export class ChatService {
   ) {}
 
   async listThreads(owner: ChatOwner, page: PageQuery) {
-    const after = decodeCursor(page.cursor);
-    const rows = await this.dependencies.repository.listThreads(ownerKey(owner), page.limit, after);
-    // the list is ordered by the last activity: the cursor carries it as its time
-    return toPage(
-      rows.map((row) => ({ ...row, createdAt: row.updatedAt, created: row.createdAt })),
-      page.limit,
-      (row) => threadView({ ...row, createdAt: row.created }),
-    );
+    const rows = await this.dependencies.repository.listThreads(ownerKey(owner), page.limit, decodeCursor(page.cursor));
+    // ordered by the last message: the cursor carries that time
+    return toPage(rows, page.limit, threadView, (row) => ({ createdAt: row.updatedAt, id: row.id }));
   }
 
   async createThread(owner: ChatOwner, input: { title?: string | undefined; model?: string | undefined; topic?: string | undefined }): Promise<ThreadView> {
-    const row = await this.dependencies.repository.createThread({
+    return threadView(await this.openThread(owner, input));
+  }
+
+  private async openThread(
+    owner: ChatOwner,
+    input: { title?: string | undefined; model?: string | undefined; topic?: string | undefined },
+  ): Promise<ThreadRecord> {
+    return this.dependencies.repository.createThread({
       id: this.dependencies.ids.uuid(),
       userId: 'userId' in owner ? owner.userId : null,
       anonymousKey: 'anonymousId' in owner ? anonymousKey(owner.anonymousId) : null,
@@ -140,7 +142,6 @@ export class ChatService {
       topic: input.topic?.trim() || null,
       createdAt: this.dependencies.clock.now(),
     });
-    return threadView(row);
   }
 
   async getThread(owner: ChatOwner, threadId: string): Promise<ThreadView> {
@@ -188,7 +189,7 @@ export class ChatService {
    */
   async startReply(owner: ChatOwner, input: { threadId?: string | undefined; content: string }): Promise<ReplyHandle> {
     const { repository, proxy, ids, clock, redis } = this.dependencies;
-    const thread = input.threadId ? await this.ownThread(owner, input.threadId) : await this.createThread(owner, {});
+    const thread = input.threadId ? await this.ownThread(owner, input.threadId) : await this.openThread(owner, {});
     const replyId = ids.uuid();
     if (!(await redis.set(busyKey(thread.id), replyId, 'PX', this.settings.replyMaxMs, 'NX')))
       throw new AppError('reply_in_progress', 'The partner is still answering in this conversation: wait for the reply, then write again');
@@ -263,7 +264,7 @@ export class ChatService {
     this.running.set(replyId, { stop, settled });
     const named = thread.title === NEW_THREAD_TITLE && thread.messageCount === 0;
     return {
-      thread: { ...thread, title: named ? titleFrom(input.content) : thread.title, messageCount: thread.messageCount + 2, updatedAt: now },
+      thread: threadView({ ...thread, title: named ? titleFrom(input.content) : thread.title, messageCount: thread.messageCount + 2, updatedAt: now }),
       userMessage: messageView(saved[0]!),
       replyId,
       events: (afterSeq, signal) => this.followReply(thread.id, replyId, afterSeq, signal),
