@@ -61,11 +61,13 @@ export interface ChatSettings {
 export const NEW_THREAD_TITLE = 'New conversation';
 const PURGE_BATCH = 500;
 
-const anonymousKey = (anonymousId: string) => createHash('sha256').update(anonymousId).digest('hex');
+/** How an anonymous session is known where its id (its secret) must not be kept: the SHA-256 of the id. */
+export const anonymousKey = (anonymousId: string) => createHash('sha256').update(anonymousId).digest('hex');
 const ownerKey = (owner: ChatOwner): OwnerKey => ('userId' in owner ? { userId: owner.userId } : { anonymousKey: anonymousKey(owner.anonymousId) });
 const busyKey = (threadId: string) => `chat:busy:{${threadId}}`;
 
-function threadView(row: ThreadRecord): ThreadView {
+/** A thread as clients see it: never its owner's keys. */
+function threadView(row: ThreadView): ThreadView {
   return {
     id: row.id,
     title: row.title,
@@ -261,7 +263,7 @@ export class ChatService {
     this.running.set(replyId, { stop, settled });
     const named = thread.title === NEW_THREAD_TITLE && thread.messageCount === 0;
     return {
-      thread: { ...thread, title: named ? titleFrom(input.content) : thread.title, messageCount: thread.messageCount + 2, updatedAt: now },
+      thread: { ...threadView(thread), title: named ? titleFrom(input.content) : thread.title, messageCount: thread.messageCount + 2, updatedAt: now },
       userMessage: messageView(saved[0]!),
       replyId,
       events: (afterSeq, signal) => this.followReply(thread.id, replyId, afterSeq, signal),
