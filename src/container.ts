@@ -277,6 +277,9 @@ export async function createContainer(config: Config, options: ContainerOptions)
       infra,
       proxy: ollama.service.proxy,
       profiles: users.service.profiles,
+      audit: audit.service,
+      verifier: auth.service.tokens,
+      accounts: users.service.accounts,
       settings: {
         defaultModel: config.AI_DEFAULT_MODEL,
         historyMessages: config.AI_HISTORY_MESSAGES,
@@ -286,6 +289,24 @@ export async function createContainer(config: Config, options: ContainerOptions)
         sseHeartbeatMs: config.AI_SSE_HEARTBEAT,
         resumeRetentionSeconds: Math.ceil(config.AI_RESUME_RETENTION / 1000),
         idleTimeoutMs: config.AI_IDLE_TIMEOUT,
+        socket: {
+          allowedOrigins: config.FRONTEND_URL,
+          authTimeoutMs: config.AI_WS_AUTH_TIMEOUT,
+          pingIntervalMs: config.AI_WS_PING_INTERVAL,
+          blockSuspicious: config.SECURITY_BLOCK_SUSPICIOUS,
+          limits: {
+            userMessages: config.AI_WS_USER_MESSAGE_LIMITS,
+            anonymousMessages: config.AI_WS_ANONYMOUS_MESSAGE_LIMITS,
+            ipMessages: config.AI_WS_IP_MESSAGE_LIMITS,
+            globalMessages: config.AI_WS_GLOBAL_MESSAGE_LIMITS,
+            userConnections: config.AI_WS_USER_CONNECTION_LIMIT,
+            anonymousConnections: config.AI_WS_ANONYMOUS_CONNECTION_LIMIT,
+            ipConnections: config.AI_WS_IP_CONNECTION_LIMIT,
+            maxOpenConnections: config.AI_WS_MAX_CONNECTIONS,
+            authFailures: config.AI_WS_AUTH_FAILURE_LIMIT,
+            authBlockMs: config.AI_WS_AUTH_BLOCK,
+          },
+        },
       },
     });
 

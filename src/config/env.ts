@@ -44,16 +44,34 @@ function isProxyEntry(entry: string): boolean {
   return prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128));
 }
 
-/** "5/15m": at most 5 requests per 15 minutes. */
-const limit = z.string().transform((text, ctx) => {
-  const [count, window] = text.split('/');
+/** "5/15m" as `{ max: 5, windowMs: 900000 }`, or null when it is not COUNT/WINDOW. */
+function parseLimit(text: string): { max: number; windowMs: number } | null {
+  const [count, window, ...rest] = text.trim().split('/');
   const max = Number(count);
   const windowMs = window ? parseDurationMs(window) : null;
-  if (!Number.isInteger(max) || max < 1 || !windowMs) {
+  if (!Number.isInteger(max) || max < 1 || !windowMs || rest.length) return null;
+  return { max, windowMs };
+}
+
+/** "5/15m": at most 5 requests per 15 minutes. */
+const limit = z.string().transform((text, ctx) => {
+  const parsed = parseLimit(text);
+  if (!parsed) {
     ctx.addIssue({ code: 'custom', message: 'expected COUNT/WINDOW such as 5/15m' });
     return z.NEVER;
   }
-  return { max, windowMs };
+  return parsed;
+});
+
+/** "60/1m,1000/1h": several limits on the same thing, each enforced. */
+const limits = z.string().transform((text, ctx) => {
+  const entries = text.split(',');
+  const parsed = entries.map(parseLimit).filter((entry) => entry !== null);
+  if (parsed.length !== entries.length) {
+    ctx.addIssue({ code: 'custom', message: 'expected COUNT/WINDOW, several separated by commas, such as 60/1m,1000/1h' });
+    return z.NEVER;
+  }
+  return parsed;
 });
 
 /** A 32-byte AES key, base64 or hex. */
@@ -457,6 +475,35 @@ export const envSchema = z
       .prefault('10m')
       .describe("How long a reply's events are kept in Redis for a client that reconnects with Last-Event-ID (after that, the saved message)."),
     AI_ANONYMOUS_RETENTION: duration.prefault('24h').describe('Anonymous /ws conversations nobody wrote in for this long are deleted.'),
+
+    AI_WS_USER_MESSAGE_LIMITS: limits
+      .prefault('60/1m,1000/1h')
+      .describe('Messages one signed-in user may send over /ws, all instances together: COUNT/WINDOW, several separated by commas, each a sliding window.'),
+    AI_WS_ANONYMOUS_MESSAGE_LIMITS: limits.prefault('10/1m,100/1h').describe('Messages one anonymous /ws session may send.'),
+    AI_WS_IP_MESSAGE_LIMITS: limits.prefault('200/1m').describe('Messages over /ws from one client IP, signed in or not.'),
+    AI_WS_GLOBAL_MESSAGE_LIMITS: limits.prefault('100/1s').describe('Messages over /ws from everyone, all instances together.'),
+    AI_WS_USER_CONNECTION_LIMIT: limit.prefault('10/1m').describe('/ws connections one signed-in user may authenticate.'),
+    AI_WS_ANONYMOUS_CONNECTION_LIMIT: limit.prefault('3/1m').describe('Anonymous /ws sessions one client IP may open.'),
+    AI_WS_IP_CONNECTION_LIMIT: limit.prefault('20/1m').describe('/ws connections one client IP may open.'),
+    AI_WS_MAX_CONNECTIONS: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(1000)
+      .describe('/ws connections open at once, all instances together; more are refused with 503 too_many_connections.'),
+    AI_WS_AUTH_FAILURE_LIMIT: limit
+      .prefault('5/15m')
+      .describe('Failed /ws authentications (bad, expired or revoked token, banned account) from one client IP before it is blocked.'),
+    AI_WS_AUTH_BLOCK: duration.prefault('15m').describe('How long a blocked client IP cannot open /ws.'),
+    AI_WS_AUTH_TIMEOUT: duration.prefault('10s').describe('A /ws connection that has not authenticated within this long is closed.'),
+    AI_WS_PING_INTERVAL: duration
+      .prefault('30s')
+      .describe('The server pings every /ws connection this often; a connection that did not answer the previous ping is dropped.'),
+    SECURITY_BLOCK_SUSPICIOUS: flag
+      .prefault('off')
+      .describe(
+        'on: /ws messages that look like an attack (script tags, SQL injection, shell chaining, path traversal) are refused with suspicious_content; off: they are only written to the activity log.',
+      ),
   })
   .strip()
   .superRefine((env, ctx) => {
@@ -593,6 +640,24 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'AI_SSE_HEARTBEAT',
       'AI_RESUME_RETENTION',
       'AI_ANONYMOUS_RETENTION',
+    ],
+  },
+  {
+    title: 'AI chat over WebSocket',
+    keys: [
+      'AI_WS_USER_MESSAGE_LIMITS',
+      'AI_WS_ANONYMOUS_MESSAGE_LIMITS',
+      'AI_WS_IP_MESSAGE_LIMITS',
+      'AI_WS_GLOBAL_MESSAGE_LIMITS',
+      'AI_WS_USER_CONNECTION_LIMIT',
+      'AI_WS_ANONYMOUS_CONNECTION_LIMIT',
+      'AI_WS_IP_CONNECTION_LIMIT',
+      'AI_WS_MAX_CONNECTIONS',
+      'AI_WS_AUTH_FAILURE_LIMIT',
+      'AI_WS_AUTH_BLOCK',
+      'AI_WS_AUTH_TIMEOUT',
+      'AI_WS_PING_INTERVAL',
+      'SECURITY_BLOCK_SUSPICIOUS',
     ],
   },
   {

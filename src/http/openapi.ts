@@ -13,7 +13,10 @@ export async function registerOpenApi(app: App, { config, tags }: { config: Conf
       info: {
         title: 'Parley API',
         version: '0.1.0',
-        description: 'Real-time speaking practice backend. Errors are always `{ error: { code, message, details? } }`.',
+        description:
+          'Real-time speaking practice backend. Errors are always `{ error: { code, message, details? } }`. ' +
+          'Not described here, as OpenAPI cannot: Socket.io (matchmaking and signaling, under `/socket.io/`) and the AI chat WebSocket `GET /ws` ' +
+          '(JSON frames: authenticate, message, then start, token… done); SPECS.md documents both.',
       },
       servers: [{ url: config.APP_URL }],
       tags,

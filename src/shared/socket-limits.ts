@@ -59,7 +59,8 @@ export function clientAddress(request: IncomingMessage, trust: (address: string,
   return address;
 }
 
-function originAllowed(request: IncomingMessage, allowed: string[]): boolean {
+/** Whether a handshake's Origin may open a socket: none (not a browser), an allowed origin, or the server's own. */
+export function originAllowed(request: IncomingMessage, allowed: string[]): boolean {
   const origin = request.headers.origin;
   // native apps and servers send no Origin; only browsers do, and they cannot forge it
   if (!origin) return true;

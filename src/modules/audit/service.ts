@@ -26,6 +26,9 @@ export const ACTIVITY_TYPES = [
   'ollama_key_stored',
   'ollama_key_revealed',
   'ollama_key_deleted',
+  'ws_auth_failed',
+  'ws_ip_blocked',
+  'security_suspicious_content',
 ] as const;
 export type ActivityType = (typeof ACTIVITY_TYPES)[number];
 

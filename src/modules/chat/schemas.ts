@@ -76,3 +76,41 @@ export const chatStreamResponse = {
   ].join(' '),
   content: { 'text/event-stream': { schema: z.any() } },
 };
+
+/**
+ * An anonymous session id a client chose (GET /ws's `x-session-id`, or `sessionId`): it is the
+ * session's only secret, so it must be long and look random: 32 to 128 characters of
+ * A-Z a-z 0-9 _ -, at least 8 of them different. A UUID v4, or 24 random bytes in base64url,
+ * passes; "aaaa…" or "abababab…" does not. Ids the server issues are 256 random bits.
+ */
+export const anonymousSessionIdSchema = z
+  .string()
+  .min(32)
+  .max(128)
+  .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only')
+  .refine((id) => new Set(id).size >= 8, 'too regular to be a secret: use a UUID v4 or 24 random bytes in base64url');
+
+/** The frames a /ws client sends: JSON text, one object per frame. */
+export function chatClientFrameSchema(maxChars: number) {
+  return z.discriminatedUnion('type', [
+    z
+      .strictObject({
+        type: z.literal('authenticate'),
+        token: z.string().min(1).max(4096).optional(),
+        anonymous: z.literal(true).optional(),
+        sessionId: anonymousSessionIdSchema.optional(),
+      })
+      .refine((frame) => (frame.token === undefined) !== (frame.anonymous === undefined), {
+        message: 'send either token (an access token) or anonymous: true',
+        path: ['token'],
+      }),
+    z.strictObject({
+      type: z.literal('message'),
+      content: messageTextSchema(maxChars),
+      chatId: z.uuid().optional(),
+    }),
+    z.strictObject({ type: z.literal('ping') }),
+  ]);
+}
+
+export type ChatClientFrame = z.infer<ReturnType<typeof chatClientFrameSchema>>;

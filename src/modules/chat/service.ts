@@ -61,11 +61,13 @@ export interface ChatSettings {
 export const NEW_THREAD_TITLE = 'New conversation';
 const PURGE_BATCH = 500;
 
-const anonymousKey = (anonymousId: string) => createHash('sha256').update(anonymousId).digest('hex');
+/** How an anonymous session is known where its id (its secret) must not be kept: the SHA-256 of the id. */
+export const anonymousKey = (anonymousId: string) => createHash('sha256').update(anonymousId).digest('hex');
 const ownerKey = (owner: ChatOwner): OwnerKey => ('userId' in owner ? { userId: owner.userId } : { anonymousKey: anonymousKey(owner.anonymousId) });
 const busyKey = (threadId: string) => `chat:busy:{${threadId}}`;
 
-function threadView(row: ThreadRecord): ThreadView {
+/** A thread as clients see it: never its owner's keys. */
+function threadView(row: ThreadView): ThreadView {
   return {
     id: row.id,
     title: row.title,
