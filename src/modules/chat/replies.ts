@@ -83,9 +83,9 @@ export class ReplyHub {
     }
     const fresh = kept.events.filter((event) => event.seq > afterSeq);
     yield* fresh;
-    const last = fresh.at(-1);
-    if (last && isFinal(last)) return;
-    yield* this.followRemote(messageId, last?.seq ?? afterSeq, kept.position, signal);
+    // the reply has ended: nothing more, also for a client that had its last event (or claims more)
+    if (isFinal(kept.events.at(-1)!)) return;
+    yield* this.followRemote(messageId, fresh.at(-1)?.seq ?? afterSeq, kept.position, signal);
   }
 
   private async *followLocal(reply: LocalReply, afterSeq: number, signal: AbortSignal): AsyncGenerator<ReplyEvent> {
@@ -103,6 +103,8 @@ export class ReplyHub {
           yield event;
           if (isFinal(event)) return;
         }
+        // a client claiming more than the reply has (past its end) waits no longer than the reply
+        if (reply.finished) return;
         await new Promise<void>((resolve) => {
           wake = resolve;
         });
@@ -126,7 +128,9 @@ export class ReplyHub {
 
   /** Waits on Redis for the events another instance writes; a writer silent too long is gone. */
   private async *followRemote(messageId: string, afterSeq: number, from: string, signal: AbortSignal): AsyncGenerator<ReplyEvent> {
-    const reader = this.dependencies.redis.duplicate();
+    // The blocking read waits up to the idle timeout, far longer than the second any other command
+    // may take: that limit is lifted here, and the BLOCK time (with a grace) bounds a dead connection.
+    const reader = this.dependencies.redis.duplicate({ commandTimeout: undefined, blockingTimeout: this.settings.idleTimeoutMs });
     const stop = () => reader.disconnect();
     signal.addEventListener('abort', stop, { once: true });
     let last = afterSeq;
@@ -142,9 +146,10 @@ export class ReplyHub {
           for (const [id, fields] of entries) {
             position = id;
             const event = JSON.parse(fields[1]!) as ReplyEvent;
-            if (event.seq <= last) continue;
-            last = event.seq;
-            yield event;
+            if (event.seq > last) {
+              last = event.seq;
+              yield event;
+            }
             if (isFinal(event)) return;
           }
         }

@@ -163,9 +163,10 @@ export class ChatRepository {
     await this.db.query(`DELETE FROM chat_threads WHERE id = $1`, [id]);
   }
 
-  async deleteThreadsOf(userId: string): Promise<number> {
-    const [, count]: [unknown, number] = await this.db.query(`DELETE FROM chat_threads WHERE user_id = $1`, [userId]);
-    return count;
+  /** Deletes a user's threads; their ids. */
+  async deleteThreadsOf(userId: string): Promise<string[]> {
+    const [rows]: [Array<{ id: string }>, number] = await this.db.query(`DELETE FROM chat_threads WHERE user_id = $1 RETURNING id`, [userId]);
+    return rows.map((row) => row.id);
   }
 
   /** Anonymous threads nobody wrote in since `before`: nobody can sign in to claim them any more. */

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { caller } from '../../shared/auth.js';
 import { ValidationError } from '../../shared/errors.js';
-import { created, errorResponses } from '../../shared/responses.js';
+import { created, errorResponses, noContentSchema } from '../../shared/responses.js';
 import type { ReplyEvent } from './replies.js';
 import {
   chatMessageSchema,
@@ -133,6 +133,13 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRouteOptions> = async (app, {
       for await (const event of events) yield { id: `${replyId}:${event.seq}`, data: replyFrame(event) };
     }
     await reply.sse.send(frames());
+    // Nothing to send: a reconnect after the reply's last event (EventSource reconnects whenever a
+    // stream ends). 204 tells it to stop; while the server stops, an empty stream has it reconnect
+    // (to another instance).
+    if (!reply.raw.headersSent) {
+      if (!closing.aborted) return reply.code(204).send();
+      reply.sse.sendHeaders();
+    }
   };
 
   const streamSchema = (summary: string) => ({
@@ -140,7 +147,7 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRouteOptions> = async (app, {
     summary,
     description:
       'Saves the message, then streams the partner’s reply token by token; the reply is saved when complete, and keeps going if the connection drops. The partner speaks at the student’s English level and keeps to the conversation’s topic.',
-    response: { 200: chatStreamResponse, ...errorResponses(400, 401, 404, 409, 422, 429, 503) },
+    response: { 200: chatStreamResponse, 204: noContentSchema, ...errorResponses(400, 401, 404, 409, 422, 429, 503) },
   });
 
   app.get(

@@ -72,7 +72,8 @@ export const chatStreamResponse = {
     'Server-Sent Events, each an unnamed event whose data is JSON with a `type`, and whose `id` is `<replyId>:<n>`:',
     '`start` `{ sessionId, userMessageId, messageId, session }`, then `token` `{ text }` as the model writes, then `done` `{ messageId, content, promptTokens, replyTokens }` once the reply is saved,',
     'or `error` `{ code, message }` (`ai_unavailable` when the model broke off, `reply_interrupted` when the server stopped, `reply_too_long`).',
-    'Comments (`: heartbeat`) keep the connection open. A client that reconnects with `Last-Event-ID` (EventSource does) gets the rest of the same reply and nothing twice: the message is not sent again.',
+    'Comments (`: heartbeat`) keep the connection open. A client that reconnects with `Last-Event-ID` (EventSource does) gets the rest of the same reply and nothing twice: the message is not sent again;',
+    'one that had the last event already gets 204 (EventSource then stops reconnecting).',
   ].join(' '),
   content: { 'text/event-stream': { schema: z.any() } },
 };

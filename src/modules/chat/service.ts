@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
-import { AppError, NotFoundError } from '../../shared/errors.js';
+import { AppError, NotFoundError, ShuttingDownError } from '../../shared/errors.js';
 import { decodeCursor, toPage, type PageQuery } from '../../shared/pagination.js';
 import type { AiCaller, ChatStream, OllamaProxy } from '../ollama/index.js';
 import type { EnglishLevel } from '../users/index.js';
@@ -94,7 +94,15 @@ function messageView(row: MessageRecord): MessageView {
 }
 
 /** Why a reply was stopped from this side (any other end of the stream is the model's). */
-type StopReason = 'shutdown' | 'too_long';
+type StopReason = 'shutdown' | 'too_long' | 'deleted';
+
+/** What the client hears of a reply that ended early, by why: stopped here, or the model broke off. */
+const CUT_OFF: Record<StopReason | 'broken', { code: string; message: string }> = {
+  shutdown: { code: 'reply_interrupted', message: 'The server restarted while the partner was answering; ask again' },
+  too_long: { code: 'reply_too_long', message: 'The reply took too long and was cut off' },
+  deleted: { code: 'not_found', message: 'The conversation was deleted while the partner was answering' },
+  broken: { code: 'ai_unavailable', message: 'The model stopped answering mid-reply; try again' },
+};
 
 /**
  * The AI partner's conversations (document 001's sessions): threads and their messages, and
@@ -104,8 +112,10 @@ type StopReason = 'shutdown' | 'too_long';
  * daily token budget bounds what that costs.
  */
 export class ChatService {
-  /** Replies being written by this instance: how to stop each, and when it has been saved. */
-  private readonly running = new Map<string, { stop: (reason: StopReason) => void; settled: Promise<void> }>();
+  /** Replies being written by this instance (from the moment the model is asked): their thread, how to stop each, and when it has been saved. */
+  private readonly running = new Map<string, { threadId: string; stop: (reason: StopReason) => void; settled: Promise<void> }>();
+  /** Set once the server is stopping: a reply that starts now is stopped at once. */
+  private stopping = false;
 
   constructor(
     private readonly dependencies: {
@@ -208,6 +218,10 @@ export class ChatService {
     };
     const deadline = setTimeout(() => stop('too_long'), this.settings.replyMaxMs);
     deadline.unref();
+    // known from the start: a shutdown, or the account's deletion, also stops a reply whose model is still loading
+    let settle!: () => void;
+    this.running.set(replyId, { threadId: thread.id, stop, settled: new Promise<void>((resolve) => (settle = resolve)) });
+    if (this.stopping) stop('shutdown');
 
     let stream: ChatStream | undefined;
     let saved: MessageRecord[] | null = null;
@@ -246,24 +260,31 @@ export class ChatService {
       clearTimeout(deadline);
       controller.abort();
       stream?.abort();
-      // a conversation opened for this message goes with it; an older one is as it was
-      if (!input.threadId) await repository.deleteThread(thread.id);
-      else if (saved)
-        await repository.retract(
-          thread,
-          saved.map((row) => row.id),
-        );
-      await release();
+      try {
+        // a conversation opened for this message goes with it; an older one is as it was
+        if (!input.threadId) await repository.deleteThread(thread.id);
+        else if (saved)
+          await repository.retract(
+            thread,
+            saved.map((row) => row.id),
+          );
+      } finally {
+        this.running.delete(replyId);
+        await release();
+        settle();
+      }
+      if (stopReason === 'shutdown') throw new ShuttingDownError();
+      if (stopReason === 'deleted') throw new NotFoundError('Chat session');
       throw error;
     }
 
     const emit = this.dependencies.hub.open(replyId);
-    const settled = this.pump(replyId, stream, emit, () => stopReason).finally(async () => {
+    void this.pump(replyId, stream, emit, () => stopReason).finally(async () => {
       clearTimeout(deadline);
       this.running.delete(replyId);
       await release();
+      settle();
     });
-    this.running.set(replyId, { stop, settled });
     const named = thread.title === NEW_THREAD_TITLE && thread.messageCount === 0;
     return {
       thread: threadView({ ...thread, title: named ? titleFrom(input.content) : thread.title, messageCount: thread.messageCount + 2, updatedAt: now }),
@@ -299,19 +320,11 @@ export class ChatService {
       const reason = stopped();
       status = reason ? 'interrupted' : 'failed';
       if (!reason) logger.warn({ err: error, replyId }, 'the model broke off a reply');
-      final = {
-        type: 'error',
-        code: reason === 'shutdown' ? 'reply_interrupted' : reason === 'too_long' ? 'reply_too_long' : 'ai_unavailable',
-        message:
-          reason === 'shutdown'
-            ? 'The server restarted while the partner was answering; ask again'
-            : reason === 'too_long'
-              ? 'The reply took too long and was cut off'
-              : 'The model stopped answering mid-reply; try again',
-      };
+      final = { type: 'error', ...CUT_OFF[reason ?? 'broken'] };
     }
     try {
-      await repository.finishReply(replyId, { content, status, promptTokens, replyTokens });
+      // its row gone: the conversation was deleted meanwhile (maybe through another instance), nothing is kept
+      if (!(await repository.finishReply(replyId, { content, status, promptTokens, replyTokens }))) final = { type: 'error', ...CUT_OFF.deleted };
     } catch (error) {
       logger.error({ err: error, replyId }, 'could not save a reply');
       final = { type: 'error', code: 'internal_error', message: 'The reply could not be saved' };
@@ -341,8 +354,11 @@ export class ChatService {
     return this.dependencies.repository.claim(anonymousKey(anonymousId), userId);
   }
 
+  /** Deletes a user's conversations; the replies this instance is writing in them stop. */
   async deleteThreadsOf(userId: string): Promise<number> {
-    return this.dependencies.repository.deleteThreadsOf(userId);
+    const deleted = new Set(await this.dependencies.repository.deleteThreadsOf(userId));
+    for (const reply of this.running.values()) if (deleted.has(reply.threadId)) reply.stop('deleted');
+    return deleted.size;
   }
 
   /**
@@ -364,6 +380,7 @@ export class ChatService {
 
   /** Stops the replies this instance is writing (they are saved as interrupted, their listeners told). */
   async stopAll(): Promise<void> {
+    this.stopping = true;
     const running = [...this.running.values()];
     for (const reply of running) reply.stop('shutdown');
     await Promise.all(running.map((reply) => reply.settled));

@@ -115,7 +115,8 @@ export class OllamaProxy {
   /**
    * Opens a streamed chat: resolves once upstream answered (so a refusal is an HTTP status,
    * not a broken stream), with the parts to relay. The tokens spent are counted when the reply
-   * is done; `abort` (or `signal`) cancels the upstream request.
+   * is done (a reply cut off before its last chunk counts a token a chunk it streamed, as Ollama
+   * streams them); `abort` (or `signal`) cancels the upstream request.
    */
   async chat(caller: AiCaller, input: ChatInput, signal: AbortSignal): Promise<ChatStream> {
     await this.checkBudget(caller);
@@ -123,23 +124,37 @@ export class OllamaProxy {
     const controller = new AbortController();
     const stop = () => controller.abort();
     signal.addEventListener('abort', stop, { once: true });
+    if (signal.aborted) stop();
     const client = this.client(upstream, controller.signal);
     try {
-      const iterator = await this.guarded(upstream.host, () =>
-        client.chat({ model: input.model, messages: input.messages, stream: true, ...(input.options ? { options: input.options } : {}) }),
+      const iterator = await this.guarded(
+        upstream.host,
+        () => client.chat({ model: input.model, messages: input.messages, stream: true, ...(input.options ? { options: input.options } : {}) }),
+        controller.signal,
       );
       const spend = (tokens: number) => this.spend(caller, tokens);
       const logger = this.dependencies.logger;
       async function* relay(): AsyncGenerator<ChatResponse> {
+        let streamed = 0;
+        let counted = false;
         try {
           for await (const part of iterator) {
+            // counted before the last chunk goes out: a consumer may stop once it has it
+            if (part.done) {
+              counted = true;
+              await spend((part.prompt_eval_count ?? 0) + (part.eval_count ?? 0));
+            } else streamed += 1;
             yield part;
-            if (part.done) await spend((part.prompt_eval_count ?? 0) + (part.eval_count ?? 0));
           }
         } finally {
           signal.removeEventListener('abort', stop);
           iterator.abort();
           controller.abort();
+          // cut off (the client left, the server stopped it, upstream broke): what streamed was generated all the same
+          if (!counted)
+            await spend(streamed).catch((error: unknown) =>
+              logger.warn({ err: error, caller: budgetOwner(caller) }, 'could not count the tokens of a cut-off reply'),
+            );
         }
       }
       return {
@@ -161,7 +176,7 @@ export class OllamaProxy {
     const upstream = await this.upstreamFor({ userId });
     const controller = new AbortController();
     try {
-      const { models } = await this.guarded(upstream.host, () => this.client(upstream, controller.signal).list());
+      const { models } = await this.guarded(upstream.host, () => this.client(upstream, controller.signal).list(), controller.signal);
       return models.map((model: ModelResponse) => ({
         name: model.name,
         model: model.model,
@@ -178,13 +193,14 @@ export class OllamaProxy {
 
   /**
    * Runs a call upstream through the host's circuit breaker and turns what can go wrong into
-   * the client's error: a refused address, a missing model, a host that is down.
+   * the client's error: a refused address, a missing model, a host that is down. A call we
+   * cancelled (`cancelled`: the client left, the server is stopping) says nothing of the host.
    */
-  private async guarded<T>(baseUrl: string, call: () => Promise<T>): Promise<T> {
+  private async guarded<T>(baseUrl: string, call: () => Promise<T>, cancelled: AbortSignal): Promise<T> {
     const host = new URL(baseUrl).host;
     try {
       return await this.dependencies.breaker.run(host, call, (error) => {
-        if (error instanceof OutboundRefusedError) return false;
+        if (cancelled.aborted || error instanceof OutboundRefusedError) return false;
         const status = (error as UpstreamError).status_code;
         return status === undefined || status >= 500;
       });
@@ -198,6 +214,7 @@ export class OllamaProxy {
           { 'retry-after': String(retryAfter) },
         );
       }
+      if (cancelled.aborted) throw new AppError('ai_unavailable', 'The request to the model was cancelled');
       if (error instanceof OutboundRefusedError)
         throw new AppError(
           'base_url_refused',
