@@ -46,7 +46,15 @@ describe('GET /api/chat-stream', () => {
     const replyId = json(start!).messageId as string;
     expect(json(start!)).toMatchObject({ type: 'start', sessionId: thread.id, messageId: replyId });
     // the conversation as the list shows it, nothing more (no owner ids)
-    expect(Object.keys((json(start!) as { session: object }).session).sort()).toEqual(['createdAt', 'id', 'messageCount', 'model', 'title', 'topic', 'updatedAt']);
+    expect(Object.keys((json(start!) as { session: object }).session).sort()).toEqual([
+      'createdAt',
+      'id',
+      'messageCount',
+      'model',
+      'title',
+      'topic',
+      'updatedAt',
+    ]);
     expect(events.map((event) => event.id)).toEqual(events.map((_, index) => `${replyId}:${index}`));
     const reply = replyTo('I goed to Tokyo last year');
     const tokens = rest.slice(0, -1).map((event) => json(event));
