@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   token_expired: 401,
   token_reused: 401,
   session_revoked: 401,
+  untrusted_issuer: 401,
   forbidden: 403,
   account_banned: 403,
   invite_required: 403,
@@ -26,6 +27,7 @@ export const ERROR_CODES = {
   payment_required: 402,
   not_enrolled: 403,
   recent_login_required: 403,
+  not_authorized_user: 403,
   not_found: 404,
   route_not_found: 404,
   ai_model_not_found: 404,
@@ -48,6 +50,8 @@ export const ERROR_CODES = {
   key_unreadable: 409,
   reply_in_progress: 409,
   donation_not_confirmable: 409,
+  account_link_required: 409,
+  identity_already_linked: 409,
   payload_too_large: 413,
   uri_too_long: 414,
   unsupported_media_type: 415,
@@ -68,6 +72,7 @@ export const ERROR_CODES = {
   payment_provider_unavailable: 503,
   payments_unavailable: 503,
   ai_unavailable: 503,
+  identity_provider_unavailable: 503,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

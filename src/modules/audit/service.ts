@@ -26,6 +26,7 @@ export const ACTIVITY_TYPES = [
   'ollama_key_stored',
   'ollama_key_revealed',
   'ollama_key_deleted',
+  'external_identity_linked',
 ] as const;
 export type ActivityType = (typeof ACTIVITY_TYPES)[number];
 
