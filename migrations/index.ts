@@ -13,6 +13,7 @@ import { CreateLessons1796143567350 } from './1796143567350-CreateLessons.js';
 import { LessonVideos1796148589182 } from './1796148589182-LessonVideos.js';
 import { OllamaKeys1796151093444 } from './1796151093444-OllamaKeys.js';
 import { ChatThreads1796159277764 } from './1796159277764-ChatThreads.js';
+import { ExternalIdentities1796162342481 } from './1796162342481-ExternalIdentities.js';
 export const migrations = [
   EnableCitext1763769600000,
   CreateAccounts1763776800000,
@@ -27,4 +28,5 @@ export const migrations = [
   LessonVideos1796148589182,
   OllamaKeys1796151093444,
   ChatThreads1796159277764,
+  ExternalIdentities1796162342481,
 ];

@@ -28,7 +28,7 @@ export async function buildApp(container: Container): Promise<App> {
   registerDraining(app);
   await registerRateLimit(app, { config, redis: container.redis });
   await registerOpenApi(app, { config, tags: moduleTags });
-  registerAuthentication(app, { verifier: services.tokens, roles: services.accounts, activity: services.profiles, logger });
+  registerAuthentication(app, { verifier: services.bearer, roles: services.accounts, activity: services.profiles, logger });
   // Routes opt in with config: { idempotent: true }; must come before the routes.
   await app.register(idempotency, { store: container.idempotency });
 
@@ -39,7 +39,7 @@ export async function buildApp(container: Container): Promise<App> {
     logger,
     redis: container.redis,
     realtime: container.realtime,
-    verifier: services.tokens,
+    verifier: services.bearer,
     accounts: services.accounts,
     handlers: modules.flatMap((module) => ('sockets' in module && module.sockets ? [module.sockets] : [])),
   });

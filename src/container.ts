@@ -29,7 +29,7 @@ import { RealtimeBus } from './infra/realtime.js';
 import { createRedis, type RedisConnection } from './infra/redis.js';
 import { LocalStorage, S3Storage, type ObjectStorage } from './infra/storage.js';
 import { FfmpegTools } from './infra/video.js';
-import type { TokenService } from './modules/auth/index.js';
+import type { BearerAuthenticator, TokenService, TrustedIssuer } from './modules/auth/index.js';
 import type { AccountsService, ProfilesService } from './modules/users/index.js';
 import { modules, type CreatedModules, type ModuleServices } from './modules/index.js';
 
@@ -60,7 +60,7 @@ export interface Container {
   close(): Promise<void>;
 }
 
-export type Services = ModuleServices & { tokens: TokenService; accounts: AccountsService; profiles: ProfilesService };
+export type Services = ModuleServices & { tokens: TokenService; bearer: BearerAuthenticator; accounts: AccountsService; profiles: ProfilesService };
 
 export interface ContainerOptions {
   /** Folder that relative paths (DATA_DIR, JWT_KEYS_DIR) are resolved against. */
@@ -163,6 +163,21 @@ export async function createContainer(config: Config, options: ContainerOptions)
 
     const beta = modules.beta.create({ infra, audit: audit.service });
 
+    // document 001's front end is one more HS256 issuer
+    const trustedIssuers: TrustedIssuer[] = [
+      ...config.TRUSTED_ISSUERS,
+      ...(config.ORION_SHARED_JWT_SECRET && config.ORION_SHARED_JWT_ISS && config.ORION_SHARED_JWT_AUD
+        ? [
+            {
+              kind: 'hs256',
+              issuer: config.ORION_SHARED_JWT_ISS,
+              audience: config.ORION_SHARED_JWT_AUD,
+              secret: config.ORION_SHARED_JWT_SECRET,
+              emailClaim: 'email',
+            } as const,
+          ]
+        : []),
+    ];
     const auth = modules.auth.create({
       infra,
       keys,
@@ -170,7 +185,25 @@ export async function createContainer(config: Config, options: ContainerOptions)
       users: users.service,
       beta: beta.service,
       audit: audit.service,
+      // the operator chose these hosts, wherever they are; redirects are refused all the same
+      jwksFetch: createGuardedFetch({
+        trusted: trustedIssuers.flatMap((issuer) => {
+          if (issuer.kind !== 'jwks') return [];
+          const url = new URL(issuer.jwksUrl);
+          return [{ hostname: url.hostname, port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) }];
+        }),
+        connectTimeoutMs: config.JWKS_TIMEOUT,
+        headersTimeoutMs: config.JWKS_TIMEOUT,
+        bodyTimeoutMs: config.JWKS_TIMEOUT,
+      }),
       settings: {
+        external: {
+          issuers: trustedIssuers,
+          acceptExternalTokens: config.ACCEPT_EXTERNAL_TOKENS,
+          authorizedUserEmail: config.AUTHORIZED_USER_EMAIL ?? null,
+          leewayMs: config.EXTERNAL_TOKEN_LEEWAY,
+          jwks: { timeoutMs: config.JWKS_TIMEOUT, cacheTtlMs: config.JWKS_CACHE_TTL, refetchIntervalMs: config.JWKS_REFETCH_INTERVAL },
+        },
         tokens: { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, accessTtlMs: config.JWT_ACCESS_EXPIRY },
         emailPages: {
           '/verify-email': config.FRONTEND_VERIFY_EMAIL_URL ?? new URL('/verify-email', config.APP_URL).toString(),
@@ -437,6 +470,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
         beta: beta.service,
         auth: auth.service,
         tokens: auth.service.tokens,
+        bearer: auth.service.bearer,
         calls: calls.service,
         matchmaking: matchmaking.service,
         reports: reports.service,

@@ -1,5 +1,6 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import formats from 'ajv-formats';
+import { SignJWT } from 'jose';
 import pg from 'pg';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,20 @@ const BODY_LIMIT_BYTES = 2 * 1024 * 1024;
 /** Requests in flight at once: enough to overlap them, few enough for two shared cores. */
 const CONCURRENCY = 4;
 
+/** A trusted HS256 issuer, so the token exchange answers its documented successes too. */
+const FRONT_END = { issuer: 'https://front.parley.test', audience: 'parley', secret: 'f'.repeat(64) };
+
+function frontEndToken(sub: string): Promise<string> {
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer(FRONT_END.issuer)
+    .setAudience(FRONT_END.audience)
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .sign(new TextEncoder().encode(FRONT_END.secret));
+}
+
 let server: ServerProcess;
 let ollama: FakeOllama;
 let database: pg.Client;
@@ -26,7 +41,12 @@ let document: OpenApiDocument;
 beforeAll(async () => {
   // a model to talk to, so the AI routes answer their documented requests as they would in service
   ollama = await startFakeOllama();
-  server = await startBuiltServer({ RATE_LIMIT_REQUESTS: '1000000', BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES), OLLAMA_BASE_URL: ollama.url });
+  server = await startBuiltServer({
+    RATE_LIMIT_REQUESTS: '1000000',
+    BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES),
+    OLLAMA_BASE_URL: ollama.url,
+    TRUSTED_ISSUERS: JSON.stringify([{ issuer: FRONT_END.issuer, audience: FRONT_END.audience, secret: FRONT_END.secret }]),
+  });
   database = new pg.Client({ connectionString: await testDatabaseUrl() });
   await database.connect();
   document = JSON.parse((await send(server.url, { method: 'GET', url: '/openapi.json' })).body) as OpenApiDocument;
@@ -197,7 +217,11 @@ async function happyPaths(): Promise<Outcome[]> {
   await call({ method: 'PATCH', url: `/admin/users/${b.user.id}/ban`, headers: adminAuth, payload: { reason: 'spam' } });
   await call({ method: 'PATCH', url: `/admin/users/${b.user.id}/unban`, headers: adminAuth });
   await call({ method: 'GET', url: `/admin/users/${a.user.id}`, headers: me });
-  for (const url of ['/health', '/ready', '/metrics', '/.well-known/jwks.json']) await call({ method: 'GET', url });
+  for (const url of ['/health', '/ready', '/metrics', '/.well-known/jwks.json', '/auth/providers']) await call({ method: 'GET', url });
+  const exchange = async (sub: string) => ({ token: await frontEndToken(sub), deviceId: 'd3', platform: 'web' });
+  await call({ method: 'POST', url: '/auth/exchange', payload: await exchange(uniqueEmail('front')) });
+  await call({ method: 'POST', url: '/auth/exchange', payload: await exchange(a.email) });
+  await call({ method: 'POST', url: '/auth/exchange/link', headers: me, payload: { token: await frontEndToken(a.email) } });
   await call({ method: 'POST', url: '/auth/logout', headers: me });
   await call({ method: 'GET', url: '/auth/me', headers: me });
   return outcomes;

@@ -79,7 +79,7 @@ describe('npm run migration:* on a configured database', () => {
     // and forward again: down() undid exactly what up() did
     expect((await migration('run')).output).toContain(`applied: ${names.at(-1)}`);
     expect(await schemaDiff(url)).toEqual([]);
-  }, 60_000);
+  }, 180_000); // every migration runs, reverts and runs again in spawned CLIs: it grows with the migrations
 
   it('rejects an unknown command', async () => {
     const result = await migration('explode');

@@ -91,6 +91,73 @@ const origins = z.string().transform((text) =>
     .filter(Boolean),
 );
 
+/** Signature algorithms a JWKS issuer may pin: asymmetric only, so a public key can never serve as an HMAC secret. */
+export const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const issuerFields = {
+  issuer: z.string().trim().min(1).max(255),
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  emailClaim: z.string().min(1).max(100).optional(),
+};
+const sharedSecretIssuer = z.strictObject({ ...issuerFields, secret: z.string().min(32, 'secret must be at least 32 characters') });
+const jwksIssuer = z.strictObject({
+  ...issuerFields,
+  jwksUrl: z.url({ protocol: /^https?$/ }),
+  algorithms: z.array(z.enum(JWKS_ALGORITHMS)).min(1).optional(),
+});
+
+/** One issuer whose tokens Parley trusts: an HS256 shared secret, or a provider's JWKS URL. */
+export type TrustedIssuerSetting =
+  | { kind: 'hs256'; issuer: string; audience: string | string[]; secret: string; emailClaim: string }
+  | { kind: 'jwks'; issuer: string; audience: string | string[]; jwksUrl: string; algorithms: string[]; emailClaim: string };
+
+/**
+ * TRUSTED_ISSUERS: a JSON list of `{ issuer, audience, secret }` and `{ issuer, audience, jwksUrl,
+ * algorithms? }`. A problem is reported by entry and field, never with the values (they hold secrets).
+ */
+const trustedIssuers = z.string().transform((text, ctx): TrustedIssuerSetting[] => {
+  let entries: unknown;
+  try {
+    entries = JSON.parse(text);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'is not JSON: expected a list such as [{"issuer":"…","audience":"…","jwksUrl":"https://…"}]' });
+    return z.NEVER;
+  }
+  if (!Array.isArray(entries)) {
+    ctx.addIssue({ code: 'custom', message: 'expected a JSON list of issuers' });
+    return z.NEVER;
+  }
+  const issuers: TrustedIssuerSetting[] = [];
+  entries.forEach((entry: unknown, index) => {
+    const where = `entry ${index + 1}`;
+    const shape = typeof entry === 'object' && entry !== null ? entry : {};
+    if ('secret' in shape === 'jwksUrl' in shape) {
+      ctx.addIssue({ code: 'custom', message: `${where} needs either "secret" (HS256) or "jwksUrl" (RS256, ES256...), one of the two` });
+      return;
+    }
+    const parsed = 'secret' in shape ? sharedSecretIssuer.safeParse(entry) : jwksIssuer.safeParse(entry);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'entry'}: ${issue.message}`);
+      ctx.addIssue({ code: 'custom', message: `${where}: ${problems.join(', ')}` });
+      return;
+    }
+    const value = parsed.data;
+    issuers.push(
+      'secret' in value
+        ? { kind: 'hs256', issuer: value.issuer, audience: value.audience, secret: value.secret, emailClaim: value.emailClaim ?? 'email' }
+        : {
+            kind: 'jwks',
+            issuer: value.issuer,
+            audience: value.audience,
+            jwksUrl: value.jwksUrl,
+            algorithms: value.algorithms ?? ['RS256'],
+            emailClaim: value.emailClaim ?? 'email',
+          },
+    );
+  });
+  return issuers;
+});
+
 /**
  * Every setting Parley reads. Each entry documents itself (.describe) and the grouping in
  * ENV_GROUPS drives `.env.example`, so the schema stays the single source of truth.
@@ -214,6 +281,43 @@ export const envSchema = z
       .prefault('10/15m')
       .describe('Failed logins per account, from any IP, before the account answers 429 for the rest of the window.'),
     BETA_MODE: z.enum(['on', 'off']).default('off').describe('on: registering needs a valid invite key (private beta).'),
+
+    TRUSTED_ISSUERS: trustedIssuers
+      .prefault('[]')
+      .describe(
+        'Issuers whose tokens POST /auth/exchange turns into a Parley session (and, with ACCEPT_EXTERNAL_TOKENS, the chat routes take directly), as a JSON list: {"issuer","audience","secret"} for an HS256 shared secret, or {"issuer","audience","jwksUrl","algorithms"?} for a provider publishing its keys (Privy: algorithms ["ES256"]; default ["RS256"], as Clerk). Optional "emailClaim" (default "email").',
+      ),
+    ORION_SHARED_JWT_SECRET: z
+      .string()
+      .min(32, 'must be at least 32 characters')
+      .optional()
+      .describe(
+        'The Next.js front end of document 001: the HS256 secret it signs its tokens with, trusted as one more issuer (with ORION_SHARED_JWT_ISS and _AUD).',
+      ),
+    ORION_SHARED_JWT_ISS: z.string().trim().min(1).max(255).optional().describe("iss of the 001 front end's tokens (e.g. https://www.sidekickportal.com)."),
+    ORION_SHARED_JWT_AUD: z.string().min(1).optional().describe("aud of the 001 front end's tokens (e.g. orion-core)."),
+    ACCEPT_EXTERNAL_TOKENS: flag
+      .prefault('off')
+      .describe(
+        "on: the AI chat routes (/api/sessions/*, /api/chat-stream) also take a trusted issuer's token directly as the bearer token, as the linked (or a new) account, so the 001 front end works unchanged.",
+      ),
+    AUTHORIZED_USER_EMAIL: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .pipe(z.email())
+      .optional()
+      .describe('Single-user mode: only the account with this e-mail may sign in or use a token, by any route (others get 403 not_authorized_user).'),
+    EXTERNAL_TOKEN_LEEWAY: duration.prefault('30s').describe("Clock skew tolerated on an external token's exp, nbf and iat."),
+    JWKS_TIMEOUT: duration
+      .prefault('5s')
+      .describe("Fetching an issuer's JWKS gives up after this long (a token it would verify then gets 503 identity_provider_unavailable)."),
+    JWKS_CACHE_TTL: duration
+      .prefault('10m')
+      .describe("An issuer's keys are fetched again after this long (the old ones serve while the provider cannot be reached)."),
+    JWKS_REFETCH_INTERVAL: duration
+      .prefault('30s')
+      .describe('A token signed by a key the cached JWKS lacks fetches it again, at most once per this interval per issuer (a failed fetch waits as long).'),
 
     STORAGE_BUCKET_NAME: z
       .string()
@@ -529,6 +633,25 @@ export const envSchema = z
       ctx.addIssue({ code: 'custom', path: ['STRIPE_SECRET_KEY'], message: 'is required with PAYMENT_PROVIDER=stripe' });
     if (env.PAYMENT_PROVIDER === 'paypal' && !env.PAYPAL_CLIENT_ID)
       ctx.addIssue({ code: 'custom', path: ['PAYPAL_CLIENT_ID'], message: 'is required with PAYMENT_PROVIDER=paypal' });
+  })
+  .superRefine((env, ctx) => {
+    const orion = ['ORION_SHARED_JWT_SECRET', 'ORION_SHARED_JWT_ISS', 'ORION_SHARED_JWT_AUD'] as const;
+    const missing = orion.filter((key) => !env[key]);
+    if (missing.length && missing.length < orion.length) {
+      ctx.addIssue({ code: 'custom', path: [missing[0]!], message: `is missing: ${orion.join(', ')} go together, all three or none` });
+    }
+    const issuers = [...env.TRUSTED_ISSUERS.map((entry) => entry.issuer), ...(env.ORION_SHARED_JWT_ISS ? [env.ORION_SHARED_JWT_ISS] : [])];
+    const repeated = issuers.filter((issuer, index) => issuers.indexOf(issuer) !== index);
+    if (repeated.length)
+      ctx.addIssue({ code: 'custom', path: ['TRUSTED_ISSUERS'], message: `lists an issuer twice (with ORION_SHARED_JWT_ISS): ${repeated.join(', ')}` });
+    if (issuers.includes(env.JWT_ISSUER)) {
+      ctx.addIssue({ code: 'custom', path: ['TRUSTED_ISSUERS'], message: `cannot trust JWT_ISSUER (${env.JWT_ISSUER}), Parley's own issuer` });
+    }
+    // a JWKS fetched in clear could be swapped on the way: its keys would then sign anyone in
+    const insecure = env.TRUSTED_ISSUERS.findIndex((entry) => entry.kind === 'jwks' && new URL(entry.jwksUrl).protocol !== 'https:');
+    if (env.NODE_ENV === 'production' && insecure >= 0) {
+      ctx.addIssue({ code: 'custom', path: ['TRUSTED_ISSUERS'], message: `entry ${insecure + 1}: jwksUrl must be https in production` });
+    }
   });
 
 export type Env = z.output<typeof envSchema>;
@@ -589,6 +712,21 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'AUTH_FORGOT_PASSWORD_LIMIT',
       'AUTH_ACCOUNT_FAILURE_LIMIT',
       'BETA_MODE',
+    ],
+  },
+  {
+    title: 'External identity',
+    keys: [
+      'TRUSTED_ISSUERS',
+      'ORION_SHARED_JWT_SECRET',
+      'ORION_SHARED_JWT_ISS',
+      'ORION_SHARED_JWT_AUD',
+      'ACCEPT_EXTERNAL_TOKENS',
+      'AUTHORIZED_USER_EMAIL',
+      'EXTERNAL_TOKEN_LEEWAY',
+      'JWKS_TIMEOUT',
+      'JWKS_CACHE_TTL',
+      'JWKS_REFETCH_INTERVAL',
     ],
   },
   { title: 'E-mail', keys: ['EMAIL_FROM', 'SMTP_URL', 'RESEND_API_KEY', 'RESEND_API_URL'] },
@@ -711,14 +849,6 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
 export const PLANNED_ENV: ReadonlyArray<{ module: string; keys: readonly string[] }> = [
   {
     module: 'external identity',
-    keys: [
-      'GITHUB_CLIENT_ID',
-      'GITHUB_CLIENT_SECRET',
-      'AUTH_EXCHANGE_HS256_SECRET',
-      'AUTH_EXCHANGE_ISSUER',
-      'AUTH_EXCHANGE_AUDIENCE',
-      'AUTH_EXCHANGE_JWKS_URL',
-      'AUTHORIZED_USER_EMAIL',
-    ],
+    keys: ['GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET'],
   },
 ];

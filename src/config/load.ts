@@ -49,7 +49,7 @@ export function loadConfig({ env, cwd }: LoadConfigOptions): Config {
       const key = issue.path.join('.');
       const given = merged[key];
       const message = issue.code === 'invalid_type' && given === undefined ? 'is required' : issue.message;
-      return `${key} ${message}${given !== undefined && !/SECRET|KEY|TOKEN|PASSWORD/.test(key) ? ` (got "${given}")` : ''}`;
+      return `${key} ${message}${given !== undefined && !/SECRET|KEY|TOKEN|PASSWORD|ISSUERS/.test(key) ? ` (got "${given}")` : ''}`;
     });
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }

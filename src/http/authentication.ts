@@ -1,5 +1,5 @@
 import type { Logger } from '../infra/logger.js';
-import { registerAuthGuard, type AccessTokenVerifier, type RoleLookup } from '../shared/auth.js';
+import { registerAuthGuard, type AccessTokenVerifier, type PrincipalVerifier, type RoleLookup } from '../shared/auth.js';
 import type { App } from './types.js';
 
 /** Records that a signed-in user was active; throttled by the implementation. */
@@ -13,12 +13,12 @@ export interface ActivityRecorder {
  */
 export function registerAuthentication(
   app: App,
-  { verifier, roles, activity, logger }: { verifier: AccessTokenVerifier; roles: RoleLookup; activity: ActivityRecorder; logger: Logger },
+  { verifier, roles, activity, logger }: { verifier: AccessTokenVerifier & PrincipalVerifier; roles: RoleLookup; activity: ActivityRecorder; logger: Logger },
 ): void {
   registerAuthGuard(app, verifier, roles);
   app.addHook('onResponse', (request, _reply, done) => {
-    if (request.auth) {
-      const userId = request.auth.userId;
+    if (request.principal) {
+      const userId = request.principal.userId;
       activity.touchLastActive(userId).catch((error: unknown) => logger.warn({ err: error, userId }, 'could not record activity'));
     }
     done();

@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   token_expired: 401,
   token_reused: 401,
   session_revoked: 401,
+  untrusted_issuer: 401,
   forbidden: 403,
   account_banned: 403,
   invite_required: 403,
@@ -27,6 +28,7 @@ export const ERROR_CODES = {
   not_enrolled: 403,
   recent_login_required: 403,
   origin_not_allowed: 403,
+  not_authorized_user: 403,
   not_found: 404,
   route_not_found: 404,
   ai_model_not_found: 404,
@@ -50,6 +52,8 @@ export const ERROR_CODES = {
   reply_in_progress: 409,
   already_authenticated: 409,
   donation_not_confirmable: 409,
+  account_link_required: 409,
+  identity_already_linked: 409,
   payload_too_large: 413,
   uri_too_long: 414,
   unsupported_media_type: 415,
@@ -73,6 +77,7 @@ export const ERROR_CODES = {
   payments_unavailable: 503,
   ai_unavailable: 503,
   too_many_connections: 503,
+  identity_provider_unavailable: 503,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

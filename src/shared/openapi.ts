@@ -11,7 +11,7 @@ type Input = Parameters<Transform>[0];
 const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
 
 /** What the document reads of a route's `config`. */
-function routeConfig(input: Input): { auth?: AuthRequirement; rateLimit?: unknown; idempotent?: boolean | 'required' } {
+function routeConfig(input: Input): { auth?: AuthRequirement; externalTokens?: boolean; rateLimit?: unknown; idempotent?: boolean | 'required' } {
   return (input.route as { config?: ReturnType<typeof routeConfig> }).config ?? {};
 }
 
@@ -40,6 +40,8 @@ function commonErrors(input: Input): ErrorStatus[] {
     ...(/[:*]/.test(input.url) ? ([414] as const) : []),
     // a bad token (401), a banned account (403 account_banned) or a non-admin on an admin route (403)
     ...(config.auth ? ([401, 403] as const) : []),
+    // an external token whose e-mail belongs to an account it is not linked to
+    ...(config.externalTokens ? ([409] as const) : []),
     ...(methods.some((method) => !BODYLESS_METHODS.has(method)) ? ([413, 415] as const) : []),
     ...(config.rateLimit === false ? [] : ([429] as const)),
     500,

@@ -13,6 +13,7 @@ export const SOCKET_ERROR_CODES = {
   token_expired: 'connect_error: the access token has expired (refresh it and reconnect)',
   session_revoked: 'connect_error: the device session was signed out',
   account_banned: 'connect_error: the account is banned; error on find_partner: the account cannot use matchmaking',
+  not_authorized_user: 'connect_error: single-user mode (AUTHORIZED_USER_EMAIL) and this is another account',
   too_many_sockets: 'connect_error: the account holds SOCKET_MAX_PER_USER sockets on this instance; Engine.IO 403: the IP holds SOCKET_MAX_PER_IP',
   origin_not_allowed: 'Engine.IO 403: a browser Origin that is neither FRONTEND_URL nor the server itself',
   validation_failed: 'error: an event payload fails its schema; details.fields lists { path, message }',

@@ -29,6 +29,7 @@ export const ACTIVITY_TYPES = [
   'ws_auth_failed',
   'ws_ip_blocked',
   'security_suspicious_content',
+  'external_identity_linked',
 ] as const;
 export type ActivityType = (typeof ACTIVITY_TYPES)[number];
 

@@ -131,3 +131,35 @@ export type PasswordResetToken = InstanceType<typeof PasswordResetToken>;
 /** Single-use, 24 hours; only the SHA-256 of the token is stored. */
 export const EmailVerificationToken = oneTimeToken('email_verification_tokens');
 export type EmailVerificationToken = InstanceType<typeof EmailVerificationToken>;
+
+/**
+ * An account's identity at another issuer (a trusted token's iss and sub; GitHub's user id):
+ * how that issuer's tokens find the account. Never matched by e-mail.
+ */
+@Entity('external_identities')
+@Unique('external_identities_issuer_subject_unique', ['issuer', 'subject'])
+export class ExternalIdentity {
+  @PrimaryColumn('uuid')
+  id!: string;
+
+  @Index('external_identities_user_id_idx')
+  @Column({ name: 'user_id', type: 'uuid' })
+  userId!: string;
+
+  @ManyToOne('User', { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'user_id', foreignKeyConstraintName: 'external_identities_user_id_fkey' })
+  user?: unknown;
+
+  @Column({ type: 'varchar', length: 255 })
+  issuer!: string;
+
+  @Column({ type: 'varchar', length: 255 })
+  subject!: string;
+
+  /** The e-mail the issuer gave when the identity was linked, if any (information only). */
+  @Column({ type: 'citext', nullable: true })
+  email!: string | null;
+
+  @Column({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+}

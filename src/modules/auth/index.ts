@@ -1,19 +1,36 @@
 import type { Infra } from '../../infra/bundle.js';
 import type { SigningKeys } from '../../infra/keys.js';
+import type { GuardedFetch } from '../../infra/outbound.js';
 import type { PasswordHasher } from '../../infra/passwords.js';
 import { createPreparedReader } from '../../infra/sql.js';
 import type { AuditService } from '../audit/index.js';
 import type { BetaService } from '../beta/index.js';
 import { defineModule } from '../kit.js';
 import type { UsersModuleService } from '../users/index.js';
-import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken } from './entities.js';
+import { BearerAuthenticator } from './authenticator.js';
+import { DeviceSession, EmailVerificationToken, ExternalIdentity, PasswordResetToken, RefreshToken } from './entities.js';
+import { identityRoutes } from './identity-routes.js';
+import { ExternalIdentities } from './identities.js';
+import { TrustedIssuers, type TrustedIssuer, type TrustedIssuersOptions } from './issuers.js';
 import { authJobs } from './jobs.js';
 import { authRoutes, type AuthRoutesOptions } from './routes.js';
 import { AuthService, type AuthSettings } from './service.js';
+import { SingleUserGate } from './single-user.js';
 import { TokenService, type TokenOptions } from './tokens.js';
 
 export type { AuthService, RequestMeta, TokenPair } from './service.js';
+export type { BearerAuthenticator } from './authenticator.js';
+export type { TrustedIssuer } from './issuers.js';
 export type { TokenService } from './tokens.js';
+
+/** Sign-in with other issuers' tokens (TRUSTED_ISSUERS, document 001's front end) and single-user mode. */
+export interface ExternalIdentitySettings extends TrustedIssuersOptions {
+  issuers: TrustedIssuer[];
+  /** ACCEPT_EXTERNAL_TOKENS: routes with `externalTokens` take a trusted issuer's token directly. */
+  acceptExternalTokens: boolean;
+  /** AUTHORIZED_USER_EMAIL: only this account may authenticate. */
+  authorizedUserEmail: string | null;
+}
 
 export interface AuthModuleDeps {
   infra: Infra;
@@ -22,17 +39,33 @@ export interface AuthModuleDeps {
   users: UsersModuleService;
   beta: BetaService;
   audit: AuditService;
-  settings: AuthSettings & { tokens: TokenOptions; limits: AuthRoutesOptions['limits'] };
+  /** Fetches the issuers' JWKS (their hosts trusted, redirects refused); closed with the module. */
+  jwksFetch: GuardedFetch;
+  settings: AuthSettings & { tokens: TokenOptions; limits: AuthRoutesOptions['limits']; external: ExternalIdentitySettings };
 }
 
-/** Sign-up, sign-in, device sessions with rotating refresh tokens, e-mail verification and password reset. */
+/** Sign-up, sign-in (password or a trusted issuer's token), device sessions with rotating refresh tokens, e-mail verification and password reset. */
 export const authModule = defineModule({
   name: 'auth',
-  entities: [DeviceSession, RefreshToken, PasswordResetToken, EmailVerificationToken],
+  entities: [DeviceSession, RefreshToken, PasswordResetToken, EmailVerificationToken, ExternalIdentity],
   tags: [{ name: 'auth', description: 'Accounts, tokens and device sessions' }],
-  create: ({ infra, keys, hasher, users, beta, audit, settings }: AuthModuleDeps) => {
-    const tokens = new TokenService(keys, infra.redis.client, infra.clock, settings.tokens, createPreparedReader(infra.db), users.accounts);
+  create: ({ infra, keys, hasher, users, beta, audit, jwksFetch, settings }: AuthModuleDeps) => {
+    const reader = createPreparedReader(infra.db);
+    const tokens = new TokenService(keys, infra.redis.client, infra.clock, settings.tokens, reader, users.accounts);
     tokens.onSessionsDenied((sessionIds) => infra.realtime.disconnectSessions(sessionIds));
+    const gate = new SingleUserGate(settings.external.authorizedUserEmail);
+    const issuers = new TrustedIssuers(settings.external.issuers, { fetch: jwksFetch, clock: infra.clock, logger: infra.logger }, settings.external);
+    const identities = new ExternalIdentities({
+      db: infra.db,
+      reader,
+      issuers,
+      accounts: users.accounts,
+      audit,
+      gate,
+      clock: infra.clock,
+      ids: infra.ids,
+      events: infra.events,
+    });
     const auth = new AuthService(
       {
         db: infra.db,
@@ -48,15 +81,28 @@ export const authModule = defineModule({
         ids: infra.ids,
         logger: infra.logger,
         events: infra.events,
+        identities,
+        gate,
+        bearer: new BearerAuthenticator(tokens, identities, gate, settings.external.acceptExternalTokens),
       },
       settings,
     );
     // A banned account's sessions end at once, on every instance.
-    infra.events.on('user.banned', ({ sessionIds }) => auth.denySessions(sessionIds));
+    const unsubscribeBanned = infra.events.on('user.banned', ({ sessionIds }) => auth.denySessions(sessionIds));
+    // A deleted account's identities are forgotten: signing in with them again makes a new account.
+    const unsubscribeDeleted = infra.events.on('user.deleted', ({ userId }) => identities.forget(userId));
     return {
       service: auth,
-      http: async (app) => app.register(authRoutes, { auth, tokens, limits: settings.limits }),
+      http: async (app) => {
+        await app.register(authRoutes, { auth, tokens, limits: settings.limits });
+        await app.register(identityRoutes, { auth });
+      },
       jobs: authJobs(auth),
+      close: async () => {
+        unsubscribeBanned();
+        unsubscribeDeleted();
+        await jwksFetch.close();
+      },
     };
   },
 });

@@ -53,3 +53,35 @@ export const jwksSchema = z.object({
 });
 
 export const deleteAccountBodySchema = z.strictObject({ password: z.string().min(1).max(1024).optional() }).optional();
+
+const externalToken = z
+  .string()
+  .min(16)
+  .max(8192)
+  .describe("A JWT from a trusted issuer (TRUSTED_ISSUERS): the front end's HS256 token, a Privy or Clerk token");
+
+export const exchangeBodySchema = z.strictObject({ token: externalToken, ...device });
+export const linkIdentityBodySchema = z.strictObject({
+  token: externalToken,
+  password: z.string().min(1).max(1024).optional().describe('The current password; not needed within 10 minutes of signing in'),
+});
+
+export const linkedIdentitySchema = z
+  .object({
+    issuer: z.string(),
+    subject: z.string(),
+    email: z.string().nullable().describe('The e-mail the issuer gave when the identity was linked'),
+    linkedAt: z.date(),
+  })
+  .meta({ id: 'LinkedIdentity' });
+
+export const providersSchema = z
+  .object({
+    password: z.boolean().describe('E-mail and password sign-in (POST /auth/login)'),
+    github: z.boolean().describe('GitHub sign-in'),
+    issuers: z
+      .array(z.object({ issuer: z.string(), kind: z.enum(['hs256', 'jwks']) }))
+      .describe('Issuers whose tokens POST /auth/exchange takes: an HS256 shared secret, or a provider publishing a JWKS'),
+    singleUser: z.boolean().describe('Only one account (AUTHORIZED_USER_EMAIL) may sign in'),
+  })
+  .meta({ id: 'AuthProviders' });

@@ -16,8 +16,11 @@ import type { AuthContext, Role } from '../../shared/auth.js';
 import { AppError, DependencyUnavailableError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
 import type { AuditService } from '../audit/index.js';
 import type { BetaService } from '../beta/index.js';
-import type { AccountsService } from '../users/index.js';
+import type { AccountsService, AccountSummary } from '../users/index.js';
+import type { BearerAuthenticator } from './authenticator.js';
+import type { ExternalIdentities, LinkedIdentity } from './identities.js';
 import { PASSWORD_RESET_JOB, type PasswordResetPayload } from './jobs.js';
+import type { SingleUserGate } from './single-user.js';
 import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken, type Platform } from './entities.js';
 import { sha256, type TokenService } from './tokens.js';
 
@@ -66,6 +69,13 @@ export interface SessionView {
   current: boolean;
 }
 
+/** A sign-in's transaction outcome: the pair, the sessions it replaced (this device's), whether the device is new. */
+interface SignedIn {
+  pair: TokenPair;
+  replaced: string[];
+  newDevice: boolean;
+}
+
 /** Both one-time token tables share one class shape. */
 type OneTimeTokenEntity = typeof PasswordResetToken;
 
@@ -74,6 +84,8 @@ const RESET_TTL_MS = 60 * 60_000;
 const RESET_MAILS_PER_WINDOW = 3;
 const RESET_MAILS_WINDOW_MS = 60 * 60_000;
 const VERIFICATION_TTL_MS = 24 * 60 * 60_000;
+/** Linking an identity needs the password, or a sign-in this recent. */
+const IDENTITY_LINK_CONFIRM_MS = 10 * 60_000;
 
 function opaqueToken(): string {
   return randomBytes(32).toString('base64url');
@@ -114,9 +126,13 @@ export interface AuthServiceDependencies {
   ids: IdGenerator;
   logger: Logger;
   events: EventBus;
+  identities: ExternalIdentities;
+  gate: SingleUserGate;
+  /** Not used here: handed to the HTTP guard and the sockets through this service. */
+  bearer: BearerAuthenticator;
 }
 
-/** Accounts' credentials and device sessions: sign-up, sign-in, refresh, sign-out, reset, verification. */
+/** Accounts' credentials and device sessions: sign-up, sign-in (password or a trusted issuer's token), refresh, sign-out, reset, verification. */
 export class AuthService {
   private readonly db: DataSource;
   private readonly redis: Redis;
@@ -131,6 +147,10 @@ export class AuthService {
   private readonly ids: IdGenerator;
   private readonly logger: Logger;
   private readonly events: EventBus;
+  private readonly identities: ExternalIdentities;
+  private readonly gate: SingleUserGate;
+  /** Every bearer token's verifier (Parley's, and trusted issuers' where a route takes them), for the HTTP guard, Socket.io and /ws. */
+  readonly bearer: BearerAuthenticator;
 
   constructor(
     dependencies: AuthServiceDependencies,
@@ -149,9 +169,13 @@ export class AuthService {
     this.ids = dependencies.ids;
     this.logger = dependencies.logger;
     this.events = dependencies.events;
+    this.identities = dependencies.identities;
+    this.gate = dependencies.gate;
+    this.bearer = dependencies.bearer;
   }
 
   async register(input: { email: string; password: string; inviteKey?: string | undefined } & Device, meta: RequestMeta): Promise<TokenPair> {
+    this.gate.check(input.email);
     if (this.settings.betaMode && !input.inviteKey) throw new AppError('invite_required', 'Parley is in private beta: an invite key is required');
     const passwordHash = await this.hasher.hash(input.password);
     const verification = opaqueToken();
@@ -203,41 +227,126 @@ export class AuthService {
       await this.audit.record({ type: 'login_failed', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { reason: 'account_banned' } });
       throw new AppError('account_banned', 'This account is banned');
     }
+    // after the password, so the answer names no authorized e-mail to someone without its password
+    await this.refuseUnauthorizedUser(account, meta);
     await this.withRedis(() => this.redis.del(failuresKey));
     const upgradedHash = account.passwordHash && this.hasher.needsRehash(account.passwordHash) ? await this.hasher.hash(input.password) : null;
     const signedIn = await this.db.transaction(async (manager) => {
-      // Checked again on the locked row: a ban that commits first is seen here, and one that
-      // commits later waits for this session and then revokes it with the others.
       const current = await this.accounts.lockSummary(manager, account.id);
       if (!current) throw new AppError('invalid_credentials', 'E-mail or password is incorrect');
-      if (current.isBanned) {
-        await this.audit.record(
-          { type: 'login_failed', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { reason: 'account_banned' } },
-          manager,
-        );
-        return null;
+      if (upgradedHash && !current.isBanned) await this.accounts.upgradePasswordHash(manager, account.id, account.passwordHash!, upgradedHash);
+      return this.startSession(manager, current, input, meta, {});
+    });
+    return this.finishSignIn(signedIn, input, meta);
+  }
+
+  /**
+   * Signs in with a trusted issuer's token (POST /auth/exchange): the account linked to its
+   * (issuer, subject), or a new one on first use. Otherwise as a password login: one device
+   * session, the ban re-checked on the locked row, single-user mode.
+   */
+  async exchange(input: { token: string } & Device, meta: RequestMeta): Promise<TokenPair> {
+    const claims = await this.identities.verify(input.token);
+    let created = false;
+    let signedIn: SignedIn | null;
+    try {
+      signedIn = await this.identities.withIdentityRace(() =>
+        this.db.transaction(async (manager) => {
+          const identified = await this.identities.identify(manager, claims, meta);
+          created = identified.created;
+          return this.startSession(manager, identified.account, input, meta, { via: 'external_token', issuer: claims.issuer });
+        }),
+      );
+    } catch (error) {
+      if (error instanceof AppError && (error.code === 'account_link_required' || error.code === 'not_authorized_user')) {
+        await this.audit.record({ type: 'login_failed', ip: meta.ip, userAgent: meta.userAgent, metadata: { reason: error.code, issuer: claims.issuer } });
       }
-      if (upgradedHash) await this.accounts.upgradePasswordHash(manager, account.id, account.passwordHash!, upgradedHash);
-      const knownDevice = await manager.getRepository(DeviceSession).exists({ where: { userId: account.id, deviceId: input.deviceId } });
-      const replacedSessions = await this.revokeSessions(manager, { userId: account.id, deviceId: input.deviceId }, 'replaced');
+      throw error;
+    }
+    const pair = await this.finishSignIn(signedIn, input, meta);
+    if (created) await this.events.publish('user.registered', { userId: pair.user.id, email: pair.user.email });
+    return pair;
+  }
+
+  /**
+   * Links a trusted issuer's identity to the signed-in account, which confirms it is its own
+   * holder: the password, or a sign-in within the last IDENTITY_LINK_CONFIRM_MS. Its token then
+   * signs in to this account (the way out of account_link_required).
+   */
+  async linkIdentity(auth: AuthContext, input: { token: string; password?: string | undefined }, meta: RequestMeta): Promise<LinkedIdentity> {
+    const claims = await this.identities.verify(input.token);
+    await this.confirmIdentity(auth, input.password, IDENTITY_LINK_CONFIRM_MS);
+    return this.identities.link(auth.userId, claims, meta);
+  }
+
+  /** What a client may sign in with, to draw its login page. */
+  providers(): { password: true; github: false; issuers: Array<{ issuer: string; kind: 'hs256' | 'jwks' }>; singleUser: boolean } {
+    return { password: true, github: false, issuers: this.identities.issuers(), singleUser: this.gate.enabled };
+  }
+
+  /**
+   * In a sign-in transaction, on the account's row locked there: a ban that commits first is
+   * seen here (null, audited), and one that commits later waits for this session and then
+   * revokes it with the others. This device's previous session is replaced.
+   */
+  private async startSession(
+    manager: EntityManager,
+    account: AccountSummary,
+    device: Device,
+    meta: RequestMeta,
+    metadata: Record<string, unknown>,
+  ): Promise<SignedIn | null> {
+    if (account.isBanned) {
       await this.audit.record(
-        { type: 'login', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { platform: input.platform, deviceId: input.deviceId } },
+        { type: 'login_failed', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { reason: 'account_banned', ...metadata } },
         manager,
       );
-      return { pair: await this.openSession(manager, account, input, meta), replaced: replacedSessions, newDevice: !knownDevice };
-    });
+      return null;
+    }
+    const knownDevice = await manager.getRepository(DeviceSession).exists({ where: { userId: account.id, deviceId: device.deviceId } });
+    const replaced = await this.revokeSessions(manager, { userId: account.id, deviceId: device.deviceId }, 'replaced');
+    await this.audit.record(
+      {
+        type: 'login',
+        userId: account.id,
+        ip: meta.ip,
+        userAgent: meta.userAgent,
+        metadata: { platform: device.platform, deviceId: device.deviceId, ...metadata },
+      },
+      manager,
+    );
+    return { pair: await this.openSession(manager, account, device, meta), replaced, newDevice: !knownDevice };
+  }
+
+  /** After a sign-in commits: the replaced session's tokens denied, user.signed-in published. */
+  private async finishSignIn(signedIn: SignedIn | null, device: Device, meta: RequestMeta): Promise<TokenPair> {
     if (!signedIn) throw new AppError('account_banned', 'This account is banned');
     await this.tokens.denySessions(signedIn.replaced);
     await this.events.publish('user.signed-in', {
-      userId: account.id,
-      deviceId: input.deviceId,
-      platform: input.platform,
+      userId: signedIn.pair.user.id,
+      deviceId: device.deviceId,
+      platform: device.platform,
       newDevice: signedIn.newDevice,
       ip: meta.ip,
       userAgent: meta.userAgent,
       at: this.clock.now().toISOString(),
     });
     return signedIn.pair;
+  }
+
+  private async refuseUnauthorizedUser(account: { id: string; email: string }, meta: RequestMeta): Promise<void> {
+    try {
+      this.gate.check(account.email);
+    } catch (error) {
+      await this.audit.record({
+        type: 'login_failed',
+        userId: account.id,
+        ip: meta.ip,
+        userAgent: meta.userAgent,
+        metadata: { reason: 'not_authorized_user' },
+      });
+      throw error;
+    }
   }
 
   /**
@@ -264,6 +373,7 @@ export class AuthService {
       const account = await this.accounts.findSummary(row.user_id, manager);
       if (!account) throw new AppError('session_revoked', 'This account no longer exists');
       if (account.isBanned) throw new AppError('account_banned', 'This account is banned');
+      this.gate.check(account.email);
       const pair = await this.issuePair(manager, account, session.id, newId, endsAt);
       await manager.update(DeviceSession, { id: session.id }, { lastUsedAt: now, expiresAt: this.slidingExpiry(now, endsAt), ip: meta.ip });
       // Stored before commit: a concurrent refresh with the same token waits on the row lock
