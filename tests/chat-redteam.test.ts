@@ -110,6 +110,17 @@ describe('reconnecting with Last-Event-ID at or past the end of a reply', () => 
   });
 });
 
+/** Resolves once a connection to `app`'s Redis database is blocked in XREAD (an instance waits there for a reply's events), or `stop` aborts. */
+async function readerBlocked(app: TestApp, stop: AbortSignal): Promise<void> {
+  const redis = app.container.redis.client;
+  const db = redis.options.db ?? 0;
+  const blocked = async () => {
+    const clients = (await redis.client('LIST')) as string;
+    return clients.split('\n').some((line) => line.includes(` db=${db} `) && line.includes(' cmd=xread ') && / flags=\S*b/.test(line));
+  };
+  await expect.poll(async () => stop.aborted || (await blocked()), { timeout: 10_000 }).toBe(true);
+}
+
 describe.runIf(Boolean(inject('redisUrl')))('reconnecting on another instance', () => {
   let other: TestApp;
   let otherUrl: string;
@@ -137,6 +148,32 @@ describe.runIf(Boolean(inject('redisUrl')))('reconnecting on another instance', 
     const rest = await readAll(again);
     expect([token, ...rest.slice(0, -1)].map((event) => json(event).text).join('')).toBe(replyTo('take a breath'));
     expect(json(rest.at(-1)!)).toMatchObject({ type: 'done', content: replyTo('take a breath') });
+  });
+
+  it('while the model still thinks (no token yet): waits for the reply instead of calling it interrupted', async () => {
+    const user = await register(t.app);
+    const thread = await createThread(t, user, { model: 'think' });
+    const arriving = fake.chat(fake.chats.length);
+    const first = await openSse(streamUrl(url, { sessionId: thread.id, message: 'let me think' }), { headers: auth(user) });
+    const upstream = await arriving;
+    const start = (await first.next())!;
+    expect(json(start).type).toBe('start');
+    first.close();
+    const reconnecting = openSse(streamUrl(otherUrl, { sessionId: thread.id, message: 'let me think' }), {
+      headers: { ...auth(user), 'last-event-id': start.id! },
+    });
+    // the model goes on once the other instance has answered, or waits on Redis for the reply's events
+    const answered = new AbortController();
+    await Promise.race([reconnecting.then(() => answered.abort()), readerBlocked(other, answered.signal)]);
+    upstream.release(Infinity);
+    const events = await readAll(await reconnecting);
+    expect(
+      events
+        .slice(0, -1)
+        .map((event) => json(event).text)
+        .join(''),
+    ).toBe(replyTo('let me think'));
+    expect(json(events.at(-1)!)).toMatchObject({ type: 'done', content: replyTo('let me think') });
   });
 
   it('past the end of a reply still being written: ends with the reply, without a made-up interruption', async () => {
