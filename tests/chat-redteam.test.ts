@@ -208,9 +208,15 @@ describe('the account deleted while the partner answers', () => {
 });
 
 describe('shutdown while the model is still loading', () => {
+  let stopping: TestApp;
+  let stoppingUrl: string;
+  beforeAll(async () => {
+    stopping = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url } });
+    stoppingUrl = await listen(stopping.app);
+  });
+  afterAll(() => stopping.close());
+
   it('answers 503 shutting_down at once, cancels the upstream, keeps nothing, and lets the server stop', async () => {
-    const stopping = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url } });
-    const stoppingUrl = await listen(stopping.app);
     const user = await register(stopping.app);
     const thread = await createThread(stopping, user, { model: 'slow' });
     const arriving = fake.chat(fake.chats.length);
@@ -233,74 +239,77 @@ describe('shutdown while the model is still loading', () => {
       expect(await stopping.container.redis.client.exists(`chat:busy:{${thread.id}}`)).toBe(0);
     } finally {
       upstream.release(Infinity);
-      await closed;
-      await stopping.container.close();
     }
   });
 });
 
 describe('the daily token budget', () => {
-  it('counts the tokens of a reply cut off before its last chunk, over SSE and through the proxy', async () => {
-    const limited = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url, AI_DAILY_TOKEN_LIMIT: '1', AI_REPLY_MAX_DURATION: '2s' } });
-    try {
-      const limitedUrl = await listen(limited.app);
-      // a reply the server cuts off (too long): what the model wrote is spent
-      const talker = await register(limited.app);
-      const thread = await createThread(limited, talker, { model: 'slow' });
-      const { stream } = await slowReply(limitedUrl, talker, thread.id, 'write me a very long essay', 2);
-      expect(json((await readAll(stream)).at(-1)!)).toMatchObject({ type: 'error', code: 'reply_too_long' });
-      const next = await openSse(streamUrl(limitedUrl, { message: 'and another' }), { headers: auth(talker) });
-      expect(next.status).toBe(429);
-      expect(JSON.parse(await next.body())).toMatchObject({ error: { code: 'ai_budget_exceeded' } });
+  let limited: TestApp;
+  let limitedUrl: string;
+  beforeAll(async () => {
+    limited = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url, AI_DAILY_TOKEN_LIMIT: '1', AI_REPLY_MAX_DURATION: '2s' } });
+    limitedUrl = await listen(limited.app);
+  });
+  afterAll(() => limited.close());
 
-      // a proxy client that leaves before the last chunk has spent what it read
-      const reader = await register(limited.app);
-      const arriving = fake.chat(fake.chats.length);
-      const { request, response } = proxyChat(limitedUrl, reader, 'slow', 'tell me everything');
-      const upstream = await arriving;
-      upstream.release(2);
-      const { status, lines } = await response;
-      expect(status).toBe(200);
-      let read = '';
-      for await (const chunk of lines) {
-        read += chunk;
-        if (read.split('\n').filter(Boolean).length >= 2) break;
-      }
-      request.destroy();
-      expect(await upstream.ended).toBe('aborted');
-      const after = proxyChat(limitedUrl, reader, 'llama3.2', 'again');
-      expect((await after.response).status).toBe(429);
-      after.request.destroy();
-    } finally {
-      await limited.close();
+  it('counts the tokens of a reply cut off before its last chunk, over SSE and through the proxy', async () => {
+    // a reply the server cuts off (too long): what the model wrote is spent
+    const talker = await register(limited.app);
+    const thread = await createThread(limited, talker, { model: 'slow' });
+    const { stream } = await slowReply(limitedUrl, talker, thread.id, 'write me a very long essay', 2);
+    expect(json((await readAll(stream)).at(-1)!)).toMatchObject({ type: 'error', code: 'reply_too_long' });
+    const next = await openSse(streamUrl(limitedUrl, { message: 'and another' }), { headers: auth(talker) });
+    expect(next.status).toBe(429);
+    expect(JSON.parse(await next.body())).toMatchObject({ error: { code: 'ai_budget_exceeded' } });
+
+    // a proxy client that leaves before the last chunk has spent what it read
+    const reader = await register(limited.app);
+    const arriving = fake.chat(fake.chats.length);
+    const { request, response } = proxyChat(limitedUrl, reader, 'slow', 'tell me everything');
+    const upstream = await arriving;
+    upstream.release(2);
+    const { status, lines } = await response;
+    expect(status).toBe(200);
+    let read = '';
+    for await (const chunk of lines) {
+      read += chunk;
+      if (read.split('\n').filter(Boolean).length >= 2) break;
     }
+    request.destroy();
+    expect(await upstream.ended).toBe('aborted');
+    const after = proxyChat(limitedUrl, reader, 'llama3.2', 'again');
+    expect((await after.response).status).toBe(429);
+    after.request.destroy();
   });
 });
 
 describe('clients that leave before the first token', () => {
+  let app: TestApp;
+  let appUrl: string;
+  beforeAll(async () => {
+    // its own circuit breaker: the other apps of this file share the fake's host
+    app = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url } });
+    appUrl = await listen(app.app);
+  });
+  afterAll(() => app.close());
+
   it('do not count as the model failing: the circuit stays closed for everybody else', async () => {
-    const app = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url } });
-    try {
-      const appUrl = await listen(app.app);
-      const impatient = await register(app.app);
-      // as many as the breaker's threshold (5 failures in 30 s) opens it at
-      for (let index = 0; index < 5; index += 1) {
-        const arriving = fake.chat(fake.chats.length);
-        const { request } = proxyChat(appUrl, impatient, 'slow', `still loading ${index}?`);
-        const upstream = await arriving;
-        request.destroy();
-        expect(await upstream.ended).toBe('aborted');
-      }
-      const patient = await register(app.app);
-      const mine = await openSse(streamUrl(appUrl, { message: 'my turn' }), { headers: auth(patient) });
-      expect(mine.status).toBe(200);
-      const events = await readAll(mine);
-      expect(json(events.at(-1)!)).toMatchObject({ type: 'done', content: replyTo('my turn') });
-      const proxied = proxyChat(appUrl, patient, 'llama3.2', 'and through the proxy');
-      expect((await proxied.response).status).toBe(200);
-      proxied.request.destroy();
-    } finally {
-      await app.close();
+    const impatient = await register(app.app);
+    // as many as the breaker's threshold (5 failures in 30 s) opens it at
+    for (let index = 0; index < 5; index += 1) {
+      const arriving = fake.chat(fake.chats.length);
+      const { request } = proxyChat(appUrl, impatient, 'slow', `still loading ${index}?`);
+      const upstream = await arriving;
+      request.destroy();
+      expect(await upstream.ended).toBe('aborted');
     }
+    const patient = await register(app.app);
+    const mine = await openSse(streamUrl(appUrl, { message: 'my turn' }), { headers: auth(patient) });
+    expect(mine.status).toBe(200);
+    const events = await readAll(mine);
+    expect(json(events.at(-1)!)).toMatchObject({ type: 'done', content: replyTo('my turn') });
+    const proxied = proxyChat(appUrl, patient, 'llama3.2', 'and through the proxy');
+    expect((await proxied.response).status).toBe(200);
+    proxied.request.destroy();
   });
 });
