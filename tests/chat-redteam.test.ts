@@ -191,6 +191,22 @@ describe.runIf(Boolean(inject('redisUrl')))('reconnecting on another instance', 
   });
 });
 
+describe('a conversation named after its first message', () => {
+  it('is cut between characters, never inside one (an emoji is two UTF-16 units)', async () => {
+    const user = await register(t.app);
+    const message = '🙂'.repeat(40);
+    const events = await readAll(await openSse(streamUrl(url, { message }), { headers: auth(user) }));
+    const announced = (json(events[0]!) as { session: { title: string } }).session.title;
+    const listed = (await injectAs(t.app, user, { method: 'GET', url: '/api/sessions/list' })).json<{ items: Array<{ title: string }> }>().items[0]!.title;
+    for (const title of [announced, listed]) {
+      // no half of a character: a lone surrogate, or the U+FFFD PostgreSQL got for one
+      expect(title).not.toMatch(/[\p{Cs}\uFFFD]/u);
+      expect(title.endsWith('…')).toBe(true);
+      expect(message.startsWith(title.slice(0, -1))).toBe(true);
+    }
+  });
+});
+
 describe('the account deleted while the partner answers', () => {
   it('stops the reply: the upstream is cancelled and the stream ends with an error, not a `done` for a reply nobody kept', async () => {
     const user = await register(t.app);
