@@ -110,6 +110,17 @@ describe('reconnecting with Last-Event-ID at or past the end of a reply', () => 
   });
 });
 
+/** Resolves once a connection to `app`'s Redis database is blocked in XREAD (an instance waits there for a reply's events), or `stop` aborts. */
+async function readerBlocked(app: TestApp, stop: AbortSignal): Promise<void> {
+  const redis = app.container.redis.client;
+  const db = redis.options.db ?? 0;
+  const blocked = async () => {
+    const clients = (await redis.client('LIST')) as string;
+    return clients.split('\n').some((line) => line.includes(` db=${db} `) && line.includes(' cmd=xread ') && / flags=\S*b/.test(line));
+  };
+  await expect.poll(async () => stop.aborted || (await blocked()), { timeout: 10_000 }).toBe(true);
+}
+
 describe.runIf(Boolean(inject('redisUrl')))('reconnecting on another instance', () => {
   let other: TestApp;
   let otherUrl: string;
@@ -139,6 +150,32 @@ describe.runIf(Boolean(inject('redisUrl')))('reconnecting on another instance', 
     expect(json(rest.at(-1)!)).toMatchObject({ type: 'done', content: replyTo('take a breath') });
   });
 
+  it('while the model still thinks (no token yet): waits for the reply instead of calling it interrupted', async () => {
+    const user = await register(t.app);
+    const thread = await createThread(t, user, { model: 'think' });
+    const arriving = fake.chat(fake.chats.length);
+    const first = await openSse(streamUrl(url, { sessionId: thread.id, message: 'let me think' }), { headers: auth(user) });
+    const upstream = await arriving;
+    const start = (await first.next())!;
+    expect(json(start).type).toBe('start');
+    first.close();
+    const reconnecting = openSse(streamUrl(otherUrl, { sessionId: thread.id, message: 'let me think' }), {
+      headers: { ...auth(user), 'last-event-id': start.id! },
+    });
+    // the model goes on once the other instance has answered, or waits on Redis for the reply's events
+    const answered = new AbortController();
+    await Promise.race([reconnecting.then(() => answered.abort()), readerBlocked(other, answered.signal)]);
+    upstream.release(Infinity);
+    const events = await readAll(await reconnecting);
+    expect(
+      events
+        .slice(0, -1)
+        .map((event) => json(event).text)
+        .join(''),
+    ).toBe(replyTo('let me think'));
+    expect(json(events.at(-1)!)).toMatchObject({ type: 'done', content: replyTo('let me think') });
+  });
+
   it('past the end of a reply still being written: ends with the reply, without a made-up interruption', async () => {
     const user = await register(t.app);
     const thread = await createThread(t, user, { model: 'slow' });
@@ -151,6 +188,22 @@ describe.runIf(Boolean(inject('redisUrl')))('reconnecting on another instance', 
     const answer = await beyond;
     expect(answer.status).toBe(204);
     expect(await readAll(answer)).toEqual([]);
+  });
+});
+
+describe('a conversation named after its first message', () => {
+  it('is cut between characters, never inside one (an emoji is two UTF-16 units)', async () => {
+    const user = await register(t.app);
+    const message = '🙂'.repeat(40);
+    const events = await readAll(await openSse(streamUrl(url, { message }), { headers: auth(user) }));
+    const announced = (json(events[0]!) as { session: { title: string } }).session.title;
+    const listed = (await injectAs(t.app, user, { method: 'GET', url: '/api/sessions/list' })).json<{ items: Array<{ title: string }> }>().items[0]!.title;
+    for (const title of [announced, listed]) {
+      // no half of a character: a lone surrogate, or the U+FFFD PostgreSQL got for one
+      expect(title).not.toMatch(/[\p{Cs}\uFFFD]/u);
+      expect(title.endsWith('…')).toBe(true);
+      expect(message.startsWith(title.slice(0, -1))).toBe(true);
+    }
   });
 });
 
@@ -171,9 +224,15 @@ describe('the account deleted while the partner answers', () => {
 });
 
 describe('shutdown while the model is still loading', () => {
+  let stopping: TestApp;
+  let stoppingUrl: string;
+  beforeAll(async () => {
+    stopping = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url } });
+    stoppingUrl = await listen(stopping.app);
+  });
+  afterAll(() => stopping.close());
+
   it('answers 503 shutting_down at once, cancels the upstream, keeps nothing, and lets the server stop', async () => {
-    const stopping = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url } });
-    const stoppingUrl = await listen(stopping.app);
     const user = await register(stopping.app);
     const thread = await createThread(stopping, user, { model: 'slow' });
     const arriving = fake.chat(fake.chats.length);
@@ -196,74 +255,77 @@ describe('shutdown while the model is still loading', () => {
       expect(await stopping.container.redis.client.exists(`chat:busy:{${thread.id}}`)).toBe(0);
     } finally {
       upstream.release(Infinity);
-      await closed;
-      await stopping.container.close();
     }
   });
 });
 
 describe('the daily token budget', () => {
-  it('counts the tokens of a reply cut off before its last chunk, over SSE and through the proxy', async () => {
-    const limited = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url, AI_DAILY_TOKEN_LIMIT: '1', AI_REPLY_MAX_DURATION: '2s' } });
-    try {
-      const limitedUrl = await listen(limited.app);
-      // a reply the server cuts off (too long): what the model wrote is spent
-      const talker = await register(limited.app);
-      const thread = await createThread(limited, talker, { model: 'slow' });
-      const { stream } = await slowReply(limitedUrl, talker, thread.id, 'write me a very long essay', 2);
-      expect(json((await readAll(stream)).at(-1)!)).toMatchObject({ type: 'error', code: 'reply_too_long' });
-      const next = await openSse(streamUrl(limitedUrl, { message: 'and another' }), { headers: auth(talker) });
-      expect(next.status).toBe(429);
-      expect(JSON.parse(await next.body())).toMatchObject({ error: { code: 'ai_budget_exceeded' } });
+  let limited: TestApp;
+  let limitedUrl: string;
+  beforeAll(async () => {
+    limited = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url, AI_DAILY_TOKEN_LIMIT: '1', AI_REPLY_MAX_DURATION: '2s' } });
+    limitedUrl = await listen(limited.app);
+  });
+  afterAll(() => limited.close());
 
-      // a proxy client that leaves before the last chunk has spent what it read
-      const reader = await register(limited.app);
-      const arriving = fake.chat(fake.chats.length);
-      const { request, response } = proxyChat(limitedUrl, reader, 'slow', 'tell me everything');
-      const upstream = await arriving;
-      upstream.release(2);
-      const { status, lines } = await response;
-      expect(status).toBe(200);
-      let read = '';
-      for await (const chunk of lines) {
-        read += chunk;
-        if (read.split('\n').filter(Boolean).length >= 2) break;
-      }
-      request.destroy();
-      expect(await upstream.ended).toBe('aborted');
-      const after = proxyChat(limitedUrl, reader, 'llama3.2', 'again');
-      expect((await after.response).status).toBe(429);
-      after.request.destroy();
-    } finally {
-      await limited.close();
+  it('counts the tokens of a reply cut off before its last chunk, over SSE and through the proxy', async () => {
+    // a reply the server cuts off (too long): what the model wrote is spent
+    const talker = await register(limited.app);
+    const thread = await createThread(limited, talker, { model: 'slow' });
+    const { stream } = await slowReply(limitedUrl, talker, thread.id, 'write me a very long essay', 2);
+    expect(json((await readAll(stream)).at(-1)!)).toMatchObject({ type: 'error', code: 'reply_too_long' });
+    const next = await openSse(streamUrl(limitedUrl, { message: 'and another' }), { headers: auth(talker) });
+    expect(next.status).toBe(429);
+    expect(JSON.parse(await next.body())).toMatchObject({ error: { code: 'ai_budget_exceeded' } });
+
+    // a proxy client that leaves before the last chunk has spent what it read
+    const reader = await register(limited.app);
+    const arriving = fake.chat(fake.chats.length);
+    const { request, response } = proxyChat(limitedUrl, reader, 'slow', 'tell me everything');
+    const upstream = await arriving;
+    upstream.release(2);
+    const { status, lines } = await response;
+    expect(status).toBe(200);
+    let read = '';
+    for await (const chunk of lines) {
+      read += chunk;
+      if (read.split('\n').filter(Boolean).length >= 2) break;
     }
+    request.destroy();
+    expect(await upstream.ended).toBe('aborted');
+    const after = proxyChat(limitedUrl, reader, 'llama3.2', 'again');
+    expect((await after.response).status).toBe(429);
+    after.request.destroy();
   });
 });
 
 describe('clients that leave before the first token', () => {
+  let app: TestApp;
+  let appUrl: string;
+  beforeAll(async () => {
+    // its own circuit breaker: the other apps of this file share the fake's host
+    app = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url } });
+    appUrl = await listen(app.app);
+  });
+  afterAll(() => app.close());
+
   it('do not count as the model failing: the circuit stays closed for everybody else', async () => {
-    const app = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url } });
-    try {
-      const appUrl = await listen(app.app);
-      const impatient = await register(app.app);
-      // as many as the breaker's threshold (5 failures in 30 s) opens it at
-      for (let index = 0; index < 5; index += 1) {
-        const arriving = fake.chat(fake.chats.length);
-        const { request } = proxyChat(appUrl, impatient, 'slow', `still loading ${index}?`);
-        const upstream = await arriving;
-        request.destroy();
-        expect(await upstream.ended).toBe('aborted');
-      }
-      const patient = await register(app.app);
-      const mine = await openSse(streamUrl(appUrl, { message: 'my turn' }), { headers: auth(patient) });
-      expect(mine.status).toBe(200);
-      const events = await readAll(mine);
-      expect(json(events.at(-1)!)).toMatchObject({ type: 'done', content: replyTo('my turn') });
-      const proxied = proxyChat(appUrl, patient, 'llama3.2', 'and through the proxy');
-      expect((await proxied.response).status).toBe(200);
-      proxied.request.destroy();
-    } finally {
-      await app.close();
+    const impatient = await register(app.app);
+    // as many as the breaker's threshold (5 failures in 30 s) opens it at
+    for (let index = 0; index < 5; index += 1) {
+      const arriving = fake.chat(fake.chats.length);
+      const { request } = proxyChat(appUrl, impatient, 'slow', `still loading ${index}?`);
+      const upstream = await arriving;
+      request.destroy();
+      expect(await upstream.ended).toBe('aborted');
     }
+    const patient = await register(app.app);
+    const mine = await openSse(streamUrl(appUrl, { message: 'my turn' }), { headers: auth(patient) });
+    expect(mine.status).toBe(200);
+    const events = await readAll(mine);
+    expect(json(events.at(-1)!)).toMatchObject({ type: 'done', content: replyTo('my turn') });
+    const proxied = proxyChat(appUrl, patient, 'llama3.2', 'and through the proxy');
+    expect((await proxied.response).status).toBe(200);
+    proxied.request.destroy();
   });
 });

@@ -11,6 +11,8 @@ import { performance } from 'node:perf_hooks';
  * - `slow`: the same reply, each token held until the test calls `chat.release()` on that chat, or,
  *   with the `slowTokenMs` option, sent every `slowTokenMs` (the headers go out with the first
  *   token, as Ollama's do, so the client's `chat()` itself waits for it);
+ * - `think`: as a reasoning model, a first chunk with only `thinking` (empty `content`) at once, then
+ *   the reply's tokens held as `slow`'s are;
  * - `drop`: sends `dropAfterTokens` tokens (2 unless told), then destroys the socket;
  * - `fail`: 500 `{ error: 'model crashed' }`;
  * - `hang`: reads the request and never sends headers;
@@ -59,9 +61,9 @@ export interface FakeChat {
   firstTokenAt: number | undefined;
 }
 
-type Behaviour = 'reply' | 'slow' | 'drop' | 'fail' | 'hang' | 'missing';
+type Behaviour = 'reply' | 'slow' | 'think' | 'drop' | 'fail' | 'hang' | 'missing';
 
-const SPECIAL: ReadonlySet<string> = new Set(['slow', 'drop', 'fail', 'hang', 'missing']);
+const SPECIAL: ReadonlySet<string> = new Set(['slow', 'think', 'drop', 'fail', 'hang', 'missing']);
 
 /** The fake model's whole answer to `message`. */
 export function replyTo(message: string): string {
@@ -126,7 +128,7 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}) {
     const lastUser = [...messages].reverse().find(({ role }) => role === 'user');
     const tokens = tokensOf(replyTo(lastUser?.content ?? ''));
 
-    let allowed = behaviour === 'slow' && slowTokenMs === undefined ? 0 : Infinity;
+    let allowed = behaviour === 'think' || (behaviour === 'slow' && slowTokenMs === undefined) ? 0 : Infinity;
     let wake: (() => void) | undefined;
     let finish!: (outcome: ChatOutcome) => void;
     const chat: FakeChat = {
@@ -195,6 +197,10 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}) {
 
     // As from Ollama, the headers go out with the first token: a model still loading holds them.
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    if (behaviour === 'think') {
+      const thought = { role: 'assistant', content: '', thinking: 'The student wants to talk.' };
+      res.write(`${JSON.stringify({ model, created_at: new Date().toISOString(), message: thought, done: false })}\n`);
+    }
     for (const token of tokens) {
       if (behaviour === 'drop' && chat.sent.length === dropAfterTokens) return drop();
       if (!(await nextToken())) return;

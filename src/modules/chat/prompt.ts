@@ -33,5 +33,8 @@ export function systemPrompt({ level, topic }: { level: EnglishLevel | null; top
 /** A thread's title from its first message: its first words, on one line. */
 export function titleFrom(message: string): string {
   const line = oneLine(message);
-  return line.length <= 60 ? line : `${line.slice(0, 57).replace(/\s+\S*$/, '')}…`;
+  if (line.length <= 60) return line;
+  // cut between characters, never inside an emoji's surrogate pair
+  const cut = line.slice(0, 57).replace(/[\uD800-\uDBFF]$/, '');
+  return `${cut.replace(/\s+\S*$/, '')}…`;
 }

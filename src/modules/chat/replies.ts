@@ -60,10 +60,16 @@ export class ReplyHub {
 
   /**
    * The reply's events after `afterSeq` until its last one, as they come. `stored` answers
-   * when no instance kept the events (they expired, or the writer died): the final event
-   * that the saved message gives, if any. Ends early when `signal` aborts.
+   * when Redis keeps no events of it: `streaming` while its row says it is being written
+   * (another instance has not said anything yet, or died), else the final event that the saved
+   * message gives (the events expired), or null. Ends early when `signal` aborts.
    */
-  async *follow(messageId: string, afterSeq: number, signal: AbortSignal, stored: () => Promise<ReplyEventBody | null>): AsyncGenerator<ReplyEvent> {
+  async *follow(
+    messageId: string,
+    afterSeq: number,
+    signal: AbortSignal,
+    stored: () => Promise<ReplyEventBody | 'streaming' | null>,
+  ): AsyncGenerator<ReplyEvent> {
     const here = this.local.get(messageId);
     if (here) {
       yield* this.followLocal(here, afterSeq, signal);
@@ -72,7 +78,9 @@ export class ReplyHub {
     const kept = await this.readKept(messageId);
     if (kept === null) {
       const last = await stored();
-      if (last) yield { ...last, seq: afterSeq + 1 };
+      // the model has said nothing yet (it is still loading, or thinking): its first events come to Redis
+      if (last === 'streaming') yield* this.followRemote(messageId, afterSeq, '0', signal);
+      else if (last) yield { ...last, seq: afterSeq + 1 };
       return;
     }
     // the writer may be here now (it opened between the two reads): its memory has it all

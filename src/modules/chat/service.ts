@@ -343,6 +343,7 @@ export class ChatService {
     return this.dependencies.hub.follow(replyId, afterSeq, signal, async () => {
       const reply = await this.dependencies.repository.findMessage(threadId, replyId);
       if (!reply) return null;
+      if (reply.status === 'streaming') return 'streaming';
       if (reply.status === 'complete')
         return { type: 'done', messageId: reply.id, content: reply.content, promptTokens: reply.promptTokens, replyTokens: reply.replyTokens };
       return { type: 'error', code: 'reply_interrupted', message: 'This reply was cut off before it finished; ask again' };
