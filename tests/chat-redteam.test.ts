@@ -19,7 +19,7 @@ const IDLE = '10s';
 
 beforeAll(async () => {
   fake = await startFakeOllama();
-  t = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url, AI_IDLE_TIMEOUT: IDLE, LOG_LEVEL: process.env.DEBUG_LOG ?? 'silent' } });
+  t = await buildTestApp({ env: { WORKERS: 'off', OLLAMA_BASE_URL: fake.url, AI_IDLE_TIMEOUT: IDLE, LOG_LEVEL: process.env.DEBUG_LOG ?? 'silent' } });
   url = await listen(t.app);
 });
 afterAll(async () => {
@@ -125,7 +125,7 @@ describe.runIf(Boolean(inject('redisUrl')))('reconnecting on another instance', 
   let other: TestApp;
   let otherUrl: string;
   beforeAll(async () => {
-    other = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url, AI_IDLE_TIMEOUT: IDLE, AI_SSE_HEARTBEAT: '400ms' } });
+    other = await buildTestApp({ env: { WORKERS: 'off', OLLAMA_BASE_URL: fake.url, AI_IDLE_TIMEOUT: IDLE, AI_SSE_HEARTBEAT: '400ms' } });
     otherUrl = await listen(other.app);
   });
   afterAll(() => other.close());
@@ -227,7 +227,7 @@ describe('shutdown while the model is still loading', () => {
   let stopping: TestApp;
   let stoppingUrl: string;
   beforeAll(async () => {
-    stopping = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url } });
+    stopping = await buildTestApp({ env: { WORKERS: 'off', OLLAMA_BASE_URL: fake.url } });
     stoppingUrl = await listen(stopping.app);
   });
   afterAll(() => stopping.close());
@@ -263,7 +263,7 @@ describe('the daily token budget', () => {
   let limited: TestApp;
   let limitedUrl: string;
   beforeAll(async () => {
-    limited = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url, AI_DAILY_TOKEN_LIMIT: '1', AI_REPLY_MAX_DURATION: '2s' } });
+    limited = await buildTestApp({ env: { WORKERS: 'off', OLLAMA_BASE_URL: fake.url, AI_DAILY_TOKEN_LIMIT: '1', AI_REPLY_MAX_DURATION: '2s' } });
     limitedUrl = await listen(limited.app);
   });
   afterAll(() => limited.close());
@@ -304,7 +304,7 @@ describe('clients that leave before the first token', () => {
   let appUrl: string;
   beforeAll(async () => {
     // its own circuit breaker: the other apps of this file share the fake's host
-    app = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url } });
+    app = await buildTestApp({ env: { WORKERS: 'off', OLLAMA_BASE_URL: fake.url } });
     appUrl = await listen(app.app);
   });
   afterAll(() => app.close());

@@ -9,7 +9,7 @@ let t: TestApp;
 
 beforeAll(async () => {
   fake = await startFakeOllama();
-  t = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url, AI_DEFAULT_MODEL: 'llama3.2:3b', AI_MESSAGE_MAX_CHARS: '100' } });
+  t = await buildTestApp({ env: { WORKERS: 'off', OLLAMA_BASE_URL: fake.url, AI_DEFAULT_MODEL: 'llama3.2:3b', AI_MESSAGE_MAX_CHARS: '100' } });
 });
 afterAll(async () => {
   await t.close();

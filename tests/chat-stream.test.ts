@@ -11,7 +11,7 @@ let url: string;
 
 beforeAll(async () => {
   fake = await startFakeOllama();
-  t = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url, AI_SSE_HEARTBEAT: '50ms', LOG_LEVEL: process.env.DEBUG_LOG ?? 'silent' } });
+  t = await buildTestApp({ env: { WORKERS: 'off', OLLAMA_BASE_URL: fake.url, AI_SSE_HEARTBEAT: '50ms', LOG_LEVEL: process.env.DEBUG_LOG ?? 'silent' } });
   url = await listen(t.app);
 });
 afterAll(async () => {
@@ -238,7 +238,7 @@ describe.runIf(Boolean(inject('redisUrl')))('a reply resumed on another instance
   let other: TestApp;
   let otherUrl: string;
   beforeAll(async () => {
-    other = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url } });
+    other = await buildTestApp({ env: { WORKERS: 'off', OLLAMA_BASE_URL: fake.url } });
     otherUrl = await listen(other.app);
   });
   afterAll(() => other.close());
@@ -266,7 +266,7 @@ describe.runIf(Boolean(inject('redisUrl')))('a reply resumed on another instance
 
 describe('shutdown', () => {
   it('ends open streams with reply_interrupted and saves what came', async () => {
-    const stopping = await buildTestApp({ env: { OLLAMA_BASE_URL: fake.url } });
+    const stopping = await buildTestApp({ env: { WORKERS: 'off', OLLAMA_BASE_URL: fake.url } });
     const stoppingUrl = await listen(stopping.app);
     const user = await register(stopping.app);
     const created = await injectAs(stopping.app, user, { method: 'POST', url: '/api/sessions/create', payload: { model: 'slow' } });
@@ -293,7 +293,7 @@ describe('shutdown', () => {
 
 describe('without an AI upstream', () => {
   it('answers 503 ai_unavailable and saves nothing; the rest of the server works', async () => {
-    const bare = await buildTestApp();
+    const bare = await buildTestApp({ env: { WORKERS: 'off' } });
     try {
       const user = await register(bare.app);
       const res = await injectAs(bare.app, user, {

@@ -35,7 +35,7 @@ let nextAddress = 1;
 
 beforeAll(async () => {
   fake = await startFakeOllama();
-  const env = { ...LIMITS, OLLAMA_BASE_URL: fake.url };
+  const env = { ...LIMITS, WORKERS: 'off', OLLAMA_BASE_URL: fake.url };
   [a, b] = [await buildTestApp({ clock, env }), await buildTestApp({ clock, env })];
   [urlA, urlB] = [await listen(a.app), await listen(b.app)];
 });
@@ -246,7 +246,7 @@ describe('/ws limits on the embedded Redis emulation', () => {
   let embedded: TestApp;
   let url: string;
   beforeAll(async () => {
-    embedded = await buildTestApp({ clock, env: { ...LIMITS, OLLAMA_BASE_URL: fake.url, REDIS_URL: undefined } });
+    embedded = await buildTestApp({ clock, env: { ...LIMITS, WORKERS: 'off', OLLAMA_BASE_URL: fake.url, REDIS_URL: undefined } });
     url = await listen(embedded.app);
   });
   afterAll(() => embedded.close());

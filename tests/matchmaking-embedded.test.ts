@@ -6,7 +6,7 @@ import { readyUser } from './helpers/realtime.js';
 // a table a script builds by insertion must still come back as a list.
 let t: TestApp;
 beforeAll(async () => {
-  t = await buildTestApp({ env: { REDIS_URL: undefined } });
+  t = await buildTestApp({ env: { REDIS_URL: undefined, WORKERS: 'off' } });
 });
 afterAll(() => t.close());
 
