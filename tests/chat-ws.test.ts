@@ -8,6 +8,9 @@ import { type Client, listen, matchedPair } from './helpers/realtime.js';
 import { until } from './helpers/wait.js';
 import { chat, openWs, refusedUpgrade, wsUrl, type WsClient } from './helpers/ws.js';
 
+/** No background jobs (none of these tests needs one) and a small pool: the test PostgreSQL is shared. */
+const LEAN = { WORKERS: 'off', DATABASE_POOL_SIZE: '4' };
+
 let fake: FakeOllama;
 const clock = manualClock();
 let t: TestApp;
@@ -17,7 +20,7 @@ const sockets: Client[] = [];
 
 beforeAll(async () => {
   fake = await startFakeOllama();
-  t = await buildTestApp({ clock, env: { WORKERS: 'off', OLLAMA_BASE_URL: fake.url, AI_WS_AUTH_FAILURE_LIMIT: '3/15m', AI_WS_AUTH_BLOCK: '15m' } });
+  t = await buildTestApp({ clock, env: { ...LEAN, OLLAMA_BASE_URL: fake.url, AI_WS_AUTH_FAILURE_LIMIT: '3/15m', AI_WS_AUTH_BLOCK: '15m' } });
   url = await listen(t.app);
 });
 afterAll(async () => {
@@ -410,7 +413,7 @@ describe('GET /ws: the edges of a server without a model, with blocking on and s
   let edge: TestApp;
   let edgeUrl: string;
   beforeAll(async () => {
-    edge = await buildTestApp({ env: { WORKERS: 'off', SECURITY_BLOCK_SUSPICIOUS: 'on', AI_WS_PING_INTERVAL: '100ms', AI_WS_AUTH_TIMEOUT: '2s' } });
+    edge = await buildTestApp({ env: { ...LEAN, SECURITY_BLOCK_SUSPICIOUS: 'on', AI_WS_PING_INTERVAL: '100ms', AI_WS_AUTH_TIMEOUT: '2s' } });
     edgeUrl = await listen(edge.app);
   });
   afterAll(() => edge.close());
@@ -455,7 +458,7 @@ describe('GET /ws: the edges of a server without a model, with blocking on and s
 
 describe('GET /ws on shutdown', () => {
   it('tells a client its reply was interrupted, then closes with 1001; the reply is saved as interrupted', async () => {
-    const own = await buildTestApp({ env: { WORKERS: 'off', OLLAMA_BASE_URL: fake.url } });
+    const own = await buildTestApp({ env: { ...LEAN, OLLAMA_BASE_URL: fake.url } });
     const ownUrl = await listen(own.app);
     const user = await register(own.app);
     const res = await injectAs(own.app, user, { method: 'POST', url: '/api/sessions/create', payload: { model: 'slow' } });
