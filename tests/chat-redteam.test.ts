@@ -176,6 +176,18 @@ describe.runIf(Boolean(inject('redisUrl')))('reconnecting on another instance', 
     expect(json(events.at(-1)!)).toMatchObject({ type: 'done', content: replyTo('let me think') });
   });
 
+  it('the account deleted through another instance: the reply ends with not_found, not a `done` for a reply nobody kept', async () => {
+    const user = await register(t.app);
+    const thread = await createThread(t, user, { model: 'slow' });
+    const { upstream, stream } = await slowReply(url, user, thread.id, 'forget me there');
+    const deleted = await injectAs(other.app, user, { method: 'DELETE', url: '/users/me', payload: { password: PASSWORD } });
+    expect(deleted.statusCode).toBe(204);
+    upstream.release(Infinity);
+    const rest = await readAll(stream);
+    expect(json(rest.at(-1)!)).toMatchObject({ type: 'error', code: 'not_found' });
+    expect(await t.container.db.query('SELECT id FROM chat_messages')).toEqual([]);
+  });
+
   it('past the end of a reply still being written: ends with the reply, without a made-up interruption', async () => {
     const user = await register(t.app);
     const thread = await createThread(t, user, { model: 'slow' });
