@@ -130,6 +130,9 @@ export async function buildTestApp(options: BuildTestAppOptions = {}): Promise<T
     app,
     container,
     close: async () => {
+      // A test that listened may leave a client's spare keep-alive connection open, one that never
+      // sent a request: close() would wait for the server's headers timeout (60 s) to drop it.
+      app.server.closeAllConnections();
       await app.close();
       await container.close();
       const [violation] = guard.violations;
@@ -173,12 +176,17 @@ export async function truncateAll(t: TestApp): Promise<void> {
   await t.container.redis.client.flushdb();
 }
 
-/** Until no job is waiting or running (delayed ones, such as the next tick of a schedule, may stay), at most 10 s. */
+/**
+ * Until no job is waiting or running (delayed ones, such as the next tick of a schedule, may stay), at most 10 s.
+ * An app with WORKERS=off runs no job, so its waiting ones stay waiting: only a running one (in
+ * another process) is waited for.
+ */
 async function jobsSettled(t: TestApp): Promise<void> {
   const deadline = Date.now() + 10_000;
+  const runsJobs = t.container.config.WORKERS;
   let quietInARow = 0;
   while (quietInARow < 2 && Date.now() < deadline) {
-    const busy = (await t.container.jobs.queue.stats()).some(({ counts }) => counts.waiting + counts.active > 0);
+    const busy = (await t.container.jobs.queue.stats()).some(({ counts }) => (runsJobs ? counts.waiting : 0) + counts.active > 0);
     quietInARow = busy ? 0 : quietInARow + 1;
     if (quietInARow < 2) await new Promise((resolve) => setTimeout(resolve, 20));
   }

@@ -27,14 +27,18 @@ export async function startJobs(
   return { ...jobs, runtime };
 }
 
-/** Polls `read` until `accept` holds (a bounded poll: fails with the last value after `timeoutMs`). */
+/**
+ * Polls `read` until `accept` holds (a bounded poll: fails with the last value after `timeoutMs`).
+ * The pause grows from 25 ms to 250 ms, so a long wait on an HTTP read stays under the app's
+ * per-IP rate limit (300 a minute) instead of reading its 429s.
+ */
 export async function eventually<T>(read: () => Promise<T> | T, accept: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  for (let pauseMs = 25; ; pauseMs = Math.min(250, pauseMs * 1.5)) {
     const value = await read();
     if (accept(value)) return value;
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
   }
 }
 

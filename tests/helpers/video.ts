@@ -82,10 +82,11 @@ export function harness(get: () => TestApp) {
     expect(res.statusCode).toBe(201);
     return res.json<LessonBody>();
   };
-  const lesson = async (admin: Pair, courseId: string, lessonId: string) =>
-    (await injectAs(app(), admin, { method: 'GET', url: `/courses/${courseId}/lessons` }))
-      .json<{ items: LessonBody[] }>()
-      .items.find((item) => item.id === lessonId)!;
+  const lesson = async (admin: Pair, courseId: string, lessonId: string) => {
+    const res = await injectAs(app(), admin, { method: 'GET', url: `/courses/${courseId}/lessons` });
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json<{ items: LessonBody[] }>().items.find((item) => item.id === lessonId)!;
+  };
   const videoStatus = (admin: Pair, courseId: string, lessonId: string, wanted: string, timeoutMs = 60_000) =>
     eventually(
       () => lesson(admin, courseId, lessonId),
