@@ -76,7 +76,7 @@ describe.runIf(hasChromium)('signing in with GitHub from /demo in a real browser
     // the state cookie was spent by the callback
     expect(cookies.find((cookie) => cookie.name === 'oauth_state')).toBeUndefined();
     // HttpOnly: the page's script cannot read it
-    expect(await page.evaluate(() => document.cookie)).not.toContain('session_token');
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie)).not.toContain('session_token');
 
     // a cookie-authenticated write from the page: the CSRF token and the page's Origin go with it
     await page.fill('#username', 'chromium_user');

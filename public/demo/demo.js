@@ -56,7 +56,7 @@
 
   // GitHub sign-in comes back here with the session cookie set (or ?error=<code>)
   async function resumeBrowserSession() {
-    const error = new URLSearchParams(location.search).get('error');
+    const error = new window.URLSearchParams(window.location.search).get('error');
     if (error) log(`GitHub sign-in failed: ${error}`);
     const providers = await api('GET', '/auth/providers');
     $('github').hidden = !providers.github;
@@ -151,8 +151,8 @@
   });
   $('register').addEventListener('click', () => void signIn('/auth/register'));
   $('github').addEventListener('click', () => {
-    const returnTo = `${location.origin}/demo`;
-    location.href = `/auth/login?redirect=true&returnTo=${encodeURIComponent(returnTo)}`;
+    const returnTo = `${window.location.origin}/demo`;
+    window.location.href = `/auth/login?redirect=true&returnTo=${encodeURIComponent(returnTo)}`;
   });
   void resumeBrowserSession();
   $('level-form').addEventListener('submit', async (event) => {

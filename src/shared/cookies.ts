@@ -37,7 +37,7 @@ export function clearedCookie(name: string, secure: boolean): string {
 
 /** Adds a Set-Cookie header, keeping those already set on the reply. */
 export function appendSetCookie(reply: { getHeader(name: string): unknown; header(name: string, value: unknown): unknown }, cookie: string): void {
-  const existing = reply.getHeader('set-cookie');
-  const list = existing === undefined ? [] : Array.isArray(existing) ? (existing as string[]) : [String(existing)];
+  const existing = reply.getHeader('set-cookie') as string | string[] | undefined;
+  const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [existing];
   reply.header('set-cookie', [...list, cookie]);
 }
