@@ -14,6 +14,7 @@ import { LessonVideos1796148589182 } from './1796148589182-LessonVideos.js';
 import { OllamaKeys1796151093444 } from './1796151093444-OllamaKeys.js';
 import { ChatThreads1796159277764 } from './1796159277764-ChatThreads.js';
 import { ExternalIdentities1796162342481 } from './1796162342481-ExternalIdentities.js';
+import { CookieSessions1796172539769 } from './1796172539769-CookieSessions.js';
 export const migrations = [
   EnableCitext1763769600000,
   CreateAccounts1763776800000,
@@ -29,4 +30,5 @@ export const migrations = [
   OllamaKeys1796151093444,
   ChatThreads1796159277764,
   ExternalIdentities1796162342481,
+  CookieSessions1796172539769,
 ];

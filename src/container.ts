@@ -70,6 +70,9 @@ export interface ContainerOptions {
   ids?: IdGenerator;
 }
 
+/** Each request of a GitHub sign-in (code exchange, profile, e-mails) gives up after this long: a 503, the user tries again. */
+const GITHUB_TIMEOUT_MS = 10_000;
+
 /** The only place that constructs Parley's adapters and services. */
 export async function createContainer(config: Config, options: ContainerOptions): Promise<Container> {
   const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
@@ -178,6 +181,18 @@ export async function createContainer(config: Config, options: ContainerOptions)
           ]
         : []),
     ];
+    // where a browser's cookie-authenticated writes and its sign-in's return may come from: the front ends, and this server's own pages (/demo)
+    const browserOrigins = [...new Set([...config.FRONTEND_URL, config.APP_URL].flatMap((url) => (URL.canParse(url) ? [new URL(url).origin] : [])))];
+    const github =
+      config.GITHUB_CLIENT_ID && config.GITHUB_CLIENT_SECRET
+        ? {
+            clientId: config.GITHUB_CLIENT_ID,
+            clientSecret: config.GITHUB_CLIENT_SECRET,
+            callbackUrl: config.GITHUB_CALLBACK_URL ?? new URL('/auth/callback', config.APP_URL).toString(),
+            oauthUrl: config.GITHUB_OAUTH_URL,
+            apiUrl: config.GITHUB_API_URL,
+          }
+        : null;
     const auth = modules.auth.create({
       infra,
       keys,
@@ -196,7 +211,26 @@ export async function createContainer(config: Config, options: ContainerOptions)
         headersTimeoutMs: config.JWKS_TIMEOUT,
         bodyTimeoutMs: config.JWKS_TIMEOUT,
       }),
+      // the operator chose GitHub's hosts (GitHub Enterprise Server may be on a private address)
+      githubFetch: createGuardedFetch({
+        trusted: [config.GITHUB_OAUTH_URL, config.GITHUB_API_URL].map((base) => {
+          const url = new URL(base);
+          return { hostname: url.hostname, port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
+        }),
+        connectTimeoutMs: GITHUB_TIMEOUT_MS,
+        headersTimeoutMs: GITHUB_TIMEOUT_MS,
+        bodyTimeoutMs: GITHUB_TIMEOUT_MS,
+      }),
       settings: {
+        browser: {
+          secret: config.SESSION_SECRET,
+          secure: production,
+          idleTtlMs: config.COOKIE_SESSION_TTL,
+          maxLifetimeMs: config.COOKIE_SESSION_MAX_LIFETIME,
+          allowedOrigins: browserOrigins,
+          defaultReturnTo: browserOrigins[0] ? `${browserOrigins[0]}/` : config.APP_URL,
+          github,
+        },
         external: {
           issuers: trustedIssuers,
           acceptExternalTokens: config.ACCEPT_EXTERNAL_TOKENS,

@@ -112,6 +112,13 @@ describe('loadConfig', () => {
     expect(loadConfig({ env: { ...production, METRICS_TOKEN: 'm'.repeat(24) }, cwd: emptyDir() }).METRICS_TOKEN).toBe('m'.repeat(24));
   });
 
+  it("takes GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET together, and defaults GitHub's URLs to github.com", () => {
+    expect(() => loadConfig({ env: { GITHUB_CLIENT_ID: 'Iv1.abc' }, cwd: emptyDir() })).toThrow(/GITHUB_CLIENT_SECRET is required with GITHUB_CLIENT_ID/);
+    expect(() => loadConfig({ env: { GITHUB_CLIENT_SECRET: 'shh' }, cwd: emptyDir() })).toThrow(/GITHUB_CLIENT_ID is required with GITHUB_CLIENT_SECRET/);
+    const config = loadConfig({ env: { GITHUB_CLIENT_ID: 'Iv1.abc', GITHUB_CLIENT_SECRET: 'shh' }, cwd: emptyDir() });
+    expect(config).toMatchObject({ GITHUB_OAUTH_URL: 'https://github.com', GITHUB_API_URL: 'https://api.github.com', COOKIE_SESSION_TTL: 7 * 86_400_000 });
+  });
+
   it('splits FRONTEND_URL into origins and parses booleans', () => {
     const config = loadConfig({ env: { FRONTEND_URL: 'https://a.example, https://b.example', SECURITY_HEADERS_ENABLED: 'off' }, cwd: emptyDir() });
     expect(config.FRONTEND_URL).toEqual(['https://a.example', 'https://b.example']);

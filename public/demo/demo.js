@@ -2,7 +2,8 @@
 // State is mirrored on <body data-state> and window.parley for automated tests.
 (() => {
   const $ = (id) => document.getElementById(id);
-  const parley = (window.parley = { token: null, socket: null, pc: null, roomId: null, role: null, pendingCandidates: [] });
+  // token: a bearer access token (password sign-in); csrf: the CSRF token of a GitHub sign-in's session cookie
+  const parley = (window.parley = { token: null, csrf: null, user: null, socket: null, pc: null, roomId: null, role: null, pendingCandidates: [] });
 
   function log(message) {
     const item = document.createElement('li');
@@ -17,7 +18,12 @@
   async function api(method, path, body) {
     const response = await fetch(path, {
       method,
-      headers: { 'content-type': 'application/json', ...(parley.token ? { authorization: `Bearer ${parley.token}` } : {}) },
+      headers: {
+        'content-type': 'application/json',
+        ...(parley.token ? { authorization: `Bearer ${parley.token}` } : {}),
+        // the session cookie goes by itself; its writes carry the CSRF token
+        ...(!parley.token && parley.csrf && method !== 'GET' ? { 'x-csrf-token': parley.csrf } : {}),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const data = response.status === 204 ? null : await response.json();
@@ -35,10 +41,33 @@
     try {
       const pair = await api('POST', path, credentials);
       parley.token = pair.accessToken;
+      showUser(pair.user);
       setState('signed-in');
       connectSocket();
     } catch (error) {
       log(`sign-in failed: ${error.message}`);
+    }
+  }
+
+  function showUser(user) {
+    parley.user = user;
+    $('signed-in-as').textContent = user.email;
+  }
+
+  // GitHub sign-in comes back here with the session cookie set (or ?error=<code>)
+  async function resumeBrowserSession() {
+    const error = new window.URLSearchParams(window.location.search).get('error');
+    if (error) log(`GitHub sign-in failed: ${error}`);
+    const providers = await api('GET', '/auth/providers');
+    $('github').hidden = !providers.github;
+    try {
+      const { user, csrfToken } = await api('GET', '/auth/user');
+      parley.csrf = csrfToken;
+      showUser(user);
+      setState('signed-in');
+      log('signed in by the session cookie (matching needs a password sign-in: sockets take a bearer token)');
+    } catch {
+      // not signed in by cookie: the forms are there
     }
   }
 
@@ -121,6 +150,11 @@
     void signIn('/auth/login');
   });
   $('register').addEventListener('click', () => void signIn('/auth/register'));
+  $('github').addEventListener('click', () => {
+    const returnTo = `${window.location.origin}/demo`;
+    window.location.href = `/auth/login?redirect=true&returnTo=${encodeURIComponent(returnTo)}`;
+  });
+  void resumeBrowserSession();
   $('level-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     try {

@@ -31,8 +31,10 @@ export function renderEnvExample(): string {
     }
     out.push('');
   }
-  out.push('# --- Not read yet: settings of modules that have not landed (see SPEC.md) ---');
-  for (const planned of PLANNED_ENV) out.push(`# ${planned.module}: ${planned.keys.join(', ')}`);
-  out.push('');
+  if (PLANNED_ENV.length) {
+    out.push('# --- Not read yet: settings of modules that have not landed (see SPEC.md) ---');
+    for (const planned of PLANNED_ENV) out.push(`# ${planned.module}: ${planned.keys.join(', ')}`);
+    out.push('');
+  }
   return out.join('\n');
 }

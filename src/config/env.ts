@@ -262,6 +262,12 @@ export const envSchema = z
     JWT_SESSION_MAX_LIFETIME: duration
       .prefault('90d')
       .describe('Absolute lifetime of a device session from its sign-in, however often it is refreshed; then the user signs in again.'),
+    COOKIE_SESSION_TTL: duration
+      .prefault('7d')
+      .describe('A browser session (the session_token cookie of GitHub sign-in) unused this long ends; each use extends it.'),
+    COOKIE_SESSION_MAX_LIFETIME: duration
+      .prefault('30d')
+      .describe('Absolute lifetime of a browser session from its sign-in, however often it is used; then the user signs in again.'),
     REFRESH_REUSE_GRACE: duration
       .prefault('10s')
       .describe(
@@ -308,6 +314,25 @@ export const envSchema = z
       .pipe(z.email())
       .optional()
       .describe('Single-user mode: only the account with this e-mail may sign in or use a token, by any route (others get 403 not_authorized_user).'),
+    GITHUB_CLIENT_ID: z
+      .string()
+      .trim()
+      .min(1)
+      .optional()
+      .describe('Client id of your GitHub OAuth app (Settings, Developer settings, OAuth Apps): turns on "Sign in with GitHub" (GET /auth/login).'),
+    GITHUB_CLIENT_SECRET: z.string().min(1).optional().describe('Client secret of the GitHub OAuth app. Required with GITHUB_CLIENT_ID.'),
+    GITHUB_CALLBACK_URL: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe("The OAuth app's authorization callback URL, this server's GET /auth/callback. Unset: APP_URL/auth/callback."),
+    GITHUB_OAUTH_URL: z
+      .url({ protocol: /^https?$/ })
+      .default('https://github.com')
+      .describe('Where the GitHub sign-in page and token endpoint live: your GitHub Enterprise Server, or a test server.'),
+    GITHUB_API_URL: z
+      .url({ protocol: /^https?$/ })
+      .default('https://api.github.com')
+      .describe("GitHub's REST API (/user, /user/emails): https://HOST/api/v3 on GitHub Enterprise Server."),
     EXTERNAL_TOKEN_LEEWAY: duration.prefault('30s').describe("Clock skew tolerated on an external token's exp, nbf and iat."),
     JWKS_TIMEOUT: duration
       .prefault('5s')
@@ -625,6 +650,8 @@ export const envSchema = z
       ['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET'],
       ['PAYPAL_CLIENT_ID', 'PAYPAL_CLIENT_SECRET'],
       ['PAYPAL_CLIENT_ID', 'PAYPAL_WEBHOOK_ID'],
+      ['GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET'],
+      ['GITHUB_CLIENT_SECRET', 'GITHUB_CLIENT_ID'],
     ] as const;
     for (const [key, required] of pairs) {
       if (env[key] && !env[required]) ctx.addIssue({ code: 'custom', path: [required], message: `is required with ${key}` });
@@ -705,6 +732,8 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'JWT_REFRESH_EXPIRY',
       'JWT_SESSION_MAX_LIFETIME',
       'REFRESH_REUSE_GRACE',
+      'COOKIE_SESSION_TTL',
+      'COOKIE_SESSION_MAX_LIFETIME',
       'BCRYPT_COST',
       'BCRYPT_CONCURRENCY',
       'AUTH_LOGIN_LIMIT',
@@ -727,6 +756,11 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'JWKS_TIMEOUT',
       'JWKS_CACHE_TTL',
       'JWKS_REFETCH_INTERVAL',
+      'GITHUB_CLIENT_ID',
+      'GITHUB_CLIENT_SECRET',
+      'GITHUB_CALLBACK_URL',
+      'GITHUB_OAUTH_URL',
+      'GITHUB_API_URL',
     ],
   },
   { title: 'E-mail', keys: ['EMAIL_FROM', 'SMTP_URL', 'RESEND_API_KEY', 'RESEND_API_URL'] },
@@ -846,9 +880,4 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
 ];
 
 /** Settings of modules that have not landed yet; listed in `.env.example` so operators can plan. */
-export const PLANNED_ENV: ReadonlyArray<{ module: string; keys: readonly string[] }> = [
-  {
-    module: 'external identity',
-    keys: ['GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET'],
-  },
-];
+export const PLANNED_ENV: ReadonlyArray<{ module: string; keys: readonly string[] }> = [];

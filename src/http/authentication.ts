@@ -1,5 +1,5 @@
 import type { Logger } from '../infra/logger.js';
-import { registerAuthGuard, type AccessTokenVerifier, type PrincipalVerifier, type RoleLookup } from '../shared/auth.js';
+import { registerAuthGuard, type AccessTokenVerifier, type CookieSessionVerifier, type PrincipalVerifier, type RoleLookup } from '../shared/auth.js';
 import type { App } from './types.js';
 
 /** Records that a signed-in user was active; throttled by the implementation. */
@@ -8,14 +8,20 @@ export interface ActivityRecorder {
 }
 
 /**
- * Bearer tokens on the routes that declare `config: { auth }` (the guard), and the caller's
+ * Bearer tokens and the browser session cookie on the routes that declare `config: { auth }` (the guard), and the caller's
  * last activity after each of their requests, off the response path.
  */
 export function registerAuthentication(
   app: App,
-  { verifier, roles, activity, logger }: { verifier: AccessTokenVerifier & PrincipalVerifier; roles: RoleLookup; activity: ActivityRecorder; logger: Logger },
+  {
+    verifier,
+    cookies,
+    roles,
+    activity,
+    logger,
+  }: { verifier: AccessTokenVerifier & PrincipalVerifier; cookies: CookieSessionVerifier; roles: RoleLookup; activity: ActivityRecorder; logger: Logger },
 ): void {
-  registerAuthGuard(app, verifier, roles);
+  registerAuthGuard(app, verifier, roles, cookies);
   app.addHook('onResponse', (request, _reply, done) => {
     if (request.principal) {
       const userId = request.principal.userId;

@@ -27,6 +27,10 @@ export const redisKeys = {
   loginFailures: (emailHash: string) => `auth:login-failures:${emailHash}`,
   /** STRING: the sealed pair a just-rotated refresh token (by its SHA-256) gets again within the reuse grace. */
   rotatedRefreshToken: (tokenHash: string) => `auth:rotated:${tokenHash}`,
+  /** STRING (JSON), at most 5 min: a browser session by the SHA-256 of its cookie, so its check skips PostgreSQL. */
+  cookieSession: (tokenHash: string) => `auth:cookie-session:${tokenHash}`,
+  /** STRING (JSON), 10 min, taken once: a GitHub sign-in under way, by the SHA-256 of its state (its PKCE verifier, where it returns). */
+  oauthState: (stateHash: string) => `auth:oauth-state:${stateHash}`,
   /** STRING, set NX: this user's last_active_at was written within the throttle period. */
   lastActiveThrottle: (userId: string) => `users:active:${userId}`,
   /** @fastify/rate-limit's namespace: its store appends the client's key. */

@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { appendSetCookie, clearedCookie, readCookie } from './cookies.js';
 import { AppError, ForbiddenError } from './errors.js';
 
 /** Every role an account can have; the database check, the guard and the API schemas list these. */
@@ -36,6 +37,27 @@ export interface PrincipalVerifier {
   verifyPrincipal(token: string): Promise<Principal | AuthContext>;
 }
 
+/** What a cookie-authenticated write must carry besides the cookie. */
+export interface CsrfEvidence {
+  /** The X-CSRF-Token header. */
+  csrfToken: string | undefined;
+  origin: string | undefined;
+  referer: string | undefined;
+}
+
+/**
+ * The browser session cookie (set by GitHub sign-in): its caller, a device session like a
+ * bearer token's, and the CSRF defence of the writes it authenticates.
+ */
+export interface CookieSessionVerifier {
+  /** `session_token`, or `__Host-session_token` where cookies are Secure (production). */
+  readonly cookieName: string;
+  readonly secureCookies: boolean;
+  verifyCookie(value: string): Promise<AuthContext>;
+  /** 403 csrf_token_invalid or origin_not_allowed unless the write carries this session's CSRF token from an allowed origin. */
+  checkCsrf(sessionId: string, evidence: CsrfEvidence): void;
+}
+
 /** Reads the caller's current role from the database, so a demoted admin loses access at once. */
 export interface RoleLookup {
   currentRole(userId: string): Promise<Role | null>;
@@ -55,6 +77,8 @@ declare module 'fastify' {
     auth: AuthContext | null;
     /** The caller, whichever token proved it. */
     principal: Principal | null;
+    /** What proved the caller: a bearer token, or the browser session cookie. */
+    authenticatedBy: 'bearer' | 'cookie' | null;
   }
 }
 
@@ -66,29 +90,65 @@ function bearerToken(request: FastifyRequest): string | undefined {
   return token;
 }
 
+/** Methods that change nothing: a cookie-authenticated request with one needs no CSRF token. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /**
- * The one hook that checks access tokens. A route opts in with `config: { auth }`; the
- * caller is then in `request.auth` (and `request.principal`). A route that adds
- * `externalTokens: true` also takes a trusted issuer's token: the caller is then only in
- * `request.principal`. Admin routes re-read the role from the database.
+ * The one hook that checks callers. A route opts in with `config: { auth }`; the caller is then
+ * in `request.auth` (and `request.principal`). A bearer token wins when both it and the session
+ * cookie are sent (the cookie is then ignored, CSRF included); without one, the session cookie
+ * is the caller, and a write (POST, PUT, PATCH, DELETE) needs its CSRF token and an allowed
+ * Origin. A route that adds `externalTokens: true` also takes a trusted issuer's token: the
+ * caller is then only in `request.principal`. Admin routes re-read the role from the database.
  */
-export function registerAuthGuard(app: FastifyInstance, verifier: AccessTokenVerifier & PrincipalVerifier, roles: RoleLookup): void {
+export function registerAuthGuard(
+  app: FastifyInstance,
+  verifier: AccessTokenVerifier & PrincipalVerifier,
+  roles: RoleLookup,
+  cookies: CookieSessionVerifier | null = null,
+): void {
   app.decorateRequest('auth', null);
   app.decorateRequest('principal', null);
-  const guard = async (request: FastifyRequest) => {
+  app.decorateRequest('authenticatedBy', null);
+  const fromCookie = async (request: FastifyRequest, reply: FastifyReply, cookies: CookieSessionVerifier, value: string): Promise<AuthContext> => {
+    let context: AuthContext;
+    try {
+      context = await cookies.verifyCookie(value);
+    } catch (error) {
+      // a cookie that can no longer sign in is forgotten by the browser
+      if (error instanceof AppError && error.statusCode === 401) appendSetCookie(reply, clearedCookie(cookies.cookieName, cookies.secureCookies));
+      throw error;
+    }
+    if (!SAFE_METHODS.has(request.method)) {
+      const header = request.headers['x-csrf-token'];
+      cookies.checkCsrf(context.sessionId, {
+        csrfToken: Array.isArray(header) ? header[0] : header,
+        origin: request.headers.origin,
+        referer: request.headers.referer,
+      });
+    }
+    return context;
+  };
+  const guard = async (request: FastifyRequest, reply: FastifyReply) => {
     const { auth: requirement, externalTokens } = request.routeOptions.config;
     const token = bearerToken(request);
-    if (!token) {
-      if (requirement === 'optional') return;
-      throw new AppError('unauthorized', 'Sign in: send "Authorization: Bearer <access token>"');
-    }
-    if (externalTokens) {
+    const cookie = token || !cookies ? undefined : readCookie(request.headers.cookie, cookies.cookieName);
+    if (token && externalTokens) {
       const caller = await verifier.verifyPrincipal(token);
       request.principal = caller;
       request.auth = 'sessionId' in caller ? caller : null;
-    } else {
+      request.authenticatedBy = 'bearer';
+    } else if (token) {
       request.auth = await verifier.verify(token);
       request.principal = request.auth;
+      request.authenticatedBy = 'bearer';
+    } else if (cookie && cookies) {
+      request.auth = await fromCookie(request, reply, cookies, cookie);
+      request.principal = request.auth;
+      request.authenticatedBy = 'cookie';
+    } else {
+      if (requirement === 'optional') return;
+      throw new AppError('unauthorized', 'Sign in: send "Authorization: Bearer <access token>" or the session cookie');
     }
     if (requirement === 'admin' && (await roles.currentRole(request.principal.userId)) !== 'admin') {
       throw new ForbiddenError('Admins only');

@@ -163,3 +163,25 @@ export class ExternalIdentity {
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 }
+
+/**
+ * A browser session (GitHub sign-in): the `session_token` cookie of a device session, only its
+ * SHA-256 stored. The device session's expires_at slides with use; `endsAt` never moves.
+ * Revoking the device session (logout, logout-all, password reset, ban) ends it.
+ */
+@Entity('cookie_sessions')
+@Unique('cookie_sessions_token_hash_unique', ['tokenHash'])
+export class CookieSession {
+  @PrimaryColumn({ name: 'session_id', type: 'uuid' })
+  sessionId!: string;
+
+  @ManyToOne('DeviceSession', { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'session_id', foreignKeyConstraintName: 'cookie_sessions_session_id_fkey' })
+  session?: unknown;
+
+  @Column({ name: 'token_hash', type: 'char', length: 64 })
+  tokenHash!: string;
+
+  @Column({ name: 'ends_at', type: 'timestamptz' })
+  endsAt!: Date;
+}

@@ -8,7 +8,10 @@ import type { BetaService } from '../beta/index.js';
 import { defineModule } from '../kit.js';
 import type { UsersModuleService } from '../users/index.js';
 import { BearerAuthenticator } from './authenticator.js';
-import { DeviceSession, EmailVerificationToken, ExternalIdentity, PasswordResetToken, RefreshToken } from './entities.js';
+import { CookieSessions, type CookieSessionSettings } from './cookie-sessions.js';
+import { CookieSession, DeviceSession, EmailVerificationToken, ExternalIdentity, PasswordResetToken, RefreshToken } from './entities.js';
+import { GitHubOAuth, type GitHubSettings } from './github.js';
+import { browserRoutes } from './browser-routes.js';
 import { identityRoutes } from './identity-routes.js';
 import { ExternalIdentities } from './identities.js';
 import { TrustedIssuers, type TrustedIssuer, type TrustedIssuersOptions } from './issuers.js';
@@ -32,6 +35,14 @@ export interface ExternalIdentitySettings extends TrustedIssuersOptions {
   authorizedUserEmail: string | null;
 }
 
+/** Browser sign-in: the session cookie, its CSRF defence, and GitHub. */
+export interface BrowserSettings extends CookieSessionSettings {
+  /** Where a browser lands after signing in with GitHub when it named no `returnTo`. */
+  defaultReturnTo: string;
+  /** Null when GITHUB_CLIENT_ID is not set. */
+  github: GitHubSettings | null;
+}
+
 export interface AuthModuleDeps {
   infra: Infra;
   keys: SigningKeys;
@@ -41,15 +52,17 @@ export interface AuthModuleDeps {
   audit: AuditService;
   /** Fetches the issuers' JWKS (their hosts trusted, redirects refused); closed with the module. */
   jwksFetch: GuardedFetch;
-  settings: AuthSettings & { tokens: TokenOptions; limits: AuthRoutesOptions['limits']; external: ExternalIdentitySettings };
+  /** Reaches GitHub (GITHUB_OAUTH_URL, GITHUB_API_URL); closed with the module. */
+  githubFetch: GuardedFetch;
+  settings: AuthSettings & { tokens: TokenOptions; limits: AuthRoutesOptions['limits']; external: ExternalIdentitySettings; browser: BrowserSettings };
 }
 
-/** Sign-up, sign-in (password or a trusted issuer's token), device sessions with rotating refresh tokens, e-mail verification and password reset. */
+/** Sign-up, sign-in (password, GitHub or a trusted issuer's token), device sessions and browser sessions with rotating refresh tokens, e-mail verification and password reset. */
 export const authModule = defineModule({
   name: 'auth',
-  entities: [DeviceSession, RefreshToken, PasswordResetToken, EmailVerificationToken, ExternalIdentity],
+  entities: [DeviceSession, RefreshToken, PasswordResetToken, EmailVerificationToken, ExternalIdentity, CookieSession],
   tags: [{ name: 'auth', description: 'Accounts, tokens and device sessions' }],
-  create: ({ infra, keys, hasher, users, beta, audit, jwksFetch, settings }: AuthModuleDeps) => {
+  create: ({ infra, keys, hasher, users, beta, audit, jwksFetch, githubFetch, settings }: AuthModuleDeps) => {
     const reader = createPreparedReader(infra.db);
     const tokens = new TokenService(keys, infra.redis.client, infra.clock, settings.tokens, reader, users.accounts);
     tokens.onSessionsDenied((sessionIds) => infra.realtime.disconnectSessions(sessionIds));
@@ -66,6 +79,22 @@ export const authModule = defineModule({
       ids: infra.ids,
       events: infra.events,
     });
+    const cookies = new CookieSessions(
+      { db: infra.db, reader, redis: infra.redis.client, tokens, accounts: users.accounts, gate, clock: infra.clock },
+      settings.browser,
+    );
+    const github = settings.browser.github
+      ? new GitHubOAuth(settings.browser.github, {
+          fetch: githubFetch,
+          redis: infra.redis.client,
+          clock: infra.clock,
+          logger: infra.logger,
+          secret: settings.browser.secret,
+          secureCookies: settings.browser.secure,
+          allowedOrigins: settings.browser.allowedOrigins,
+          defaultReturnTo: settings.browser.defaultReturnTo,
+        })
+      : null;
     const auth = new AuthService(
       {
         db: infra.db,
@@ -84,6 +113,8 @@ export const authModule = defineModule({
         identities,
         gate,
         bearer: new BearerAuthenticator(tokens, identities, gate, settings.external.acceptExternalTokens),
+        cookies,
+        github,
       },
       settings,
     );
@@ -96,12 +127,14 @@ export const authModule = defineModule({
       http: async (app) => {
         await app.register(authRoutes, { auth, tokens, limits: settings.limits });
         await app.register(identityRoutes, { auth });
+        await app.register(browserRoutes, { auth, cookies });
       },
       jobs: authJobs(auth),
       close: async () => {
         unsubscribeBanned();
         unsubscribeDeleted();
         await jwksFetch.close();
+        await githubFetch.close();
       },
     };
   },

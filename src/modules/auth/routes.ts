@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
 import { caller } from '../../shared/auth.js';
+import { appendSetCookie } from '../../shared/cookies.js';
 import { accepted, acceptedSchema, created, errorResponses, idParamsSchema, noContent, noContentSchema } from '../../shared/responses.js';
 import {
   accountSchema,
@@ -90,18 +91,32 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
 
   app.post(
     '/auth/logout',
-    { config: signedIn, schema: { tags, summary: 'Sign this device out', response: { 204: noContentSchema, ...errorResponses(401, 403, 503) } } },
+    {
+      config: signedIn,
+      schema: {
+        tags,
+        summary: 'Sign this device (or this browser) out',
+        description:
+          'With a bearer token, its device session ends. With the session cookie (and its X-CSRF-Token), the browser session ends and the cookie is cleared.',
+        response: { 204: noContentSchema, ...errorResponses(401, 403, 503) },
+      },
+    },
     async (request, reply) => {
       await auth.logout(caller(request), meta(request));
+      if (request.authenticatedBy === 'cookie') appendSetCookie(reply, auth.cookies.clearCookie());
       return noContent(reply);
     },
   );
 
   app.post(
     '/auth/logout-all',
-    { config: signedIn, schema: { tags, summary: 'Sign every device out', response: { 204: noContentSchema, ...errorResponses(401, 403, 503) } } },
+    {
+      config: signedIn,
+      schema: { tags, summary: 'Sign every device and browser out', response: { 204: noContentSchema, ...errorResponses(401, 403, 503) } },
+    },
     async (request, reply) => {
       await auth.logoutAll(caller(request), meta(request));
+      if (request.authenticatedBy === 'cookie') appendSetCookie(reply, auth.cookies.clearCookie());
       return noContent(reply);
     },
   );

@@ -85,3 +85,38 @@ export const providersSchema = z
     singleUser: z.boolean().describe('Only one account (AUTHORIZED_USER_EMAIL) may sign in'),
   })
   .meta({ id: 'AuthProviders' });
+
+const flag = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off'] });
+
+export const githubLoginQuerySchema = z.object({
+  redirect: flag.optional().describe('true: answer with a 302 to GitHub instead of { url, state }'),
+  returnTo: z
+    .string()
+    .max(2048)
+    .optional()
+    .describe('Where the browser lands once signed in (an absolute URL on a FRONTEND_URL origin); default the first FRONTEND_URL'),
+});
+
+export const githubLoginSchema = z
+  .object({
+    url: z.url().describe("GitHub's sign-in page: send the browser there (the Set-Cookie of this answer must reach the browser too)"),
+    state: z.string().describe('The OAuth state, also bound to this browser by a short-lived signed cookie'),
+  })
+  .meta({ id: 'GitHubLogin' });
+
+export const githubCallbackQuerySchema = z.object({
+  code: z.string().max(512).optional(),
+  state: z.string().max(512).optional(),
+  error: z.string().max(256).optional().describe('Set by GitHub when the user declined (access_denied)'),
+  error_description: z.string().max(1024).optional(),
+  error_uri: z.string().max(2048).optional(),
+});
+
+export const browserUserSchema = z
+  .object({
+    user: accountSchema,
+    csrfToken: z.string().describe('Send it as X-CSRF-Token on every POST, PUT, PATCH and DELETE signed in by the session cookie'),
+  })
+  .meta({ id: 'BrowserUser' });
+
+export const redirectSchema = z.null().describe('A redirect: see Location');

@@ -18,7 +18,10 @@ import type { AuditService } from '../audit/index.js';
 import type { BetaService } from '../beta/index.js';
 import type { AccountsService, AccountSummary } from '../users/index.js';
 import type { BearerAuthenticator } from './authenticator.js';
+import type { CookieSessions } from './cookie-sessions.js';
+import type { GitHubOAuth } from './github.js';
 import type { ExternalIdentities, LinkedIdentity } from './identities.js';
+import type { ExternalClaims } from './issuers.js';
 import { PASSWORD_RESET_JOB, type PasswordResetPayload } from './jobs.js';
 import type { SingleUserGate } from './single-user.js';
 import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken, type Platform } from './entities.js';
@@ -69,11 +72,25 @@ export interface SessionView {
   current: boolean;
 }
 
-/** A sign-in's transaction outcome: the pair, the sessions it replaced (this device's), whether the device is new. */
-interface SignedIn {
-  pair: TokenPair;
+/** A sign-in's transaction outcome: what it opened (a token pair, a browser session), the sessions it replaced (this device's), whether the device is new. */
+interface SignedIn<T> {
+  opened: T;
+  userId: string;
   replaced: string[];
   newDevice: boolean;
+}
+
+/** A browser signed in by GitHub: the Set-Cookie of its session. */
+export interface BrowserSignIn {
+  setCookie: string;
+  userId: string;
+}
+
+/** A browser session just opened: its cookie value, its absolute end, its account. */
+interface BrowserSession {
+  token: string;
+  endsAt: Date;
+  account: AccountSummary;
 }
 
 /** Both one-time token tables share one class shape. */
@@ -130,6 +147,10 @@ export interface AuthServiceDependencies {
   gate: SingleUserGate;
   /** Not used here: handed to the HTTP guard and the sockets through this service. */
   bearer: BearerAuthenticator;
+  /** Browser sessions (the session cookie); the HTTP guard verifies them through this service. */
+  cookies: CookieSessions;
+  /** GitHub sign-in; null when GITHUB_CLIENT_ID is not set. */
+  github: GitHubOAuth | null;
 }
 
 /** Accounts' credentials and device sessions: sign-up, sign-in (password or a trusted issuer's token), refresh, sign-out, reset, verification. */
@@ -151,6 +172,8 @@ export class AuthService {
   private readonly gate: SingleUserGate;
   /** Every bearer token's verifier (Parley's, and trusted issuers' where a route takes them), for the HTTP guard, Socket.io and /ws. */
   readonly bearer: BearerAuthenticator;
+  readonly cookies: CookieSessions;
+  private readonly github: GitHubOAuth | null;
 
   constructor(
     dependencies: AuthServiceDependencies,
@@ -172,6 +195,8 @@ export class AuthService {
     this.identities = dependencies.identities;
     this.gate = dependencies.gate;
     this.bearer = dependencies.bearer;
+    this.cookies = dependencies.cookies;
+    this.github = dependencies.github;
   }
 
   async register(input: { email: string; password: string; inviteKey?: string | undefined } & Device, meta: RequestMeta): Promise<TokenPair> {
@@ -235,7 +260,7 @@ export class AuthService {
       const current = await this.accounts.lockSummary(manager, account.id);
       if (!current) throw new AppError('invalid_credentials', 'E-mail or password is incorrect');
       if (upgradedHash && !current.isBanned) await this.accounts.upgradePasswordHash(manager, account.id, account.passwordHash!, upgradedHash);
-      return this.startSession(manager, current, input, meta, {});
+      return this.startSession(manager, current, input, meta, {}, () => this.openSession(manager, current, input, meta));
     });
     return this.finishSignIn(signedIn, input, meta);
   }
@@ -248,24 +273,69 @@ export class AuthService {
   async exchange(input: { token: string } & Device, meta: RequestMeta): Promise<TokenPair> {
     const claims = await this.identities.verify(input.token);
     let created = false;
-    let signedIn: SignedIn | null;
+    let signedIn: SignedIn<TokenPair> | null;
     try {
       signedIn = await this.identities.withIdentityRace(() =>
         this.db.transaction(async (manager) => {
           const identified = await this.identities.identify(manager, claims, meta);
           created = identified.created;
-          return this.startSession(manager, identified.account, input, meta, { via: 'external_token', issuer: claims.issuer });
+          return this.startSession(manager, identified.account, input, meta, { via: 'external_token', issuer: claims.issuer }, () =>
+            this.openSession(manager, identified.account, input, meta),
+          );
         }),
       );
     } catch (error) {
-      if (error instanceof AppError && (error.code === 'account_link_required' || error.code === 'not_authorized_user')) {
-        await this.audit.record({ type: 'login_failed', ip: meta.ip, userAgent: meta.userAgent, metadata: { reason: error.code, issuer: claims.issuer } });
-      }
+      await this.auditRefusedIdentity(error, claims, meta);
       throw error;
     }
     const pair = await this.finishSignIn(signedIn, input, meta);
     if (created) await this.events.publish('user.registered', { userId: pair.user.id, email: pair.user.email });
     return pair;
+  }
+
+  /**
+   * Signs a browser in with GitHub (GET /auth/callback): the code exchanged, then the account
+   * linked to the GitHub user id, or on first use a new account with the verified primary
+   * e-mail, unless an account already has that e-mail (409 account_link_required: never taken
+   * over). Opens a browser session: a device session of its own, behind the session cookie.
+   */
+  async signInWithGitHub(code: string, codeVerifier: string, meta: RequestMeta): Promise<BrowserSignIn> {
+    const github = this.requireGitHub();
+    const profile = await github.profile(code, codeVerifier);
+    const claims: ExternalClaims = { issuer: github.issuer, subject: profile.id, email: profile.email, emailVerified: true };
+    // each browser sign-in is a device of its own: it replaces no other session
+    const device: Device = { deviceId: `browser-${this.ids.uuid()}`, platform: 'web' };
+    let created = false;
+    let signedIn: SignedIn<BrowserSession> | null;
+    try {
+      signedIn = await this.identities.withIdentityRace(() =>
+        this.db.transaction(async (manager) => {
+          const identified = await this.identities.identify(manager, claims, meta);
+          created = identified.created;
+          return this.startSession(manager, identified.account, device, meta, { via: 'github', login: profile.login }, () =>
+            this.openBrowserSession(manager, identified.account, device, meta),
+          );
+        }),
+      );
+    } catch (error) {
+      await this.auditRefusedIdentity(error, claims, meta);
+      throw error;
+    }
+    const session = await this.finishSignIn(signedIn, device, meta);
+    if (created) await this.events.publish('user.registered', { userId: session.account.id, email: session.account.email });
+    return { setCookie: this.cookies.setCookie(session.token, session.endsAt), userId: session.account.id };
+  }
+
+  /** GitHub sign-in, or 404 identity_provider_not_configured. */
+  requireGitHub(): GitHubOAuth {
+    if (!this.github) throw new AppError('identity_provider_not_configured', 'GitHub sign-in is not configured here (GITHUB_CLIENT_ID)');
+    return this.github;
+  }
+
+  private async auditRefusedIdentity(error: unknown, claims: ExternalClaims, meta: RequestMeta): Promise<void> {
+    if (error instanceof AppError && (error.code === 'account_link_required' || error.code === 'not_authorized_user')) {
+      await this.audit.record({ type: 'login_failed', ip: meta.ip, userAgent: meta.userAgent, metadata: { reason: error.code, issuer: claims.issuer } });
+    }
   }
 
   /**
@@ -280,8 +350,8 @@ export class AuthService {
   }
 
   /** What a client may sign in with, to draw its login page. */
-  providers(): { password: true; github: false; issuers: Array<{ issuer: string; kind: 'hs256' | 'jwks' }>; singleUser: boolean } {
-    return { password: true, github: false, issuers: this.identities.issuers(), singleUser: this.gate.enabled };
+  providers(): { password: true; github: boolean; issuers: Array<{ issuer: string; kind: 'hs256' | 'jwks' }>; singleUser: boolean } {
+    return { password: true, github: this.github !== null, issuers: this.identities.issuers(), singleUser: this.gate.enabled };
   }
 
   /**
@@ -289,13 +359,14 @@ export class AuthService {
    * seen here (null, audited), and one that commits later waits for this session and then
    * revokes it with the others. This device's previous session is replaced.
    */
-  private async startSession(
+  private async startSession<T>(
     manager: EntityManager,
     account: AccountSummary,
     device: Device,
     meta: RequestMeta,
     metadata: Record<string, unknown>,
-  ): Promise<SignedIn | null> {
+    open: () => Promise<T>,
+  ): Promise<SignedIn<T> | null> {
     if (account.isBanned) {
       await this.audit.record(
         { type: 'login_failed', userId: account.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { reason: 'account_banned', ...metadata } },
@@ -315,15 +386,15 @@ export class AuthService {
       },
       manager,
     );
-    return { pair: await this.openSession(manager, account, device, meta), replaced, newDevice: !knownDevice };
+    return { opened: await open(), userId: account.id, replaced, newDevice: !knownDevice };
   }
 
   /** After a sign-in commits: the replaced session's tokens denied, user.signed-in published. */
-  private async finishSignIn(signedIn: SignedIn | null, device: Device, meta: RequestMeta): Promise<TokenPair> {
+  private async finishSignIn<T>(signedIn: SignedIn<T> | null, device: Device, meta: RequestMeta): Promise<T> {
     if (!signedIn) throw new AppError('account_banned', 'This account is banned');
     await this.tokens.denySessions(signedIn.replaced);
     await this.events.publish('user.signed-in', {
-      userId: signedIn.pair.user.id,
+      userId: signedIn.userId,
       deviceId: device.deviceId,
       platform: device.platform,
       newDevice: signedIn.newDevice,
@@ -331,7 +402,7 @@ export class AuthService {
       userAgent: meta.userAgent,
       at: this.clock.now().toISOString(),
     });
-    return signedIn.pair;
+    return signedIn.opened;
   }
 
   private async refuseUnauthorizedUser(account: { id: string; email: string }, meta: RequestMeta): Promise<void> {
@@ -687,6 +758,25 @@ export class AuthService {
     };
     await manager.insert(DeviceSession, session);
     return this.issuePair(manager, account, session.id, this.ids.uuid(), this.sessionEnd(now));
+  }
+
+  /** A browser session: its device session, sliding by COOKIE_SESSION_TTL up to COOKIE_SESSION_MAX_LIFETIME, and its cookie. */
+  private async openBrowserSession(manager: EntityManager, account: AccountSummary, device: Device, meta: RequestMeta): Promise<BrowserSession> {
+    const now = this.clock.now();
+    const endsAt = this.cookies.endOf(now);
+    const id = this.ids.uuid();
+    await manager.insert(DeviceSession, {
+      id,
+      userId: account.id,
+      deviceId: device.deviceId,
+      platform: device.platform,
+      userAgent: meta.userAgent?.slice(0, 512) ?? null,
+      ip: meta.ip,
+      createdAt: now,
+      lastUsedAt: now,
+      expiresAt: this.cookies.expiry(now, endsAt),
+    });
+    return { token: await this.cookies.open(manager, id, endsAt), endsAt, account };
   }
 
   private sessionEnd(signedInAt: Date): Date {

@@ -94,10 +94,15 @@ export class TokenService implements AccessTokenVerifier {
     const nowMs = this.clock.now().getTime();
     const cached = this.verified.get(token);
     const context = cached && cached.expiresAtMs > nowMs ? cached.context : await this.verifySignature(token, nowMs);
-    const status = await this.sessionStatus(context, nowMs);
+    await this.assertLive(context);
+    return context;
+  }
+
+  /** Throws unless the device session is live and its account not banned: a bearer token's check, and a session cookie's. */
+  async assertLive(context: AuthContext): Promise<void> {
+    const status = await this.sessionStatus(context, this.clock.now().getTime());
     if (status === 'banned') throw new AppError('account_banned', 'This account is banned');
     if (status === 'revoked') throw new AppError('session_revoked', 'This session was signed out');
-    return context;
   }
 
   private async sessionStatus(context: AuthContext, nowMs: number): Promise<SessionStatus> {
