@@ -345,7 +345,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       proxy: ollama.service.proxy,
       profiles: users.service.profiles,
       audit: audit.service,
-      verifier: auth.service.tokens,
+      verifier: auth.service.bearer,
       accounts: users.service.accounts,
       settings: {
         defaultModel: config.AI_DEFAULT_MODEL,

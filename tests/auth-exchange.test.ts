@@ -7,6 +7,8 @@ import { ConfigError, loadConfig } from '../src/config/load.js';
 import { buildTestApp, type TestApp } from './helpers/app.js';
 import { bearer, injectAs, PASSWORD, register, uniqueEmail, type Pair } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
+import { listen } from './helpers/realtime.js';
+import { openWs, wsUrl } from './helpers/ws.js';
 import { providerKey, signToken, startFakeJwks, unsecuredToken, type FakeJwks, type ProviderKey, type TokenClaims } from './helpers/fake-jwks.js';
 
 /** The HS256 issuers: a TRUSTED_ISSUERS entry, and document 001's front end through its own settings. */
@@ -323,6 +325,20 @@ describe("a trusted issuer's token as the bearer token of the chat routes", () =
     expectError(await injectAs(t.app, expired, { method: 'GET', url: '/api/sessions/list' }), 401, 'token_expired');
   });
 
+  it('with ACCEPT_EXTERNAL_TOKENS=on, signs in on /ws as the linked account, and checks the token again at each message', async () => {
+    const email = uniqueEmail('ws');
+    const token = await signToken(claims(ORION, email), ORION);
+    const socket = await openWs(wsUrl(await listen(t.app)), { headers: { authorization: `Bearer ${token}` } });
+    const authenticated = await socket.next('authenticated');
+    const [identity] = await identities(email);
+    expect(authenticated).toMatchObject({ userId: identity!.user_id });
+    // banned meanwhile: the next message ends the connection
+    await t.container.db.query('UPDATE users SET is_banned = true WHERE id = $1', [identity!.user_id]);
+    socket.send({ type: 'message', content: 'Hello there' });
+    expect(await socket.next('error')).toMatchObject({ code: 'account_banned' });
+    expect((await socket.closed).code).toBe(1008);
+  });
+
   it('with ACCEPT_EXTERNAL_TOKENS off, is refused there, while the exchange still works', async () => {
     const now = Math.floor(Date.now() / 1000);
     const token = await signToken({ iss: ORION.iss, aud: ORION.aud, sub: uniqueEmail('off'), iat: now, exp: now + 300 }, ORION);
@@ -330,6 +346,9 @@ describe("a trusted issuer's token as the bearer token of the chat routes", () =
     const pair = await exchange(token, closed.app);
     expect(pair.statusCode).toBe(200);
     expect((await injectAs(closed.app, pair.json<Pair>(), { method: 'GET', url: '/api/sessions/list' })).statusCode).toBe(200);
+    const socket = await openWs(wsUrl(await listen(closed.app)), { headers: { authorization: `Bearer ${token}` } });
+    expect(await socket.next('error')).toMatchObject({ code: 'invalid_token' });
+    socket.close();
   });
 });
 

@@ -4,6 +4,7 @@ import { buildTestApp, type TestApp } from './helpers/app.js';
 import { bearer, injectAs, login, PASSWORD, register, uniqueEmail, type Pair } from './helpers/auth.js';
 import { signToken, type TokenClaims } from './helpers/fake-jwks.js';
 import { client, listen, refusal } from './helpers/realtime.js';
+import { openWs, wsUrl } from './helpers/ws.js';
 
 /** Document 001's front end: its HS256 token names the user's e-mail in sub. */
 const ORION = { iss: 'https://www.sidekickportal.test', aud: 'orion-core', secret: randomBytes(64).toString('hex') };
@@ -113,6 +114,19 @@ describe('single-user mode (AUTHORIZED_USER_EMAIL)', () => {
     const ownerSocket = await client(soloUrl, owner.accessToken);
     expect(ownerSocket.socket.connected).toBe(true);
     ownerSocket.close();
+  });
+
+  it('signs only the authorized account in on /ws, by its access token or a trusted issuer’s token', async () => {
+    const otherSession = await login(open.app, other.email, { deviceId: 'phone-8' });
+    for (const token of [otherSession.accessToken, await orionToken(uniqueEmail('ws-stranger'))]) {
+      const refused = await openWs(wsUrl(soloUrl), { headers: { authorization: `Bearer ${token}` } });
+      expect(await refused.next('error')).toMatchObject({ code: 'not_authorized_user' });
+      refused.close();
+    }
+    const signedIn = await openWs(wsUrl(soloUrl));
+    signedIn.send({ type: 'authenticate', token: owner.accessToken });
+    expect(await signedIn.next('authenticated')).toMatchObject({ userId: owner.user.id });
+    signedIn.close();
   });
 
   it('says so on GET /auth/providers', async () => {

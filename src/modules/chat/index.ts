@@ -1,5 +1,5 @@
 import type { Infra } from '../../infra/bundle.js';
-import type { AccessTokenVerifier } from '../../shared/auth.js';
+import type { PrincipalVerifier } from '../../shared/auth.js';
 import type { AccountGate } from '../../shared/socket-auth.js';
 import type { AuditService } from '../audit/index.js';
 import { defineModule } from '../kit.js';
@@ -42,8 +42,11 @@ export interface ChatModuleDependencies {
   proxy: OllamaProxy;
   profiles: ProfilesService;
   audit: AuditService;
-  /** /ws authenticates with the same access tokens and account checks as HTTP and Socket.io. */
-  verifier: AccessTokenVerifier;
+  /**
+   * /ws authenticates with the same access tokens and account checks as HTTP and Socket.io, and
+   * (ACCEPT_EXTERNAL_TOKENS=on) with a trusted issuer's token, as the chat routes do.
+   */
+  verifier: PrincipalVerifier;
   accounts: AccountGate;
   settings: ChatModuleSettings;
 }

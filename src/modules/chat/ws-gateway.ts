@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
 import type { IdGenerator } from '../../infra/ids.js';
 import type { Logger } from '../../infra/logger.js';
-import type { AccessTokenVerifier } from '../../shared/auth.js';
+import type { PrincipalVerifier } from '../../shared/auth.js';
 import { AppError, type ErrorCode, type ErrorDetails } from '../../shared/errors.js';
 import type { AccountGate } from '../../shared/socket-auth.js';
 import type { ActivityEntry } from '../audit/index.js';
@@ -42,7 +42,14 @@ const SECURITY_EVENT_INTERVAL_MS = 60_000;
 /** Shutdown: a client that does not answer the close frame within this long is cut. */
 const CLOSE_GRACE_MS = 2_000;
 /** The access-token failures: at sign-in they count toward blocking the IP; on a signed-in connection they end its sign-in. */
-const AUTH_FAILURES: ReadonlySet<ErrorCode> = new Set(['unauthorized', 'invalid_token', 'token_expired', 'session_revoked', 'account_banned']);
+const AUTH_FAILURES: ReadonlySet<ErrorCode> = new Set([
+  'unauthorized',
+  'invalid_token',
+  'token_expired',
+  'session_revoked',
+  'account_banned',
+  'not_authorized_user',
+]);
 
 /** A signed-in connection keeps its access token: each message checks it again (expired, signed out, banned). */
 type Identity = { userId: string; token: string } | { anonymousId: string };
@@ -58,7 +65,8 @@ interface ActivityLog {
 interface GatewayDependencies {
   chat: ChatService;
   limits: ChatSocketLimits;
-  verifier: AccessTokenVerifier;
+  /** Parley's access tokens, and a trusted issuer's with ACCEPT_EXTERNAL_TOKENS=on (single-user mode applies to both). */
+  verifier: PrincipalVerifier;
   accounts: AccountGate;
   audit: ActivityLog;
   ids: IdGenerator;
@@ -300,7 +308,7 @@ class ChatConnection {
     const { verifier, accounts, limits, chat } = this.dependencies;
     let userId: string;
     try {
-      userId = (await verifier.verify(token)).userId;
+      userId = (await verifier.verifyPrincipal(token)).userId;
     } catch (error) {
       if (error instanceof AppError && AUTH_FAILURES.has(error.code)) return this.authenticationFailed(error, null, via);
       throw error;
@@ -388,7 +396,7 @@ class ChatConnection {
    */
   private async stillSignedIn(token: string): Promise<boolean> {
     try {
-      await this.dependencies.verifier.verify(token);
+      await this.dependencies.verifier.verifyPrincipal(token);
       return true;
     } catch (error) {
       if (!(error instanceof AppError) || !AUTH_FAILURES.has(error.code)) throw error;
