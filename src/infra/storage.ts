@@ -182,6 +182,10 @@ export interface S3Options {
   publicUrl?: string | undefined;
 }
 
+/** How long the bucket may take to accept a connection, and to send or take the next bytes of a request. */
+const S3_CONNECT_TIMEOUT_MS = 5_000;
+const S3_IDLE_TIMEOUT_MS = 30_000;
+
 /** S3, Cloudflare R2 or MinIO through the AWS SDK; presigned GET URLs for private objects. */
 export class S3Storage implements ObjectStorage {
   readonly kind = 's3';
@@ -194,6 +198,8 @@ export class S3Storage implements ObjectStorage {
       ...(options.accessKeyId && options.secretAccessKey
         ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } }
         : {}),
+      // the SDK waits without limit by default: a bucket that stops answering would hold a request (and its upload) forever
+      requestHandler: { connectionTimeout: S3_CONNECT_TIMEOUT_MS, requestTimeout: S3_IDLE_TIMEOUT_MS },
     });
   }
 
