@@ -106,7 +106,8 @@ export const githubLinkBodySchema = z
       .describe('Where the browser lands once linked (an absolute URL on a FRONTEND_URL origin); default the first FRONTEND_URL'),
     password: z.string().min(1).max(1024).optional().describe('The current password; not needed within 10 minutes of signing in'),
   })
-  .optional();
+  // a POST without a body (Fastify's null) is the same as {}
+  .nullish();
 
 export const githubLoginSchema = z
   .object({
