@@ -359,7 +359,11 @@ describe('linking GitHub to a signed-in account (POST /auth/github/link)', () =>
     const withCsrf = await startLink(t.app, { cookie: browser.cookie, origin: FRONT, 'x-csrf-token': browser.csrfToken });
     expect(withCsrf.statusCode, withCsrf.body).toBe(200);
 
-    const returnTo = await startLink(t.app, { cookie: browser.cookie, origin: FRONT, 'x-csrf-token': browser.csrfToken }, { returnTo: 'https://evil.example/' });
+    const returnTo = await startLink(
+      t.app,
+      { cookie: browser.cookie, origin: FRONT, 'x-csrf-token': browser.csrfToken },
+      { returnTo: 'https://evil.example/' },
+    );
     expect(returnTo.statusCode).toBe(400);
     expect(returnTo.json().error.code).toBe('return_to_not_allowed');
 
@@ -374,7 +378,7 @@ describe('linking GitHub to a signed-in account (POST /auth/github/link)', () =>
     expect((await startLink(t.app, bearer(owner.accessToken), { password: PASSWORD })).statusCode).toBe(200);
   });
 
-  it('links to the account that started it, never another: not the callback browser\'s, not over another account\'s link, not after sign-out', async () => {
+  it("links to the account that started it, never another: not the callback browser's, not over another account's link, not after sign-out", async () => {
     const alice = await register(t.app);
     const user = githubUser('contested');
     const start = await startLink(t.app, bearer(alice.accessToken));

@@ -338,7 +338,9 @@ export const envSchema = z
       .describe("GitHub's REST API (/user, /user/emails): https://HOST/api/v3 on GitHub Enterprise Server."),
     GITHUB_TIMEOUT: duration
       .prefault('10s')
-      .describe('Each request to GitHub (the code exchange, /user, /user/emails) gives up after this long: the sign-in gets 503 identity_provider_unavailable.'),
+      .describe(
+        'Each request to GitHub (the code exchange, /user, /user/emails) gives up after this long: the sign-in gets 503 identity_provider_unavailable.',
+      ),
     EXTERNAL_TOKEN_LEEWAY: duration.prefault('30s').describe("Clock skew tolerated on an external token's exp, nbf and iat."),
     JWKS_TIMEOUT: duration
       .prefault('5s')

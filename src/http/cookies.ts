@@ -17,7 +17,9 @@ function cookieSigner(secret: string): { sign(value: string): string; unsign(sig
       const value = signed.slice(0, separator);
       const given = Buffer.from(signed.slice(separator + 1));
       const expected = Buffer.from(signature(value));
-      return given.length === expected.length && timingSafeEqual(given, expected) ? { valid: true, renew: false, value } : { valid: false, renew: false, value: null };
+      return given.length === expected.length && timingSafeEqual(given, expected)
+        ? { valid: true, renew: false, value }
+        : { valid: false, renew: false, value: null };
     },
   };
 }

@@ -5,14 +5,7 @@ import { AppError } from '../../shared/errors.js';
 import { errorResponses } from '../../shared/responses.js';
 import type { CookieSessions } from './cookie-sessions.js';
 import type { GitHubOAuth } from './github.js';
-import {
-  browserUserSchema,
-  githubCallbackQuerySchema,
-  githubLinkBodySchema,
-  githubLoginQuerySchema,
-  githubLoginSchema,
-  redirectSchema,
-} from './schemas.js';
+import { browserUserSchema, githubCallbackQuerySchema, githubLinkBodySchema, githubLoginQuerySchema, githubLoginSchema, redirectSchema } from './schemas.js';
 import type { AuthService, RequestMeta } from './service.js';
 
 export interface BrowserRoutesOptions {
