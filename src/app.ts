@@ -1,5 +1,6 @@
 import type { Container } from './container.js';
 import { registerAccessLog } from './http/access-log.js';
+import { registerCookies } from './http/cookies.js';
 import { registerAuthentication } from './http/authentication.js';
 import { registerCors } from './http/cors.js';
 import { registerDraining } from './http/draining.js';
@@ -25,6 +26,7 @@ export async function buildApp(container: Container): Promise<App> {
   registerSecurityHeaders(app, config);
   registerAccessLog(app, { logger, metrics: container.metrics });
   await registerCors(app, config);
+  await registerCookies(app, { secret: config.SESSION_SECRET });
   registerDraining(app);
   await registerRateLimit(app, { config, redis: container.redis });
   await registerOpenApi(app, { config, tags: moduleTags });

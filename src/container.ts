@@ -70,9 +70,6 @@ export interface ContainerOptions {
   ids?: IdGenerator;
 }
 
-/** Each request of a GitHub sign-in (code exchange, profile, e-mails) gives up after this long: a 503, the user tries again. */
-const GITHUB_TIMEOUT_MS = 10_000;
-
 /** The only place that constructs Parley's adapters and services. */
 export async function createContainer(config: Config, options: ContainerOptions): Promise<Container> {
   const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
@@ -191,6 +188,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
             callbackUrl: config.GITHUB_CALLBACK_URL ?? new URL('/auth/callback', config.APP_URL).toString(),
             oauthUrl: config.GITHUB_OAUTH_URL,
             apiUrl: config.GITHUB_API_URL,
+            timeoutMs: config.GITHUB_TIMEOUT,
           }
         : null;
     const auth = modules.auth.create({
@@ -211,15 +209,15 @@ export async function createContainer(config: Config, options: ContainerOptions)
         headersTimeoutMs: config.JWKS_TIMEOUT,
         bodyTimeoutMs: config.JWKS_TIMEOUT,
       }),
-      // the operator chose GitHub's hosts (GitHub Enterprise Server may be on a private address)
+      // the operator chose GitHub's API host (GitHub Enterprise Server may be on a private address)
       githubFetch: createGuardedFetch({
-        trusted: [config.GITHUB_OAUTH_URL, config.GITHUB_API_URL].map((base) => {
+        trusted: [config.GITHUB_API_URL].map((base) => {
           const url = new URL(base);
           return { hostname: url.hostname, port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
         }),
-        connectTimeoutMs: GITHUB_TIMEOUT_MS,
-        headersTimeoutMs: GITHUB_TIMEOUT_MS,
-        bodyTimeoutMs: GITHUB_TIMEOUT_MS,
+        connectTimeoutMs: config.GITHUB_TIMEOUT,
+        headersTimeoutMs: config.GITHUB_TIMEOUT,
+        bodyTimeoutMs: config.GITHUB_TIMEOUT,
       }),
       settings: {
         browser: {
@@ -252,6 +250,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
           login: config.AUTH_LOGIN_LIMIT,
           register: config.AUTH_REGISTER_LIMIT,
           forgotPassword: config.AUTH_FORGOT_PASSWORD_LIMIT,
+          github: config.AUTH_GITHUB_LIMIT,
           refresh: { max: config.RATE_LIMIT_REQUESTS, windowMs: config.RATE_LIMIT_WINDOW },
         },
       },

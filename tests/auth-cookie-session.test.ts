@@ -4,7 +4,7 @@ import { buildTestApp, type TestApp } from './helpers/app.js';
 import { bearer, login, PASSWORD, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
 import { githubUser, startFakeGitHub, type FakeGitHub } from './helpers/fake-github.js';
-import { githubSignIn, setCookie, type BrowserSession } from './helpers/github-login.js';
+import { githubSignIn, oauthCookies, parseSetCookie, setCookie, type BrowserSession } from './helpers/github-login.js';
 
 const FRONT = 'http://front.parley.test';
 const DAY = 24 * 60 * 60_000;
@@ -159,7 +159,11 @@ describe('revocation', () => {
     const browser = await signIn();
     const res = await asBrowser(browser, 'POST', '/auth/logout');
     expect(res.statusCode).toBe(204);
-    expect(setCookie(res, 'session_token')).toMatch(/^session_token=; Path=\/; HttpOnly; SameSite=Lax; Max-Age=0/);
+    expect(parseSetCookie(setCookie(res, 'session_token')!)).toMatchObject({
+      name: 'session_token',
+      value: '',
+      attributes: expect.arrayContaining(['Path=/', 'HttpOnly', 'SameSite=Lax', 'Max-Age=0']),
+    });
     expectError(await asBrowser(browser, 'GET', '/auth/me'), 401, 'session_revoked');
 
     const other = await signIn();
@@ -259,12 +263,17 @@ describe('in production', () => {
     try {
       const login = await production.app.inject({ method: 'GET', url: '/auth/login' });
       const stateCookie = setCookie(login, '__Host-oauth_state')!;
-      expect(stateCookie).toMatch(/; Path=\/; HttpOnly; SameSite=Lax; Max-Age=600; Secure$/);
+      expect(parseSetCookie(stateCookie).attributes).toEqual(['HttpOnly', 'Max-Age=600', 'Path=/', 'SameSite=Lax', 'Secure']);
+      expect(parseSetCookie(setCookie(login, '__Host-oauth_verifier')!).attributes).toEqual(['HttpOnly', 'Max-Age=600', 'Path=/', 'SameSite=Lax', 'Secure']);
       const back = new URL(github.authorize(login.json().url, githubUser('prod')));
-      const res = await production.app.inject({ method: 'GET', url: `${back.pathname}${back.search}`, headers: { cookie: stateCookie.split(';')[0]! } });
+      const res = await production.app.inject({ method: 'GET', url: `${back.pathname}${back.search}`, headers: { cookie: oauthCookies(login, '__Host-') } });
       expect(res.statusCode, res.body).toBe(302);
       const session = setCookie(res, '__Host-session_token')!;
-      expect(session).toMatch(/^__Host-session_token=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Max-Age=\d+; Secure$/);
+      expect(parseSetCookie(session)).toEqual({
+        name: '__Host-session_token',
+        value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+        attributes: ['HttpOnly', expect.stringMatching(/^Max-Age=\d+$/), 'Path=/', 'SameSite=Lax', 'Secure'],
+      });
       expect(setCookie(res, 'session_token')).toBeUndefined();
       // the unprefixed name signs nobody in there
       const me = await production.app.inject({ method: 'GET', url: '/auth/me', headers: { cookie: `session_token=${session.split(';')[0]!.split('=')[1]}` } });

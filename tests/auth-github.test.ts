@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from './helpers/app.js';
-import { register } from './helpers/auth.js';
+import { bearer, PASSWORD, register } from './helpers/auth.js';
 import { manualClock } from './helpers/clock.js';
 import { githubUser, startFakeGitHub, type FakeGitHub } from './helpers/fake-github.js';
-import { callback, githubSignIn, setCookie, startLogin } from './helpers/github-login.js';
+import { callback, githubSignIn, oauthCookies, parseSetCookie, setCookie, startLogin } from './helpers/github-login.js';
 
 const FRONT = 'http://front.parley.test';
 const APP_URL = 'http://api.parley.test';
@@ -14,6 +14,8 @@ let github: FakeGitHub;
 let t: TestApp;
 /** Single-user mode (AUTHORIZED_USER_EMAIL), GitHub configured. */
 let single: TestApp;
+/** The documented-looking limit on GitHub sign-ins, low enough to reach. */
+let limited: TestApp;
 
 beforeAll(async () => {
   github = await startFakeGitHub();
@@ -26,14 +28,18 @@ beforeAll(async () => {
     GITHUB_CLIENT_SECRET: github.clientSecret,
     GITHUB_OAUTH_URL: github.origin,
     GITHUB_API_URL: github.origin,
+    // a hanging GitHub is given up on quickly here
+    GITHUB_TIMEOUT: '2s',
   };
   // one after the other: two first starts on one database race to create the month's activity-log partition
   t = await buildTestApp({ clock, env });
   single = await buildTestApp({ env: { ...env, AUTHORIZED_USER_EMAIL: AUTHORIZED } });
+  limited = await buildTestApp({ env: { ...env, AUTH_GITHUB_LIMIT: '3/15m' } });
 });
 afterAll(async () => {
   await t?.close();
   await single?.close();
+  await limited?.close();
   await github?.close();
 });
 
@@ -114,7 +120,11 @@ describe('GET /auth/callback', () => {
     expect(res.statusCode).toBe(302);
     expect(res.headers.location).toBe(`${FRONT}/`);
     const session = setCookie(res, 'session_token')!;
-    expect(session).toMatch(/^session_token=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Max-Age=2592000$/);
+    expect(parseSetCookie(session)).toEqual({
+      name: 'session_token',
+      value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+      attributes: ['HttpOnly', 'Max-Age=2592000', 'Path=/', 'SameSite=Lax'],
+    });
     // the state cookie is spent
     expect(setCookie(res, 'oauth_state')).toMatch(/^oauth_state=; .*Max-Age=0/);
 
@@ -266,5 +276,172 @@ describe('single-user mode (AUTHORIZED_USER_EMAIL) through GitHub', () => {
 
     const owner = await githubSignIn(single.app, github, githubUser('owner', [{ email: AUTHORIZED, primary: true, verified: true }]));
     expect(owner.email).toBe(AUTHORIZED);
+  });
+});
+
+describe('GitHub failing during the code exchange', () => {
+  it('answers 503 identity_provider_unavailable (never a 500) when the token endpoint errs, drops the connection or hangs; the state is spent', async () => {
+    const user = githubUser('unlucky');
+    for (const failure of ['server-error', 'reset', 'hang'] as const) {
+      github.tokenFailure = failure;
+      try {
+        const login = await startLogin(t.app);
+        const back = github.authorize(login.url, user);
+        const started = Date.now();
+        const res = await callback(t.app, back, login.stateCookie);
+        expect(res.statusCode, `${failure}: ${res.body}`).toBe(503);
+        expect(res.json().error.code, failure).toBe('identity_provider_unavailable');
+        // GITHUB_TIMEOUT bounds a hanging GitHub
+        expect(Date.now() - started, failure).toBeLessThan(5_000);
+        expect(setCookie(res, 'session_token'), failure).toBeUndefined();
+        expect(setCookie(res, 'oauth_state'), failure).toMatch(/^oauth_state=;/);
+        // the state was taken: trying the same callback again starts nothing
+        const again = await callback(t.app, back, login.stateCookie);
+        expect(again.json().error.code, failure).toBe('oauth_state_invalid');
+
+        const browser = await startLogin(t.app, `?returnTo=${encodeURIComponent(`${FRONT}/in`)}`);
+        const navigated = await callback(t.app, github.authorize(browser.url, user), browser.stateCookie, { accept: 'text/html' });
+        expect(navigated.statusCode, failure).toBe(302);
+        expect(navigated.headers.location).toBe(`${FRONT}/in?error=identity_provider_unavailable`);
+      } finally {
+        github.tokenFailure = null;
+      }
+    }
+    expect(await identities(user.id)).toEqual([]);
+  }, 30_000);
+});
+
+describe('linking GitHub to a signed-in account (POST /auth/github/link)', () => {
+  const startLink = (app: TestApp['app'], headers: Record<string, string>, payload?: Record<string, unknown>) =>
+    app.inject({ method: 'POST', url: '/auth/github/link', headers, ...(payload ? { payload } : {}) });
+
+  it('is the way out of account_link_required: the account links its GitHub account, which then signs in to it', async () => {
+    const owner = await register(t.app);
+    const user = githubUser('linker', [{ email: owner.email, primary: true, verified: true }]);
+    const refused = await startLogin(t.app);
+    const conflict = await callback(t.app, github.authorize(refused.url, user), refused.stateCookie);
+    expect(conflict.statusCode).toBe(409);
+    expect(conflict.json().error).toMatchObject({ code: 'account_link_required', message: expect.stringContaining('POST /auth/github/link') });
+
+    const start = await startLink(t.app, bearer(owner.accessToken), { returnTo: `${FRONT}/settings` });
+    expect(start.statusCode, start.body).toBe(200);
+    const { url, state } = start.json<{ url: string; state: string }>();
+    expect(new URL(url).searchParams.get('state')).toBe(state);
+    expect(new URL(url).searchParams.get('code_challenge_method')).toBe('S256');
+    const linked = await callback(t.app, github.authorize(url, user), oauthCookies(start));
+    expect(linked.statusCode, linked.body).toBe(302);
+    expect(linked.headers.location).toBe(`${FRONT}/settings`);
+    // a link signs no browser in
+    expect(setCookie(linked, 'session_token')).toBeUndefined();
+    expect(await identities(user.id)).toEqual([{ user_id: owner.user.id, issuer: `github:${github.origin}`, email: owner.email }]);
+
+    const signedIn = await githubSignIn(t.app, github, user);
+    expect(signedIn.userId).toBe(owner.user.id);
+
+    // linking it again to the same account changes nothing
+    const again = await startLink(t.app, bearer(owner.accessToken));
+    expect((await callback(t.app, github.authorize(again.json().url, user), oauthCookies(again))).headers.location).toBe(`${FRONT}/`);
+    expect(await identities(user.id)).toHaveLength(1);
+  });
+
+  it('needs a signed-in caller, a cookie-signed-in browser its CSRF token, and a recent sign-in or the password', async () => {
+    const anonymous = await startLink(t.app, {});
+    expect(anonymous.statusCode).toBe(401);
+    expect(setCookie(anonymous, 'oauth_state')).toBeUndefined();
+
+    const browser = await githubSignIn(t.app, github, githubUser('cookie-linker'));
+    const withoutCsrf = await startLink(t.app, { cookie: browser.cookie, origin: FRONT });
+    expect(withoutCsrf.statusCode).toBe(403);
+    expect(withoutCsrf.json().error.code).toBe('csrf_token_invalid');
+    expect(setCookie(withoutCsrf, 'oauth_state')).toBeUndefined();
+    const fromElsewhere = await startLink(t.app, { cookie: browser.cookie, origin: 'https://evil.example', 'x-csrf-token': browser.csrfToken });
+    expect(fromElsewhere.json().error.code).toBe('origin_not_allowed');
+    const withCsrf = await startLink(t.app, { cookie: browser.cookie, origin: FRONT, 'x-csrf-token': browser.csrfToken });
+    expect(withCsrf.statusCode, withCsrf.body).toBe(200);
+
+    const returnTo = await startLink(
+      t.app,
+      { cookie: browser.cookie, origin: FRONT, 'x-csrf-token': browser.csrfToken },
+      { returnTo: 'https://evil.example/' },
+    );
+    expect(returnTo.statusCode).toBe(400);
+    expect(returnTo.json().error.code).toBe('return_to_not_allowed');
+
+    const owner = await register(t.app);
+    clock.advance(11 * 60_000);
+    const stale = await startLink(t.app, bearer(owner.accessToken));
+    expect(stale.statusCode).toBe(403);
+    expect(stale.json().error.code).toBe('recent_login_required');
+    const wrongPassword = await startLink(t.app, bearer(owner.accessToken), { password: 'not the password' });
+    expect(wrongPassword.json().error.code).toBe('invalid_credentials');
+    expect(setCookie(wrongPassword, 'oauth_state')).toBeUndefined();
+    expect((await startLink(t.app, bearer(owner.accessToken), { password: PASSWORD })).statusCode).toBe(200);
+  });
+
+  it("links to the account that started it, never another: not the callback browser's, not over another account's link, not after sign-out", async () => {
+    const alice = await register(t.app);
+    const user = githubUser('contested');
+    const start = await startLink(t.app, bearer(alice.accessToken));
+    const back = github.authorize(start.json().url, user);
+
+    // another browser (its own sign-in cookies) cannot finish alice's link
+    const stranger = await startLogin(t.app);
+    const foreign = await callback(t.app, back, stranger.stateCookie);
+    expect(foreign.statusCode).toBe(400);
+    expect(foreign.json().error.code).toBe('oauth_state_invalid');
+
+    // the browser finishing it is signed in as bob: the link is still alice's, bob is untouched
+    const bob = await githubSignIn(t.app, github, githubUser('bob'));
+    const linked = await callback(t.app, back, `${oauthCookies(start)}; ${bob.cookie}`);
+    expect(linked.statusCode, linked.body).toBe(302);
+    expect(await identities(user.id)).toEqual([expect.objectContaining({ user_id: alice.user.id })]);
+    expect(bob.userId).not.toBe(alice.user.id);
+
+    // carol cannot take the GitHub account linked to alice
+    const carol = await register(t.app);
+    const carolStart = await startLink(t.app, bearer(carol.accessToken), { returnTo: `${FRONT}/settings` });
+    const taken = await callback(t.app, github.authorize(carolStart.json().url, user), oauthCookies(carolStart));
+    expect(taken.statusCode).toBe(409);
+    expect(taken.json().error.code).toBe('identity_already_linked');
+    const carolBrowser = await startLink(t.app, bearer(carol.accessToken), { returnTo: `${FRONT}/settings` });
+    const navigated = await callback(t.app, github.authorize(carolBrowser.json().url, user), oauthCookies(carolBrowser), { accept: 'text/html' });
+    expect(navigated.headers.location).toBe(`${FRONT}/settings?error=identity_already_linked`);
+    expect(await identities(user.id)).toEqual([expect.objectContaining({ user_id: alice.user.id })]);
+
+    // a link whose session signed out before GitHub came back links nothing
+    const dave = await register(t.app);
+    const daveStart = await startLink(t.app, bearer(dave.accessToken));
+    expect((await t.app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(dave.accessToken) })).statusCode).toBe(204);
+    const daveUser = githubUser('dave');
+    const revoked = await callback(t.app, github.authorize(daveStart.json().url, daveUser), oauthCookies(daveStart));
+    expect(revoked.statusCode).toBe(401);
+    expect(revoked.json().error.code).toBe('session_revoked');
+    expect(await identities(daveUser.id)).toEqual([]);
+  });
+});
+
+describe('per-IP limits on the GitHub routes (AUTH_GITHUB_LIMIT)', () => {
+  const statuses = async (requests: Array<() => Promise<{ statusCode: number }>>) => {
+    const seen: number[] = [];
+    for (const request of requests) seen.push((await request()).statusCode);
+    return seen;
+  };
+
+  it('answers 429 rate_limited to the 4th start, callback or link start from one IP in 15 minutes; other IPs go on', async () => {
+    const login = (remoteAddress: string) => () => limited.app.inject({ method: 'GET', url: '/auth/login', remoteAddress });
+    expect(await statuses([1, 2, 3, 4].map(() => login('198.51.100.7')))).toEqual([200, 200, 200, 429]);
+    const refused = await login('198.51.100.7')();
+    expect(refused.json().error.code).toBe('rate_limited');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(800);
+    expect(setCookie(refused, 'oauth_state')).toBeUndefined();
+    expect((await login('198.51.100.8')()).statusCode).toBe(200);
+
+    // counted apart from the starts
+    const back = (remoteAddress: string) => () => limited.app.inject({ method: 'GET', url: '/auth/callback?code=c&state=s', remoteAddress });
+    expect(await statuses([1, 2, 3, 4].map(() => back('198.51.100.7')))).toEqual([400, 400, 400, 429]);
+
+    const owner = await register(limited.app);
+    const link = () => limited.app.inject({ method: 'POST', url: '/auth/github/link', remoteAddress: '198.51.100.9', headers: bearer(owner.accessToken) });
+    expect(await statuses([link, link, link, link])).toEqual([200, 200, 200, 429]);
   });
 });

@@ -283,6 +283,9 @@ export const envSchema = z
     AUTH_LOGIN_LIMIT: limit.prefault('5/15m').describe('Login attempts per client IP.'),
     AUTH_REGISTER_LIMIT: limit.prefault('10/1h').describe('Registrations per client IP.'),
     AUTH_FORGOT_PASSWORD_LIMIT: limit.prefault('3/1h').describe('Password-reset requests per client IP.'),
+    AUTH_GITHUB_LIMIT: limit
+      .prefault('30/15m')
+      .describe('GitHub sign-ins per client IP: starts (GET /auth/login, POST /auth/github/link) and callbacks (GET /auth/callback), each counted apart.'),
     AUTH_ACCOUNT_FAILURE_LIMIT: limit
       .prefault('10/15m')
       .describe('Failed logins per account, from any IP, before the account answers 429 for the rest of the window.'),
@@ -333,6 +336,11 @@ export const envSchema = z
       .url({ protocol: /^https?$/ })
       .default('https://api.github.com')
       .describe("GitHub's REST API (/user, /user/emails): https://HOST/api/v3 on GitHub Enterprise Server."),
+    GITHUB_TIMEOUT: duration
+      .prefault('10s')
+      .describe(
+        'Each request to GitHub (the code exchange, /user, /user/emails) gives up after this long: the sign-in gets 503 identity_provider_unavailable.',
+      ),
     EXTERNAL_TOKEN_LEEWAY: duration.prefault('30s').describe("Clock skew tolerated on an external token's exp, nbf and iat."),
     JWKS_TIMEOUT: duration
       .prefault('5s')
@@ -739,6 +747,7 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'AUTH_LOGIN_LIMIT',
       'AUTH_REGISTER_LIMIT',
       'AUTH_FORGOT_PASSWORD_LIMIT',
+      'AUTH_GITHUB_LIMIT',
       'AUTH_ACCOUNT_FAILURE_LIMIT',
       'BETA_MODE',
     ],
@@ -761,6 +770,7 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'GITHUB_CALLBACK_URL',
       'GITHUB_OAUTH_URL',
       'GITHUB_API_URL',
+      'GITHUB_TIMEOUT',
     ],
   },
   { title: 'E-mail', keys: ['EMAIL_FROM', 'SMTP_URL', 'RESEND_API_KEY', 'RESEND_API_URL'] },

@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { appendSetCookie, clearedCookie, readCookie } from './cookies.js';
 import { AppError, ForbiddenError } from './errors.js';
 
 /** Every role an account can have; the database check, the guard and the API schemas list these. */
@@ -52,7 +51,8 @@ export interface CsrfEvidence {
 export interface CookieSessionVerifier {
   /** `session_token`, or `__Host-session_token` where cookies are Secure (production). */
   readonly cookieName: string;
-  readonly secureCookies: boolean;
+  /** Tells the browser to forget the session cookie. */
+  clearCookie(reply: FastifyReply): void;
   verifyCookie(value: string): Promise<AuthContext>;
   /** 403 csrf_token_invalid or origin_not_allowed unless the write carries this session's CSRF token from an allowed origin. */
   checkCsrf(sessionId: string, evidence: CsrfEvidence): void;
@@ -116,7 +116,7 @@ export function registerAuthGuard(
       context = await cookies.verifyCookie(value);
     } catch (error) {
       // a cookie that can no longer sign in is forgotten by the browser
-      if (error instanceof AppError && error.statusCode === 401) appendSetCookie(reply, clearedCookie(cookies.cookieName, cookies.secureCookies));
+      if (error instanceof AppError && error.statusCode === 401) cookies.clearCookie(reply);
       throw error;
     }
     if (!SAFE_METHODS.has(request.method)) {
@@ -132,7 +132,7 @@ export function registerAuthGuard(
   const guard = async (request: FastifyRequest, reply: FastifyReply) => {
     const { auth: requirement, externalTokens } = request.routeOptions.config;
     const token = bearerToken(request);
-    const cookie = token || !cookies ? undefined : readCookie(request.headers.cookie, cookies.cookieName);
+    const cookie = token || !cookies ? undefined : request.cookies[cookies.cookieName];
     if (token && externalTokens) {
       const caller = await verifier.verifyPrincipal(token);
       request.principal = caller;

@@ -106,6 +106,7 @@ export async function testEnv(overrides: Record<string, string | undefined> = {}
     AUTH_LOGIN_LIMIT: '1000/15m',
     AUTH_REGISTER_LIMIT: '1000/1h',
     AUTH_FORGOT_PASSWORD_LIMIT: '1000/1h',
+    AUTH_GITHUB_LIMIT: '1000/15m',
     // each test app is its own Socket.io cluster unless a test joins two on purpose
     REALTIME_CHANNEL_PREFIX: `parley-test-${randomBytes(4).toString('hex')}`,
     ...overrides,

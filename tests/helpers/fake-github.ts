@@ -27,6 +27,8 @@ export interface FakeGitHub {
   signInAs: FakeGitHubUser;
   /** Set: the token endpoint answers 200 { error: this } to every exchange (as GitHub does for a revoked app). */
   tokenError: string | null;
+  /** Set: the token endpoint is broken: never answers, answers 500, or drops the connection. */
+  tokenFailure: 'hang' | 'server-error' | 'reset' | null;
   /**
    * GitHub's authorize step, for tests without a browser: reads the parameters of Parley's
    * authorize URL and answers the callback URL GitHub would redirect to (with code and state).
@@ -112,6 +114,9 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
       }
       if (request.method === 'POST' && url.pathname === '/login/oauth/access_token') {
         const body = await readBody(request);
+        if (fake.tokenFailure === 'hang') return;
+        if (fake.tokenFailure === 'reset') return request.socket.destroy();
+        if (fake.tokenFailure === 'server-error') return json(response, 500, { message: 'Server Error' });
         const form = request.headers['content-type']?.includes('json')
           ? new URLSearchParams(JSON.parse(body) as Record<string, string>)
           : new URLSearchParams(body);
@@ -147,6 +152,7 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
     clientSecret,
     signInAs: githubUser('octocat'),
     tokenError: null,
+    tokenFailure: null,
     authorize: (authorizeUrl, user) => issueCode(new URL(authorizeUrl).searchParams, user ?? fake.signInAs),
     requests: [],
     close: async () => {

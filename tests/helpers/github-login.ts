@@ -15,20 +15,33 @@ export function cookiePair(cookie: string): string {
   return cookie.split(';')[0]!;
 }
 
+/** A Set-Cookie taken apart: its attributes sorted, so a test compares them whatever order they were written in. */
+export function parseSetCookie(cookie: string): { name: string; value: string; attributes: string[] } {
+  const [pair = '', ...attributes] = cookie.split(';').map((part) => part.trim());
+  const separator = pair.indexOf('=');
+  return { name: pair.slice(0, separator), value: pair.slice(separator + 1), attributes: attributes.sort() };
+}
+
 export interface StartedLogin {
   url: string;
   state: string;
-  /** `oauth_state=…`, as the browser sends it back. */
+  /** `oauth_state=…; oauth_verifier=…` (the state and the PKCE verifier), as the browser sends them back. */
   stateCookie: string;
+}
+
+/** The Cookie header a browser sends back after a sign-in start: its state and PKCE verifier cookies. */
+export function oauthCookies(res: LightMyRequestResponse, prefix = ''): string {
+  const state = setCookie(res, `${prefix}oauth_state`);
+  const verifier = setCookie(res, `${prefix}oauth_verifier`);
+  if (!state || !verifier) throw new Error('the sign-in start set no state or no verifier cookie');
+  return `${cookiePair(state)}; ${cookiePair(verifier)}`;
 }
 
 export async function startLogin(app: App, query = ''): Promise<StartedLogin> {
   const res = await app.inject({ method: 'GET', url: `/auth/login${query}` });
   expect(res.statusCode, res.body).toBe(200);
   const { url, state } = res.json<{ url: string; state: string }>();
-  const cookie = setCookie(res, 'oauth_state');
-  if (!cookie) throw new Error('GET /auth/login set no state cookie');
-  return { url, state, stateCookie: cookiePair(cookie) };
+  return { url, state, stateCookie: oauthCookies(res) };
 }
 
 /** GET /auth/callback as GitHub's redirect lands it, with these cookies. */

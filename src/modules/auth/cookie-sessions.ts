@@ -1,11 +1,12 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { CookieSerializeOptions } from '@fastify/cookie';
+import type { FastifyReply } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import { redisKeys } from '../../infra/redis-keys.js';
 import type { PreparedReader } from '../../infra/sql.js';
 import { isRole, type AuthContext, type CookieSessionVerifier, type CsrfEvidence, type Role } from '../../shared/auth.js';
-import { clearedCookie, serializeCookie } from '../../shared/cookies.js';
 import { AppError } from '../../shared/errors.js';
 import type { AccountSummary } from '../users/index.js';
 import { CookieSession } from './entities.js';
@@ -64,14 +65,15 @@ const COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/;
  */
 export class CookieSessions implements CookieSessionVerifier {
   readonly cookieName: string;
-  readonly secureCookies: boolean;
+  private readonly cookieOptions: CookieSerializeOptions;
   private readonly allowedOrigins: Set<string>;
 
   constructor(
     private readonly dependencies: CookieSessionsDependencies,
     private readonly settings: CookieSessionSettings,
   ) {
-    this.secureCookies = settings.secure;
+    // HttpOnly: no script reads it; Lax: a cross-site write never carries it (a top-level navigation does)
+    this.cookieOptions = { path: '/', httpOnly: true, sameSite: 'lax', secure: settings.secure };
     // the __Host- prefix: the browser keeps it only if Secure, Path=/ and host-only, so no subdomain can plant one
     this.cookieName = settings.secure ? '__Host-session_token' : 'session_token';
     this.allowedOrigins = new Set(settings.allowedOrigins.map((origin) => new URL(origin).origin));
@@ -93,14 +95,14 @@ export class CookieSessions implements CookieSessionVerifier {
     return token;
   }
 
-  /** The Set-Cookie of a new session: the browser keeps it until the absolute end; the server enforces the sliding one. */
-  setCookie(token: string, endsAt: Date): string {
-    const maxAgeSeconds = (endsAt.getTime() - this.dependencies.clock.now().getTime()) / 1000;
-    return serializeCookie(this.cookieName, token, { maxAgeSeconds, secure: this.settings.secure, sameSite: 'Lax' });
+  /** Sets the cookie of a new session: the browser keeps it until the absolute end; the server enforces the sliding one. */
+  setCookie(reply: FastifyReply, token: string, endsAt: Date): void {
+    const maxAge = Math.max(0, Math.floor((endsAt.getTime() - this.dependencies.clock.now().getTime()) / 1000));
+    reply.setCookie(this.cookieName, token, { ...this.cookieOptions, maxAge });
   }
 
-  clearCookie(): string {
-    return clearedCookie(this.cookieName, this.settings.secure);
+  clearCookie(reply: FastifyReply): void {
+    reply.clearCookie(this.cookieName, this.cookieOptions);
   }
 
   csrfToken(sessionId: string): string {

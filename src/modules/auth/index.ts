@@ -52,7 +52,7 @@ export interface AuthModuleDeps {
   audit: AuditService;
   /** Fetches the issuers' JWKS (their hosts trusted, redirects refused); closed with the module. */
   jwksFetch: GuardedFetch;
-  /** Reaches GitHub (GITHUB_OAUTH_URL, GITHUB_API_URL); closed with the module. */
+  /** Reaches GitHub's API (GITHUB_API_URL); closed with the module. The code exchange goes through @fastify/oauth2. */
   githubFetch: GuardedFetch;
   settings: AuthSettings & { tokens: TokenOptions; limits: AuthRoutesOptions['limits']; external: ExternalIdentitySettings; browser: BrowserSettings };
 }
@@ -89,7 +89,6 @@ export const authModule = defineModule({
           redis: infra.redis.client,
           clock: infra.clock,
           logger: infra.logger,
-          secret: settings.browser.secret,
           secureCookies: settings.browser.secure,
           allowedOrigins: settings.browser.allowedOrigins,
           defaultReturnTo: settings.browser.defaultReturnTo,
@@ -127,7 +126,7 @@ export const authModule = defineModule({
       http: async (app) => {
         await app.register(authRoutes, { auth, tokens, limits: settings.limits });
         await app.register(identityRoutes, { auth });
-        await app.register(browserRoutes, { auth, cookies });
+        await app.register(browserRoutes, { auth, cookies, github, limit: settings.limits.github });
       },
       jobs: authJobs(auth),
       close: async () => {

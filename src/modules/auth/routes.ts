@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
 import { caller } from '../../shared/auth.js';
-import { appendSetCookie } from '../../shared/cookies.js';
 import { accepted, acceptedSchema, created, errorResponses, idParamsSchema, noContent, noContentSchema } from '../../shared/responses.js';
 import {
   accountSchema,
@@ -22,7 +21,7 @@ import type { TokenService } from './tokens.js';
 export interface AuthRoutesOptions {
   auth: AuthService;
   tokens: TokenService;
-  limits: { login: RateLimit; register: RateLimit; forgotPassword: RateLimit; refresh: RateLimit };
+  limits: { login: RateLimit; register: RateLimit; forgotPassword: RateLimit; refresh: RateLimit; github: RateLimit };
 }
 
 interface RateLimit {
@@ -103,7 +102,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
     },
     async (request, reply) => {
       await auth.logout(caller(request), meta(request));
-      if (request.authenticatedBy === 'cookie') appendSetCookie(reply, auth.cookies.clearCookie());
+      if (request.authenticatedBy === 'cookie') auth.cookies.clearCookie(reply);
       return noContent(reply);
     },
   );
@@ -116,7 +115,7 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
     },
     async (request, reply) => {
       await auth.logoutAll(caller(request), meta(request));
-      if (request.authenticatedBy === 'cookie') appendSetCookie(reply, auth.cookies.clearCookie());
+      if (request.authenticatedBy === 'cookie') auth.cookies.clearCookie(reply);
       return noContent(reply);
     },
   );

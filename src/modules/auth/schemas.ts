@@ -97,9 +97,21 @@ export const githubLoginQuerySchema = z.object({
     .describe('Where the browser lands once signed in (an absolute URL on a FRONTEND_URL origin); default the first FRONTEND_URL'),
 });
 
+export const githubLinkBodySchema = z
+  .strictObject({
+    returnTo: z
+      .string()
+      .max(2048)
+      .optional()
+      .describe('Where the browser lands once linked (an absolute URL on a FRONTEND_URL origin); default the first FRONTEND_URL'),
+    password: z.string().min(1).max(1024).optional().describe('The current password; not needed within 10 minutes of signing in'),
+  })
+  // a POST without a body (Fastify's null) is the same as {}
+  .nullish();
+
 export const githubLoginSchema = z
   .object({
-    url: z.url().describe("GitHub's sign-in page: send the browser there (the Set-Cookie of this answer must reach the browser too)"),
+    url: z.url().describe("GitHub's sign-in page: send the browser there (the Set-Cookie headers of this answer must reach the browser too)"),
     state: z.string().describe('The OAuth state, also bound to this browser by a short-lived signed cookie'),
   })
   .meta({ id: 'GitHubLogin' });

@@ -81,8 +81,10 @@ interface SignedIn<T> {
 }
 
 /** A browser signed in by GitHub: the Set-Cookie of its session. */
+/** A browser signed in with GitHub: the value of its session cookie, and until when the browser keeps it. */
 export interface BrowserSignIn {
-  setCookie: string;
+  token: string;
+  endsAt: Date;
   userId: string;
 }
 
@@ -294,14 +296,15 @@ export class AuthService {
   }
 
   /**
-   * Signs a browser in with GitHub (GET /auth/callback): the code exchanged, then the account
-   * linked to the GitHub user id, or on first use a new account with the verified primary
-   * e-mail, unless an account already has that e-mail (409 account_link_required: never taken
-   * over). Opens a browser session: a device session of its own, behind the session cookie.
+   * Signs a browser in with GitHub (GET /auth/callback, the code already exchanged): the
+   * account linked to the GitHub user id, or on first use a new account with the verified
+   * primary e-mail, unless an account already has that e-mail (409 account_link_required: never
+   * taken over; that account links GitHub itself with POST /auth/github/link). Opens a browser
+   * session: a device session of its own, behind the session cookie.
    */
-  async signInWithGitHub(code: string, codeVerifier: string, meta: RequestMeta): Promise<BrowserSignIn> {
+  async signInWithGitHub(accessToken: string, meta: RequestMeta): Promise<BrowserSignIn> {
     const github = this.requireGitHub();
-    const profile = await github.profile(code, codeVerifier);
+    const profile = await github.profile(accessToken);
     const claims: ExternalClaims = { issuer: github.issuer, subject: profile.id, email: profile.email, emailVerified: true };
     // each browser sign-in is a device of its own: it replaces no other session
     const device: Device = { deviceId: `browser-${this.ids.uuid()}`, platform: 'web' };
@@ -319,11 +322,40 @@ export class AuthService {
       );
     } catch (error) {
       await this.auditRefusedIdentity(error, claims, meta);
+      if (error instanceof AppError && error.code === 'account_link_required') {
+        throw new AppError(
+          'account_link_required',
+          'An account with this e-mail exists and is not linked to this GitHub account: sign in to it, then link GitHub with POST /auth/github/link',
+        );
+      }
       throw error;
     }
     const session = await this.finishSignIn(signedIn, device, meta);
     if (created) await this.events.publish('user.registered', { userId: session.account.id, email: session.account.email });
-    return { setCookie: this.cookies.setCookie(session.token, session.endsAt), userId: session.account.id };
+    return { token: session.token, endsAt: session.endsAt, userId: session.account.id };
+  }
+
+  /**
+   * Starting to link GitHub to the signed-in account (POST /auth/github/link): its holder
+   * confirms with the password or a sign-in within the last IDENTITY_LINK_CONFIRM_MS, as for a
+   * trusted issuer's identity, so a borrowed session cannot plant a way back in.
+   */
+  async confirmGitHubLink(auth: AuthContext, password: string | undefined): Promise<void> {
+    this.requireGitHub();
+    await this.confirmIdentity(auth, password, IDENTITY_LINK_CONFIRM_MS);
+  }
+
+  /**
+   * Ends a link started by POST /auth/github/link (GET /auth/callback, the code already
+   * exchanged): the GitHub account is linked to the account that started it, and only to it,
+   * while the session that started it is still signed in. 409 identity_already_linked when it
+   * is another account's.
+   */
+  async linkGitHub(linkTo: AuthContext, accessToken: string, meta: RequestMeta): Promise<LinkedIdentity> {
+    const github = this.requireGitHub();
+    await this.tokens.assertLive(linkTo);
+    const profile = await github.profile(accessToken);
+    return this.identities.link(linkTo.userId, { issuer: github.issuer, subject: profile.id, email: profile.email, emailVerified: true }, meta);
   }
 
   /** GitHub sign-in, or 404 identity_provider_not_configured. */
