@@ -183,8 +183,15 @@ async function firstWsReply(client: WsClient): Promise<{ chatId: string }> {
   return { chatId: String(start.chatId) };
 }
 
+/** The gateway lets a connection send 10 frames a second (after a burst of 30): the messages keep under it, as a person's would. */
+const WS_MESSAGE_INTERVAL_MS = 110;
+let lastWsMessageAt = 0;
+
 /** One message over /ws: the wait for its first token frame (then the reply read to its done). */
 async function wsFirstToken(client: WsClient, chatId: string): Promise<{ waitedMs: number; chat: FakeChat }> {
+  const pause = lastWsMessageAt + WS_MESSAGE_INTERVAL_MS - performance.now();
+  if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+  lastWsMessageAt = performance.now();
   const chatIndex = fake.chats.length;
   const sent = performance.now();
   client.send({ type: 'message', content: 'Hello there', chatId });
