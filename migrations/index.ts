@@ -15,6 +15,7 @@ import { OllamaKeys1796151093444 } from './1796151093444-OllamaKeys.js';
 import { ChatThreads1796159277764 } from './1796159277764-ChatThreads.js';
 import { ExternalIdentities1796162342481 } from './1796162342481-ExternalIdentities.js';
 import { CookieSessions1796172539769 } from './1796172539769-CookieSessions.js';
+import { PracticeSeconds1796175767698 } from './1796175767698-PracticeSeconds.js';
 export const migrations = [
   EnableCitext1763769600000,
   CreateAccounts1763776800000,
@@ -31,4 +32,5 @@ export const migrations = [
   ChatThreads1796159277764,
   ExternalIdentities1796162342481,
   CookieSessions1796172539769,
+  PracticeSeconds1796175767698,
 ];

@@ -371,6 +371,31 @@ describe('calls past their time', () => {
     expect((await cb.next<MatchFound>('match_found')).roomId).not.toBe(roomId);
   });
 
+  it('adds up practice to the second: three 20-second calls make a minute', async () => {
+    const { a, b, ca, cb, roomId } = await matchedPair({ t: timed, url: timedUrl }, { track: open });
+    const profileOf = async (token: string) =>
+      (await injectAs(timed.app, token, { method: 'GET', url: '/users/me' })).json<{ profile: { totalPracticeMins: number; totalPracticeSeconds: number } }>()
+        .profile;
+    let room = roomId;
+    for (let call = 1; call <= 3; call += 1) {
+      if (call > 1) {
+        ca.socket.emit('find_partner', { level: 'all' });
+        await ca.next('searching');
+        cb.socket.emit('find_partner', { level: 'all' });
+        room = (await cb.next<MatchFound>('match_found')).roomId;
+        await ca.next('match_found');
+      }
+      clock.advance(20_000);
+      ca.socket.emit('end_call', { roomId: room });
+      expect(await cb.next('peer_left')).toEqual({ reason: 'ended' });
+      await eventually(
+        () => callRow(room),
+        (row) => row?.duration_seconds === 20,
+      );
+    }
+    for (const user of [a, b]) expect(await profileOf(user.accessToken)).toMatchObject({ totalPracticeSeconds: 60, totalPracticeMins: 1 });
+  });
+
   it('ends a call whose room Redis no longer has, leaving alone the newer room a user is in', async () => {
     const { ca, cb, roomId, keyA, keyB } = await pairOn();
     const redis = timed.container.redis.client;

@@ -94,8 +94,13 @@ export class Profile {
   @Column({ name: 'wallet_address', type: 'varchar', length: 42, nullable: true })
   walletAddress!: string | null;
 
+  /** Whole minutes of total_practice_seconds, kept for the documents' readers. */
   @Column({ name: 'total_practice_mins', type: 'integer', default: 0 })
   totalPracticeMins!: number;
+
+  /** Every finished call's seconds, added up exactly (minutes rounded per call would lose calls under 30 s). */
+  @Column({ name: 'total_practice_seconds', type: 'integer', default: 0 })
+  totalPracticeSeconds!: number;
 
   @Column({ name: 'total_sessions', type: 'integer', default: 0 })
   totalSessions!: number;

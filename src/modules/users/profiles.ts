@@ -132,6 +132,7 @@ export class ProfilesService {
       timezone: profile.timezone,
       walletAddress: profile.walletAddress,
       totalPracticeMins: profile.totalPracticeMins,
+      totalPracticeSeconds: profile.totalPracticeSeconds,
       totalSessions: profile.totalSessions,
       streakDays: profile.streakDays,
       lastSessionAt: profile.lastSessionAt,
@@ -265,7 +266,7 @@ export class ProfilesService {
 
   /**
    * Adds a finished call to the user's stats in the caller's transaction: one more session,
-   * its minutes, and the day streak counted in the user's own time zone.
+   * its seconds (the minutes follow from their sum), and the day streak counted in the user's own time zone.
    */
   async recordCall(manager: EntityManager, userId: string, call: { seconds: number; endedAt: Date }): Promise<void> {
     const stats = await this.repository.stats(userId, manager);
@@ -274,7 +275,7 @@ export class ProfilesService {
     const today = day(call.endedAt);
     const last = stats.lastSessionAt ? day(stats.lastSessionAt) : null;
     const streakDays = last === today ? Math.max(stats.streakDays, 1) : last === previousDay(today) ? stats.streakDays + 1 : 1;
-    await this.repository.addCall(manager, userId, { minutes: Math.round(call.seconds / 60), streakDays, endedAt: call.endedAt });
+    await this.repository.addCall(manager, userId, { seconds: Math.max(0, Math.round(call.seconds)), streakDays, endedAt: call.endedAt });
   }
 
   /** The user's current day streak and the local day (YYYY-MM-DD, in their time zone) it last grew. */

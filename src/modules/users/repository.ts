@@ -37,6 +37,7 @@ export interface ProfileRecord {
   timezone: string | null;
   walletAddress: string | null;
   totalPracticeMins: number;
+  totalPracticeSeconds: number;
   totalSessions: number;
   streakDays: number;
   lastSessionAt: Date | null;
@@ -113,6 +114,7 @@ interface ProfileRow {
   timezone: string | null;
   wallet_address: string | null;
   total_practice_mins: number;
+  total_practice_seconds: number;
   total_sessions: number;
   streak_days: number;
   last_session_at: Date | null;
@@ -138,6 +140,7 @@ function profileOf(row: ProfileRow): ProfileRecord {
     timezone: row.timezone,
     walletAddress: row.wallet_address,
     totalPracticeMins: row.total_practice_mins,
+    totalPracticeSeconds: row.total_practice_seconds,
     totalSessions: row.total_sessions,
     streakDays: row.streak_days,
     lastSessionAt: row.last_session_at,
@@ -366,7 +369,7 @@ export class UsersRepository {
   async userWithProfile(id: string): Promise<UserRecord | null> {
     const [row] = await this.select<Omit<AccountRow, 'is_banned'> & ProfileRow>(
       `SELECT u.id, u.email, u.role, u.is_verified, u.created_at, p.username, p.display_name, p.avatar_key, p.bio, p.native_language,
-       p.english_level, p.learning_goal, p.country, p.timezone, p.wallet_address, p.total_practice_mins, p.total_sessions, p.streak_days,
+       p.english_level, p.learning_goal, p.country, p.timezone, p.wallet_address, p.total_practice_mins, p.total_practice_seconds, p.total_sessions, p.streak_days,
        p.last_session_at, p.version
        FROM users u JOIN profiles p ON p.user_id = u.id WHERE u.id = $1 AND u.deleted_at IS NULL`,
       [id],
@@ -438,11 +441,12 @@ export class UsersRepository {
     return row ? { timezone: row.timezone, lastSessionAt: row.last_session_at, streakDays: row.streak_days } : null;
   }
 
-  async addCall(manager: EntityManager, id: string, call: { minutes: number; streakDays: number; endedAt: Date }): Promise<void> {
+  async addCall(manager: EntityManager, id: string, call: { seconds: number; streakDays: number; endedAt: Date }): Promise<void> {
     await this.write(
-      `UPDATE profiles SET total_sessions = total_sessions + 1, total_practice_mins = total_practice_mins + $2, streak_days = $3,
+      `UPDATE profiles SET total_sessions = total_sessions + 1, total_practice_seconds = total_practice_seconds + $2,
+       total_practice_mins = (total_practice_seconds + $2) / 60, streak_days = $3,
        last_session_at = GREATEST(COALESCE(last_session_at, $4), $4), updated_at = $4 WHERE user_id = $1`,
-      [id, call.minutes, call.streakDays, call.endedAt],
+      [id, call.seconds, call.streakDays, call.endedAt],
       manager,
     );
   }
