@@ -100,6 +100,26 @@ describe('.env.example', () => {
   });
 });
 
+describe('SPECS.md', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp({ env: { WORKERS: 'off' } });
+  });
+  afterAll(() => t.close());
+
+  it('lists every table the migrations build under "Tables"', async () => {
+    const specs = readFileSync(path.join(repoRoot, 'SPECS.md'), 'utf8');
+    const section = specs.slice(specs.indexOf('\n## Tables\n'), specs.indexOf('\n## ', specs.indexOf('\n## Tables\n') + 1));
+    const listed = new Set([...section.matchAll(/^\|([^|]+)\|/gm)].flatMap(([, names]) => [...names!.matchAll(/`(\w+)`/g)].map(([, name]) => name)));
+    const tables: Array<{ name: string }> = await t.container.db.query(
+      `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> 'migrations' ORDER BY 1`,
+    );
+    expect(tables.length).toBeGreaterThan(20);
+    expect(tables.map(({ name }) => name).filter((name) => !listed.has(name))).toEqual([]);
+  });
+});
+
 describe('migrations', () => {
   it('registers every file of migrations/ in migrations/index.ts, oldest first', () => {
     const files = readdirSync(path.join(repoRoot, 'migrations'))
