@@ -30,7 +30,14 @@ export async function buildApp(container: Container): Promise<App> {
   registerDraining(app);
   await registerRateLimit(app, { config, redis: container.redis });
   await registerOpenApi(app, { config, tags: moduleTags });
-  registerAuthentication(app, { verifier: services.bearer, cookies: services.auth.cookies, roles: services.accounts, activity: services.profiles, logger });
+  registerAuthentication(app, {
+    verifier: services.bearer,
+    cookies: services.auth.cookies,
+    roles: services.accounts,
+    activity: services.profiles,
+    sessions: services.auth,
+    logger,
+  });
   // Routes opt in with config: { idempotent: true }; must come before the routes.
   await app.register(idempotency, { store: container.idempotency });
 

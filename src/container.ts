@@ -161,7 +161,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       },
     });
 
-    const beta = modules.beta.create({ infra, audit: audit.service });
+    const beta = modules.beta.create({ infra, audit: audit.service, accounts: users.service.accounts, settings: { check: config.BETA_CHECK_LIMIT } });
 
     // document 001's front end is one more HS256 issuer
     const trustedIssuers: TrustedIssuer[] = [
@@ -198,6 +198,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       users: users.service,
       beta: beta.service,
       audit: audit.service,
+      idempotency,
       // the operator chose these hosts, wherever they are; redirects are refused all the same
       jwksFetch: createGuardedFetch({
         trusted: trustedIssuers.flatMap((issuer) => {

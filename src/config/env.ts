@@ -290,6 +290,9 @@ export const envSchema = z
       .prefault('10/15m')
       .describe('Failed logins per account, from any IP, before the account answers 429 for the rest of the window.'),
     BETA_MODE: z.enum(['on', 'off']).default('off').describe('on: registering needs a valid invite key (private beta).'),
+    BETA_CHECK_LIMIT: limit
+      .prefault('10/15m')
+      .describe('Invite-key checks (POST /beta/check and the /api/private-beta checks) per client IP, so keys cannot be enumerated.'),
 
     TRUSTED_ISSUERS: trustedIssuers
       .prefault('[]')
@@ -750,6 +753,7 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'AUTH_GITHUB_LIMIT',
       'AUTH_ACCOUNT_FAILURE_LIMIT',
       'BETA_MODE',
+      'BETA_CHECK_LIMIT',
     ],
   },
   {

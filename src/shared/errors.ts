@@ -61,6 +61,8 @@ export const ERROR_CODES = {
   donation_not_confirmable: 409,
   account_link_required: 409,
   identity_already_linked: 409,
+  session_ended: 409,
+  session_not_extendable: 409,
   payload_too_large: 413,
   uri_too_long: 414,
   unsupported_media_type: 415,

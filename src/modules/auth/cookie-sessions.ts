@@ -95,6 +95,11 @@ export class CookieSessions implements CookieSessionVerifier {
     return token;
   }
 
+  /** Whether a device session is a browser's (its expiry slides with the cookie's use, by COOKIE_SESSION_TTL). */
+  async isBrowserSession(manager: EntityManager, sessionId: string): Promise<boolean> {
+    return manager.exists(CookieSession, { where: { sessionId } });
+  }
+
   /** Sets the cookie of a new session: the browser keeps it until the absolute end; the server enforces the sliding one. */
   setCookie(reply: FastifyReply, token: string, endsAt: Date): void {
     const maxAge = Math.max(0, Math.floor((endsAt.getTime() - this.dependencies.clock.now().getTime()) / 1000));

@@ -1,3 +1,4 @@
+import type { IdempotencyStore } from '../../http/idempotency/store.js';
 import type { Infra } from '../../infra/bundle.js';
 import type { SigningKeys } from '../../infra/keys.js';
 import type { GuardedFetch } from '../../infra/outbound.js';
@@ -18,6 +19,7 @@ import { TrustedIssuers, type TrustedIssuer, type TrustedIssuersOptions } from '
 import { authJobs } from './jobs.js';
 import { authRoutes, type AuthRoutesOptions } from './routes.js';
 import { AuthService, type AuthSettings } from './service.js';
+import { SignInReplays } from './sign-in-replays.js';
 import { SingleUserGate } from './single-user.js';
 import { TokenService, type TokenOptions } from './tokens.js';
 
@@ -50,6 +52,8 @@ export interface AuthModuleDeps {
   users: UsersModuleService;
   beta: BetaService;
   audit: AuditService;
+  /** The Idempotency-Key store: login and refresh keep what they opened there. */
+  idempotency: IdempotencyStore;
   /** Fetches the issuers' JWKS (their hosts trusted, redirects refused); closed with the module. */
   jwksFetch: GuardedFetch;
   /** Reaches GitHub's API (GITHUB_API_URL); closed with the module. The code exchange goes through @fastify/oauth2. */
@@ -62,7 +66,7 @@ export const authModule = defineModule({
   name: 'auth',
   entities: [DeviceSession, RefreshToken, PasswordResetToken, EmailVerificationToken, ExternalIdentity, CookieSession],
   tags: [{ name: 'auth', description: 'Accounts, tokens and device sessions' }],
-  create: ({ infra, keys, hasher, users, beta, audit, jwksFetch, githubFetch, settings }: AuthModuleDeps) => {
+  create: ({ infra, keys, hasher, users, beta, audit, idempotency, jwksFetch, githubFetch, settings }: AuthModuleDeps) => {
     const reader = createPreparedReader(infra.db);
     const tokens = new TokenService(keys, infra.redis.client, infra.clock, settings.tokens, reader, users.accounts);
     tokens.onSessionsDenied((sessionIds) => infra.realtime.disconnectSessions(sessionIds));
@@ -114,6 +118,7 @@ export const authModule = defineModule({
         bearer: new BearerAuthenticator(tokens, identities, gate, settings.external.acceptExternalTokens),
         cookies,
         github,
+        replays: new SignInReplays(idempotency),
       },
       settings,
     );

@@ -1,21 +1,25 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { REPLAYED_HEADER } from '../../http/idempotency/plugin.js';
 import { caller } from '../../shared/auth.js';
 import { accepted, acceptedSchema, created, errorResponses, idParamsSchema, noContent, noContentSchema } from '../../shared/responses.js';
 import {
   accountSchema,
   deleteAccountBodySchema,
   deviceSessionListSchema,
+  extendedSessionSchema,
   forgotPasswordBodySchema,
   jwksSchema,
   loginBodySchema,
   refreshBodySchema,
   registerBodySchema,
   resetPasswordBodySchema,
+  sessionStatsSchema,
+  signInHeadersSchema,
   tokenPairSchema,
   verifyEmailBodySchema,
 } from './schemas.js';
-import type { AuthService, RequestMeta } from './service.js';
+import type { AuthService, RequestMeta, SignInResult, TokenPair } from './service.js';
 import type { TokenService } from './tokens.js';
 
 export interface AuthRoutesOptions {
@@ -31,6 +35,12 @@ interface RateLimit {
 
 function meta(request: FastifyRequest): RequestMeta {
   return { ip: request.ip, userAgent: request.headers['user-agent'] ?? null };
+}
+
+/** The pair, marked when it repeats the answer to an earlier request with the same Idempotency-Key. */
+function answer(reply: FastifyReply, { pair, replayed }: SignInResult): TokenPair {
+  if (replayed) reply.header(REPLAYED_HEADER, 'true');
+  return pair;
 }
 
 /** A per-IP limit that protects accounts: when Redis cannot count, it answers 503 rather than let requests through. */
@@ -64,12 +74,14 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
       schema: {
         tags,
         summary: 'Sign in with e-mail and password',
-        description: 'Wrong e-mail and wrong password give the same answer. Too many failures for one account answer 429 for a while, from any IP.',
+        description:
+          'Wrong e-mail and wrong password give the same answer. Too many failures for one account answer 429 for a while, from any IP. With an Idempotency-Key, a retry gets the same session (409 conflict once that session is in use, signed out or expired).',
+        headers: signInHeadersSchema,
         body: loginBodySchema,
-        response: { 200: tokenPairSchema, ...errorResponses(400, 401, 403, 429, 503) },
+        response: { 200: tokenPairSchema, ...errorResponses(400, 401, 403, 409, 422, 429, 503) },
       },
     },
-    async (request) => auth.login(request.body, meta(request)),
+    async (request, reply) => answer(reply, await auth.login(request.body, meta(request), request.headers['idempotency-key'])),
   );
 
   app.post(
@@ -80,12 +92,13 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
         tags,
         summary: 'Exchange a refresh token for a new pair (the old one stops working)',
         description:
-          'Presenting an already-rotated token again revokes its whole device session (token_reused), except the immediately previous token within a few seconds of its rotation, which gets the current pair again.',
+          'Presenting an already-rotated token again revokes its whole device session (token_reused), except the immediately previous token within a few seconds of its rotation, which gets the current pair again. With an Idempotency-Key, a retry with the same token gets the pair the first rotation issued for 24 h, while that pair is unused.',
+        headers: signInHeadersSchema,
         body: refreshBodySchema,
-        response: { 200: tokenPairSchema, ...errorResponses(400, 401, 403, 409, 429, 503) },
+        response: { 200: tokenPairSchema, ...errorResponses(400, 401, 403, 409, 422, 429, 503) },
       },
     },
-    async (request) => auth.refresh(request.body.refreshToken, meta(request)),
+    async (request, reply) => answer(reply, await auth.refresh(request.body.refreshToken, meta(request), request.headers['idempotency-key'])),
   );
 
   app.post(
@@ -137,6 +150,35 @@ export const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (app, 
       },
     },
     async (request) => ({ items: await auth.listSessions(caller(request)), nextCursor: null }),
+  );
+
+  app.get(
+    '/auth/sessions/stats',
+    {
+      config: signedIn,
+      schema: {
+        tags,
+        summary: 'My signed-in devices in numbers: by platform, latest activity, sign-ins of the last 30 days',
+        response: { 200: sessionStatsSchema, ...errorResponses(401, 403) },
+      },
+    },
+    async (request) => auth.sessionStats(caller(request)),
+  );
+
+  app.post(
+    '/auth/sessions/:id/extend',
+    {
+      config: signedIn,
+      schema: {
+        tags,
+        summary: 'Keep one of my devices signed in longer',
+        description:
+          'Its expiry moves to JWT_REFRESH_EXPIRY from now, never past its absolute end (JWT_SESSION_MAX_LIFETIME after sign-in). 404 for a session that is not mine; 409 session_ended for a signed-out or expired one, session_not_extendable for a browser session (extended by its use).',
+        params: idParamsSchema,
+        response: { 200: extendedSessionSchema, ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => auth.extendSession(caller(request), request.params.id),
   );
 
   app.delete(

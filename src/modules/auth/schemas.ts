@@ -43,6 +43,38 @@ export const deviceSessionSchema = z
   })
   .meta({ id: 'DeviceSession' });
 
+export const sessionStatsSchema = z
+  .object({
+    active: z.number().int().describe('Signed-in devices now (not signed out, not expired)'),
+    byPlatform: z.object({ ios: z.number().int(), android: z.number().int(), web: z.number().int() }).describe('The active ones by platform'),
+    lastActivityAt: z.date().nullable().describe('The latest use of any active session (updated at most once a minute per session)'),
+    createdLast30Days: z.number().int().describe('Sign-ins of the last 30 days, ended sessions included while on record'),
+  })
+  .meta({ id: 'DeviceSessionStats' });
+
+export const extendedSessionSchema = z
+  .object({
+    id: z.uuid(),
+    expiresAt: z.date().describe('The session now ends unless used by then'),
+    endsAt: z.date().describe('Its absolute end (JWT_SESSION_MAX_LIFETIME after sign-in): no extension goes past it'),
+  })
+  .meta({ id: 'ExtendedDeviceSession' });
+
+/**
+ * Login and refresh take an optional Idempotency-Key: a retry with the same key and the same
+ * request gets the session the first attempt opened instead of another.
+ */
+export const signInHeadersSchema = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe(
+      'A new UUID per sign-in, the same on its retries: a retry with the same request gets the same session and refresh token (with `Idempotent-Replayed: true`); the key with another request is 422 `idempotency_key_reused`, while the first runs 409 `idempotency_in_progress`. Kept 24 h.',
+    ),
+});
+
 /** Every device session at once: one page, never a next one. */
 export const deviceSessionListSchema = pageSchema(deviceSessionSchema).extend({ nextCursor: z.null() });
 

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { In, IsNull, type DataSource, type EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
@@ -25,6 +25,7 @@ import type { ExternalClaims } from './issuers.js';
 import { PASSWORD_RESET_JOB, type PasswordResetPayload } from './jobs.js';
 import type { SingleUserGate } from './single-user.js';
 import { DeviceSession, EmailVerificationToken, PasswordResetToken, RefreshToken, type Platform } from './entities.js';
+import { seal, unseal, type KeptSignIn, type SignInReplays } from './sign-in-replays.js';
 import { sha256, type TokenService } from './tokens.js';
 
 /** The pages e-mail links open, by what they are for. */
@@ -59,6 +60,25 @@ export interface TokenPair {
   tokenType: 'Bearer';
   expiresIn: number;
   user: { id: string; email: string; role: Role };
+}
+
+/** A sign-in's pair, and whether it repeats an earlier answer to the same Idempotency-Key. */
+export interface SignInResult {
+  pair: TokenPair;
+  replayed: boolean;
+}
+
+/** A device session just opened: its pair, and its id. */
+interface OpenedSession {
+  pair: TokenPair;
+  sessionId: string;
+}
+
+export interface SessionStats {
+  active: number;
+  byPlatform: Record<Platform, number>;
+  lastActivityAt: Date | null;
+  createdLast30Days: number;
 }
 
 export interface SessionView {
@@ -103,6 +123,10 @@ const RESET_TTL_MS = 60 * 60_000;
 const RESET_MAILS_PER_WINDOW = 3;
 const RESET_MAILS_WINDOW_MS = 60 * 60_000;
 const VERIFICATION_TTL_MS = 24 * 60 * 60_000;
+/** A session's last_used_at is written at most this often. */
+const SESSION_ACTIVITY_INTERVAL_MS = 60_000;
+/** GET /auth/sessions/stats counts the sessions opened this recently. */
+const STATS_RECENT_MS = 30 * 86_400_000;
 /** Linking an identity needs the password, or a sign-in this recent. */
 const IDENTITY_LINK_CONFIRM_MS = 10 * 60_000;
 
@@ -111,23 +135,11 @@ function opaqueToken(): string {
 }
 
 /**
- * The pair issued by a rotation is kept for the reuse grace period, encrypted with a key
- * derived from the rotated token itself: only a holder of that token can read it back.
+ * The pair issued by a rotation is kept for the reuse grace period, sealed with a key derived
+ * from the rotated token itself: only a holder of that token can read it back.
  */
-function sealPair(oldToken: string, pair: TokenPair): string {
-  const key = createHash('sha256').update(`parley-rotation:${oldToken}`).digest();
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
-  const body = Buffer.concat([cipher.update(JSON.stringify(pair), 'utf8'), cipher.final()]);
-  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64');
-}
-
-function openPair(oldToken: string, sealed: string): TokenPair {
-  const raw = Buffer.from(sealed, 'base64');
-  const key = createHash('sha256').update(`parley-rotation:${oldToken}`).digest();
-  const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
-  decipher.setAuthTag(raw.subarray(12, 28));
-  return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')) as TokenPair;
+function rotationSecret(oldToken: string): string {
+  return `parley-rotation:${oldToken}`;
 }
 
 export interface AuthServiceDependencies {
@@ -153,6 +165,8 @@ export interface AuthServiceDependencies {
   cookies: CookieSessions;
   /** GitHub sign-in; null when GITHUB_CLIENT_ID is not set. */
   github: GitHubOAuth | null;
+  /** Idempotency-Key of login and refresh. */
+  replays: SignInReplays;
 }
 
 /** Accounts' credentials and device sessions: sign-up, sign-in (password or a trusted issuer's token), refresh, sign-out, reset, verification. */
@@ -176,6 +190,9 @@ export class AuthService {
   readonly bearer: BearerAuthenticator;
   readonly cookies: CookieSessions;
   private readonly github: GitHubOAuth | null;
+  private readonly replays: SignInReplays;
+  /** When this instance last wrote each session's last_used_at (ms): saves the database a no-op per request. */
+  private readonly sessionsTouched = new Map<string, number>();
 
   constructor(
     dependencies: AuthServiceDependencies,
@@ -199,6 +216,7 @@ export class AuthService {
     this.bearer = dependencies.bearer;
     this.cookies = dependencies.cookies;
     this.github = dependencies.github;
+    this.replays = dependencies.replays;
   }
 
   async register(input: { email: string; password: string; inviteKey?: string | undefined } & Device, meta: RequestMeta): Promise<TokenPair> {
@@ -214,7 +232,7 @@ export class AuthService {
         if (this.settings.betaMode && input.inviteKey) await this.beta.consume(manager, input.inviteKey, input.email, user.id);
         await this.insertOneTimeToken(manager, EmailVerificationToken, user.id, verification, VERIFICATION_TTL_MS);
         await this.audit.record({ type: 'register', userId: user.id, ip: meta.ip, userAgent: meta.userAgent, metadata: { platform: input.platform } }, manager);
-        return this.openSession(manager, { id: user.id, email: user.email, role: user.role }, input, meta);
+        return (await this.openSession(manager, { id: user.id, email: user.email, role: user.role }, input, meta)).pair;
       });
     } catch (error) {
       if (isUniqueViolation(error, 'users_email_unique')) throw new AppError('email_taken', 'An account with this e-mail already exists');
@@ -228,7 +246,13 @@ export class AuthService {
     return pair;
   }
 
-  async login(input: { email: string; password: string } & Device, meta: RequestMeta): Promise<TokenPair> {
+  /**
+   * With an Idempotency-Key, a retry (same key, e-mail, password and device) gets the session
+   * the first attempt opened, with its refresh token, instead of opening another: a mobile client
+   * whose answer was lost keeps one session. Only while that refresh token is unused and the
+   * session live; after that the key is spent (409 conflict).
+   */
+  async login(input: { email: string; password: string } & Device, meta: RequestMeta, idempotencyKey?: string): Promise<SignInResult> {
     const failuresKey = redisKeys.loginFailures(sha256(input.email.toLowerCase()));
     const failures = Number(await this.withRedis(() => this.redis.get(failuresKey)));
     if (failures >= this.settings.accountFailureLimit.max) {
@@ -257,14 +281,66 @@ export class AuthService {
     // after the password, so the answer names no authorized e-mail to someone without its password
     await this.refuseUnauthorizedUser(account, meta);
     await this.withRedis(() => this.redis.del(failuresKey));
-    const upgradedHash = account.passwordHash && this.hasher.needsRehash(account.passwordHash) ? await this.hasher.hash(input.password) : null;
-    const signedIn = await this.db.transaction(async (manager) => {
-      const current = await this.accounts.lockSummary(manager, account.id);
-      if (!current) throw new AppError('invalid_credentials', 'E-mail or password is incorrect');
-      if (upgradedHash && !current.isBanned) await this.accounts.upgradePasswordHash(manager, account.id, account.passwordHash!, upgradedHash);
-      return this.startSession(manager, current, input, meta, {}, () => this.openSession(manager, current, input, meta));
-    });
-    return this.finishSignIn(signedIn, input, meta);
+    // after the password, so the key belongs to the account it proved
+    const claim = idempotencyKey
+      ? await this.replays.claim(
+          'POST /auth/login',
+          account.id,
+          idempotencyKey,
+          JSON.stringify([input.email.toLowerCase(), input.deviceId, input.platform]),
+          input.password,
+        )
+      : null;
+    if (claim?.outcome === 'replay') {
+      const pair = claim.kept ? await this.replaySignIn(account.id, claim.kept) : null;
+      if (!pair) {
+        throw new AppError('conflict', 'The session this Idempotency-Key opened is already in use, signed out or expired: sign in with a new Idempotency-Key');
+      }
+      return { pair, replayed: true };
+    }
+    try {
+      const upgradedHash = account.passwordHash && this.hasher.needsRehash(account.passwordHash) ? await this.hasher.hash(input.password) : null;
+      const signedIn = await this.db.transaction(async (manager) => {
+        const current = await this.accounts.lockSummary(manager, account.id);
+        if (!current) throw new AppError('invalid_credentials', 'E-mail or password is incorrect');
+        if (upgradedHash && !current.isBanned) await this.accounts.upgradePasswordHash(manager, account.id, account.passwordHash!, upgradedHash);
+        return this.startSession(manager, current, input, meta, {}, () => this.openSession(manager, current, input, meta));
+      });
+      const opened = await this.finishSignIn(signedIn, input, meta);
+      if (claim) await this.replays.keep(claim, { sessionId: opened.sessionId, refreshToken: opened.pair.refreshToken });
+      return { pair: opened.pair, replayed: false };
+    } catch (error) {
+      // nothing was opened: a retry with the key signs in again
+      if (claim) await this.replays.release(claim);
+      throw error;
+    }
+  }
+
+  /**
+   * The answer again to a sign-in retried with its Idempotency-Key: the same session and refresh
+   * token, with a fresh access token. Null when that token is no longer the session's live one
+   * (used, revoked, expired): handing it out again would only trip reuse detection.
+   */
+  private async replaySignIn(userId: string, kept: KeptSignIn): Promise<TokenPair | null> {
+    const now = this.clock.now();
+    const token = await this.db
+      .getRepository(RefreshToken)
+      .findOne({ where: { tokenHash: sha256(kept.refreshToken), sessionId: kept.sessionId, userId, revoked: false } });
+    if (!token || token.expiresAt <= now) return null;
+    const session = await this.db.getRepository(DeviceSession).findOne({ where: { id: kept.sessionId, revokedAt: IsNull() } });
+    if (!session || session.expiresAt <= now) return null;
+    const account = await this.accounts.findSummary(userId);
+    if (!account) return null;
+    if (account.isBanned) throw new AppError('account_banned', 'This account is banned');
+    this.gate.check(account.email);
+    const accessToken = await this.tokens.issueAccessToken({ userId, email: account.email, role: account.role, sessionId: session.id });
+    return {
+      accessToken,
+      refreshToken: kept.refreshToken,
+      tokenType: 'Bearer',
+      expiresIn: this.tokens.accessTtlSeconds,
+      user: { id: account.id, email: account.email, role: account.role },
+    };
   }
 
   /**
@@ -281,8 +357,13 @@ export class AuthService {
         this.db.transaction(async (manager) => {
           const identified = await this.identities.identify(manager, claims, meta);
           created = identified.created;
-          return this.startSession(manager, identified.account, input, meta, { via: 'external_token', issuer: claims.issuer }, () =>
-            this.openSession(manager, identified.account, input, meta),
+          return this.startSession(
+            manager,
+            identified.account,
+            input,
+            meta,
+            { via: 'external_token', issuer: claims.issuer },
+            async () => (await this.openSession(manager, identified.account, input, meta)).pair,
           );
         }),
       );
@@ -453,11 +534,38 @@ export class AuthService {
   }
 
   /**
+   * POST /auth/refresh. With an Idempotency-Key, a retry (same key and token) after the reuse
+   * grace still gets the pair the first rotation issued, while that pair is unused: a lost
+   * answer does not sign the device out. Once that pair was used, the old token is reuse again.
+   */
+  async refresh(refreshToken: string, meta: RequestMeta, idempotencyKey?: string): Promise<SignInResult> {
+    if (!idempotencyKey) return { pair: await this.rotate(refreshToken, meta), replayed: false };
+    // rotation keeps the device session: the one this token belongs to
+    const holder = await this.db.getRepository(RefreshToken).findOne({ where: { tokenHash: sha256(refreshToken) }, select: { userId: true, sessionId: true } });
+    if (!holder) throw new AppError('invalid_token', 'Unknown refresh token');
+    const claim = await this.replays.claim('POST /auth/refresh', holder.userId, idempotencyKey, sha256(refreshToken), refreshToken);
+    if (claim.outcome === 'replay') {
+      const pair = claim.kept ? await this.replaySignIn(holder.userId, claim.kept) : null;
+      if (pair) return { pair, replayed: true };
+      // the pair it issued was used or ended since: presenting this token again is what it always is (reuse)
+      return { pair: await this.rotate(refreshToken, meta), replayed: false };
+    }
+    try {
+      const pair = await this.rotate(refreshToken, meta);
+      await this.replays.keep(claim, { sessionId: holder.sessionId, refreshToken: pair.refreshToken });
+      return { pair, replayed: false };
+    } catch (error) {
+      await this.replays.release(claim);
+      throw error;
+    }
+  }
+
+  /**
    * Rotates a refresh token. A token presented again within the grace period (a retried
    * request, two tabs) gets the same new pair; later, it is reuse: the whole device session
    * is revoked.
    */
-  async refresh(refreshToken: string, meta: RequestMeta): Promise<TokenPair> {
+  private async rotate(refreshToken: string, meta: RequestMeta): Promise<TokenPair> {
     const hash = sha256(refreshToken);
     const now = this.clock.now();
     const graceKey = redisKeys.rotatedRefreshToken(hash);
@@ -481,7 +589,7 @@ export class AuthService {
       await manager.update(DeviceSession, { id: session.id }, { lastUsedAt: now, expiresAt: this.slidingExpiry(now, endsAt), ip: meta.ip });
       // Stored before commit: a concurrent refresh with the same token waits on the row lock
       // above and then finds the pair here.
-      await this.withRedis(() => this.redis.set(graceKey, sealPair(refreshToken, pair), 'PX', this.settings.reuseGraceMs));
+      await this.withRedis(() => this.redis.set(graceKey, seal(rotationSecret(refreshToken), pair), 'PX', this.settings.reuseGraceMs));
       return pair;
     });
     if (rotated) return rotated;
@@ -497,7 +605,7 @@ export class AuthService {
     // live token: an older one would let a thief walk the chain up to the current pair.
     if (token.revokedAt && now.getTime() - token.revokedAt.getTime() <= this.settings.reuseGraceMs && (await this.isLive(token.replacedBy))) {
       const sealed = await this.withRedis(() => this.redis.get(graceKey));
-      if (sealed) return openPair(refreshToken, sealed);
+      if (sealed) return unseal<TokenPair>(rotationSecret(refreshToken), sealed);
       throw new AppError('refresh_in_progress', 'This refresh token is being rotated; retry in a moment');
     }
     const revoked = await this.db.transaction(async (manager) => {
@@ -651,6 +759,75 @@ export class AuthService {
       }));
   }
 
+  /** GET /auth/sessions/stats: the caller's live sessions by platform, the latest use of any, and the sign-ins of the last 30 days. */
+  async sessionStats(auth: AuthContext): Promise<SessionStats> {
+    const now = this.clock.now();
+    const [live] = await this.db.query<Array<{ ios: number; android: number; web: number; last_activity_at: Date | null }>>(
+      `SELECT count(*) FILTER (WHERE platform = 'ios')::int AS ios, count(*) FILTER (WHERE platform = 'android')::int AS android,
+              count(*) FILTER (WHERE platform = 'web')::int AS web, max(last_used_at) AS last_activity_at
+       FROM device_sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2`,
+      [auth.userId, now],
+    );
+    // ended sessions count too while they are on record (until they would have expired)
+    const [recent] = await this.db.query<Array<{ created: number }>>(
+      'SELECT count(*)::int AS created FROM device_sessions WHERE user_id = $1 AND created_at > $2',
+      [auth.userId, new Date(now.getTime() - STATS_RECENT_MS)],
+    );
+    const byPlatform = { ios: live?.ios ?? 0, android: live?.android ?? 0, web: live?.web ?? 0 };
+    return {
+      active: byPlatform.ios + byPlatform.android + byPlatform.web,
+      byPlatform,
+      lastActivityAt: live?.last_activity_at ?? null,
+      createdLast30Days: recent?.created ?? 0,
+    };
+  }
+
+  /**
+   * POST /auth/sessions/:id/extend: the session (one of the caller's) stays signed in another
+   * JWT_REFRESH_EXPIRY from now, never past its absolute end (JWT_SESSION_MAX_LIFETIME after
+   * sign-in). Its live refresh token moves with it. Another user's session is 404 like a
+   * missing one; an ended one 409 session_ended; a browser session extends itself with every use.
+   */
+  async extendSession(auth: AuthContext, sessionId: string): Promise<{ id: string; expiresAt: Date; endsAt: Date }> {
+    const now = this.clock.now();
+    return this.db.transaction(async (manager) => {
+      const session = await manager
+        .getRepository(DeviceSession)
+        .findOne({ where: { id: sessionId, userId: auth.userId }, lock: { mode: 'pessimistic_write' } });
+      if (!session) throw new NotFoundError('Session');
+      if (session.revokedAt) throw new AppError('session_ended', 'This session was signed out: it cannot be extended', { reason: 'revoked' });
+      const endsAt = this.sessionEnd(session.createdAt);
+      if (session.expiresAt <= now || endsAt <= now)
+        throw new AppError('session_ended', 'This session has expired: it cannot be extended', { reason: 'expired' });
+      if (await this.cookies.isBrowserSession(manager, session.id)) {
+        throw new AppError('session_not_extendable', 'A browser session is extended by using it, up to its maximum lifetime');
+      }
+      // never shortened (a longer expiry stays), never past the absolute end
+      const expiresAt = new Date(Math.min(Math.max(session.expiresAt.getTime(), now.getTime() + this.settings.refreshTtlMs), endsAt.getTime()));
+      await manager.update(DeviceSession, { id: session.id }, { expiresAt });
+      await manager.update(RefreshToken, { sessionId: session.id, revoked: false }, { expiresAt });
+      return { id: session.id, expiresAt, endsAt };
+    });
+  }
+
+  /**
+   * After an authenticated request (off its response path): the session's last_used_at, written
+   * at most once per SESSION_ACTIVITY_INTERVAL_MS. The conditional UPDATE is what holds across
+   * instances; the local map only spares the database a query that would change nothing.
+   */
+  async recordSessionActivity(sessionId: string): Promise<void> {
+    const now = this.clock.now();
+    const last = this.sessionsTouched.get(sessionId);
+    if (last !== undefined && now.getTime() - last < SESSION_ACTIVITY_INTERVAL_MS) return;
+    if (this.sessionsTouched.size >= 100_000) this.sessionsTouched.clear();
+    this.sessionsTouched.set(sessionId, now.getTime());
+    await this.db.query('UPDATE device_sessions SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL AND last_used_at <= $3', [
+      sessionId,
+      now,
+      new Date(now.getTime() - SESSION_ACTIVITY_INTERVAL_MS),
+    ]);
+  }
+
   /**
    * Accepted at once, whether or not the account exists: the lookup, the token and the mail
    * run in a job, so a known and an unknown address answer alike.
@@ -775,7 +952,12 @@ export class AuthService {
     return row?.user_id ?? null;
   }
 
-  private async openSession(manager: EntityManager, account: { id: string; email: string; role: Role }, device: Device, meta: RequestMeta): Promise<TokenPair> {
+  private async openSession(
+    manager: EntityManager,
+    account: { id: string; email: string; role: Role },
+    device: Device,
+    meta: RequestMeta,
+  ): Promise<OpenedSession> {
     const now = this.clock.now();
     const session = {
       id: this.ids.uuid(),
@@ -789,7 +971,7 @@ export class AuthService {
       expiresAt: this.slidingExpiry(now, this.sessionEnd(now)),
     };
     await manager.insert(DeviceSession, session);
-    return this.issuePair(manager, account, session.id, this.ids.uuid(), this.sessionEnd(now));
+    return { pair: await this.issuePair(manager, account, session.id, this.ids.uuid(), this.sessionEnd(now)), sessionId: session.id };
   }
 
   /** A browser session: its device session, sliding by COOKIE_SESSION_TTL up to COOKIE_SESSION_MAX_LIFETIME, and its cookie. */

@@ -3,6 +3,9 @@ import { caller } from '../../shared/auth.js';
 import { pageQuerySchema, pageSchema } from '../../shared/pagination.js';
 import { created, errorResponses } from '../../shared/responses.js';
 import {
+  betaCheckSchema,
+  betaUserPageSchema,
+  betaUsersQuerySchema,
   checkInviteKeyBodySchema,
   createInviteKeyBodySchema,
   createInviteKeysBodySchema,
@@ -14,7 +17,13 @@ import {
 } from './schemas.js';
 import type { BetaService } from './service.js';
 
-export const betaRoutes: FastifyPluginAsyncZod<{ beta: BetaService }> = async (app, { beta }) => {
+export interface BetaRoutesOptions {
+  beta: BetaService;
+  /** BETA_CHECK_LIMIT: the public key checks per client IP. */
+  limits: { check: { max: number; windowMs: number } };
+}
+
+export const betaRoutes: FastifyPluginAsyncZod<BetaRoutesOptions> = async (app, { beta, limits }) => {
   const admin = { auth: 'admin' } as const;
   const tags = ['private beta'];
   const adminErrors = errorResponses(400, 401, 403);
@@ -73,9 +82,40 @@ export const betaRoutes: FastifyPluginAsyncZod<{ beta: BetaService }> = async (a
     async (request) => beta.status(request.params.key),
   );
 
-  // Public checks for a sign-up form. Keys are 40 random bits, so guessing is hopeless; the
-  // limit keeps the checks from being used as a load lever.
-  const publicLimit = { rateLimit: { max: 30, timeWindow: 15 * 60_000 } };
+  app.get(
+    '/admin/beta/users',
+    {
+      config: admin,
+      schema: {
+        tags,
+        summary: 'Who signed up with which invite key, and when (latest first)',
+        description: '`?email=` looks one account up; an address without a live account gives an empty page.',
+        querystring: betaUsersQuerySchema,
+        response: { 200: betaUserPageSchema, ...adminErrors },
+      },
+    },
+    async (request) => beta.listUsers({ email: request.query.email }, request.query.limit, request.query.cursor),
+  );
+
+  // Public checks for a sign-up form. Keys are 40 random bits; the per-IP limit (counted in
+  // Redis, so across instances, and refused rather than skipped when Redis cannot count) keeps
+  // them from being enumerated or used as a load lever.
+  const publicLimit = { rateLimit: { max: limits.check.max, timeWindow: limits.check.windowMs, skipOnError: false } };
+  app.post(
+    '/beta/check',
+    {
+      config: publicLimit,
+      schema: {
+        tags,
+        summary: 'Whether an invite key can be used now',
+        description: 'Answers only `valid`: not why a key is not (unknown, used, expired), nor whom it is for.',
+        body: checkInviteKeyBodySchema,
+        response: { 200: betaCheckSchema, ...errorResponses(400, 429, 503) },
+      },
+    },
+    async (request) => ({ valid: (await beta.check(request.body.key)).valid }),
+  );
+
   app.post(
     '/api/private-beta/check-validity',
     {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pageQuerySchema, pageSchema } from '../../shared/pagination.js';
 
 const inviteKey = z.string().trim().min(6).max(32).describe('An invite key such as PARLEY-AB3D-7KQ2 (case-insensitive)');
 
@@ -30,3 +31,21 @@ export const checkInviteKeyBodySchema = z.strictObject({ key: inviteKey });
 export const verifyInviteKeyBodySchema = z.strictObject({ key: inviteKey, email: z.email() });
 
 export const inviteKeyCheckSchema = z.object({ valid: z.boolean(), reason: z.enum(['not_found', 'used', 'expired', 'email_mismatch']).optional() });
+
+export const betaCheckSchema = z.object({ valid: z.boolean().describe('The key exists, is unused and unexpired') }).meta({ id: 'BetaKeyCheck' });
+
+export const betaUsersQuerySchema = pageQuerySchema.extend({
+  email: z.email().max(254).trim().toLowerCase().optional().describe("Only this account's sign-up (whatever the case)"),
+});
+
+export const betaUserSchema = z
+  .object({
+    key: z.string(),
+    userId: z.uuid(),
+    email: z.string().nullable().describe("The account's e-mail now; null once the account is deleted"),
+    invitedEmail: z.string().nullable().describe('The address the key was bound to, if any'),
+    signedUpAt: z.date(),
+  })
+  .meta({ id: 'BetaUser' });
+
+export const betaUserPageSchema = pageSchema(betaUserSchema).extend({ total: z.number().int() });

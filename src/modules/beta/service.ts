@@ -5,6 +5,7 @@ import type { IdGenerator } from '../../infra/ids.js';
 import { AppError, NotFoundError } from '../../shared/errors.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
 import type { AuditService } from '../audit/index.js';
+import type { AccountsService } from '../users/index.js';
 import { InviteKey } from './entities.js';
 
 // No 0/O or 1/I: keys are read aloud and typed by hand.
@@ -28,14 +29,41 @@ export interface InviteView {
   createdAt: Date;
 }
 
+/** Who signed up with which key, and when. */
+export interface BetaUserView {
+  key: string;
+  userId: string;
+  /** The account's e-mail now; null once the account is deleted. */
+  email: string | null;
+  /** The address the key was bound to, if any. */
+  invitedEmail: string | null;
+  signedUpAt: Date;
+}
+
+export interface BetaServiceDependencies {
+  db: DataSource;
+  clock: Clock;
+  ids: IdGenerator;
+  audit: AuditService;
+  /** Whose account used a key: e-mails by id, and the lookup by e-mail. */
+  accounts: Pick<AccountsService, 'emailsOf' | 'findIdByEmail'>;
+}
+
 /** Private-beta invitations: single use, optionally bound to an e-mail, optionally expiring. */
 export class BetaService {
-  constructor(
-    private readonly db: DataSource,
-    private readonly clock: Clock,
-    private readonly ids: IdGenerator,
-    private readonly audit: AuditService,
-  ) {}
+  private readonly db: DataSource;
+  private readonly clock: Clock;
+  private readonly ids: IdGenerator;
+  private readonly audit: AuditService;
+  private readonly accounts: BetaServiceDependencies['accounts'];
+
+  constructor(dependencies: BetaServiceDependencies) {
+    this.db = dependencies.db;
+    this.clock = dependencies.clock;
+    this.ids = dependencies.ids;
+    this.audit = dependencies.audit;
+    this.accounts = dependencies.accounts;
+  }
 
   private view(invite: InviteKey): InviteView {
     const status: InviteStatus = invite.usedAt ? 'used' : invite.expiresAt && invite.expiresAt <= this.clock.now() ? 'expired' : 'unused';
@@ -77,6 +105,44 @@ export class BetaService {
       .take(limit + 1);
     if (position) query.andWhere('(invite.created_at, invite.id) < (:createdAt, :id)', position);
     return toPage(await query.getMany(), limit, (invite) => this.view(invite));
+  }
+
+  /**
+   * The keys used to sign up, latest sign-up first, with the account's e-mail; with `email`,
+   * only that account's (an address without a live account: none). Paged by (used_at, id).
+   */
+  async listUsers(filter: { email?: string | undefined }, limit: number, cursor?: string) {
+    const position = decodeCursor(cursor);
+    let userId: string | null = null;
+    if (filter.email !== undefined) {
+      userId = await this.accounts.findIdByEmail(filter.email);
+      if (!userId) return { items: [], nextCursor: null, total: 0 };
+    }
+    const used = () => {
+      const query = this.db.getRepository(InviteKey).createQueryBuilder('invite').where('invite.used_at IS NOT NULL').andWhere('invite.used_by IS NOT NULL');
+      if (userId) query.andWhere('invite.used_by = :userId', { userId });
+      return query;
+    };
+    const page = used()
+      .orderBy('invite.used_at', 'DESC')
+      .addOrderBy('invite.id', 'DESC')
+      .take(limit + 1);
+    if (position) page.andWhere('(invite.used_at, invite.id) < (:createdAt, :id)', position);
+    const [rows, total] = await Promise.all([page.getMany(), used().getCount()]);
+    const emails = await this.accounts.emailsOf([...new Set(rows.map((invite) => invite.usedBy!))]);
+    const result = toPage(
+      rows,
+      limit,
+      (invite): BetaUserView => ({
+        key: invite.key,
+        userId: invite.usedBy!,
+        email: emails.get(invite.usedBy!) ?? null,
+        invitedEmail: invite.email,
+        signedUpAt: invite.usedAt!,
+      }),
+      (invite) => ({ createdAt: invite.usedAt!, id: invite.id }),
+    );
+    return { ...result, total };
   }
 
   async status(key: string): Promise<InviteView> {

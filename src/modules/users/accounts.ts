@@ -57,6 +57,11 @@ export class AccountsService implements RoleLookup {
     return this.repository.liveIdByEmail(email.trim().toLowerCase());
   }
 
+  /** E-mails by account id, for the live accounts among `ids`. */
+  async emailsOf(ids: string[]): Promise<Map<string, string>> {
+    return ids.length ? this.repository.liveEmails(ids) : new Map();
+  }
+
   /**
    * The hot read behind GET /auth/me: one prepared primary-key lookup. Inside a transaction,
    * pass its manager: a second pool connection there can deadlock the pool.

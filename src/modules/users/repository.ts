@@ -451,6 +451,12 @@ export class UsersRepository {
     );
   }
 
+  /** The e-mails of the live accounts among `ids` (a deleted account's is gone). */
+  async liveEmails(ids: string[]): Promise<Map<string, string>> {
+    const rows = await this.select<{ id: string; email: string }>('SELECT id, email FROM users WHERE id = ANY($1) AND deleted_at IS NULL', [ids]);
+    return new Map(rows.map((row) => [row.id, row.email]));
+  }
+
   async names(ids: string[]): Promise<Array<{ id: string; username: string | null; displayName: string | null }>> {
     const rows = await this.select<{ user_id: string; username: string | null; display_name: string | null }>(
       'SELECT user_id, username, display_name FROM profiles WHERE user_id = ANY($1)',
