@@ -86,7 +86,7 @@ describe('matchmaking under concurrency', () => {
       // nobody waits while a compatible partner waits in the same queue
       for (const level of levels) {
         const waiting = [];
-        for (const id of ids) if ((await redis.get(`match:searching:${id}`)) === level) waiting.push(id);
+        for (const id of ids) if ((await redis.exists(`match:searching:${id}`)) && (await redis.hget('match:search-level', id)) === level) waiting.push(id);
         expect(waiting.length, `still searching in ${level}`).toBeLessThanOrEqual(1);
         expect(waiting.filter((id) => departed.has(id))).toEqual([]);
         expect(waiting.filter((id) => inCalls.includes(id))).toEqual([]);

@@ -98,6 +98,22 @@ describe('matchmaking', () => {
     expect(await c.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
   });
 
+  it('keeps the search under document 002\'s key: match:searching:{userId} holds "1" for 5 minutes', async () => {
+    const user = await readyUser(t.app, 'advanced');
+    const c = await connected(user.accessToken);
+    c.socket.emit('find_partner', { level: 'advanced' });
+    await c.next('searching');
+    const redis = t.container.redis.client;
+    const key = `match:searching:${user.user.id}`;
+    expect(await redis.get(key)).toBe('1');
+    expect(await redis.pttl(key)).toBeGreaterThan(299_000);
+    expect(await redis.pttl(key)).toBeLessThanOrEqual(300_000);
+    expect(await redis.hget('match:search-level', user.user.id)).toBe('advanced');
+    expect(await c.socket.emitWithAck('cancel_search')).toEqual({ cancelled: true });
+    expect([await redis.exists(key), await redis.hexists('match:search-level', user.user.id)]).toEqual([0, 0]);
+    expect(await redis.lrange('match:queue:advanced', 0, -1)).not.toContain(user.user.id);
+  });
+
   it('refuses a second search and a search during a call', async () => {
     const user = await readyUser(t.app, 'beginner');
     const c = await connected(user.accessToken);
@@ -424,6 +440,10 @@ describe('search timeout', () => {
       expect(await c.next('search_timeout')).toEqual({ reason: 'no partner found in time' });
       c.socket.emit('find_partner', { level: 'advanced' });
       await c.next('searching'); // searching again is allowed
+      // a searching key gone a moment before the timer (both are the search's length): the search still ends, told
+      await quick.container.redis.client.del(`match:searching:${user.user.id}`);
+      expect(await c.next('search_timeout')).toEqual({ reason: 'no partner found in time' });
+      expect(await quick.container.redis.client.lrange('match:queue:advanced', 0, -1)).not.toContain(user.user.id);
       c.close();
     } finally {
       await quick.close();

@@ -37,8 +37,10 @@ export const redisKeys = {
   rateLimitNamespace: 'parley:rate-limit:',
   /** LIST of user ids waiting in one level's queue. */
   matchQueue: (level: string) => `${MATCH.queue}${level}`,
-  /** STRING: the user's search, holding its queue level. */
+  /** STRING "1" while the user searches, with document 002's 5-minute TTL (or MATCH_SEARCH_TIMEOUT when longer). */
   searching: (userId: string) => `${MATCH.searching}${userId}`,
+  /** HASH userId -> the queue level of their search, until it ends (matched, cancelled, timed out, its instance gone). */
+  searchLevel: 'match:search-level',
   /** STRING, with the background grace as TTL: the searcher's sockets are all gone (the app in the background); a match is pushed to them. */
   searchingInBackground: (userId: string) => `match:background:${userId}`,
   /** HASH userId -> when they joined the queue (ms), for the wait estimate. */

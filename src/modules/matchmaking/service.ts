@@ -13,6 +13,8 @@ import { iceServersFor, type TurnSettings } from './turn.js';
 export const QUEUE_LEVELS = ['all', 'beginner', 'intermediate', 'advanced'] as const;
 export type QueueLevel = (typeof QUEUE_LEVELS)[number];
 
+/** match:searching:{userId} lives this long (document 002: "SET match:searching:{userId} with TTL 5min"). */
+const SEARCHING_KEY_TTL_MS = 5 * 60_000;
 /** Open calls looked at per sweep, oldest first; more than any instance holds at once. */
 const SWEEP_BATCH = 5_000;
 /** Due AI partner offers claimed per sweep, the earliest first (the rest wait for the next sweep): 2,000 values, well within what Lua's unpack takes. */
@@ -22,8 +24,9 @@ const OFFER_BATCH = 1_000;
  * Pairs atomically: skips (and drops) queue entries whose search has ended, never pairs a
  * user with themself, and queues the caller only when nobody compatible is waiting: at the
  * back (RPUSH), or at the front (LPUSH) for a user whose partner cancelled the match.
- * The searching key holds the queue level so a cancel knows which queue to leave. A queued
- * search gets its AI partner offer due at ARGV[9] (none when empty).
+ * The searching key holds "1", as document 002 gives it; the queue level, which a cancel needs to
+ * leave the right queue, is in KEYS[5]. A queued search gets its AI partner offer due at ARGV[9]
+ * (none when empty).
  */
 const FIND_PARTNER = `${MATCH_KEYS_LUA}
 local me = ARGV[1]
@@ -40,6 +43,7 @@ while true do
     local since = redis.call('HGET', KEYS[2], other)
     redis.call('HDEL', KEYS[2], other)
     redis.call('HDEL', KEYS[3], other)
+    redis.call('HDEL', KEYS[5], other)
     -- both belong to the room in the same step, so neither can be matched again meanwhile
     redis.call('SET', userRoomKey(other), ARGV[5], 'EX', ARGV[6])
     redis.call('SET', userRoomKey(me), ARGV[5], 'EX', ARGV[6])
@@ -49,23 +53,31 @@ while true do
     redis.call('DEL', searchingKey(other))
     redis.call('HDEL', KEYS[2], other)
     redis.call('HDEL', KEYS[3], other)
+    redis.call('HDEL', KEYS[5], other)
   end
 end
 redis.call(ARGV[7], KEYS[1], me)
-redis.call('SET', searchingKey(me), ARGV[2], 'PX', ARGV[3])
+redis.call('SET', searchingKey(me), '1', 'PX', ARGV[3])
+redis.call('HSET', KEYS[5], me, ARGV[2])
 redis.call('HSET', KEYS[2], me, ARGV[4])
 redis.call('HSET', KEYS[3], me, ARGV[8])
 if ARGV[9] ~= '' then redis.call('ZADD', KEYS[4], ARGV[9], me) end
 return {'queued'}
 `;
 
+/**
+ * Ends a user's search. A search runs while its level is in KEYS[3]: its searching key may have
+ * expired a moment before the gateway's timer ends it (both are MATCH_SEARCH_TIMEOUT long), and
+ * that search still ends here, told search_timeout.
+ */
 const CANCEL_SEARCH = `${MATCH_KEYS_LUA}
-local level = redis.call('GET', searchingKey(ARGV[1]))
-if not level then return 0 end
-redis.call('DEL', searchingKey(ARGV[1]))
+local level = redis.call('HGET', KEYS[3], ARGV[1])
+local marked = redis.call('DEL', searchingKey(ARGV[1]))
+if not level then return marked end
 redis.call('LREM', matchQueueKey(level), 0, ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
 return 1
 `;
 
@@ -79,9 +91,9 @@ const CLAIM_AI_PARTNER_OFFERS = `${MATCH_KEYS_LUA}
 local offers = {}
 for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])) do
   redis.call('ZREM', KEYS[1], user)
-  local level = redis.call('GET', searchingKey(user))
+  local level = redis.call('HGET', KEYS[3], user)
   local on = redis.call('HGET', KEYS[2], user)
-  if level and on and redis.call('EXISTS', instanceHeartbeatKey(on)) == 1 then
+  if level and on and redis.call('EXISTS', searchingKey(user)) == 1 and redis.call('EXISTS', instanceHeartbeatKey(on)) == 1 then
     table.insert(offers, user)
     table.insert(offers, level)
   end
@@ -98,11 +110,12 @@ local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
   local user = entries[i]
   if entries[i + 1] == ARGV[1] then
-    local level = redis.call('GET', searchingKey(user))
+    local level = redis.call('HGET', KEYS[3], user)
     if level then redis.call('LREM', matchQueueKey(level), 0, user) end
     redis.call('DEL', searchingKey(user))
     redis.call('HDEL', KEYS[1], user)
     redis.call('HDEL', KEYS[2], user)
+    redis.call('HDEL', KEYS[3], user)
     table.insert(gone, user)
   end
 end
@@ -192,6 +205,7 @@ type MatchRedis = Redis & {
     queuedAt: string,
     searchingOn: string,
     aiPartnerDue: string,
+    searchLevel: string,
     userId: string,
     level: string,
     ttlMs: number,
@@ -203,11 +217,11 @@ type MatchRedis = Redis & {
     aiPartnerDueAt: number | '',
   ): Promise<[string, string?, string?, string?]>;
   /** Replies user ids and their queue levels, alternating. */
-  parleyClaimAiPartnerOffers(aiPartnerDue: string, searchingOn: string, nowMs: number, limit: number): Promise<string[]>;
-  parleyRetireInstance(searchingOn: string, queuedAt: string, instanceId: string): Promise<string[]>;
+  parleyClaimAiPartnerOffers(aiPartnerDue: string, searchingOn: string, searchLevel: string, nowMs: number, limit: number): Promise<string[]>;
+  parleyRetireInstance(searchingOn: string, queuedAt: string, searchLevel: string, instanceId: string): Promise<string[]>;
   /** `roomParts`: the room's keys to delete once it is left. */
   parleyLeaveMatch(userId: string, onlyRoomId: string, ttlSeconds: number, ...roomParts: RoomPart[]): Promise<[string, string?, string?]>;
-  parleyCancelSearch(queuedAt: string, searchingOn: string, userId: string): Promise<number>;
+  parleyCancelSearch(queuedAt: string, searchingOn: string, searchLevel: string, userId: string): Promise<number>;
   parleyLeaveRoom(userARoomKey: string, userBRoomKey: string, roomId: string): Promise<number>;
   parleyJoinRoom(callerKey: string, joinedKey: string, toldKey: string, owedKey: string, userId: string, ttlSeconds: number): Promise<[string, number, number]>;
   parleyCallerTold(toldKey: string, owedKey: string, ttlSeconds: number): Promise<number>;
@@ -290,10 +304,10 @@ export class MatchmakingService {
     this.clock = dependencies.clock;
     this.ids = dependencies.ids;
     this.logger = dependencies.logger;
-    redis.defineCommand('parleyFindPartner', { numberOfKeys: 4, lua: FIND_PARTNER });
-    redis.defineCommand('parleyClaimAiPartnerOffers', { numberOfKeys: 2, lua: CLAIM_AI_PARTNER_OFFERS });
-    redis.defineCommand('parleyRetireInstance', { numberOfKeys: 2, lua: RETIRE_INSTANCE });
-    redis.defineCommand('parleyCancelSearch', { numberOfKeys: 2, lua: CANCEL_SEARCH });
+    redis.defineCommand('parleyFindPartner', { numberOfKeys: 5, lua: FIND_PARTNER });
+    redis.defineCommand('parleyClaimAiPartnerOffers', { numberOfKeys: 3, lua: CLAIM_AI_PARTNER_OFFERS });
+    redis.defineCommand('parleyRetireInstance', { numberOfKeys: 3, lua: RETIRE_INSTANCE });
+    redis.defineCommand('parleyCancelSearch', { numberOfKeys: 3, lua: CANCEL_SEARCH });
     redis.defineCommand('parleyLeaveRoom', { numberOfKeys: 2, lua: LEAVE_ROOM });
     redis.defineCommand('parleyLeaveMatch', { numberOfKeys: 0, lua: LEAVE_MATCH });
     redis.defineCommand('parleyJoinRoom', { numberOfKeys: 4, lua: JOIN_ROOM });
@@ -311,7 +325,7 @@ export class MatchmakingService {
 
   /** On shutdown: this instance stops being matchable, and the searches of its sockets end. Returns their users. */
   async retire(): Promise<string[]> {
-    return this.redis.parleyRetireInstance(redisKeys.searchingOn, redisKeys.queuedAt, this.instanceId);
+    return this.redis.parleyRetireInstance(redisKeys.searchingOn, redisKeys.queuedAt, redisKeys.searchLevel, this.instanceId);
   }
 
   async activeRoom(userId: string): Promise<string | null> {
@@ -329,15 +343,17 @@ export class MatchmakingService {
   /** `instanceId`: the instance holding the user's socket, which its queue entry names. */
   private async pair(userId: string, level: QueueLevel, topic: string | null, push: 'RPUSH' | 'LPUSH', instanceId: string): Promise<FindOutcome> {
     const now = this.clock.now().getTime();
-    // The key outlives the gateway's timer a little: the timer ends the search and tells the
-    // client; the expiry only cleans up after an instance that died meanwhile.
-    const keyTtlMs = this.settings.searchTimeoutMs + 15_000;
+    // Document 002's five minutes, or the whole search when MATCH_SEARCH_TIMEOUT is longer: the
+    // gateway's timer ends the search and tells the client; the expiry only cleans up after an
+    // instance that died meanwhile.
+    const keyTtlMs = Math.max(SEARCHING_KEY_TTL_MS, this.settings.searchTimeoutMs);
     const roomId = this.ids.uuid();
     const [outcome, partnerId, since, partnerInstance] = await this.redis.parleyFindPartner(
       redisKeys.matchQueue(level),
       redisKeys.queuedAt,
       redisKeys.searchingOn,
       redisKeys.aiPartnerDue,
+      redisKeys.searchLevel,
       userId,
       level,
       keyTtlMs,
@@ -412,7 +428,13 @@ export class MatchmakingService {
    * is atomic, so sweeps that overlap still tell each search once. Returns how many were told.
    */
   async offerAiPartner(): Promise<number> {
-    const claimed = await this.redis.parleyClaimAiPartnerOffers(redisKeys.aiPartnerDue, redisKeys.searchingOn, this.clock.now().getTime(), OFFER_BATCH);
+    const claimed = await this.redis.parleyClaimAiPartnerOffers(
+      redisKeys.aiPartnerDue,
+      redisKeys.searchingOn,
+      redisKeys.searchLevel,
+      this.clock.now().getTime(),
+      OFFER_BATCH,
+    );
     const estimates = new Map<QueueLevel, number>();
     for (let index = 0; index < claimed.length; index += 2) {
       const [userId, queued] = [claimed[index]!, claimed[index + 1]];
@@ -454,7 +476,7 @@ export class MatchmakingService {
   }
 
   async cancelSearch(userId: string): Promise<boolean> {
-    return (await this.redis.parleyCancelSearch(redisKeys.queuedAt, redisKeys.searchingOn, userId)) === 1;
+    return (await this.redis.parleyCancelSearch(redisKeys.queuedAt, redisKeys.searchingOn, redisKeys.searchLevel, userId)) === 1;
   }
 
   /** Creates the room and the call, and tells both users (on whichever instance). */
