@@ -4,6 +4,7 @@ import { registerCookies } from './http/cookies.js';
 import { registerAuthentication } from './http/authentication.js';
 import { registerCors } from './http/cors.js';
 import { registerDraining } from './http/draining.js';
+import { registerForceHttps } from './http/https.js';
 import { idempotency } from './http/idempotency/plugin.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerRateLimit } from './http/rate-limit.js';
@@ -24,6 +25,7 @@ export async function buildApp(container: Container): Promise<App> {
   registerErrorHandling(app);
   registerInputGuards(app);
   registerSecurityHeaders(app, config);
+  registerForceHttps(app, config);
   registerAccessLog(app, { logger, metrics: container.metrics });
   await registerCors(app, config);
   await registerCookies(app, { secret: config.SESSION_SECRET });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { DataSource } from 'typeorm';
-import type { Config } from './config/load.js';
+import { ConfigError, type Config } from './config/load.js';
 import { entities, migrations } from './database-schema.js';
 import type { Infra } from './infra/bundle.js';
 import { systemClock, type Clock } from './infra/clock.js';
@@ -26,7 +26,7 @@ import { createLogMailer, createResendMailer, createSmtpMailer, type Mailer } fr
 import { createMetrics, type Metrics } from './infra/metrics.js';
 import { createBcryptHasher } from './infra/passwords.js';
 import { RealtimeBus } from './infra/realtime.js';
-import { createRedis, type RedisConnection } from './infra/redis.js';
+import { createRedis, socketExists, type RedisConnection, type RedisTarget } from './infra/redis.js';
 import { LocalStorage, S3Storage, type ObjectStorage } from './infra/storage.js';
 import { FfmpegTools } from './infra/video.js';
 import type { BearerAuthenticator, TokenService, TrustedIssuer } from './modules/auth/index.js';
@@ -70,6 +70,46 @@ export interface ContainerOptions {
   ids?: IdGenerator;
 }
 
+/** Tells the operator, once at start, what loading the settings noticed. */
+function logConfigNotices({ notices }: Config, logger: Logger): void {
+  if (notices.aliases.length) {
+    logger.info(
+      { aliases: Object.fromEntries(notices.aliases.map(({ alias, setting }) => [alias, setting])) },
+      `settings read under their documents' names: ${notices.aliases.map(({ alias, setting }) => `${alias} as ${setting}`).join(', ')}`,
+    );
+  }
+  if (notices.unknown.length) {
+    const listed = notices.unknown.map(({ name, file, closest }) => `${name} (${file}; ${closest ? `did you mean ${closest}?` : 'no similar setting'})`);
+    logger.warn({ unknownSettings: notices.unknown }, `settings Parley does not know were ignored: ${listed.join(', ')}`);
+  }
+  for (const warning of notices.warnings) logger.warn(warning);
+}
+
+/**
+ * The real Redis to use, or undefined for the in-process emulation. A missing unix socket is
+ * a local Redis that is not running: development carries on without it, production refuses.
+ */
+function resolveRedisTarget(config: Config, { cwd, production, logger }: { cwd: string; production: boolean; logger: Logger }): RedisTarget | undefined {
+  if (!config.REDIS_SOCKET_PATH) return config.REDIS_URL ? { url: config.REDIS_URL } : undefined;
+  const socketPath = path.resolve(cwd, config.REDIS_SOCKET_PATH);
+  if (socketExists(socketPath)) return { path: socketPath };
+  if (production) {
+    throw new ConfigError(
+      `Invalid configuration: REDIS_SOCKET_PATH: no Redis socket at ${socketPath} (production does not fall back to the in-process emulation)`,
+    );
+  }
+  if (config.JOBS_BACKEND === 'redis') {
+    throw new ConfigError(
+      `Invalid configuration: REDIS_SOCKET_PATH: no Redis socket at ${socketPath}, and JOBS_BACKEND=redis cannot run on the in-process emulation`,
+    );
+  }
+  logger.warn(
+    { socketPath },
+    `REDIS_SOCKET_PATH: no Redis socket at ${socketPath}: running on the in-process Redis emulation (single instance, data lost on restart)`,
+  );
+  return undefined;
+}
+
 /** The only place that constructs Parley's adapters and services. */
 export async function createContainer(config: Config, options: ContainerOptions): Promise<Container> {
   const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
@@ -79,6 +119,9 @@ export async function createContainer(config: Config, options: ContainerOptions)
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => logger.error({ err: error }, 'error while closing'));
     cleanups.length = 0;
   };
+
+  logConfigNotices(config, logger);
+  const redisTarget = resolveRedisTarget(config, { cwd: options.cwd, production, logger });
 
   try {
     const keys = await loadSigningKeys(
@@ -107,7 +150,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       if (applied.length) logger.info({ migrations: applied }, 'applied migrations');
     }
 
-    const redis = createRedis(config.REDIS_URL, (error) => logger.warn({ err: { message: error.message } }, 'Redis connection error'));
+    const redis = createRedis(redisTarget, (error) => logger.warn({ err: { message: error.message } }, 'Redis connection error'));
     cleanups.push(() => redis.close());
 
     const clock = options.clock ?? systemClock;
@@ -137,8 +180,8 @@ export async function createContainer(config: Config, options: ContainerOptions)
     const idempotency = new IdempotencyStore(db, clock);
     // Its own bounded pool on the app's database (schema bullmq), or a real Redis.
     const jobs = await openJobs(
-      config.JOBS_BACKEND === 'redis' && config.REDIS_URL
-        ? { kind: 'redis', url: config.REDIS_URL, prefix: config.JOBS_PREFIX }
+      config.JOBS_BACKEND === 'redis' && redisTarget
+        ? { kind: 'redis', target: redisTarget, prefix: config.JOBS_PREFIX }
         : { kind: 'postgres', url: databaseUrl, poolSize: config.JOBS_DATABASE_POOL_SIZE },
       { logger, observer: metrics, lockDurationMs: config.JOBS_STALLED_TIMEOUT },
     );
@@ -471,7 +514,9 @@ export async function createContainer(config: Config, options: ContainerOptions)
 
     const embedded = { database: Boolean(embeddedDatabase), redis: redis.embedded, storage: storage.kind === 'local' };
     if (production && embedded.redis) {
-      logger.warn('REDIS_URL is not set: running on the in-process Redis emulation, which serves ONE instance only and loses its data on restart');
+      logger.warn(
+        'neither REDIS_URL nor REDIS_SOCKET_PATH is set: running on the in-process Redis emulation, which serves ONE instance only and loses its data on restart',
+      );
     }
     if (production && mailer.kind === 'log') {
       logger.warn('neither SMTP_URL nor RESEND_API_KEY is set: e-mails (verification, password reset, notices) are not sent, only logged without their text');

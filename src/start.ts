@@ -24,7 +24,7 @@ runEntryPoint('parley', async () => {
           docs: '/docs',
           env: config.NODE_ENV,
           database: container.embedded.database ? 'embedded PostgreSQL' : 'DATABASE_URL',
-          redis: container.embedded.redis ? 'embedded emulation (single instance)' : 'REDIS_URL',
+          redis: container.embedded.redis ? 'embedded emulation (single instance)' : config.REDIS_SOCKET_PATH ? 'REDIS_SOCKET_PATH' : 'REDIS_URL',
           kid: container.keys.kid,
         },
         'Parley is listening',

@@ -22,7 +22,7 @@ runEntryPoint('parley worker', async () => {
           env: config.NODE_ENV,
           jobs: config.JOBS_BACKEND,
           database: 'DATABASE_URL',
-          redis: container.embedded.redis ? 'embedded emulation (single instance)' : 'REDIS_URL',
+          redis: container.embedded.redis ? 'embedded emulation (single instance)' : config.REDIS_SOCKET_PATH ? 'REDIS_SOCKET_PATH' : 'REDIS_URL',
         },
         'Parley worker is running',
       ),

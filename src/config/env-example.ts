@@ -1,4 +1,4 @@
-import { ENV_GROUPS, PLANNED_ENV, envSchema } from './env.js';
+import { ENV_ALIASES, ENV_GROUPS, PLANNED_ENV, envSchema } from './env.js';
 
 interface FieldDef {
   type: string;
@@ -31,6 +31,10 @@ export function renderEnvExample(): string {
     }
     out.push('');
   }
+  out.push("# --- Also read under the source documents' names (an alias and its setting set differently in one file stop start-up) ---");
+  for (const { alias, setting, source } of ENV_ALIASES) out.push(`# ${alias} (${source}) = ${setting}`);
+  out.push('# Any other name in .env or ENV_FILE is reported at start (with the nearest known name) and ignored.');
+  out.push('');
   if (PLANNED_ENV.length) {
     out.push('# --- Not read yet: settings of modules that have not landed (see SPEC.md) ---');
     for (const planned of PLANNED_ENV) out.push(`# ${planned.module}: ${planned.keys.join(', ')}`);

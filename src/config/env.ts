@@ -212,6 +212,11 @@ export const envSchema = z
       ),
     SECURITY_HEADERS_ENABLED: flag.prefault('true').describe('Send helmet security headers (CSP, HSTS, ...).'),
     HSTS_MAX_AGE: z.coerce.number().int().min(0).default(31_536_000).describe('Strict-Transport-Security max-age in seconds when security headers are on.'),
+    FORCE_HTTPS: flag
+      .optional()
+      .describe(
+        'on: behind TRUST_PROXY, a request the proxy got over plain HTTP (X-Forwarded-Proto: http) is redirected to https (GET, HEAD) or refused with 403 https_required; /health, /ready and /metrics still answer. Unset: on in production (when TRUST_PROXY is set), off elsewhere.',
+      ),
     RATE_LIMIT_REQUESTS: z.coerce.number().int().min(1).default(300).describe('Default requests per client IP per window; routes may set their own.'),
     RATE_LIMIT_WINDOW: duration.prefault('60s').describe('Window of the default rate limit (e.g. 60s, 15m).'),
     METRICS_TOKEN: z
@@ -226,7 +231,17 @@ export const envSchema = z
       .prefault('true')
       .describe('Run pending migrations at start (under an advisory lock, so several instances may start at once).'),
 
-    REDIS_URL: z.url().optional().describe('redis://host:6379/0. Unset: an in-process emulation (ioredis-mock), single instance only.'),
+    REDIS_URL: z
+      .url()
+      .optional()
+      .describe('redis://host:6379/0. Unset (and no REDIS_SOCKET_PATH): an in-process emulation (ioredis-mock), single instance only.'),
+    REDIS_SOCKET_PATH: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Redis's unix socket (redis.conf unixsocket), instead of REDIS_URL. If the socket is missing, development runs on the in-process emulation with a warning and production refuses to start.",
+      ),
 
     JOBS_BACKEND: z
       .enum(['postgres', 'redis'])
@@ -722,13 +737,14 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
       'FRONTEND_VERIFY_EMAIL_URL',
       'SECURITY_HEADERS_ENABLED',
       'HSTS_MAX_AGE',
+      'FORCE_HTTPS',
       'RATE_LIMIT_REQUESTS',
       'RATE_LIMIT_WINDOW',
       'METRICS_TOKEN',
     ],
   },
   { title: 'PostgreSQL', keys: ['DATABASE_URL', 'DATABASE_POOL_SIZE', 'DATABASE_MIGRATE_ON_START'] },
-  { title: 'Redis', keys: ['REDIS_URL'] },
+  { title: 'Redis', keys: ['REDIS_URL', 'REDIS_SOCKET_PATH'] },
   { title: 'Background jobs', keys: ['JOBS_BACKEND', 'WORKERS', 'JOBS_DATABASE_POOL_SIZE', 'JOBS_PREFIX', 'JOBS_STALLED_TIMEOUT'] },
   {
     title: 'Accounts and tokens',
@@ -895,3 +911,20 @@ export const ENV_GROUPS: ReadonlyArray<{ title: string; keys: readonly EnvKey[] 
 
 /** Settings of modules that have not landed yet; listed in `.env.example` so operators can plan. */
 export const PLANNED_ENV: ReadonlyArray<{ module: string; keys: readonly string[] }> = [];
+
+/**
+ * Other names of a setting, as the source documents spell it: each is read as its setting
+ * (converted where the unit differs). An alias and its setting in the same file (or both in
+ * the process environment) must agree; across sources the later one wins, as for any setting.
+ */
+export const ENV_ALIASES: ReadonlyArray<{ alias: string; setting: EnvKey; source: string; toSetting: (value: string) => string | null }> = [
+  // a bare number of milliseconds is what RATE_LIMIT_WINDOW reads too; only whole milliseconds are accepted
+  {
+    alias: 'RATE_LIMIT_WINDOW_MS',
+    setting: 'RATE_LIMIT_WINDOW',
+    source: 'document 001, in milliseconds',
+    toSetting: (ms) => (/^\d+$/.test(ms.trim()) ? `${ms.trim()}ms` : null),
+  },
+  { alias: 'RATE_LIMIT_MAX_REQUESTS', setting: 'RATE_LIMIT_REQUESTS', source: 'document 001', toSetting: (count) => count },
+  { alias: 'FRONTEND_URLS', setting: 'FRONTEND_URL', source: 'document 000', toSetting: (urls) => urls },
+];

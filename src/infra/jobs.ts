@@ -2,6 +2,7 @@ import { createPostgresBackend, Queue, runMigrations, UnrecoverableError, Worker
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Logger } from './logger.js';
+import { connectRedis, type RedisTarget } from './redis.js';
 
 /** Where a job is. `dead`: failed on its last attempt; it stays until an operator looks (the dead letter). */
 export const JOB_STATES = ['waiting', 'delayed', 'active', 'completed', 'dead'] as const;
@@ -73,7 +74,7 @@ export interface JobQueue {
   stats(): Promise<QueueStats[]>;
 }
 
-export type JobsBackendConfig = { kind: 'postgres'; url: string; poolSize: number } | { kind: 'redis'; url: string; prefix: string };
+export type JobsBackendConfig = { kind: 'postgres'; url: string; poolSize: number } | { kind: 'redis'; target: RedisTarget; prefix: string };
 
 /** Job durations and failures, for /metrics. */
 export interface JobObserver {
@@ -148,7 +149,7 @@ export class JobStore {
   static async open(config: JobsBackendConfig): Promise<JobStore> {
     if (config.kind === 'redis') {
       // BullMQ's workers block on Redis: a command must wait for the connection, not fail.
-      return new JobStore(config, new Redis(config.url, { maxRetriesPerRequest: null }));
+      return new JobStore(config, connectRedis(config.target, { maxRetriesPerRequest: null }));
     }
     const pool = new pg.Pool({ connectionString: config.url, max: config.poolSize, options: `-c search_path=${SCHEMA}` });
     // An idle connection that drops is replaced at its next use; the queries BullMQ makes report their own failures.

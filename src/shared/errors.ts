@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   csrf_token_invalid: 403,
   oauth_denied: 403,
   email_not_verified: 403,
+  https_required: 403,
   not_found: 404,
   route_not_found: 404,
   ai_model_not_found: 404,

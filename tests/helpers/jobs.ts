@@ -12,7 +12,7 @@ export async function testJobsBackend(kind: 'postgres' | 'redis'): Promise<JobsB
   if (kind === 'postgres') return { kind, url: await testDatabaseUrl(), poolSize: 4 };
   const url = await testRedisUrl();
   if (!url) throw new Error('TEST_REDIS_URL is not set');
-  return { kind, url, prefix: `parley-test-jobs-${randomBytes(4).toString('hex')}` };
+  return { kind, target: { url }, prefix: `parley-test-jobs-${randomBytes(4).toString('hex')}` };
 }
 
 /** A queue and its runtime on `backend`, working on `definitions` when `workers`. */

@@ -18,10 +18,21 @@ async function freePort(): Promise<number> {
  */
 export async function startRedisServer() {
   const port = await freePort();
+  const server = await runRedisServer(['--port', String(port), '--bind', '127.0.0.1']);
+  return { url: `redis://127.0.0.1:${port}`, port, ...server };
+}
+
+/** A private redis-server listening only on the unix socket `socketPath` (owner-only, as a deployment would have it). */
+export async function startRedisOnSocket(socketPath: string) {
+  const server = await runRedisServer(['--port', '0', '--unixsocket', socketPath, '--unixsocketperm', '700']);
+  return { socketPath, ...server };
+}
+
+async function runRedisServer(listen: string[]) {
   let child: ChildProcess | undefined;
 
   const start = async () => {
-    const spawned = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    const spawned = spawn('redis-server', [...listen, '--save', '', '--appendonly', 'no'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = spawned;
@@ -29,7 +40,8 @@ export async function startRedisServer() {
       let output = '';
       spawned.stdout.on('data', (chunk: Buffer) => {
         output += chunk.toString();
-        if (output.includes('Ready to accept connections')) resolve();
+        // "Ready to accept connections" on a port; "ready to accept connections at <path>" on a socket only
+        if (/ready to accept connections/i.test(output)) resolve();
       });
       spawned.once('exit', (code) => reject(new Error(`redis-server exited (${code}):\n${output}`)));
     });
@@ -44,5 +56,5 @@ export async function startRedisServer() {
   };
 
   await start();
-  return { url: `redis://127.0.0.1:${port}`, port, start, stop };
+  return { start, stop };
 }

@@ -29,8 +29,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 /** Probes for load balancers and orchestrators, and Prometheus metrics. Never rate-limited. */
 export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { db, redis, registry, clock, metricsToken, readyTimeoutMs = 1_000 }) => {
   // Probes are polled every few seconds: limiting them would fail health checks, and logging
-  // each one would drown the access log.
-  const probe = { rateLimit: false, accessLog: false } as const;
+  // each one would drown the access log. Load balancers and scrapers reach the instance over
+  // plain HTTP, so FORCE_HTTPS leaves them be.
+  const probe = { rateLimit: false, accessLog: false, plainHttp: true } as const;
 
   app.get(
     '/health',
