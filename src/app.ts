@@ -30,7 +30,7 @@ export async function buildApp(container: Container): Promise<App> {
   await registerCors(app, config);
   await registerCookies(app, { secret: config.SESSION_SECRET });
   registerDraining(app);
-  await registerRateLimit(app, { config, redis: container.redis });
+  await registerRateLimit(app, { config, redis: container.redis, security: services.audit });
   await registerOpenApi(app, { config, tags: moduleTags });
   registerAuthentication(app, {
     verifier: services.bearer,
@@ -52,6 +52,7 @@ export async function buildApp(container: Container): Promise<App> {
     realtime: container.realtime,
     verifier: services.bearer,
     accounts: services.accounts,
+    security: services.audit,
     handlers: modules.flatMap((module) => ('sockets' in module && module.sockets ? [module.sockets] : [])),
   });
   return app;

@@ -4,10 +4,14 @@ import { failFastRedisStore } from '../infra/rate-limit-store.js';
 import { redisKeys } from '../infra/redis-keys.js';
 import type { RedisConnection } from '../infra/redis.js';
 import { AppError, RateLimitedError } from '../shared/errors.js';
+import type { SecurityEventSink } from '../shared/security-events.js';
 import type { App } from './types.js';
 
 /** The global per-IP limit; routes that protect accounts set their own, stricter ones. */
-export async function registerRateLimit(app: App, { config, redis }: { config: Config; redis: RedisConnection }): Promise<void> {
+export async function registerRateLimit(
+  app: App,
+  { config, redis, security }: { config: Config; redis: RedisConnection; security: SecurityEventSink },
+): Promise<void> {
   await app.register(rateLimit, {
     global: true,
     max: config.RATE_LIMIT_REQUESTS,
@@ -28,6 +32,15 @@ export async function registerRateLimit(app: App, { config, redis }: { config: C
     // The global limit fails open when Redis is down (availability wins, /ready reports the
     // outage); the limits that protect accounts set skipOnError: false and answer 503.
     skipOnError: true,
+    // Each refusal is a security event (sampled, written off the request's path); routes with
+    // their own limit inherit this hook.
+    onExceeded: (request) =>
+      security.reportSecurityEvent({
+        type: 'rate_limited',
+        ip: request.ip,
+        userAgent: request.headers['user-agent'],
+        metadata: { route: `${request.method} ${request.routeOptions.url ?? request.url}`, limit: request.routeOptions.config.rateLimit ? 'route' : 'global' },
+      }),
     errorResponseBuilder: (_request, context) => new RateLimitedError(Math.max(1, Math.ceil(context.ttl / 1000))),
   });
 }

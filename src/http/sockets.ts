@@ -5,6 +5,7 @@ import { createSocketServer, type RealtimeBus } from '../infra/realtime.js';
 import type { RedisConnection } from '../infra/redis.js';
 import type { AccessTokenVerifier } from '../shared/auth.js';
 import { registerSocketAuth, type AccountGate } from '../shared/socket-auth.js';
+import type { SecurityEventSink } from '../shared/security-events.js';
 import { registerSocketLimits } from '../shared/socket-limits.js';
 import type { App } from './types.js';
 
@@ -15,6 +16,8 @@ export interface SocketDeps {
   realtime: RealtimeBus;
   verifier: AccessTokenVerifier;
   accounts: AccountGate;
+  /** Where refused handshakes are reported (the activity log). */
+  security: SecurityEventSink;
   /** The modules' socket handlers; each returns what stops it. */
   handlers: Array<(io: Server) => () => Promise<void>>;
 }
@@ -23,7 +26,7 @@ export interface SocketDeps {
  * Socket.io on the HTTP server's port: authentication and limits at the handshake, then the
  * modules' handlers. On shutdown clients are told and dropped, and the handlers stop.
  */
-export function registerSockets(app: App, { config, logger, redis, realtime, verifier, accounts, handlers }: SocketDeps): void {
+export function registerSockets(app: App, { config, logger, redis, realtime, verifier, accounts, security, handlers }: SocketDeps): void {
   const sockets = createSocketServer(app.server, {
     corsOrigins: config.FRONTEND_URL,
     maxMessageBytes: config.SIGNAL_MAX_BYTES,
@@ -33,7 +36,7 @@ export function registerSockets(app: App, { config, logger, redis, realtime, ver
     onRedisError: (error) => logger.warn({ err: { message: error.message } }, 'Socket.io Redis adapter connection error'),
   });
   realtime.attach(sockets.io);
-  registerSocketAuth(sockets.io, verifier, accounts);
+  registerSocketAuth(sockets.io, verifier, accounts, { security, trustProxy: config.TRUST_PROXY });
   registerSocketLimits(sockets.io, {
     allowedOrigins: config.FRONTEND_URL,
     trustProxy: config.TRUST_PROXY,

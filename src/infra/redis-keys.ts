@@ -35,6 +35,8 @@ export const redisKeys = {
   lastActiveThrottle: (userId: string) => `users:active:${userId}`,
   /** @fastify/rate-limit's namespace: its store appends the client's key. */
   rateLimitNamespace: 'parley:rate-limit:',
+  /** STRING: until when (ms, injected clock) no other security event of this kind about this IP is written. */
+  securityEventSampled: (kind: string, ip: string) => `security:sampled:${kind}:${ip}`,
   /** LIST of user ids waiting in one level's queue. */
   matchQueue: (level: string) => `${MATCH.queue}${level}`,
   /** STRING "1" while the user searches, with document 002's 5-minute TTL (or MATCH_SEARCH_TIMEOUT when longer). */

@@ -28,7 +28,7 @@ const NAMED_RANGES: Record<string, string[]> = {
 };
 
 /** Which addresses TRUST_PROXY trusts, as proxy-addr (Fastify) reads true / a hop count / a list of IPs, CIDRs and range names. */
-function trustFunction(trustProxy: SocketLimits['trustProxy']): (address: string, hop: number) => boolean {
+export function trustFunction(trustProxy: SocketLimits['trustProxy']): (address: string, hop: number) => boolean {
   if (typeof trustProxy === 'boolean') return () => trustProxy;
   if (typeof trustProxy === 'number') return (_address, hop) => hop < trustProxy;
   const trusted = new BlockList();

@@ -26,7 +26,7 @@ export const auditRoutes: FastifyPluginAsyncZod<{ audit: AuditService }> = async
       config: { auth: 'admin' },
       schema: {
         tags: ['admin'],
-        summary: 'The activity log, newest first, by user, type and time range',
+        summary: 'The activity log, newest first, by user, type, category (security events) and time range',
         querystring: activityQuerySchema,
         response: { 200: pageSchema(adminActivitySchema), ...errorResponses(400, 401, 403) },
       },

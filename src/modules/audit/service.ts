@@ -1,7 +1,10 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
+import type { Logger } from '../../infra/logger.js';
+import type { SecurityEvent, SecurityEventSink } from '../../shared/security-events.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
+import type { SecurityEventSampler } from './security-sampler.js';
 
 /** What the activity log records; a stable list, so readers can filter on it. */
 export const ACTIVITY_TYPES = [
@@ -30,8 +33,23 @@ export const ACTIVITY_TYPES = [
   'ws_ip_blocked',
   'security_suspicious_content',
   'external_identity_linked',
+  'rate_limited',
+  'socket_auth_failed',
 ] as const;
 export type ActivityType = (typeof ACTIVITY_TYPES)[number];
+
+/** The security events: refused and suspicious traffic, each with the IP and the reason (`?category=security`). */
+export const SECURITY_ACTIVITY_TYPES = [
+  'rate_limited',
+  'socket_auth_failed',
+  'ws_auth_failed',
+  'ws_ip_blocked',
+  'security_suspicious_content',
+] as const satisfies readonly ActivityType[];
+
+/** Groups of types an admin can ask for at once. */
+export const ACTIVITY_CATEGORIES = { security: SECURITY_ACTIVITY_TYPES } as const;
+export type ActivityCategory = keyof typeof ACTIVITY_CATEGORIES;
 
 export interface ActivityEntry {
   type: ActivityType;
@@ -75,11 +93,12 @@ function monthStart(date: Date, offset: number): Date {
  * The activity and security log, in a PostgreSQL table partitioned by month. Entries are
  * written in the caller's transaction, so an action and its record commit together.
  */
-export class AuditService {
+export class AuditService implements SecurityEventSink {
   constructor(
     private readonly db: DataSource,
     private readonly clock: Clock,
     private readonly ids: IdGenerator,
+    private readonly security: { sampler: SecurityEventSampler; logger: Logger },
   ) {}
 
   /** Creates this month's and the next `monthsAhead` months' partitions when missing. */
@@ -114,12 +133,25 @@ export class AuditService {
     );
   }
 
+  /**
+   * A security event, written off the caller's path: at most one per IP and type a minute (the
+   * sampler counts in Redis, so a flood on many instances still cannot fill the table). A
+   * failure is logged, never the caller's problem.
+   */
+  reportSecurityEvent(event: SecurityEvent): void {
+    const write = async () => {
+      if (!(await this.security.sampler.admit(event.type, event.ip))) return;
+      await this.record(event);
+    };
+    write().catch((error: unknown) => this.security.logger.error({ err: error, type: event.type }, 'could not write a security event'));
+  }
+
   /** Entries about one user, newest first. */
   async listForUser(userId: string, limit: number, cursor?: string) {
     return this.list({ userId }, limit, cursor);
   }
 
-  async list(filter: { userId?: string; type?: ActivityType; from?: Date; to?: Date }, limit: number, cursor?: string) {
+  async list(filter: { userId?: string; type?: ActivityType; category?: ActivityCategory; from?: Date; to?: Date }, limit: number, cursor?: string) {
     const position = decodeCursor(cursor);
     const where: string[] = [];
     const values: unknown[] = [];
@@ -129,6 +161,7 @@ export class AuditService {
     };
     if (filter.userId) add('user_id = ?', filter.userId);
     if (filter.type) add('type = ?', filter.type);
+    if (filter.category) add('type = ANY(?)', [...ACTIVITY_CATEGORIES[filter.category]]);
     if (filter.from) add('created_at >= ?', filter.from);
     if (filter.to) add('created_at < ?', filter.to);
     if (position) {
