@@ -74,6 +74,6 @@ it('refuses JOBS_BACKEND=redis without REDIS_URL, in one line', async () => {
   const spawned = await startWorkerProcess({ JOBS_BACKEND: 'redis', REDIS_URL: '' });
   expect(await spawned.exit).toBe(1);
   expect(spawned.output().trim()).toBe(
-    'parley worker: Invalid configuration: JOBS_BACKEND=redis needs REDIS_URL (the in-process Redis emulation cannot run the job queue)',
+    'parley worker: Invalid configuration: JOBS_BACKEND=redis needs REDIS_URL or REDIS_SOCKET_PATH (the in-process Redis emulation cannot run the job queue)',
   );
 });

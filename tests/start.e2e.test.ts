@@ -48,7 +48,14 @@ describe('npm start on a fresh machine', () => {
     const cwd = mkdtempSync(path.join(os.tmpdir(), 'parley-start-'));
     const server = run(process.execPath, [main], {
       cwd,
-      env: { NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(40), METRICS_TOKEN: 'm'.repeat(24), OLLAMA_KEY_ENCRYPTION_KEY: '5e'.repeat(32) },
+      // behind one proxy, as production is: the only line is the refusal (without it, a warning that HTTPS cannot be enforced comes first)
+      env: {
+        NODE_ENV: 'production',
+        TRUST_PROXY: '1',
+        SESSION_SECRET: 'x'.repeat(40),
+        METRICS_TOKEN: 'm'.repeat(24),
+        OLLAMA_KEY_ENCRYPTION_KEY: '5e'.repeat(32),
+      },
     });
     expect(await server.exit).toBe(1);
     expect(server.output()).toMatch(/^parley: JWT signing key not found at .*private\.pem: run "npm run keys:generate"/);
