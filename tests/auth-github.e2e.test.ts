@@ -1,22 +1,9 @@
-import { existsSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
+import { findFreePort } from '../src/infra/embedded-postgres.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasChromium, launchChromium } from './helpers/browser.js';
 import { buildTestApp, type TestApp } from './helpers/app.js';
 import { githubUser, startFakeGitHub, type FakeGitHub } from './helpers/fake-github.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`skipping the browser test: ${CHROMIUM} is not installed (apt-get install chromium)`);
-
-/** A loopback port free right now: the app must know its own URL (GitHub's callback) before it listens. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe.runIf(hasChromium)('signing in with GitHub from /demo in a real browser', () => {
   let github: FakeGitHub;
@@ -25,7 +12,7 @@ describe.runIf(hasChromium)('signing in with GitHub from /demo in a real browser
   let browser: Browser;
   beforeAll(async () => {
     github = await startFakeGitHub();
-    const port = await freePort();
+    const port = await findFreePort();
     url = `http://127.0.0.1:${port}`;
     t = await buildTestApp({
       env: {
@@ -39,18 +26,7 @@ describe.runIf(hasChromium)('signing in with GitHub from /demo in a real browser
       },
     });
     await t.app.listen({ host: '127.0.0.1', port });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

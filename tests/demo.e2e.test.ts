@@ -1,13 +1,9 @@
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasChromium, launchChromium } from './helpers/browser.js';
 import { buildTestApp, type TestApp } from './helpers/app.js';
 import { uniqueEmail } from './helpers/auth.js';
 import { listen } from './helpers/realtime.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`skipping the browser test: ${CHROMIUM} is not installed (apt-get install chromium)`);
 
 describe.runIf(hasChromium)('the /demo page in a real browser', () => {
   let t: TestApp;
@@ -16,20 +12,7 @@ describe.runIf(hasChromium)('the /demo page in a real browser', () => {
   beforeAll(async () => {
     t = await buildTestApp();
     url = await listen(t.app);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--use-fake-device-for-media-stream',
-        '--use-fake-ui-for-media-stream',
-      ],
-    });
+    browser = await launchChromium(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream']);
   });
   afterAll(async () => {
     await browser?.close();

@@ -1,22 +1,10 @@
-import { existsSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { findFreePort } from '../src/infra/embedded-postgres.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasChromium, launchChromium } from './helpers/browser.js';
 import { buildTestApp, type TestApp } from './helpers/app.js';
 import { PASSWORD, register } from './helpers/auth.js';
 import { linkFrom, startSmtpCapture } from './helpers/smtp.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`skipping the browser test: ${CHROMIUM} is not installed (apt-get install chromium)`);
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 const login = (t: TestApp, email: string, password: string) =>
   t.app.inject({ method: 'POST', url: '/auth/login', payload: { email, password, deviceId: 'laptop-1', platform: 'web' } });
@@ -89,10 +77,10 @@ describe.runIf(hasChromium)('the reset and confirmation pages in a real browser'
   let browser: Browser;
   beforeAll(async () => {
     smtp = await startSmtpCapture();
-    const port = await freePort();
+    const port = await findFreePort();
     t = await buildTestApp({ env: { SMTP_URL: smtp.url, APP_URL: `http://127.0.0.1:${port}` } });
     await t.app.listen({ host: '127.0.0.1', port });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

@@ -1,33 +1,21 @@
-import { existsSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { findFreePort } from '../src/infra/embedded-postgres.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { hasChromium, launchChromium } from './helpers/browser.js';
 import { buildTestApp, truncateAll, type TestApp } from './helpers/app.js';
 import { injectAs, register, type Pair } from './helpers/auth.js';
 import { eventually } from './helpers/jobs.js';
 import { checkout, createCourse, order, registerAdmin } from './helpers/payments.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`skipping the browser test: ${CHROMIUM} is not installed (apt-get install chromium)`);
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe.runIf(hasChromium)('the local provider’s checkout page in a real browser', () => {
   let t: TestApp;
   let browser: Browser;
   let admin: Pair;
   beforeAll(async () => {
-    const port = await freePort();
+    const port = await findFreePort();
     t = await buildTestApp({ env: { APP_URL: `http://127.0.0.1:${port}` } });
     await t.app.listen({ host: '127.0.0.1', port });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
