@@ -113,9 +113,17 @@ export const chatRoutes: FastifyPluginAsyncZod<ChatRouteOptions> = async (app, {
   /** Starts (or resumes) a reply and streams it as SSE until it is done. */
   const streamReply = async (request: FastifyRequest, reply: FastifyReply, input: { sessionId?: string | undefined; message: string }) => {
     const owner = { userId: principal(request).userId };
+    // the client leaving or the server stopping ends the stream; not AbortSignal.any, which on
+    // Node 20 keeps a little of every request alive on the server-long `closing` signal
     const gone = new AbortController();
-    reply.raw.once('close', () => gone.abort());
-    const signal = AbortSignal.any([gone.signal, closing]);
+    const stop = () => gone.abort();
+    closing.addEventListener('abort', stop, { once: true });
+    reply.raw.once('close', () => {
+      closing.removeEventListener('abort', stop);
+      stop();
+    });
+    if (closing.aborted) stop();
+    const signal = gone.signal;
     const resume = resumePoint(request);
     let replyId: string;
     let events: AsyncGenerator<ReplyEvent>;
