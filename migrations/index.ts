@@ -16,6 +16,7 @@ import { ChatThreads1796159277764 } from './1796159277764-ChatThreads.js';
 import { ExternalIdentities1796162342481 } from './1796162342481-ExternalIdentities.js';
 import { CookieSessions1796172539769 } from './1796172539769-CookieSessions.js';
 import { PracticeSeconds1796175767698 } from './1796175767698-PracticeSeconds.js';
+import { Locks1796177495745 } from './1796177495745-Locks.js';
 export const migrations = [
   EnableCitext1763769600000,
   CreateAccounts1763776800000,
@@ -33,4 +34,5 @@ export const migrations = [
   ExternalIdentities1796162342481,
   CookieSessions1796172539769,
   PracticeSeconds1796175767698,
+  Locks1796177495745,
 ];

@@ -15,6 +15,7 @@ import { IdempotencyStore } from './http/idempotency/store.js';
 import { randomIds, type IdGenerator } from './infra/ids.js';
 import { loadSigningKeys, type SigningKeys } from './infra/keys.js';
 import { createLogger, type Logger } from './infra/logger.js';
+import { PgLockService, type LockService } from './infra/locks.js';
 import { LOCAL_PAYMENTS_SECRET_FILE, loadGeneratedSecret, OLLAMA_KEY_FILE } from './infra/generated-secret.js';
 import { parseEncryptionKey, SecretBox } from './infra/secret-box.js';
 import { CircuitBreaker } from './infra/circuit-breaker.js';
@@ -47,6 +48,8 @@ export interface Container {
   /** Reaches connected users; bound to the Socket.io server by buildApp. */
   realtime: RealtimeBus;
   events: EventBus;
+  /** Distributed locks: work two instances must not run at once. */
+  locks: LockService;
   /** Background jobs: the queue services post to, and the runtime (workers unless WORKERS=off) that shutdown stops. */
   jobs: { queue: JobQueue; runtime: JobRuntime };
   /** Idempotency-Key records of the routes that opt in. */
@@ -186,12 +189,13 @@ export async function createContainer(config: Config, options: ContainerOptions)
       { logger, observer: metrics, lockDurationMs: config.JOBS_STALLED_TIMEOUT },
     );
     cleanups.push(() => jobs.close());
-    const infra: Infra = { logger, clock, ids, db, redis, mailer, mail: queuedMail(jobs.queue), jobs: jobs.queue, storage, metrics, realtime, events };
+    const locks = new PgLockService(db, logger);
+    const infra: Infra = { logger, clock, ids, db, redis, mailer, mail: queuedMail(jobs.queue), jobs: jobs.queue, storage, metrics, realtime, events, locks };
 
     // One block per module, in dependency order; each gets its dependencies as one object.
     const audit = modules.audit.create({ infra });
-    // This month's partition must exist before the first log write; the audit.partitions job
-    // then keeps the coming months ahead.
+    // This month's partition must exist before the first log write (instances starting together
+    // take turns on a lock); the audit.partitions job then keeps the coming months ahead.
     await audit.service.ensurePartitions();
 
     const users = modules.users.create({
@@ -538,6 +542,7 @@ export async function createContainer(config: Config, options: ContainerOptions)
       storage,
       realtime,
       events,
+      locks,
       jobs: { queue: jobs.queue, runtime },
       idempotency,
       modules: created,

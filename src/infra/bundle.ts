@@ -3,6 +3,7 @@ import type { Clock } from './clock.js';
 import type { EventBus } from './events.js';
 import type { IdGenerator } from './ids.js';
 import type { JobQueue } from './jobs.js';
+import type { LockService } from './locks.js';
 import type { Logger } from './logger.js';
 import type { MailOutbox } from './mail-queue.js';
 import type { Mailer } from './mailer.js';
@@ -28,4 +29,6 @@ export interface Infra {
   /** Reaches connected users; bound to the Socket.io server by buildApp. */
   realtime: RealtimeBus;
   events: EventBus;
+  /** Work two instances must not run at once outside the job queue. */
+  locks: LockService;
 }

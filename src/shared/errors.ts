@@ -88,6 +88,7 @@ export const ERROR_CODES = {
   ai_unavailable: 503,
   too_many_connections: 503,
   identity_provider_unavailable: 503,
+  lock_unavailable: 503,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -171,5 +172,19 @@ export class IdempotencyKeyReusedError extends AppError {
 export class DependencyUnavailableError extends AppError {
   constructor(message: string, details?: ErrorDetails) {
     super('dependency_unavailable', message, details);
+  }
+}
+
+/** Another instance holds a distributed lock (LockService) and did not let go within the wait. */
+export class LockUnavailableError extends AppError {
+  constructor(lock: string, waitedMs: number) {
+    super(
+      'lock_unavailable',
+      `Another process holds the lock ${lock}; it was not released within ${waitedMs} ms, try again later`,
+      { lock, waitedMs },
+      {
+        'retry-after': '1',
+      },
+    );
   }
 }

@@ -17,7 +17,7 @@ export const auditModule = defineModule({
   entities: [],
   create: ({ infra }: { infra: Infra }) => {
     const sampler = new SecurityEventSampler(infra.redis.client, infra.clock, SECURITY_EVENT_INTERVAL_MS);
-    const audit = new AuditService(infra.db, infra.clock, infra.ids, { sampler, logger: infra.logger });
+    const audit = new AuditService(infra.db, infra.clock, infra.ids, { sampler, logger: infra.logger }, infra.locks);
     return { service: audit, http: async (app) => app.register(auditRoutes, { audit }), jobs: auditJobs(audit) };
   },
 });

@@ -1,6 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Clock } from '../../infra/clock.js';
 import type { IdGenerator } from '../../infra/ids.js';
+import type { LockService } from '../../infra/locks.js';
 import type { Logger } from '../../infra/logger.js';
 import type { SecurityEvent, SecurityEventSink } from '../../shared/security-events.js';
 import { decodeCursor, toPage } from '../../shared/pagination.js';
@@ -84,6 +85,10 @@ interface ActivityRow {
   created_at: Date;
 }
 
+const PARTITIONS_LOCK = 'audit.partitions';
+/** Creating two partitions takes milliseconds; a starting instance waits this long for another's. */
+const PARTITIONS_LOCK_TTL_MS = 30_000;
+
 function monthStart(date: Date, offset: number): Date {
   return new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + offset, 1));
 }
@@ -99,10 +104,19 @@ export class AuditService implements SecurityEventSink {
     private readonly clock: Clock,
     private readonly ids: IdGenerator,
     private readonly security: { sampler: SecurityEventSampler; logger: Logger },
+    private readonly locks: LockService,
   ) {}
 
-  /** Creates this month's and the next `monthsAhead` months' partitions when missing. */
+  /**
+   * Creates this month's and the next `monthsAhead` months' partitions when missing. Under a
+   * lock: two instances creating one partition at once fail on PostgreSQL's catalogue
+   * (IF NOT EXISTS does not cover a concurrent CREATE).
+   */
   async ensurePartitions(monthsAhead = 1): Promise<string[]> {
+    return this.locks.withLock(PARTITIONS_LOCK, { ttl: PARTITIONS_LOCK_TTL_MS, wait: PARTITIONS_LOCK_TTL_MS }, () => this.createPartitions(monthsAhead));
+  }
+
+  private async createPartitions(monthsAhead: number): Promise<string[]> {
     const now = this.clock.now();
     const created: string[] = [];
     for (let offset = 0; offset <= monthsAhead; offset += 1) {

@@ -53,7 +53,7 @@ export const ollamaModule = defineModule({
   }) => {
     const repository = new OllamaRepository(infra.db);
     const keys = new OllamaKeyService(
-      { repository, box, redis: infra.redis.client, clock: infra.clock, logger: infra.logger, audit, auth },
+      { repository, box, redis: infra.redis.client, clock: infra.clock, logger: infra.logger, audit, auth, locks: infra.locks },
       { ...settings, trustedBaseUrl: settings.defaultBaseUrl },
     );
     const proxy = new OllamaProxy({ keys, fetch, breaker, redis: infra.redis.client, clock: infra.clock, logger: infra.logger }, settings);

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { isIP } from 'node:net';
 import type { Clock } from '../../infra/clock.js';
 import { classifyAddress } from '../../infra/outbound.js';
+import type { LockService } from '../../infra/locks.js';
 import type { Logger } from '../../infra/logger.js';
 import { type SecretBox, SecretBoxError } from '../../infra/secret-box.js';
 import type { AuthContext } from '../../shared/auth.js';
@@ -33,6 +34,10 @@ export interface KeySettings {
   revealLimit: { max: number; windowMs: number };
 }
 
+const ROTATION_LOCK = 'ollama.rotate-key';
+/** A rotation re-seals batch by batch; one that runs longer than this stops and can be run again. */
+const ROTATION_LOCK_TTL_MS = 60 * 60_000;
+
 const HINT_CHARS = 4;
 /** Keys shorter than this show no characters at all. */
 const MIN_HINTED_LENGTH = 12;
@@ -63,6 +68,7 @@ export class OllamaKeyService {
       logger: Logger;
       audit: AuditService;
       auth: AuthService;
+      locks: LockService;
     },
     private readonly settings: KeySettings,
   ) {
@@ -148,11 +154,28 @@ export class OllamaKeyService {
    * Re-seals every key not sealed with the current encryption key (`npm run ollama:rotate-key`),
    * batch by batch while the server runs: until it finishes, the servers need the old key in
    * OLLAMA_KEY_ENCRYPTION_KEY_PREVIOUS. Keys no known key opens are counted and left as they are.
+   * One rotation at a time across instances: another waits up to `waitMs` for the running one,
+   * then fails with lock_unavailable.
    */
-  async rotate(batchSize: number, onBatch?: (done: { resealed: number; unreadable: number }) => void): Promise<{ resealed: number; unreadable: number }> {
+  async rotate(
+    batchSize: number,
+    { waitMs = 0, onBatch }: { waitMs?: number; onBatch?: (done: { resealed: number; unreadable: number }) => void } = {},
+  ): Promise<{ resealed: number; unreadable: number }> {
+    return this.dependencies.locks.withLock(ROTATION_LOCK, { ttl: ROTATION_LOCK_TTL_MS, wait: waitMs }, ({ signal }) =>
+      this.resealAll(batchSize, signal, onBatch),
+    );
+  }
+
+  private async resealAll(
+    batchSize: number,
+    signal: AbortSignal,
+    onBatch?: (done: { resealed: number; unreadable: number }) => void,
+  ): Promise<{ resealed: number; unreadable: number }> {
     const { box } = this.dependencies;
     const totals = { resealed: 0, unreadable: 0 };
     for (let after: string | null = null; ;) {
+      // past the lock's ttl another rotation may start: this one stops between batches
+      signal.throwIfAborted();
       const batch = await this.repository.reseal(box.currentVersion, after, batchSize, (row) => {
         const apiKey = this.openOrNull(row);
         return apiKey === null ? null : box.seal(apiKey, associatedData(row.userId));
