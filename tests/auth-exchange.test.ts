@@ -59,9 +59,11 @@ beforeAll(async () => {
     WORKERS: 'off',
     DATABASE_POOL_SIZE: '4',
   };
-  // one after the other: two first starts on one database race to create the month's activity-log partition
-  t = await buildTestApp({ clock, env: { ...env, ACCEPT_EXTERNAL_TOKENS: 'on' } });
-  closed = await buildTestApp({ env: { ...env, ACCEPT_EXTERNAL_TOKENS: 'off' } });
+  // two first starts on one database at once: the activity-log partition is made under a lock
+  [t, closed] = await Promise.all([
+    buildTestApp({ clock, env: { ...env, ACCEPT_EXTERNAL_TOKENS: 'on' } }),
+    buildTestApp({ env: { ...env, ACCEPT_EXTERNAL_TOKENS: 'off' } }),
+  ]);
 });
 afterAll(async () => {
   await t?.close();
