@@ -108,6 +108,20 @@ describe('graceful shutdown', () => {
     expect(t.container.db.isInitialized).toBe(false);
   });
 
+  it('does not wait for connections that never sent a request (a browser preconnect, a spare keep-alive socket)', async () => {
+    const t = await buildTestApp({ env: { WORKERS: 'off' } });
+    await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = t.app.server.address() as AddressInfo;
+    const silent = await openRawConnection(port);
+    // an answered request's connection, now idle, goes too
+    const used = await openRawConnection(port);
+    used.write('GET /health HTTP/1.1\r\nHost: parley.test\r\n\r\n');
+    await used.until('"status":"ok"');
+    expect(await shutdown(t.app, t.container, 3_000)).toBe(true);
+    expect(await silent.closed).toBe('');
+    await used.closed;
+  });
+
   it('cuts requests that outlive the bound and reports an unclean stop', async () => {
     const { t, entered, release, base } = await startWithSlowRoute();
     const inFlight = fetch(`${base}/test/slow`).then(

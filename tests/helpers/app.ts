@@ -131,9 +131,6 @@ export async function buildTestApp(options: BuildTestAppOptions = {}): Promise<T
     app,
     container,
     close: async () => {
-      // A test that listened may leave a client's spare keep-alive connection open, one that never
-      // sent a request: close() would wait for the server's headers timeout (60 s) to drop it.
-      app.server.closeAllConnections();
       await app.close();
       await container.close();
       const [violation] = guard.violations;
