@@ -8,6 +8,7 @@ import { iceServersFor } from '../src/modules/matchmaking/turn.js';
 const run = promisify(execFile);
 const SECRET = 'coturn-shared-secret-for-tests';
 const hasCoturn = existsSync('/usr/bin/turnserver') && existsSync('/usr/bin/turnutils_uclient');
+if (!hasCoturn && process.env.REQUIRE_TEST_TOOLS === '1') throw new Error('REQUIRE_TEST_TOOLS=1 but coturn is not installed (apt-get install coturn)');
 if (!hasCoturn) console.warn('skipping the Coturn test: turnserver is not installed (apt-get install coturn)');
 
 describe.runIf(hasCoturn)('TURN credentials against a real Coturn', () => {

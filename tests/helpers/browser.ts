@@ -6,6 +6,8 @@ const CHROMIUM = '/usr/bin/chromium';
 
 /** Whether the browser tests can run here; they are skipped, with a warning, where it is missing. */
 export const hasChromium = existsSync(CHROMIUM);
+// CI installs it and sets REQUIRE_TEST_TOOLS, so there a missing browser fails instead of hiding the tests.
+if (!hasChromium && process.env.REQUIRE_TEST_TOOLS === '1') throw new Error(`REQUIRE_TEST_TOOLS=1 but ${CHROMIUM} is not installed (apt-get install chromium)`);
 if (!hasChromium) console.warn(`skipping the browser tests: ${CHROMIUM} is not installed (apt-get install chromium)`);
 
 /**

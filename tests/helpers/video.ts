@@ -12,8 +12,8 @@ import { multipartFile } from './multipart.js';
 
 export const hasFfmpeg = spawnSync('ffmpeg', ['-version']).status === 0 && spawnSync('ffprobe', ['-version']).status === 0;
 // A machine without ffmpeg skips the transcoding tests (the upload still stores, as transcoding_unavailable);
-// CI installs it and sets REQUIRE_FFMPEG, so there a missing ffmpeg fails instead of hiding the tests.
-if (!hasFfmpeg && process.env.REQUIRE_FFMPEG === '1') throw new Error('REQUIRE_FFMPEG=1 but ffmpeg/ffprobe are not installed (apt-get install ffmpeg)');
+// CI installs it and sets REQUIRE_TEST_TOOLS, so there a missing ffmpeg fails instead of hiding the tests.
+if (!hasFfmpeg && process.env.REQUIRE_TEST_TOOLS === '1') throw new Error('REQUIRE_TEST_TOOLS=1 but ffmpeg/ffprobe are not installed (apt-get install ffmpeg)');
 if (!hasFfmpeg) console.warn('skipping the transcoding tests: ffmpeg is not installed (apt-get install ffmpeg)');
 
 export const work = mkdtempSync(path.join(os.tmpdir(), 'parley-video-test-'));
